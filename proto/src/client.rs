@@ -1,0 +1,200 @@
+//! The async client for the daemon's local socket, used by `taskctl` and desktop apps.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tasksync_proto::ClientError> {
+//! use tasksync_proto::{Client, NewTask};
+//! let mut client = Client::connect(&tasksync_proto::paths::default_socket_path(), "my-app").await?;
+//! let task = client.create_task(NewTask { title: "Buy milk".into(), description: None }).await?;
+//! println!("created {}", task.id);
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use interprocess::local_socket::tokio::Stream;
+use interprocess::local_socket::traits::tokio::Stream as _;
+use interprocess::local_socket::{GenericFilePath, ToFsName};
+use tokio::io::BufReader;
+
+use crate::codec::{self, FrameError};
+use crate::ipc::{
+    ClientMessage, Command, IpcError, Reply, ServerMessage, StatusInfo, PROTOCOL_VERSION,
+};
+use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
+
+/// How long the daemon may take to finish a frame it started sending.
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything that can go wrong talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answers at the socket path: the daemon is most likely not running.
+    #[error("cannot reach tasksyncd at {}: {source}", path.display())]
+    NotRunning {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The daemon closed the connection.
+    #[error("tasksyncd closed the connection")]
+    Closed,
+    /// The daemon answered with an error.
+    #[error("{0}")]
+    Daemon(#[from] IpcError),
+    /// The daemon answered something this client does not expect.
+    #[error("unexpected answer from tasksyncd: {0}")]
+    Protocol(String),
+}
+
+/// A connection to the daemon that has completed the handshake.
+pub struct Client {
+    stream: BufReader<Stream>,
+    next_id: u64,
+    read_buf: Vec<u8>,
+    daemon_version: String,
+}
+
+impl Client {
+    /// Connects to the daemon at `path` and completes the handshake. `client_name` shows in the
+    /// daemon's logs.
+    pub async fn connect(path: &Path, client_name: &str) -> Result<Client, ClientError> {
+        let not_running = |source| ClientError::NotRunning {
+            path: path.to_path_buf(),
+            source,
+        };
+        let name = path.to_fs_name::<GenericFilePath>().map_err(not_running)?;
+        let stream = Stream::connect(name).await.map_err(not_running)?;
+        let mut client = Client {
+            stream: BufReader::new(stream),
+            next_id: 1,
+            read_buf: Vec::new(),
+            daemon_version: String::new(),
+        };
+        let hello = ClientMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            client: client_name.into(),
+        };
+        codec::write_frame(client.stream.get_mut(), &hello).await?;
+        match client.receive().await? {
+            ServerMessage::Welcome { daemon_version, .. } => client.daemon_version = daemon_version,
+            ServerMessage::Fatal(e) => return Err(ClientError::Daemon(e)),
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "{other:?} instead of Welcome"
+                )))
+            }
+        }
+        Ok(client)
+    }
+
+    /// The version the daemon reported in its Welcome.
+    pub fn daemon_version(&self) -> &str {
+        &self.daemon_version
+    }
+
+    /// Sends a command without waiting for its answer; returns the request id. Answers come
+    /// back in the order the requests were sent (see [`Client::receive_response`]).
+    pub async fn send(&mut self, command: Command) -> Result<u64, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        codec::write_frame(
+            self.stream.get_mut(),
+            &ClientMessage::Request { id, command },
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Waits for the next response: its request id and result.
+    pub async fn receive_response(
+        &mut self,
+    ) -> Result<(u64, Result<Reply, IpcError>), ClientError> {
+        match self.receive().await? {
+            ServerMessage::Response { id, result } => Ok((id, result)),
+            ServerMessage::Fatal(e) => Err(ClientError::Daemon(e)),
+            other => Err(ClientError::Protocol(format!(
+                "{other:?} instead of a Response"
+            ))),
+        }
+    }
+
+    /// Sends one command and waits for its answer.
+    pub async fn call(&mut self, command: Command) -> Result<Reply, ClientError> {
+        let sent = self.send(command).await?;
+        let (id, result) = self.receive_response().await?;
+        if id != sent {
+            return Err(ClientError::Protocol(format!(
+                "response to request {id} while waiting for {sent}"
+            )));
+        }
+        Ok(result?)
+    }
+
+    async fn receive(&mut self) -> Result<ServerMessage, ClientError> {
+        codec::read_frame(&mut self.stream, &mut self.read_buf, STALL_TIMEOUT)
+            .await?
+            .ok_or(ClientError::Closed)
+    }
+
+    pub async fn create_task(&mut self, task: NewTask) -> Result<Task, ClientError> {
+        expect_task(self.call(Command::CreateTask(task)).await?)
+    }
+
+    /// Fetches one task by full id or unique prefix.
+    pub async fn get_task(&mut self, id: &str) -> Result<Task, ClientError> {
+        expect_task(self.call(Command::GetTask { id: id.into() }).await?)
+    }
+
+    /// Lists tasks, newest first by `created_at`.
+    pub async fn list_tasks(
+        &mut self,
+        include_deleted: bool,
+        status: Option<SyncStatus>,
+    ) -> Result<Vec<Task>, ClientError> {
+        match self
+            .call(Command::ListTasks {
+                include_deleted,
+                status,
+            })
+            .await?
+        {
+            Reply::Tasks(tasks) => Ok(tasks),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn update_task(&mut self, id: &str, patch: TaskPatch) -> Result<Task, ClientError> {
+        expect_task(
+            self.call(Command::UpdateTask {
+                id: id.into(),
+                patch,
+            })
+            .await?,
+        )
+    }
+
+    /// Soft-deletes a task; returns the tombstone.
+    pub async fn delete_task(&mut self, id: &str) -> Result<Task, ClientError> {
+        expect_task(self.call(Command::DeleteTask { id: id.into() }).await?)
+    }
+
+    pub async fn status(&mut self) -> Result<StatusInfo, ClientError> {
+        match self.call(Command::Status).await? {
+            Reply::Status(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn expect_task(reply: Reply) -> Result<Task, ClientError> {
+    match reply {
+        Reply::Task(task) => Ok(task),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(reply: Reply) -> ClientError {
+    ClientError::Protocol(format!("unexpected reply {reply:?}"))
+}

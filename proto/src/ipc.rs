@@ -1,0 +1,317 @@
+//! The messages exchanged over the local socket (DESIGN.md section 6).
+//!
+//! A connection opens with [`ClientMessage::Hello`] answered by [`ServerMessage::Welcome`];
+//! then each [`ClientMessage::Request`] gets exactly one [`ServerMessage::Response`] with the
+//! same id. A daemon executes the requests of one connection in order and answers them in
+//! order, so a client may pipeline. [`ServerMessage::Fatal`] reports a connection-level
+//! problem (bad frame, incompatible protocol) right before the daemon closes the connection.
+//!
+//! The encoding is postcard, which is positional: new enum variants may only be appended, and
+//! any other change to these types bumps [`PROTOCOL_VERSION`].
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
+use crate::timestamp::Timestamp;
+
+/// The version of this message set. A daemon refuses a client that speaks another one.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// What a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMessage {
+    Hello { protocol: u32, client: String },
+    Request { id: u64, command: Command },
+}
+
+/// What the daemon sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    Welcome {
+        protocol: u32,
+        daemon_version: String,
+    },
+    Response {
+        id: u64,
+        result: Result<Reply, IpcError>,
+    },
+    Fatal(IpcError),
+}
+
+/// One thing a client asks of the daemon. Task references (`id`) are a full id or any unique
+/// prefix of one (git style); deleted tasks count when matching prefixes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    CreateTask(NewTask),
+    GetTask {
+        id: String,
+    },
+    ListTasks {
+        include_deleted: bool,
+        status: Option<SyncStatus>,
+    },
+    UpdateTask {
+        id: String,
+        patch: TaskPatch,
+    },
+    DeleteTask {
+        id: String,
+    },
+    Status,
+}
+
+/// A successful answer; which variant comes back is fixed by the command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    Task(Task),
+    Tasks(Vec<Task>),
+    Status(StatusInfo),
+}
+
+/// The daemon's view of itself, for `taskctl status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// `online`, `offline` or `local-only` (no sync server configured).
+    pub state: String,
+    pub online: bool,
+    /// The sync server's base URL, if one is configured.
+    pub server: Option<String>,
+    /// Queued operations not yet synced (dead-lettered ones excluded).
+    pub pending: u64,
+    /// Dead-lettered operations.
+    pub failed: u64,
+    pub last_sync_at: Option<Timestamp>,
+    pub device_id: Uuid,
+    /// The daemon's version.
+    pub version: String,
+    /// Tasks in the database, deleted ones excluded.
+    pub tasks: u64,
+    /// Soft-deleted tasks (tombstones).
+    pub deleted_tasks: u64,
+    pub database: String,
+}
+
+/// Machine-readable class of an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// No task matches the id or prefix.
+    NotFound,
+    /// The input breaks a rule (empty title, malformed id, ...).
+    InvalidInput,
+    /// A prefix matches several tasks.
+    Ambiguous,
+    /// The daemon cannot serve this now (shutting down, storage failure).
+    Unavailable,
+    /// A bug or an unexpected failure inside the daemon.
+    Internal,
+    /// Client and daemon speak different protocol versions.
+    Incompatible,
+    /// A frame could not be read: malformed, oversized or too slow.
+    BadFrame,
+}
+
+impl ErrorCode {
+    /// The snake_case name used in JSON output and documentation.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::Ambiguous => "ambiguous",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Incompatible => "incompatible",
+            ErrorCode::BadFrame => "bad_frame",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error as it travels over the socket: a code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct IpcError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl IpcError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        IpcError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A task reference checked for shape: a lowercase run of 1..=36 hex digits and dashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRef(String);
+
+impl TaskRef {
+    /// Checks and normalises a full id or prefix as typed by a user.
+    pub fn parse(input: &str) -> Result<TaskRef, IpcError> {
+        let text = input.trim().to_ascii_lowercase();
+        let well_formed = !text.is_empty()
+            && text.len() <= 36
+            && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        if !well_formed {
+            return Err(IpcError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "invalid task id {input:?}: expected a task id or a prefix of one (hex digits)"
+                ),
+            ));
+        }
+        Ok(TaskRef(text))
+    }
+
+    /// The full id, if this reference is one.
+    pub fn as_full_id(&self) -> Option<Uuid> {
+        (self.0.len() == 36)
+            .then(|| Uuid::parse_str(&self.0).ok())
+            .flatten()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_refs_are_normalised_and_checked() {
+        assert_eq!(TaskRef::parse(" 01AB ").unwrap().as_str(), "01ab");
+        for bad in ["", "   ", "xyz", "0190'; drop table tasks", &"a".repeat(37)] {
+            let err = TaskRef::parse(bad).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidInput, "{bad:?}");
+        }
+        let id = Uuid::now_v7();
+        let full = TaskRef::parse(&id.to_string().to_uppercase()).unwrap();
+        assert_eq!(full.as_full_id(), Some(id));
+        assert_eq!(TaskRef::parse("0190").unwrap().as_full_id(), None);
+    }
+}
+
+#[cfg(test)]
+mod round_trip {
+    use super::*;
+    use crate::codec::{decode_frame, encode};
+    use crate::task::Task;
+
+    fn sample_task() -> Task {
+        let now = Timestamp::now();
+        Task {
+            id: Uuid::now_v7(),
+            title: "Buy milk ✓".into(),
+            description: Some("two litres".into()),
+            completed: true,
+            created_at: now,
+            updated_at: now.next(),
+            is_deleted: false,
+            sync_status: SyncStatus::InProgress,
+            last_synced_at: Some(now),
+        }
+    }
+
+    #[test]
+    fn every_client_message_round_trips() {
+        let commands = [
+            Command::CreateTask(NewTask {
+                title: "t".into(),
+                description: None,
+            }),
+            Command::GetTask { id: "0190".into() },
+            Command::ListTasks {
+                include_deleted: true,
+                status: Some(SyncStatus::Error),
+            },
+            Command::UpdateTask {
+                id: "ab".into(),
+                patch: TaskPatch {
+                    title: None,
+                    description: Some(None),
+                    completed: Some(false),
+                },
+            },
+            Command::DeleteTask { id: "cd".into() },
+            Command::Status,
+        ];
+        let mut messages = vec![ClientMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            client: "test".into(),
+        }];
+        messages.extend(commands.into_iter().enumerate().map(|(i, command)| {
+            ClientMessage::Request {
+                id: i as u64,
+                command,
+            }
+        }));
+        for message in messages {
+            let frame = encode(&message).unwrap();
+            assert_eq!(decode_frame::<ClientMessage>(&frame).unwrap(), message);
+        }
+    }
+
+    #[test]
+    fn every_server_message_round_trips() {
+        let status = StatusInfo {
+            state: "local-only".into(),
+            online: false,
+            server: Some("http://127.0.0.1:8080".into()),
+            pending: 3,
+            failed: 1,
+            last_sync_at: Some(Timestamp::now()),
+            device_id: Uuid::now_v7(),
+            version: "0.1.0".into(),
+            tasks: 10,
+            deleted_tasks: 2,
+            database: "/tmp/tasks.db".into(),
+        };
+        let mut messages = vec![
+            ServerMessage::Welcome {
+                protocol: PROTOCOL_VERSION,
+                daemon_version: "0.1.0".into(),
+            },
+            ServerMessage::Fatal(IpcError::new(ErrorCode::BadFrame, "garbage")),
+        ];
+        let results = [
+            Ok(Reply::Task(sample_task())),
+            Ok(Reply::Tasks(vec![sample_task(), sample_task()])),
+            Ok(Reply::Status(status)),
+        ];
+        messages.extend(
+            results
+                .into_iter()
+                .map(|result| ServerMessage::Response { id: 1, result }),
+        );
+        for code in [
+            ErrorCode::NotFound,
+            ErrorCode::InvalidInput,
+            ErrorCode::Ambiguous,
+            ErrorCode::Unavailable,
+            ErrorCode::Internal,
+            ErrorCode::Incompatible,
+            ErrorCode::BadFrame,
+        ] {
+            messages.push(ServerMessage::Response {
+                id: 2,
+                result: Err(IpcError::new(code, code.as_str())),
+            });
+        }
+        for message in messages {
+            let frame = encode(&message).unwrap();
+            assert_eq!(decode_frame::<ServerMessage>(&frame).unwrap(), message);
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! tasksync-proto: everything the daemon and its clients must agree on.
+//!
+//! - [`task`]: the `Task` model, its JSON names, and the one definition of a valid task.
+//! - [`timestamp`]: millisecond RFC 3339 UTC timestamps (`updated_at` is the LWW clock).
+//! - [`ipc`]: the messages exchanged over the local socket.
+//! - [`codec`]: length-prefixed postcard framing, capped at [`codec::MAX_FRAME_LEN`].
+//! - [`client`]: the async client used by `taskctl` and desktop apps.
+//! - [`paths`]: where the socket lives by default, so both sides agree without configuration.
+
+pub mod client;
+pub mod codec;
+pub mod ipc;
+pub mod paths;
+pub mod task;
+pub mod timestamp;
+
+pub use client::{Client, ClientError};
+pub use ipc::{Command, ErrorCode, IpcError, Reply, StatusInfo};
+pub use task::{NewTask, SyncStatus, Task, TaskId, TaskPatch, ValidationError};
+pub use timestamp::Timestamp;
