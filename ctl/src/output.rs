@@ -1,0 +1,164 @@
+//! How taskctl prints: short tables for people, stable JSON for programs.
+//!
+//! JSON shapes: a task is a bare object with the fields of DESIGN.md section 3, a list is a
+//! bare array, `status` is the daemon's status object.
+
+use std::io::Write;
+use std::path::Path;
+
+use tasksync_proto::{StatusInfo, Task};
+
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    pub fn created(&self, task: &Task) {
+        if self.json {
+            print_json(task);
+        } else {
+            println!("{}", task.id);
+        }
+    }
+
+    pub fn task(&self, task: &Task) {
+        if self.json {
+            return print_json(task);
+        }
+        let mut out = String::new();
+        let description = task.description.as_deref().unwrap_or("-");
+        let synced = task
+            .last_synced_at
+            .map_or("never".to_string(), |t| t.to_string());
+        out.push_str(&format!("id:          {}\n", task.id));
+        out.push_str(&format!("title:       {}\n", task.title));
+        out.push_str(&format!("description: {description}\n"));
+        out.push_str(&format!("completed:   {}\n", yes_no(task.completed)));
+        out.push_str(&format!("deleted:     {}\n", yes_no(task.is_deleted)));
+        out.push_str(&format!("created:     {}\n", task.created_at));
+        out.push_str(&format!("updated:     {}\n", task.updated_at));
+        out.push_str(&format!(
+            "sync:        {} (last synced: {synced})\n",
+            task.sync_status
+        ));
+        write_stdout(&out);
+    }
+
+    pub fn tasks(&self, tasks: &[Task]) {
+        if self.json {
+            return print_json(&tasks);
+        }
+        if tasks.is_empty() {
+            eprintln!("no tasks");
+            return;
+        }
+        let ids = short_ids(tasks);
+        let width = ids.iter().map(String::len).max().unwrap_or(2).max(2);
+        let mut out = format!("{:<width$}  DONE  SYNC         TITLE\n", "ID");
+        for (task, id) in tasks.iter().zip(&ids) {
+            let done = if task.completed { "x" } else { " " };
+            let deleted = if task.is_deleted { " (deleted)" } else { "" };
+            out.push_str(&format!(
+                "{id:<width$}  [{done}]   {:<11}  {}{deleted}\n",
+                task.sync_status.as_str(),
+                task.title
+            ));
+        }
+        write_stdout(&out);
+    }
+
+    pub fn status(&self, status: &StatusInfo, socket: &Path) {
+        if self.json {
+            return print_json(status);
+        }
+        let server = status.server.as_deref().unwrap_or("none (local only)");
+        let last_sync = status
+            .last_sync_at
+            .map_or("never".to_string(), |t| t.to_string());
+        let out = format!(
+            "state:        {}\nserver:       {server}\npending:      {}\nfailed:       {}\nlast sync:    {last_sync}\n\
+             tasks:        {} ({} deleted)\ndevice:       {}\ndaemon:       tasksyncd {}\nsocket:       {}\ndatabase:     {}\n",
+            status.state,
+            status.pending,
+            status.failed,
+            status.tasks,
+            status.deleted_tasks,
+            status.device_id,
+            status.version,
+            socket.display(),
+            status.database,
+        );
+        write_stdout(&out);
+    }
+}
+
+fn yes_no(flag: bool) -> &'static str {
+    if flag {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// The shortest prefix of each id (at least 8 characters) that no other listed id shares.
+fn short_ids(tasks: &[Task]) -> Vec<String> {
+    let ids: Vec<String> = tasks.iter().map(|t| t.id.to_string()).collect();
+    let mut sorted: Vec<&str> = ids.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let common = |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    ids.iter()
+        .map(|id| {
+            let at = sorted.binary_search(&id.as_str()).unwrap_or(0);
+            let before = at.checked_sub(1).map_or(0, |i| common(sorted[i], id));
+            let after = sorted.get(at + 1).map_or(0, |next| common(next, id));
+            let len = (before.max(after) + 1).clamp(8, id.len());
+            id[..len].to_string()
+        })
+        .collect()
+}
+
+fn print_json<T: serde::Serialize + ?Sized>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => write_stdout(&format!("{text}\n")),
+        Err(e) => eprintln!("taskctl: cannot print JSON: {e}"),
+    }
+}
+
+/// Writes to stdout, staying quiet if the reader went away (`taskctl list | head`).
+fn write_stdout(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_ids_are_unique_prefixes_of_at_least_eight() {
+        let task = |id: &str| Task {
+            id: id.parse().unwrap(),
+            title: "t".into(),
+            description: None,
+            completed: false,
+            created_at: tasksync_proto::Timestamp::now(),
+            updated_at: tasksync_proto::Timestamp::now(),
+            is_deleted: false,
+            sync_status: tasksync_proto::SyncStatus::Pending,
+            last_synced_at: None,
+        };
+        let tasks = [
+            task("01900000-0000-7000-8000-000000000001"),
+            task("01900000-0000-7000-8000-000000000002"),
+            task("abcdef01-0000-7000-8000-000000000000"),
+        ];
+        let ids = short_ids(&tasks);
+        assert_eq!(
+            ids,
+            [
+                "01900000-0000-7000-8000-000000000001",
+                "01900000-0000-7000-8000-000000000002",
+                "abcdef01"
+            ]
+        );
+    }
+}

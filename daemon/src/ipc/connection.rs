@@ -1,0 +1,133 @@
+//! One client connection: peer check, handshake, then requests answered in order.
+//!
+//! Anything wrong with a frame (malformed, oversized, stalled) ends this connection with a
+//! `Fatal` message naming the problem; the daemon and every other connection go on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use interprocess::local_socket::tokio::Stream;
+use interprocess::local_socket::traits::StreamCommon;
+use tasksync_proto::codec::{self, FrameError};
+use tasksync_proto::ipc::{ClientMessage, ErrorCode, IpcError, ServerMessage, PROTOCOL_VERSION};
+use tokio::io::BufReader;
+
+use super::dispatch::dispatch;
+use super::socket::{own_uid, peer_allowed};
+use crate::app::App;
+use crate::service::shutdown::Shutdown;
+
+/// How long a client has to say Hello after connecting.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a started frame may take to arrive completely.
+const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may leave an answer unread before it is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn serve(stream: Stream, app: Arc<App>, mut shutdown: Shutdown) {
+    let mut writer = &stream;
+    let peer = stream.peer_creds().ok().and_then(|creds| creds.euid());
+    if !peer_allowed(peer, own_uid()) {
+        tracing::warn!(
+            "refused a connection from uid {peer:?}: only uid {} and root may connect",
+            own_uid()
+        );
+        let refusal = IpcError::new(
+            ErrorCode::Unavailable,
+            "permission denied: this daemon serves only its own user",
+        );
+        send(&mut writer, &ServerMessage::Fatal(refusal)).await;
+        return;
+    }
+    let mut reader = BufReader::new(&stream);
+    let mut buf = Vec::new();
+
+    let hello = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        codec::read_frame(&mut reader, &mut buf, STALL_TIMEOUT),
+    )
+    .await;
+    let client = match hello {
+        Ok(Ok(Some(ClientMessage::Hello { protocol, client }))) if protocol == PROTOCOL_VERSION => {
+            client
+        }
+        Ok(Ok(Some(ClientMessage::Hello { protocol, client }))) => {
+            let message = format!(
+                "{client} speaks protocol {protocol} but tasksyncd {} speaks {PROTOCOL_VERSION}: upgrade the older of the two",
+                env!("CARGO_PKG_VERSION")
+            );
+            return fail(&mut writer, IpcError::new(ErrorCode::Incompatible, message)).await;
+        }
+        Ok(Ok(Some(ClientMessage::Request { .. }))) => {
+            return fail(&mut writer, bad_frame("the first message must be Hello")).await;
+        }
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => return fail(&mut writer, frame_error(e)).await,
+        Err(_) => {
+            return fail(
+                &mut writer,
+                bad_frame(format!("no Hello within {HANDSHAKE_TIMEOUT:?}")),
+            )
+            .await
+        }
+    };
+    let welcome = ServerMessage::Welcome {
+        protocol: PROTOCOL_VERSION,
+        daemon_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    if !send(&mut writer, &welcome).await {
+        return;
+    }
+    tracing::debug!("client {client:?} connected");
+
+    loop {
+        let frame = tokio::select! {
+            frame = codec::read_frame(&mut reader, &mut buf, STALL_TIMEOUT) => frame,
+            _ = shutdown.requested() => return,
+        };
+        match frame {
+            Ok(None) => return,
+            Ok(Some(ClientMessage::Request { id, command })) => {
+                let result = dispatch(&app, command).await;
+                if !send(&mut writer, &ServerMessage::Response { id, result }).await {
+                    return;
+                }
+            }
+            Ok(Some(ClientMessage::Hello { .. })) => {
+                return fail(&mut writer, bad_frame("Hello sent twice")).await
+            }
+            Err(e) => return fail(&mut writer, frame_error(e)).await,
+        }
+    }
+}
+
+fn bad_frame(message: impl Into<String>) -> IpcError {
+    IpcError::new(ErrorCode::BadFrame, message)
+}
+
+fn frame_error(error: FrameError) -> IpcError {
+    bad_frame(error.to_string())
+}
+
+/// Reports a connection-level error and ends the connection.
+async fn fail(writer: &mut &Stream, error: IpcError) {
+    tracing::debug!("closing a connection: {}", error.message);
+    send(writer, &ServerMessage::Fatal(error)).await;
+}
+
+/// Writes one message; false if the client is gone or too slow to read.
+async fn send(writer: &mut &Stream, message: &ServerMessage) -> bool {
+    match tokio::time::timeout(WRITE_TIMEOUT, codec::write_frame(writer, message)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!("dropping a connection: {e}");
+            false
+        }
+        Err(_) => {
+            tracing::debug!(
+                "dropping a connection that did not read its answers for {WRITE_TIMEOUT:?}"
+            );
+            false
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! tasksyncd as a library: the parts the binary wires together. See ARCHITECTURE.md.
+
+pub mod app;
+pub mod config;
+pub mod ipc;
+pub mod service;
+pub mod store;

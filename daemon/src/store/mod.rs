@@ -1,0 +1,197 @@
+//! The store: the only code that touches SQLite.
+//!
+//! [`Store`] hands writes to the writer thread ([`writer`], group commit) and serves reads
+//! from a pool of read-only connections ([`reads`]). The schema and its migrations live in
+//! [`schema`]; the clock that issues `updated_at` in [`clock`].
+
+pub mod clock;
+pub mod reads;
+pub mod rows;
+pub mod schema;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
+use std::thread::JoinHandle;
+
+use tasksync_proto::ipc::TaskRef;
+use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch, Timestamp, ValidationError};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use self::clock::HybridClock;
+pub use self::reads::Counts;
+use self::reads::ReadPool;
+pub use self::rows::QueuedOp;
+use self::writer::{Message, WriteOp};
+
+/// Read-only connections kept open.
+const READERS: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("no task matches {0}")]
+    NotFound(String),
+    #[error("task id prefix {prefix} matches several tasks: {}", matches.join(", "))]
+    Ambiguous {
+        prefix: String,
+        matches: Vec<String>,
+    },
+    #[error("cannot open database {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("storage failure, nothing was written: {0}")]
+    Storage(String),
+    #[error("database problem: {0}")]
+    Corrupt(String),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+impl StoreError {
+    fn open(path: &Path, source: rusqlite::Error) -> Self {
+        StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Handle to the database, shared by every connection of the daemon.
+pub struct Store {
+    writer: mpsc::Sender<Message>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    reads: ReadPool,
+    device_id: Uuid,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut conn = schema::open_writer(path)?;
+        schema::migrate(&mut conn)?;
+        let meta = |key: &str| -> Result<Option<String>, StoreError> {
+            use rusqlite::OptionalExtension;
+            Ok(conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+                    row.get(0)
+                })
+                .optional()?)
+        };
+        let device_id = meta("device_id")?
+            .and_then(|text| Uuid::parse_str(&text).ok())
+            .ok_or_else(|| StoreError::Corrupt("meta.device_id is missing or not a UUID".into()))?;
+        let watermark = match meta("clock")? {
+            Some(text) => text
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("meta.clock: {e}")))?,
+            None => Timestamp::from_millis(0).unwrap_or_else(Timestamp::now),
+        };
+        let readers = (0..READERS)
+            .map(|_| schema::open_reader(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (writer, handle) = writer::spawn(conn, HybridClock::new(watermark))
+            .map_err(|e| StoreError::Storage(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store {
+            writer,
+            writer_thread: Mutex::new(Some(handle)),
+            reads: ReadPool::new(readers),
+            device_id,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn device_id(&self) -> Uuid {
+        self.device_id
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<Task, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(Message::Write { op, reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Creates a task and queues its `create`; returns it once durable.
+    pub async fn create(&self, new: NewTask) -> Result<Task, StoreError> {
+        new.validate()?;
+        self.write(WriteOp::Create(new)).await
+    }
+
+    /// Changes a live task and queues an `update` naming the changed fields.
+    pub async fn update(&self, id: Uuid, patch: TaskPatch) -> Result<Task, StoreError> {
+        patch.validate()?;
+        self.write(WriteOp::Update { id, patch }).await
+    }
+
+    /// Soft-deletes a live task and queues a `delete`; the row stays as a tombstone.
+    pub async fn delete(&self, id: Uuid) -> Result<Task, StoreError> {
+        self.write(WriteOp::Delete { id }).await
+    }
+
+    pub fn get(&self, id: Uuid) -> Result<Task, StoreError> {
+        self.reads.get(id)
+    }
+
+    /// The id a full id or unique prefix names.
+    pub fn resolve(&self, reference: &TaskRef) -> Result<Uuid, StoreError> {
+        self.reads.resolve(reference)
+    }
+
+    pub fn list(
+        &self,
+        include_deleted: bool,
+        status: Option<SyncStatus>,
+    ) -> Result<Vec<Task>, StoreError> {
+        self.reads.list(include_deleted, status)
+    }
+
+    pub fn needing_sync(&self) -> Result<Vec<Task>, StoreError> {
+        self.reads.needing_sync()
+    }
+
+    pub fn queue(&self) -> Result<Vec<QueuedOp>, StoreError> {
+        self.reads.queue()
+    }
+
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        self.reads.counts()
+    }
+
+    /// Finishes every write already queued, checkpoints the WAL and stops the writer. Writes
+    /// asked for afterwards fail with [`StoreError::Closed`].
+    pub fn shut_down(&self) {
+        let _ = self.writer.send(Message::Shutdown);
+        let handle = self
+            .writer_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            if handle.join().is_err() {
+                tracing::error!("the store writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+//! Queries, served by a small pool of read-only connections.
+//!
+//! WAL lets readers run beside the writer without blocking it. Point reads are a few
+//! microseconds, so callers run them inline; a read sees every command acknowledged before it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension};
+use tasksync_proto::ipc::TaskRef;
+use tasksync_proto::{SyncStatus, Task};
+use uuid::Uuid;
+
+use super::rows::{queued_op_from_row, task_from_row, QueuedOp, QUEUE_COLUMNS, TASK_COLUMNS};
+use super::StoreError;
+
+/// How many tasks an ambiguous prefix lists at most.
+const AMBIGUOUS_LIST_LIMIT: usize = 10;
+
+/// Counts for `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub tasks: u64,
+    pub deleted_tasks: u64,
+    /// Queue rows not yet synced and not dead-lettered.
+    pub pending: u64,
+    /// Dead-lettered queue rows.
+    pub failed: u64,
+}
+
+pub struct ReadPool {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl ReadPool {
+    pub fn new(conns: Vec<Connection>) -> Self {
+        assert!(!conns.is_empty(), "a read pool needs a connection");
+        ReadPool {
+            conns: conns.into_iter().map(Mutex::new).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Runs `f` on a free connection, waiting for one if all are busy.
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        for conn in &self.conns {
+            if let Ok(conn) = conn.try_lock() {
+                return f(&conn);
+            }
+        }
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        let conn = self.conns[slot]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&conn)
+    }
+
+    /// One task by full id, deleted or not.
+    pub fn get(&self, id: Uuid) -> Result<Task, StoreError> {
+        self.with(|conn| {
+            conn.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
+                .query_row([id.to_string()], task_from_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(id.to_string()))
+        })
+    }
+
+    /// The one task a full id or unique prefix names. Deleted tasks count.
+    pub fn resolve(&self, reference: &TaskRef) -> Result<Uuid, StoreError> {
+        if let Some(id) = reference.as_full_id() {
+            return Ok(id);
+        }
+        let prefix = reference.as_str();
+        // Ids hold only [0-9a-f-], all below 'g': [prefix, prefix + "g") is exactly the ids
+        // that start with the prefix, and the primary key index serves the range.
+        let matches: Vec<String> = self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM tasks WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                rusqlite::params![
+                    prefix,
+                    format!("{prefix}g"),
+                    AMBIGUOUS_LIST_LIMIT as i64 + 1
+                ],
+                |row| row.get(0),
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })?;
+        match matches.as_slice() {
+            [] => Err(StoreError::NotFound(prefix.to_string())),
+            [only] => Uuid::parse_str(only)
+                .map_err(|e| StoreError::Corrupt(format!("task id {only:?}: {e}"))),
+            _ => Err(StoreError::Ambiguous {
+                prefix: prefix.to_string(),
+                matches,
+            }),
+        }
+    }
+
+    /// Tasks, newest first by `created_at`.
+    pub fn list(
+        &self,
+        include_deleted: bool,
+        status: Option<SyncStatus>,
+    ) -> Result<Vec<Task>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks
+                 WHERE (?1 OR is_deleted = 0) AND (?2 IS NULL OR sync_status = ?2)
+                 ORDER BY created_at DESC, id DESC"
+            ))?;
+            let rows = stmt.query_map(
+                rusqlite::params![include_deleted, status.map(SyncStatus::as_str)],
+                task_from_row,
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Tasks whose latest state has not reached the server yet, deleted ones included.
+    pub fn needing_sync(&self) -> Result<Vec<Task>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE sync_status != 'synced' ORDER BY created_at, id"
+            ))?;
+            let rows = stmt.query_map([], task_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Every queue row, oldest first.
+    pub fn queue(&self) -> Result<Vec<QueuedOp>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {QUEUE_COLUMNS} FROM sync_queue ORDER BY id"
+            ))?;
+            let rows = stmt.query_map([], queued_op_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        self.with(|conn| {
+            let (tasks, deleted_tasks) = conn
+                .prepare_cached("SELECT count(*) FILTER (WHERE is_deleted = 0), count(*) FILTER (WHERE is_deleted = 1) FROM tasks")?
+                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let (pending, failed) = conn
+                .prepare_cached(
+                    "SELECT count(*) FILTER (WHERE state IN ('pending', 'in-flight')), count(*) FILTER (WHERE state = 'failed')
+                     FROM sync_queue WHERE state != 'done'",
+                )?
+                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(Counts { tasks, deleted_tasks, pending, failed })
+        })
+    }
+}

@@ -1,0 +1,86 @@
+//! Conversions between SQLite rows and the proto types.
+
+use rusqlite::Row;
+use tasksync_proto::{SyncStatus, Task, Timestamp};
+use uuid::Uuid;
+
+/// The column list every task query selects, in the order [`task_from_row`] reads.
+pub const TASK_COLUMNS: &str =
+    "id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at";
+
+/// An operation in the sync queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedOp {
+    /// Local sequence number: the order operations were made in.
+    pub seq: i64,
+    pub op_id: Uuid,
+    pub task_id: Uuid,
+    pub operation: String,
+    /// The full task after the operation, as JSON.
+    pub data: String,
+    pub changed_fields: Vec<String>,
+    pub created_at: Timestamp,
+    pub retry_count: u32,
+    pub error_message: Option<String>,
+    pub state: String,
+}
+
+pub const QUEUE_COLUMNS: &str =
+    "id, op_id, task_id, operation, data, changed_fields, created_at, retry_count, error_message, state";
+
+fn corrupt(column: usize, what: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        what.to_string().into(),
+    )
+}
+
+fn uuid_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Uuid> {
+    let text: String = row.get(column)?;
+    Uuid::parse_str(&text).map_err(|e| corrupt(column, e))
+}
+
+fn timestamp_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Timestamp> {
+    let text: String = row.get(column)?;
+    text.parse().map_err(|e| corrupt(column, e))
+}
+
+fn optional_timestamp_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Option<Timestamp>> {
+    let text: Option<String> = row.get(column)?;
+    text.map(|t| t.parse().map_err(|e| corrupt(column, e)))
+        .transpose()
+}
+
+/// Reads a task from a row selected with [`TASK_COLUMNS`].
+pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
+    let status: String = row.get(7)?;
+    Ok(Task {
+        id: uuid_at(row, 0)?,
+        title: row.get(1)?,
+        description: row.get(2)?,
+        completed: row.get(3)?,
+        created_at: timestamp_at(row, 4)?,
+        updated_at: timestamp_at(row, 5)?,
+        is_deleted: row.get(6)?,
+        sync_status: status.parse::<SyncStatus>().map_err(|e| corrupt(7, e))?,
+        last_synced_at: optional_timestamp_at(row, 8)?,
+    })
+}
+
+/// Reads a queue entry from a row selected with [`QUEUE_COLUMNS`].
+pub fn queued_op_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedOp> {
+    let fields: String = row.get(5)?;
+    Ok(QueuedOp {
+        seq: row.get(0)?,
+        op_id: uuid_at(row, 1)?,
+        task_id: uuid_at(row, 2)?,
+        operation: row.get(3)?,
+        data: row.get(4)?,
+        changed_fields: serde_json::from_str(&fields).map_err(|e| corrupt(5, e))?,
+        created_at: timestamp_at(row, 6)?,
+        retry_count: row.get(7)?,
+        error_message: row.get(8)?,
+        state: row.get(9)?,
+    })
+}

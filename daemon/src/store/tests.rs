@@ -1,0 +1,369 @@
+//! The original challenge's task-service cases, plus what group commit and the clock promise.
+
+use super::*;
+use rusqlite::Connection;
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("tasks.db")).unwrap();
+    (dir, store)
+}
+
+fn new_task(title: &str) -> NewTask {
+    NewTask {
+        title: title.into(),
+        description: Some(format!("about {title}")),
+    }
+}
+
+fn raw(store: &Store) -> Connection {
+    Connection::open(store.path()).unwrap()
+}
+
+#[tokio::test]
+async fn a_new_task_has_defaults_and_one_create_in_the_queue() {
+    let (_dir, store) = open();
+    let task = store.create(new_task("Buy milk")).await.unwrap();
+    assert_eq!(task.title, "Buy milk");
+    assert!(!task.completed);
+    assert!(!task.is_deleted);
+    assert_eq!(task.sync_status, SyncStatus::Pending);
+    assert_eq!(task.created_at, task.updated_at);
+    assert_eq!(task.id.get_version_num(), 7);
+    assert_eq!(store.get(task.id).unwrap(), task);
+
+    let queue = store.queue().unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].operation, "create");
+    assert_eq!(queue[0].task_id, task.id);
+    assert_eq!(queue[0].state, "pending");
+    assert_eq!(queue[0].retry_count, 0);
+    assert_eq!(
+        queue[0].changed_fields,
+        ["title", "description", "completed", "is_deleted"]
+    );
+    let data: Task = serde_json::from_str(&queue[0].data).unwrap();
+    assert_eq!(data, task);
+}
+
+#[tokio::test]
+async fn update_changes_fields_bumps_updated_at_and_queues_an_update() {
+    let (_dir, store) = open();
+    let task = store.create(new_task("Draft")).await.unwrap();
+    raw(&store)
+        .execute("UPDATE tasks SET sync_status = 'synced'", [])
+        .unwrap();
+    let patch = TaskPatch {
+        title: Some("Final".into()),
+        completed: Some(true),
+        ..Default::default()
+    };
+    let updated = store.update(task.id, patch).await.unwrap();
+    assert_eq!(updated.title, "Final");
+    assert!(updated.completed);
+    assert_eq!(updated.description, task.description);
+    assert!(updated.updated_at > task.updated_at);
+    assert_eq!(updated.created_at, task.created_at);
+    assert_eq!(updated.sync_status, SyncStatus::Pending);
+    assert_eq!(store.get(task.id).unwrap(), updated);
+
+    let queue = store.queue().unwrap();
+    assert_eq!(queue.len(), 2);
+    assert_eq!(queue[1].operation, "update");
+    assert_eq!(queue[1].changed_fields, ["title", "completed"]);
+    let data: Task = serde_json::from_str(&queue[1].data).unwrap();
+    assert_eq!(data, updated);
+
+    let cleared = store
+        .update(
+            task.id,
+            TaskPatch {
+                description: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.description, None);
+}
+
+#[tokio::test]
+async fn updating_or_deleting_a_missing_task_is_not_found() {
+    let (_dir, store) = open();
+    let missing = Uuid::now_v7();
+    let patch = TaskPatch {
+        completed: Some(true),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.update(missing, patch).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete(missing).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(store.get(missing), Err(StoreError::NotFound(_))));
+    assert!(store.queue().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn delete_is_soft_and_queued() {
+    let (_dir, store) = open();
+    let task = store.create(new_task("Old")).await.unwrap();
+    let deleted = store.delete(task.id).await.unwrap();
+    assert!(deleted.is_deleted);
+    assert_eq!(deleted.sync_status, SyncStatus::Pending);
+    assert!(deleted.updated_at > task.updated_at);
+    let row: (i64, String) = raw(&store)
+        .query_row(
+            "SELECT is_deleted, title FROM tasks WHERE id = ?1",
+            [task.id.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(row, (1, "Old".to_string()));
+    let queue = store.queue().unwrap();
+    assert_eq!(queue.last().unwrap().operation, "delete");
+    assert_eq!(queue.last().unwrap().changed_fields, ["is_deleted"]);
+    // A tombstone cannot be edited or deleted again.
+    assert!(matches!(
+        store.delete(task.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let patch = TaskPatch {
+        title: Some("x".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.update(task.id, patch).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.queue().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn listing_hides_deleted_tasks_and_shows_newest_first() {
+    let (_dir, store) = open();
+    let a = store.create(new_task("a")).await.unwrap();
+    let b = store.create(new_task("b")).await.unwrap();
+    let c = store.create(new_task("c")).await.unwrap();
+    store.delete(b.id).await.unwrap();
+    let live: Vec<Uuid> = store
+        .list(false, None)
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(live, [c.id, a.id]);
+    let all: Vec<Uuid> = store
+        .list(true, None)
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(all, [c.id, b.id, a.id]);
+    raw(&store)
+        .execute(
+            "UPDATE tasks SET sync_status = 'synced' WHERE id = ?1",
+            [a.id.to_string()],
+        )
+        .unwrap();
+    let synced: Vec<Uuid> = store
+        .list(true, Some(SyncStatus::Synced))
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(synced, [a.id]);
+}
+
+#[tokio::test]
+async fn the_tasks_needing_sync_are_exactly_those_not_synced() {
+    let (_dir, store) = open();
+    let a = store.create(new_task("a")).await.unwrap();
+    let b = store.create(new_task("b")).await.unwrap();
+    let c = store.create(new_task("c")).await.unwrap();
+    store.delete(c.id).await.unwrap();
+    raw(&store)
+        .execute(
+            "UPDATE tasks SET sync_status = 'synced' WHERE id = ?1",
+            [a.id.to_string()],
+        )
+        .unwrap();
+    raw(&store)
+        .execute(
+            "UPDATE tasks SET sync_status = 'error' WHERE id = ?1",
+            [b.id.to_string()],
+        )
+        .unwrap();
+    let ids: Vec<Uuid> = store.needing_sync().unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(ids, [b.id, c.id]);
+}
+
+#[tokio::test]
+async fn create_update_create_delete_leave_four_queue_rows_in_order() {
+    let (_dir, store) = open();
+    let first = store.create(new_task("first")).await.unwrap();
+    store
+        .update(
+            first.id,
+            TaskPatch {
+                completed: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let second = store.create(new_task("second")).await.unwrap();
+    store.delete(first.id).await.unwrap();
+    let queue = store.queue().unwrap();
+    let ops: Vec<(&str, Uuid)> = queue
+        .iter()
+        .map(|q| (q.operation.as_str(), q.task_id))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("create", first.id),
+            ("update", first.id),
+            ("create", second.id),
+            ("delete", first.id)
+        ]
+    );
+    assert!(queue
+        .windows(2)
+        .all(|w| w[0].seq < w[1].seq && w[0].created_at < w[1].created_at));
+    let counts = store.counts().unwrap();
+    assert_eq!(
+        counts,
+        Counts {
+            tasks: 1,
+            deleted_tasks: 1,
+            pending: 4,
+            failed: 0
+        }
+    );
+}
+
+#[tokio::test]
+async fn invalid_input_is_refused_and_writes_nothing() {
+    let (_dir, store) = open();
+    let err = store
+        .create(NewTask {
+            title: "  ".into(),
+            description: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid(ValidationError::EmptyTitle)),
+        "{err}"
+    );
+    let err = store
+        .create(NewTask {
+            title: "x".repeat(501),
+            description: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("500"), "{err}");
+    let task = store.create(new_task("ok")).await.unwrap();
+    let err = store
+        .update(task.id, TaskPatch::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::Invalid(ValidationError::EmptyPatch)
+    ));
+    assert_eq!(store.queue().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn prefixes_resolve_when_unique_and_list_matches_when_not() {
+    let (_dir, store) = open();
+    let a = store.create(new_task("a")).await.unwrap();
+    let b = store.create(new_task("b")).await.unwrap();
+    let full = a.id.to_string();
+    assert_eq!(
+        store.resolve(&TaskRef::parse(&full).unwrap()).unwrap(),
+        a.id
+    );
+    // v7 ids made together share their leading timestamp digits.
+    let common: usize = full
+        .chars()
+        .zip(b.id.to_string().chars())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let shared = TaskRef::parse(&full[..common]).unwrap();
+    match store.resolve(&shared) {
+        Err(StoreError::Ambiguous { matches, .. }) => {
+            assert_eq!(matches, [a.id.to_string(), b.id.to_string()])
+        }
+        other => panic!("expected ambiguity, got {other:?}"),
+    }
+    let unique = TaskRef::parse(&full[..common + 1]).unwrap();
+    assert_eq!(store.resolve(&unique).unwrap(), a.id);
+    store.delete(a.id).await.unwrap();
+    assert_eq!(
+        store.resolve(&unique).unwrap(),
+        a.id,
+        "deleted tasks count for prefixes"
+    );
+    let none = TaskRef::parse("ffffffff").unwrap();
+    assert!(matches!(store.resolve(&none), Err(StoreError::NotFound(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commands_are_committed_together_and_all_land() {
+    let (_dir, store) = open();
+    let store = std::sync::Arc::new(store);
+    let handles: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create(new_task(&format!("task {i}"))).await })
+        })
+        .collect();
+    let mut stamps = Vec::new();
+    for handle in handles {
+        stamps.push(handle.await.unwrap().unwrap().updated_at);
+    }
+    stamps.sort();
+    stamps.dedup();
+    assert_eq!(stamps.len(), 200, "every updated_at is distinct");
+    assert_eq!(store.queue().unwrap().len(), 200);
+    assert_eq!(store.counts().unwrap().tasks, 200);
+}
+
+#[tokio::test]
+async fn the_clock_never_goes_back_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tasks.db");
+    let future = Timestamp::now().as_millis() + 3_600_000;
+    {
+        let store = Store::open(&path).unwrap();
+        store.create(new_task("a")).await.unwrap();
+        let conn = raw(&store);
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'clock'",
+            [Timestamp::from_millis(future).unwrap().to_string()],
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let task = store.create(new_task("b")).await.unwrap();
+    assert!(task.updated_at.as_millis() > future);
+}
+
+#[tokio::test]
+async fn writes_after_shutdown_fail_cleanly() {
+    let (_dir, store) = open();
+    store.create(new_task("before")).await.unwrap();
+    store.shut_down();
+    assert!(matches!(
+        store.create(new_task("after")).await,
+        Err(StoreError::Closed)
+    ));
+    assert_eq!(store.list(false, None).unwrap().len(), 1);
+}

@@ -1,0 +1,273 @@
+//! taskctl against the real daemon: outputs, exit codes, prefixes and bad input.
+
+use serde_json::Value;
+use tasksync_e2e::{ctl_at, Daemon};
+
+fn add(daemon: &Daemon, title: &str) -> Value {
+    daemon.ctl(&["--json", "add", title]).json()
+}
+
+#[test]
+fn the_crud_flow_works_end_to_end_with_json_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+
+    let plain = daemon.ctl(&["add", "Buy milk", "-d", "two litres"]);
+    assert_eq!(plain.code(), 0, "{}", plain.stderr());
+    let milk_id = plain.stdout().trim().to_string();
+    assert_eq!(milk_id.len(), 36, "add prints the id: {milk_id:?}");
+
+    let bread = add(&daemon, "Bake bread");
+    assert_eq!(bread["title"], "Bake bread");
+    assert_eq!(bread["completed"], false);
+    assert_eq!(bread["is_deleted"], false);
+    assert_eq!(bread["sync_status"], "pending");
+    assert_eq!(bread["description"], Value::Null);
+    assert_eq!(bread["last_synced_at"], Value::Null);
+    let bread_id = bread["id"].as_str().unwrap().to_string();
+
+    let list = daemon.ctl(&["--json", "list"]).json();
+    let titles: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Bake bread", "Buy milk"], "newest first");
+
+    let shown = daemon.ctl(&["--json", "show", &milk_id]).json();
+    assert_eq!(shown["description"], "two litres");
+
+    let edited = daemon
+        .ctl(&[
+            "--json",
+            "edit",
+            &milk_id,
+            "--title",
+            "Buy oat milk",
+            "--done",
+        ])
+        .json();
+    assert_eq!(edited["title"], "Buy oat milk");
+    assert_eq!(edited["completed"], true);
+    assert!(edited["updated_at"].as_str().unwrap() > shown["updated_at"].as_str().unwrap());
+
+    let undone = daemon
+        .ctl(&[
+            "--json",
+            "edit",
+            &milk_id,
+            "--undone",
+            "--clear-description",
+        ])
+        .json();
+    assert_eq!(undone["completed"], false);
+    assert_eq!(undone["description"], Value::Null);
+
+    let done = daemon.ctl(&["--json", "done", &bread_id]).json();
+    assert_eq!(done["completed"], true);
+
+    let removed = daemon.ctl(&["--json", "rm", &bread_id]).json();
+    assert_eq!(removed["is_deleted"], true);
+    assert_eq!(
+        daemon
+            .ctl(&["--json", "list"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let all = daemon.ctl(&["--json", "list", "--all"]).json();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let pending = daemon
+        .ctl(&["--json", "list", "--all", "--status", "pending"])
+        .json();
+    assert_eq!(pending.as_array().unwrap().len(), 2);
+    let synced = daemon.ctl(&["--json", "list", "--status", "synced"]).json();
+    assert_eq!(synced, Value::Array(vec![]));
+
+    let status = daemon.ctl(&["--json", "status"]).json();
+    assert_eq!(status["state"], "local-only");
+    assert_eq!(status["online"], false);
+    assert_eq!(status["server"], Value::Null);
+    assert_eq!(status["pending"], 6, "2 creates, 2 edits, 1 done, 1 delete");
+    assert_eq!(status["failed"], 0);
+    assert_eq!(status["tasks"], 1);
+    assert_eq!(status["deleted_tasks"], 1);
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(status["device_id"].as_str().unwrap().len(), 36);
+}
+
+#[test]
+fn human_output_is_short_and_messages_go_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let empty = daemon.ctl(&["list"]);
+    assert_eq!(empty.code(), 0);
+    assert_eq!(empty.stdout(), "");
+    assert!(empty.stderr().contains("no tasks"));
+
+    add(&daemon, "Water the plants");
+    let list = daemon.ctl(&["list"]);
+    let lines: Vec<String> = list.stdout().lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("ID"));
+    assert!(lines[1].contains("Water the plants") && lines[1].contains("pending"));
+
+    let status = daemon.ctl(&["status"]);
+    assert!(
+        status.stdout().contains("local-only"),
+        "{}",
+        status.stdout()
+    );
+}
+
+#[test]
+fn ids_can_be_given_as_unique_prefixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let a = add(&daemon, "a")["id"].as_str().unwrap().to_string();
+    let b = add(&daemon, "b")["id"].as_str().unwrap().to_string();
+    let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+
+    let shown = daemon.ctl(&["--json", "show", &a[..common + 1]]).json();
+    assert_eq!(shown["id"], a.as_str());
+    let upper = daemon
+        .ctl(&["--json", "show", &b[..common + 1].to_uppercase()])
+        .json();
+    assert_eq!(upper["id"], b.as_str());
+
+    let ambiguous = daemon.ctl(&["show", &a[..common]]);
+    assert_eq!(ambiguous.code(), 1);
+    assert!(
+        ambiguous.stderr().contains(&a) && ambiguous.stderr().contains(&b),
+        "{}",
+        ambiguous.stderr()
+    );
+    let ambiguous = daemon.ctl(&["--json", "done", &a[..common]]);
+    assert_eq!(ambiguous.json_error()["error"]["code"], "ambiguous");
+
+    assert_eq!(daemon.ctl(&["rm", &a]).code(), 0);
+    let tombstone = daemon.ctl(&["--json", "show", &a[..common + 1]]).json();
+    assert_eq!(
+        tombstone["is_deleted"], true,
+        "deleted tasks count for prefixes"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let kept = add(&daemon, "keep me");
+    let kept_id = kept["id"].as_str().unwrap();
+
+    let cases: Vec<(Vec<String>, &str, &str)> = vec![
+        (
+            vec!["add".into(), "   ".into()],
+            "invalid_input",
+            "title must not be empty",
+        ),
+        (
+            vec!["add".into(), "x".repeat(501)],
+            "invalid_input",
+            "limit is 500",
+        ),
+        (
+            vec!["add".into(), "t".into(), "-d".into(), "d".repeat(10_001)],
+            "invalid_input",
+            "limit is 10000",
+        ),
+        (
+            vec!["show".into(), "not-an-id!".into()],
+            "invalid_input",
+            "invalid task id",
+        ),
+        (
+            vec!["show".into(), "ffffffff".into()],
+            "not_found",
+            "no task matches ffffffff",
+        ),
+        (
+            vec![
+                "edit".into(),
+                "ffffffff-ffff-7fff-bfff-ffffffffffff".into(),
+                "--done".into(),
+            ],
+            "not_found",
+            "no task matches",
+        ),
+        (
+            vec!["rm".into(), "ffffffff".into()],
+            "not_found",
+            "no task matches",
+        ),
+        (
+            vec!["edit".into(), kept_id.to_string()],
+            "invalid_input",
+            "nothing to change",
+        ),
+        (
+            vec![
+                "edit".into(),
+                kept_id.to_string(),
+                "--title".into(),
+                "".into(),
+            ],
+            "invalid_input",
+            "title must not be empty",
+        ),
+    ];
+    for (args, code, message) in cases {
+        let mut json_args = vec!["--json"];
+        json_args.extend(args.iter().map(String::as_str));
+        let run = daemon.ctl(&json_args);
+        assert_eq!(run.code(), 1, "{args:?}: {}", run.stderr());
+        assert_eq!(run.stdout(), "", "{args:?}");
+        let error = run.json_error();
+        assert_eq!(error["error"]["code"], code, "{args:?}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(message),
+            "{args:?}: {error}"
+        );
+
+        let plain = daemon.ctl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(plain.code(), 1);
+        assert!(
+            plain.stderr().starts_with("taskctl: "),
+            "{}",
+            plain.stderr()
+        );
+    }
+
+    let usage = daemon.ctl(&["edit", kept_id, "--done", "--undone"]);
+    assert_eq!(usage.code(), 2, "usage errors exit 2");
+    let status = daemon.ctl(&["--json", "status"]).json();
+    assert_eq!(status["pending"], 1, "only the first add was queued");
+    let list = daemon.ctl(&["--json", "list", "--all"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["title"], "keep me");
+}
+
+#[test]
+fn taskctl_says_when_the_daemon_is_not_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("nobody-home.sock");
+    let run = ctl_at(&socket, &["list"]);
+    assert_eq!(run.code(), 3);
+    let stderr = run.stderr();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(&socket.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains("not running") && stderr.contains("start it with `tasksyncd`"),
+        "{stderr}"
+    );
+
+    let json = ctl_at(&socket, &["--json", "status"]);
+    assert_eq!(json.code(), 3);
+    assert_eq!(json.json_error()["error"]["code"], "unavailable");
+}
