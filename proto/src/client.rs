@@ -19,7 +19,8 @@ use tokio::io::BufReader;
 
 use crate::codec::{self, FrameError};
 use crate::ipc::{
-    ClientMessage, Command, IpcError, Reply, ServerMessage, StatusInfo, PROTOCOL_VERSION,
+    ClientMessage, Command, IpcError, PageCursor, Reply, ServerMessage, StatusInfo, TaskPage,
+    MAX_PAGE_TASKS, PROTOCOL_VERSION,
 };
 use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
 
@@ -147,20 +148,42 @@ impl Client {
         expect_task(self.call(Command::GetTask { id: id.into() }).await?)
     }
 
-    /// Lists tasks, newest first by `created_at`.
+    /// Lists every matching task, newest first by `created_at`, fetching page after page.
     pub async fn list_tasks(
         &mut self,
         include_deleted: bool,
         status: Option<SyncStatus>,
     ) -> Result<Vec<Task>, ClientError> {
-        match self
-            .call(Command::ListTasks {
-                include_deleted,
-                status,
-            })
-            .await?
-        {
-            Reply::Tasks(tasks) => Ok(tasks),
+        let mut tasks = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .list_page(include_deleted, status, after, MAX_PAGE_TASKS)
+                .await?;
+            tasks.extend(page.tasks);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(tasks),
+            }
+        }
+    }
+
+    /// One page of a listing (see [`Command::ListTasks`]).
+    pub async fn list_page(
+        &mut self,
+        include_deleted: bool,
+        status: Option<SyncStatus>,
+        after: Option<PageCursor>,
+        limit: u32,
+    ) -> Result<TaskPage, ClientError> {
+        let command = Command::ListTasks {
+            include_deleted,
+            status,
+            after,
+            limit,
+        };
+        match self.call(command).await? {
+            Reply::TaskPage(page) => Ok(page),
             other => Err(unexpected(other)),
         }
     }

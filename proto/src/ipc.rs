@@ -49,9 +49,14 @@ pub enum Command {
     GetTask {
         id: String,
     },
+    /// One page of tasks, newest first by `created_at`; pass the previous page's `next` as
+    /// `after` for the following one. The daemon may return fewer than `limit` tasks so that
+    /// a page always fits in a frame.
     ListTasks {
         include_deleted: bool,
         status: Option<SyncStatus>,
+        after: Option<PageCursor>,
+        limit: u32,
     },
     UpdateTask {
         id: String,
@@ -67,9 +72,26 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
     Task(Task),
-    Tasks(Vec<Task>),
+    TaskPage(TaskPage),
     Status(StatusInfo),
 }
+
+/// Where a page of tasks ended: the last task's `created_at` and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageCursor {
+    pub created_at: Timestamp,
+    pub id: Uuid,
+}
+
+/// A page of a task listing; `next` is `None` on the last page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    pub next: Option<PageCursor>,
+}
+
+/// Most tasks a page holds.
+pub const MAX_PAGE_TASKS: u32 = 1000;
 
 /// The daemon's view of itself, for `taskctl status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +257,11 @@ mod round_trip {
             Command::ListTasks {
                 include_deleted: true,
                 status: Some(SyncStatus::Error),
+                after: Some(PageCursor {
+                    created_at: Timestamp::now(),
+                    id: Uuid::now_v7(),
+                }),
+                limit: 10,
             },
             Command::UpdateTask {
                 id: "ab".into(),
@@ -287,7 +314,10 @@ mod round_trip {
         ];
         let results = [
             Ok(Reply::Task(sample_task())),
-            Ok(Reply::Tasks(vec![sample_task(), sample_task()])),
+            Ok(Reply::TaskPage(TaskPage {
+                tasks: vec![sample_task(), sample_task()],
+                next: None,
+            })),
             Ok(Reply::Status(status)),
         ];
         messages.extend(

@@ -9,7 +9,9 @@ use std::time::Duration;
 use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::traits::StreamCommon;
 use tasksync_proto::codec::{self, FrameError};
-use tasksync_proto::ipc::{ClientMessage, ErrorCode, IpcError, ServerMessage, PROTOCOL_VERSION};
+use tasksync_proto::ipc::{
+    ClientMessage, ErrorCode, IpcError, Reply, ServerMessage, PROTOCOL_VERSION,
+};
 use tokio::io::BufReader;
 
 use super::dispatch::dispatch;
@@ -89,7 +91,7 @@ pub async fn serve(stream: Stream, app: Arc<App>, mut shutdown: Shutdown) {
             Ok(None) => return,
             Ok(Some(ClientMessage::Request { id, command })) => {
                 let result = dispatch(&app, command).await;
-                if !send(&mut writer, &ServerMessage::Response { id, result }).await {
+                if !send_response(&mut writer, id, result).await {
                     return;
                 }
             }
@@ -113,6 +115,18 @@ fn frame_error(error: FrameError) -> IpcError {
 async fn fail(writer: &mut &Stream, error: IpcError) {
     tracing::debug!("closing a connection: {}", error.message);
     send(writer, &ServerMessage::Fatal(error)).await;
+}
+
+/// Writes a response; an answer too large for a frame becomes an error answer instead.
+async fn send_response(writer: &mut &Stream, id: u64, result: Result<Reply, IpcError>) -> bool {
+    let response = ServerMessage::Response { id, result };
+    if let Err(FrameError::TooLarge(size)) = codec::encode(&response) {
+        tracing::error!("answer to request {id} is {size} bytes, over the frame limit");
+        let message = format!("the answer is {size} bytes, more than a frame may carry");
+        let result = Err(IpcError::new(ErrorCode::Internal, message));
+        return send(writer, &ServerMessage::Response { id, result }).await;
+    }
+    send(writer, &response).await
 }
 
 /// Writes one message; false if the client is gone or too slow to read.

@@ -15,7 +15,9 @@ pub async fn dispatch(app: &App, command: Command) -> Result<Reply, IpcError> {
         Command::ListTasks {
             include_deleted,
             status,
-        } => Reply::Tasks(store.list(include_deleted, status)?),
+            after,
+            limit,
+        } => Reply::TaskPage(store.list_page(include_deleted, status, after, limit)?),
         Command::UpdateTask { id, patch } => {
             Reply::Task(store.update(resolve(app, &id)?, patch).await?)
         }

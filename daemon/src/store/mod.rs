@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 
-use tasksync_proto::ipc::TaskRef;
+use tasksync_proto::ipc::{PageCursor, TaskPage, TaskRef};
 use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch, Timestamp, ValidationError};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -24,6 +24,9 @@ pub use self::reads::Counts;
 use self::reads::ReadPool;
 pub use self::rows::QueuedOp;
 use self::writer::{Message, WriteOp};
+
+/// How many bytes of task text a listing page carries at most, well inside a 1 MiB frame.
+const PAGE_BYTE_BUDGET: usize = 512 * 1024;
 
 /// Read-only connections kept open.
 const READERS: usize = 4;
@@ -156,6 +159,18 @@ impl Store {
         status: Option<SyncStatus>,
     ) -> Result<Vec<Task>, StoreError> {
         self.reads.list(include_deleted, status)
+    }
+
+    /// One page of a listing; see [`ReadPool::list_page`].
+    pub fn list_page(
+        &self,
+        include_deleted: bool,
+        status: Option<SyncStatus>,
+        after: Option<PageCursor>,
+        limit: u32,
+    ) -> Result<TaskPage, StoreError> {
+        self.reads
+            .list_page(include_deleted, status, after, limit, PAGE_BYTE_BUDGET)
     }
 
     pub fn needing_sync(&self) -> Result<Vec<Task>, StoreError> {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension};
-use tasksync_proto::ipc::TaskRef;
+use tasksync_proto::ipc::{PageCursor, TaskPage, TaskRef, MAX_PAGE_TASKS};
 use tasksync_proto::{SyncStatus, Task};
 use uuid::Uuid;
 
@@ -119,6 +119,61 @@ impl ReadPool {
                 task_from_row,
             )?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// One page of tasks, newest first, after `after`: at most `limit` tasks and about
+    /// `byte_budget` bytes of titles and descriptions, but always at least one task.
+    pub fn list_page(
+        &self,
+        include_deleted: bool,
+        status: Option<SyncStatus>,
+        after: Option<PageCursor>,
+        limit: u32,
+        byte_budget: usize,
+    ) -> Result<TaskPage, StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE_TASKS);
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks
+                 WHERE (?1 OR is_deleted = 0) AND (?2 IS NULL OR sync_status = ?2)
+                   AND (?3 IS NULL OR (created_at, id) < (?3, ?4))
+                 ORDER BY created_at DESC, id DESC LIMIT ?5"
+            ))?;
+            let rows = stmt.query_map(
+                rusqlite::params![
+                    include_deleted,
+                    status.map(SyncStatus::as_str),
+                    after.map(|a| a.created_at.to_string()),
+                    after.map(|a| a.id.to_string()),
+                    i64::from(limit) + 1,
+                ],
+                task_from_row,
+            )?;
+            let mut tasks = Vec::new();
+            let mut bytes = 0;
+            let mut more = false;
+            for task in rows {
+                let task = task?;
+                let size = task.title.len() + task.description.as_ref().map_or(0, String::len) + 96;
+                if tasks.len() == limit as usize
+                    || (!tasks.is_empty() && bytes + size > byte_budget)
+                {
+                    more = true;
+                    break;
+                }
+                bytes += size;
+                tasks.push(task);
+            }
+            let next = more
+                .then(|| {
+                    tasks.last().map(|t: &Task| PageCursor {
+                        created_at: t.created_at,
+                        id: t.id,
+                    })
+                })
+                .flatten();
+            Ok(TaskPage { tasks, next })
         })
     }
 

@@ -26,7 +26,7 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_by_created_at ON tasks (created_at);
 
 CREATE TABLE sync_queue (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              INTEGER PRIMARY KEY,
     op_id           TEXT NOT NULL UNIQUE,
     task_id         TEXT NOT NULL REFERENCES tasks (id),
     operation       TEXT NOT NULL CHECK (operation IN ('create', 'update', 'delete')),

@@ -367,3 +367,37 @@ async fn writes_after_shutdown_fail_cleanly() {
     ));
     assert_eq!(store.list(false, None).unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn pages_cover_a_listing_exactly_once_and_fit_a_frame() {
+    let (_dir, store) = open();
+    let long = "d".repeat(10_000);
+    for i in 0..250 {
+        let description = (i % 2 == 0).then(|| long.clone());
+        store
+            .create(NewTask {
+                title: format!("t{i}"),
+                description,
+            })
+            .await
+            .unwrap();
+    }
+    let all = store.list(false, None).unwrap();
+    let mut paged = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = store.list_page(false, None, after, 100).unwrap();
+        let frame = tasksync_proto::codec::encode(&page).unwrap();
+        assert!(frame.len() < tasksync_proto::codec::MAX_FRAME_LEN);
+        assert!(!page.tasks.is_empty());
+        pages += 1;
+        paged.extend(page.tasks);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    assert!(pages >= 3, "the byte budget splits pages: {pages}");
+}
