@@ -6,13 +6,17 @@
 //! - [`codec`]: length-prefixed postcard framing, capped at [`codec::MAX_FRAME_LEN`].
 //! - [`client`]: the async client used by `taskctl` and desktop apps.
 //! - [`paths`]: where the socket lives by default, so both sides agree without configuration.
+//! - [`wire`]: the sync HTTP API's JSON types and the `Content-Digest` helpers.
+//! - [`lww`]: the field-wise Last-Write-Wins rule, shared by the server and the daemon.
 
 pub mod client;
 pub mod codec;
 pub mod ipc;
+pub mod lww;
 pub mod paths;
 pub mod task;
 pub mod timestamp;
+pub mod wire;
 
 pub use client::{Client, ClientError};
 pub use ipc::{Command, ErrorCode, IpcError, Reply, StatusInfo};

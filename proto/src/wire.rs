@@ -1,0 +1,384 @@
+//! The sync HTTP protocol between a daemon and `tasksync-server` (DESIGN.md section 4).
+//!
+//! JSON bodies of every route, the limits both sides enforce, and the `Content-Digest`
+//! header (RFC 9530) that protects a pushed batch. The server and the daemon both use these
+//! types, so the wire format is defined exactly once.
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+use crate::task::{NewTask, SyncStatus, Task, TaskId, ValidationError};
+use crate::timestamp::Timestamp;
+
+/// `GET` — liveness; needs no token.
+pub const HEALTH_PATH: &str = "/api/health";
+/// `POST` — push a [`BatchRequest`], answered by a [`BatchResponse`].
+pub const BATCH_PATH: &str = "/api/batch";
+/// `GET ?since=<cursor>&limit=<n>` — pull, answered by a [`ChangesResponse`].
+pub const CHANGES_PATH: &str = "/api/changes";
+/// `GET` — every task the server holds, tombstones included: `[WireTask...]`.
+pub const TASKS_PATH: &str = "/api/tasks";
+
+/// The header carrying the body digest of a push.
+pub const CONTENT_DIGEST_HEADER: &str = "content-digest";
+/// Largest request body the server reads; a larger one is refused with 413.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Most items in one batch; more are refused with 413.
+pub const MAX_BATCH_ITEMS: usize = 1_000;
+/// Page size of `/api/changes` when `limit` is not given.
+pub const DEFAULT_CHANGES_LIMIT: usize = 500;
+/// Largest page of `/api/changes`; a larger `limit` is lowered to this.
+pub const MAX_CHANGES_LIMIT: usize = 5_000;
+
+/// A task as it travels on the sync wire: the shared fields of [`Task`] plus the device that
+/// wrote it last, without the local-only `sync_status` and `last_synced_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireTask {
+    pub id: TaskId,
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub completed: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub is_deleted: bool,
+    /// The last writer of this task (on a push: the pushing device).
+    pub device_id: Uuid,
+}
+
+impl WireTask {
+    /// The wire form of a local task, written last by `device_id`.
+    pub fn from_task(task: &Task, device_id: Uuid) -> Self {
+        WireTask {
+            id: task.id,
+            title: task.title.clone(),
+            description: task.description.clone(),
+            completed: task.completed,
+            created_at: task.created_at,
+            updated_at: task.updated_at,
+            is_deleted: task.is_deleted,
+            device_id,
+        }
+    }
+
+    /// The local form of this task, with the local-only fields given.
+    pub fn to_task(&self, sync_status: SyncStatus, last_synced_at: Option<Timestamp>) -> Task {
+        Task {
+            id: self.id,
+            title: self.title.clone(),
+            description: self.description.clone(),
+            completed: self.completed,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            is_deleted: self.is_deleted,
+            sync_status,
+            last_synced_at,
+        }
+    }
+
+    /// Title and description rules of [`NewTask::validate`]; the message names the field.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        NewTask {
+            title: self.title.clone(),
+            description: self.description.clone(),
+        }
+        .validate()
+    }
+}
+
+/// What a queued operation did to its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    /// The tie-break rank of the LWW clock: create < update < delete.
+    pub fn rank(self) -> u8 {
+        match self {
+            Operation::Create => 0,
+            Operation::Update => 1,
+            Operation::Delete => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A mergeable task field (DESIGN.md section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Title,
+    Description,
+    Completed,
+    IsDeleted,
+}
+
+impl Field {
+    pub const ALL: [Field; 4] = [
+        Field::Title,
+        Field::Description,
+        Field::Completed,
+        Field::IsDeleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Title => "title",
+            Field::Description => "description",
+            Field::Completed => "completed",
+            Field::IsDeleted => "is_deleted",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One queued operation in a push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// The operation id (the queue row's `op_id`): the server applies each one once.
+    pub id: Uuid,
+    pub task_id: TaskId,
+    pub operation: Operation,
+    /// The fields this operation changed; `None` means all four (whole-task LWW).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_fields: Option<Vec<Field>>,
+    /// The whole task after the operation.
+    pub data: WireTask,
+    /// When the operation was made.
+    pub created_at: Timestamp,
+    #[serde(default)]
+    pub retry_count: u32,
+}
+
+/// Body of `POST /api/batch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRequest {
+    pub device_id: Uuid,
+    pub client_timestamp: Timestamp,
+    pub items: Vec<BatchItem>,
+}
+
+/// The server's verdict on one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemStatus {
+    /// Applied now, or already applied earlier under the same op id.
+    Success,
+    /// Some changed field lost to a newer write: `resolved_data` is the merged task.
+    Conflict,
+    /// Rejected: `error` says why; the client counts a failed attempt.
+    Error,
+}
+
+impl ItemStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemStatus::Success => "success",
+            ItemStatus::Conflict => "conflict",
+            ItemStatus::Error => "error",
+        }
+    }
+}
+
+/// The answer to one [`BatchItem`], in the order of the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessedItem {
+    /// The item's op id.
+    pub client_id: Uuid,
+    /// The task id.
+    pub server_id: TaskId,
+    pub status: ItemStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_data: Option<WireTask>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Body of the 200 answer to `POST /api/batch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    pub processed_items: Vec<ProcessedItem>,
+}
+
+/// Body of the 200 answer to `GET /api/changes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangesResponse {
+    /// Each task changed since the cursor, once, in its latest state, in change order.
+    pub changes: Vec<WireTask>,
+    /// Pass as `since` to get what follows.
+    pub cursor: String,
+    /// More changes wait beyond this page.
+    pub has_more: bool,
+}
+
+/// Body of `GET /api/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    pub status: String,
+    pub timestamp: Timestamp,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub timestamp: Timestamp,
+    pub path: String,
+}
+
+/// Why a `Content-Digest` header was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    #[error("Content-Digest header is missing")]
+    Missing,
+    #[error("Content-Digest header has no sha-256 entry of the form sha-256=:<base64>:")]
+    Malformed,
+    #[error("Content-Digest does not match the body")]
+    Mismatch,
+}
+
+/// The `Content-Digest` header value for `body`: `sha-256=:<base64 of SHA-256(body)>:`.
+pub fn content_digest(body: &[u8]) -> String {
+    format!("sha-256=:{}:", BASE64.encode(Sha256::digest(body)))
+}
+
+/// Checks a `Content-Digest` header value (an RFC 9530 dictionary; only its `sha-256` entry
+/// is used, other algorithms are ignored) against the exact body bytes.
+pub fn verify_content_digest(header: Option<&str>, body: &[u8]) -> Result<(), DigestError> {
+    let header = header.ok_or(DigestError::Missing)?;
+    let expected = header
+        .split(',')
+        .filter_map(|member| member.split_once('='))
+        .find(|(key, _)| key.trim().eq_ignore_ascii_case("sha-256"))
+        .and_then(|(_, value)| {
+            let value = value.trim();
+            // A structured-field byte sequence may carry parameters after `;`.
+            let value = value.split(';').next().unwrap_or(value).trim();
+            value.strip_prefix(':')?.strip_suffix(':')
+        })
+        .and_then(|b64| BASE64.decode(b64).ok())
+        .ok_or(DigestError::Malformed)?;
+    if expected.as_slice() == Sha256::digest(body).as_slice() {
+        Ok(())
+    } else {
+        Err(DigestError::Mismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> WireTask {
+        WireTask {
+            id: Uuid::from_u128(1),
+            title: "Buy milk".into(),
+            description: None,
+            completed: false,
+            created_at: Timestamp::from_millis(1_000).unwrap(),
+            updated_at: Timestamp::from_millis(2_000).unwrap(),
+            is_deleted: false,
+            device_id: Uuid::from_u128(9),
+        }
+    }
+
+    #[test]
+    fn digest_of_known_body() {
+        // RFC 9530 appendix example: {"hello": "world"}
+        assert_eq!(
+            content_digest(b"{\"hello\": \"world\"}"),
+            "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"
+        );
+    }
+
+    #[test]
+    fn digest_verification() {
+        let body = b"{\"items\":[]}";
+        let header = content_digest(body);
+        assert_eq!(verify_content_digest(Some(&header), body), Ok(()));
+        let with_other = format!("sha-512=:AAAA:, {header}");
+        assert_eq!(verify_content_digest(Some(&with_other), body), Ok(()));
+        assert_eq!(
+            verify_content_digest(Some(&header), b"{\"items\":[1]}"),
+            Err(DigestError::Mismatch)
+        );
+        assert_eq!(verify_content_digest(None, body), Err(DigestError::Missing));
+        assert_eq!(
+            verify_content_digest(Some("sha-256=abc"), body),
+            Err(DigestError::Malformed)
+        );
+        assert_eq!(
+            verify_content_digest(Some("md5=:AAAA:"), body),
+            Err(DigestError::Malformed)
+        );
+    }
+
+    #[test]
+    fn batch_json_shape() {
+        let item = BatchItem {
+            id: Uuid::from_u128(7),
+            task_id: Uuid::from_u128(1),
+            operation: Operation::Update,
+            changed_fields: Some(vec![Field::Title, Field::IsDeleted]),
+            data: task(),
+            created_at: Timestamp::from_millis(2_000).unwrap(),
+            retry_count: 0,
+        };
+        let json = serde_json::to_value(&item).unwrap();
+        assert_eq!(json["operation"], "update");
+        assert_eq!(json["changed_fields"][1], "is_deleted");
+        assert_eq!(json["data"]["updated_at"], "1970-01-01T00:00:02.000Z");
+        assert!(json["data"].get("sync_status").is_none());
+        let back: BatchItem = serde_json::from_value(json).unwrap();
+        assert_eq!(back, item);
+    }
+
+    #[test]
+    fn processed_item_omits_empty_fields() {
+        let item = ProcessedItem {
+            client_id: Uuid::from_u128(7),
+            server_id: Uuid::from_u128(1),
+            status: ItemStatus::Success,
+            resolved_data: None,
+            error: None,
+        };
+        let json = serde_json::to_value(&item).unwrap();
+        assert_eq!(json["status"], "success");
+        assert!(json.get("resolved_data").is_none());
+        assert!(json.get("error").is_none());
+    }
+
+    #[test]
+    fn task_round_trip_keeps_shared_fields() {
+        let wire = task();
+        let local = wire.to_task(SyncStatus::Synced, None);
+        assert_eq!(WireTask::from_task(&local, wire.device_id), wire);
+    }
+}

@@ -1,0 +1,156 @@
+//! Checks one batch item beyond what its JSON types already guarantee.
+//!
+//! A failed check rejects only that item (`status: "error"`, the message names the field as
+//! `items[i].<path>`), so one bad operation cannot block the rest of a device's queue.
+
+use tasksync_proto::wire::{BatchItem, Field, Operation, WireTask};
+use tasksync_proto::ValidationError;
+use uuid::Uuid;
+
+/// An item that passed every check, ready to merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedItem {
+    /// The task after the operation, written by the pushing device.
+    pub data: WireTask,
+    pub operation: Operation,
+    pub changed_fields: Option<Vec<Field>>,
+}
+
+/// Checks item number `index` of a batch pushed by `device_id`.
+///
+/// The writer of an operation is the device that pushes it, so `data.device_id` is taken from
+/// the batch, whatever the item says.
+pub fn check_item(index: usize, item: &BatchItem, device_id: Uuid) -> Result<CheckedItem, String> {
+    let at =
+        |path: &str, message: &dyn std::fmt::Display| format!("items[{index}].{path}: {message}");
+    let data = &item.data;
+    if data.id != item.task_id {
+        return Err(at("task_id", &"does not match data.id"));
+    }
+    if let Err(error) = data.validate() {
+        let field = match error {
+            ValidationError::DescriptionTooLong(_) => "data.description",
+            _ => "data.title",
+        };
+        return Err(at(field, &error));
+    }
+    if data.updated_at < data.created_at {
+        return Err(at("data.updated_at", &"is earlier than data.created_at"));
+    }
+    if let Some(fields) = &item.changed_fields {
+        if fields.is_empty() {
+            return Err(at("changed_fields", &"must name at least one field"));
+        }
+        if item.operation == Operation::Create && !Field::ALL.iter().all(|f| fields.contains(f)) {
+            return Err(at(
+                "changed_fields",
+                &"a create changes every field: title, description, completed, is_deleted",
+            ));
+        }
+        if item.operation == Operation::Delete && !fields.contains(&Field::IsDeleted) {
+            return Err(at("changed_fields", &"a delete must include is_deleted"));
+        }
+    }
+    if item.operation == Operation::Delete && !data.is_deleted {
+        return Err(at(
+            "data.is_deleted",
+            &"a delete must set is_deleted to true",
+        ));
+    }
+    let mut data = data.clone();
+    data.device_id = device_id;
+    Ok(CheckedItem {
+        data,
+        operation: item.operation,
+        changed_fields: item.changed_fields.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tasksync_proto::Timestamp;
+
+    fn item(operation: Operation, fields: Option<Vec<Field>>) -> BatchItem {
+        let at = Timestamp::from_millis(1_000).unwrap();
+        BatchItem {
+            id: Uuid::from_u128(100),
+            task_id: Uuid::from_u128(1),
+            operation,
+            changed_fields: fields,
+            data: WireTask {
+                id: Uuid::from_u128(1),
+                title: "t".into(),
+                description: None,
+                completed: false,
+                created_at: at,
+                updated_at: at,
+                is_deleted: operation == Operation::Delete,
+                device_id: Uuid::from_u128(5),
+            },
+            created_at: at,
+            retry_count: 0,
+        }
+    }
+
+    const DEVICE: Uuid = Uuid::from_u128(0xD);
+
+    #[test]
+    fn valid_items_take_the_pushing_device() {
+        let checked = check_item(0, &item(Operation::Create, None), DEVICE).unwrap();
+        assert_eq!(checked.data.device_id, DEVICE);
+        assert!(check_item(
+            0,
+            &item(Operation::Update, Some(vec![Field::Title])),
+            DEVICE
+        )
+        .is_ok());
+        assert!(check_item(
+            0,
+            &item(Operation::Delete, Some(vec![Field::IsDeleted])),
+            DEVICE
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn messages_name_the_field() {
+        let mut bad = item(Operation::Update, Some(vec![Field::Title]));
+        bad.data.title = "   ".into();
+        let error = check_item(3, &bad, DEVICE).unwrap_err();
+        assert!(error.starts_with("items[3].data.title:"), "{error}");
+
+        let mut bad = item(Operation::Update, None);
+        bad.data.description = Some("x".repeat(10_001));
+        assert!(check_item(0, &bad, DEVICE)
+            .unwrap_err()
+            .starts_with("items[0].data.description:"));
+
+        let mut bad = item(Operation::Update, None);
+        bad.task_id = Uuid::from_u128(2);
+        assert!(check_item(0, &bad, DEVICE).unwrap_err().contains("task_id"));
+
+        let mut bad = item(Operation::Update, None);
+        bad.data.created_at = Timestamp::from_millis(2_000).unwrap();
+        assert!(check_item(0, &bad, DEVICE)
+            .unwrap_err()
+            .contains("data.updated_at"));
+    }
+
+    #[test]
+    fn operation_and_changed_fields_must_agree() {
+        for (operation, fields) in [
+            (Operation::Update, vec![]),
+            (Operation::Create, vec![Field::Title]),
+            (Operation::Delete, vec![Field::Title]),
+        ] {
+            let error = check_item(0, &item(operation, Some(fields)), DEVICE).unwrap_err();
+            assert!(error.contains("changed_fields"), "{error}");
+        }
+        let mut undeleting_delete = item(Operation::Delete, None);
+        undeleting_delete.data.is_deleted = false;
+        assert!(check_item(0, &undeleting_delete, DEVICE)
+            .unwrap_err()
+            .contains("is_deleted"));
+    }
+}

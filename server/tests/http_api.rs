@@ -1,0 +1,670 @@
+//! End-to-end tests of the real `tasksync-server` binary over HTTP: each test starts its own
+//! server on `127.0.0.1:0` with a fresh database, reads the port from its stdout, and kills it
+//! when done.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tasksync_proto::wire::{
+    content_digest, BatchItem, BatchRequest, BatchResponse, ChangesResponse, ErrorBody, Field,
+    Operation, WireTask,
+};
+use tasksync_proto::Timestamp;
+use uuid::Uuid;
+
+/// Upper bound for anything a test waits on (start-up, shutdown).
+const DEADLINE: Duration = Duration::from_secs(30);
+const LAPTOP: Uuid = Uuid::from_u128(0xA);
+const PHONE: Uuid = Uuid::from_u128(0xB);
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    token: Option<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        Server::start_with(None)
+    }
+
+    fn start_with(token: Option<&str>) -> Server {
+        Server::start_in(tempfile::tempdir().expect("temp dir"), token)
+    }
+
+    /// Starts a server on the database `server.db` in `dir`.
+    fn start_in(dir: tempfile::TempDir, token: Option<&str>) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tasksync-server"));
+        command
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--db")
+            .arg(dir.path().join("server.db"))
+            .env_remove("TASKSYNC_SERVER_TOKEN")
+            .env_remove("TASKSYNC_SERVER_LISTEN")
+            .env_remove("TASKSYNC_SERVER_DB")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(token) = token {
+            command.arg("--token").arg(token);
+        }
+        let mut child = command.spawn().expect("start tasksync-server");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(DEADLINE) {
+            Ok(line) => line,
+            Err(error) => {
+                let _ = child.kill();
+                panic!("server printed no address within {DEADLINE:?}: {error}");
+            }
+        };
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Server {
+            child,
+            addr,
+            token: token.map(str::to_owned),
+            dir,
+        }
+    }
+
+    /// Sends one request on a fresh connection, with the server's token when it has one.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string());
+        if let Some(token) = &self.token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder.body(Full::new(Bytes::from(body))).expect("request");
+        send_raw(self.addr, request).await
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, &[], Vec::new()).await
+    }
+
+    /// POSTs a batch with a correct digest; returns the answers after checking for 200.
+    async fn push(&self, device: Uuid, items: Vec<BatchItem>) -> Vec<Value> {
+        let reply = self.push_raw(&batch_body(device, items)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let response: BatchResponse = serde_json::from_slice(&reply.body).expect("batch response");
+        let value: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(
+            response.processed_items.len(),
+            value["processed_items"].as_array().unwrap().len()
+        );
+        value["processed_items"].as_array().unwrap().clone()
+    }
+
+    async fn push_raw(&self, body: &[u8]) -> Reply {
+        let digest = content_digest(body);
+        self.send(
+            Method::POST,
+            "/api/batch",
+            &[
+                ("content-digest", &digest),
+                ("content-type", "application/json"),
+            ],
+            body.to_vec(),
+        )
+        .await
+    }
+
+    async fn tasks(&self) -> Vec<WireTask> {
+        let reply = self.get("/api/tasks").await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        serde_json::from_slice(&reply.body).expect("task list")
+    }
+
+    async fn task(&self, id: Uuid) -> WireTask {
+        self.tasks()
+            .await
+            .into_iter()
+            .find(|t| t.id == id)
+            .expect("task on the server")
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status; hands back the database folder.
+    #[cfg(unix)]
+    fn terminate(mut self) -> (ExitStatus, tempfile::TempDir) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let (tx, rx) = mpsc::channel();
+        let mut child = std::mem::replace(
+            &mut self.child,
+            Command::new("true").spawn().expect("placeholder process"),
+        );
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let status = rx
+            .recv_timeout(DEADLINE)
+            .expect("server exits after SIGTERM")
+            .expect("wait for server");
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        (status, dir)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: hyper::HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
+    }
+
+    /// Checks an error answer: status and `{error, timestamp, path}`.
+    fn assert_error(&self, status: StatusCode, path: &str) -> ErrorBody {
+        assert_eq!(self.status, status, "{}", self.text());
+        let body: ErrorBody = serde_json::from_slice(&self.body).expect("error body");
+        assert_eq!(body.path, path);
+        assert!(!body.error.is_empty());
+        body
+    }
+}
+
+async fn send_raw(addr: SocketAddr, request: Request<Full<Bytes>>) -> Reply {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await.expect("response");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Writes `request` on a raw connection and reads the answer until the server closes it.
+async fn raw_exchange(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(DEADLINE, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&answer);
+                // Stop once a complete JSON error body arrived.
+                if text.contains("\r\n\r\n") && text.trim_end().ends_with('}') {
+                    break;
+                }
+            }
+            Err(_) => panic!("no answer within {DEADLINE:?}"),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(1_800_000_000_000 + ms).unwrap()
+}
+
+fn base_task(id: Uuid) -> WireTask {
+    WireTask {
+        id,
+        title: "Buy milk".into(),
+        description: None,
+        completed: false,
+        created_at: ts(0),
+        updated_at: ts(0),
+        is_deleted: false,
+        device_id: Uuid::nil(),
+    }
+}
+
+fn op(
+    task: Uuid,
+    operation: Operation,
+    fields: &[Field],
+    at: i64,
+    edit: impl FnOnce(&mut WireTask),
+) -> BatchItem {
+    let mut data = base_task(task);
+    data.updated_at = ts(at);
+    edit(&mut data);
+    BatchItem {
+        id: Uuid::now_v7(),
+        task_id: task,
+        operation,
+        changed_fields: Some(fields.to_vec()),
+        data,
+        created_at: ts(at),
+        retry_count: 0,
+    }
+}
+
+fn create(task: Uuid) -> BatchItem {
+    op(task, Operation::Create, &Field::ALL, 0, |_| {})
+}
+
+fn batch_body(device: Uuid, items: Vec<BatchItem>) -> Vec<u8> {
+    serde_json::to_vec(&BatchRequest {
+        device_id: device,
+        client_timestamp: Timestamp::now(),
+        items,
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn health_answers_ok() {
+    let server = Server::start();
+    let reply = server.get("/api/health").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers["content-type"], "application/json");
+    let body = reply.json();
+    assert_eq!(body["status"], "ok");
+    assert!(body["timestamp"]
+        .as_str()
+        .unwrap()
+        .parse::<Timestamp>()
+        .is_ok());
+}
+
+#[tokio::test]
+async fn a_batch_is_applied_and_listed() {
+    let server = Server::start();
+    let task = Uuid::now_v7();
+    let item = create(task);
+    let op_id = item.id;
+    let answers = server.push(LAPTOP, vec![item]).await;
+    assert_eq!(answers[0]["status"], "success");
+    assert_eq!(answers[0]["client_id"], op_id.to_string());
+    assert_eq!(answers[0]["server_id"], task.to_string());
+    assert!(answers[0].get("resolved_data").is_none());
+    let tasks = server.tasks().await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].title, "Buy milk");
+    assert_eq!(tasks[0].device_id, LAPTOP);
+}
+
+#[tokio::test]
+async fn missing_or_wrong_digest_is_refused_and_nothing_applied() {
+    let server = Server::start();
+    let body = batch_body(LAPTOP, vec![create(Uuid::now_v7())]);
+
+    let reply = server
+        .send(Method::POST, "/api/batch", &[], body.clone())
+        .await;
+    let error = reply.assert_error(StatusCode::BAD_REQUEST, "/api/batch");
+    assert!(error.error.contains("Content-Digest"), "{}", error.error);
+
+    let digest = content_digest(&body);
+    let tampered = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("Buy milk", "Buy beer");
+    let reply = server
+        .send(
+            Method::POST,
+            "/api/batch",
+            &[("content-digest", &digest)],
+            tampered.into_bytes(),
+        )
+        .await;
+    let error = reply.assert_error(StatusCode::BAD_REQUEST, "/api/batch");
+    assert!(error.error.contains("does not match"), "{}", error.error);
+
+    assert!(server.tasks().await.is_empty());
+    let changes: ChangesResponse = from_value(server.get("/api/changes").await.json());
+    assert!(changes.changes.is_empty());
+}
+
+#[tokio::test]
+async fn the_same_batch_twice_applies_once_with_the_same_answers() {
+    let server = Server::start();
+    let task = Uuid::now_v7();
+    let body = batch_body(
+        LAPTOP,
+        vec![
+            create(task),
+            op(task, Operation::Update, &[Field::Completed], 10, |t| {
+                t.completed = true
+            }),
+        ],
+    );
+    let first = server.push_raw(&body).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let cursor_after_first = server.get("/api/changes").await.json()["cursor"].clone();
+    let second = server.push_raw(&body).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(first.json(), second.json());
+    let changes = server.get("/api/changes").await.json();
+    assert_eq!(changes["cursor"], cursor_after_first);
+    assert_eq!(changes["changes"].as_array().unwrap().len(), 1);
+    assert!(server.task(task).await.completed);
+}
+
+#[tokio::test]
+async fn an_older_edit_of_the_same_field_conflicts_and_the_later_one_wins() {
+    let server = Server::start();
+    let task = Uuid::now_v7();
+    server.push(LAPTOP, vec![create(task)]).await;
+    let phone = op(task, Operation::Update, &[Field::Title], 300, |t| {
+        t.title = "phone".into()
+    });
+    assert_eq!(
+        server.push(PHONE, vec![phone]).await[0]["status"],
+        "success"
+    );
+    let laptop = op(task, Operation::Update, &[Field::Title], 200, |t| {
+        t.title = "laptop".into()
+    });
+    let answer = &server.push(LAPTOP, vec![laptop]).await[0];
+    assert_eq!(answer["status"], "conflict");
+    let resolved: WireTask = from_value(answer["resolved_data"].clone());
+    assert_eq!(resolved.title, "phone");
+    assert_eq!(resolved.updated_at, ts(300));
+    assert_eq!(resolved.device_id, PHONE);
+    assert_eq!(server.task(task).await, resolved);
+}
+
+#[tokio::test]
+async fn concurrent_edits_of_different_fields_both_survive() {
+    let server = Server::start();
+    let task = Uuid::now_v7();
+    server.push(LAPTOP, vec![create(task)]).await;
+    let rename = op(task, Operation::Update, &[Field::Title], 200, |t| {
+        t.title = "new title".into()
+    });
+    let done = op(task, Operation::Update, &[Field::Completed], 100, |t| {
+        t.completed = true
+    });
+    assert_eq!(
+        server.push(LAPTOP, vec![rename]).await[0]["status"],
+        "success"
+    );
+    assert_eq!(server.push(PHONE, vec![done]).await[0]["status"], "success");
+    let merged = server.task(task).await;
+    assert_eq!(merged.title, "new title");
+    assert!(merged.completed);
+    assert_eq!(merged.updated_at, ts(200));
+}
+
+#[tokio::test]
+async fn a_delete_and_a_title_edit_give_a_deleted_task_with_the_new_title() {
+    let server = Server::start();
+    let task = Uuid::now_v7();
+    server.push(LAPTOP, vec![create(task)]).await;
+    let delete = op(task, Operation::Delete, &[Field::IsDeleted], 300, |t| {
+        t.is_deleted = true
+    });
+    let rename = op(task, Operation::Update, &[Field::Title], 200, |t| {
+        t.title = "renamed".into()
+    });
+    assert_eq!(
+        server.push(LAPTOP, vec![delete]).await[0]["status"],
+        "success"
+    );
+    assert_eq!(
+        server.push(PHONE, vec![rename]).await[0]["status"],
+        "success"
+    );
+    let merged = server.task(task).await;
+    assert!(merged.is_deleted);
+    assert_eq!(merged.title, "renamed");
+    // The tombstone is still pulled.
+    let changes: ChangesResponse = from_value(server.get("/api/changes?since=").await.json());
+    assert_eq!(changes.changes, vec![merged]);
+}
+
+#[tokio::test]
+async fn the_token_is_required_except_for_health() {
+    let server = Server::start_with(Some("s3cret"));
+    assert_eq!(server.get("/api/tasks").await.status, StatusCode::OK);
+
+    let request = |auth: Option<&str>, path: &str| {
+        let mut builder = Request::builder().uri(path).header("host", "x");
+        if let Some(auth) = auth {
+            builder = builder.header("authorization", auth);
+        }
+        builder.body(Full::new(Bytes::new())).unwrap()
+    };
+    let reply = send_raw(server.addr, request(None, "/api/tasks")).await;
+    reply.assert_error(StatusCode::UNAUTHORIZED, "/api/tasks");
+    assert_eq!(reply.headers["www-authenticate"], "Bearer");
+    let reply = send_raw(server.addr, request(Some("Bearer wrong"), "/api/changes")).await;
+    reply.assert_error(StatusCode::UNAUTHORIZED, "/api/changes");
+    let body = batch_body(LAPTOP, vec![create(Uuid::now_v7())]);
+    let digest = content_digest(&body);
+    let unauthenticated_push = Request::post("/api/batch")
+        .header("host", "x")
+        .header("content-digest", digest)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    send_raw(server.addr, unauthenticated_push)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "/api/batch");
+    assert!(server.tasks().await.is_empty());
+
+    let reply = send_raw(server.addr, request(None, "/api/health")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(!reply.text().contains("s3cret"));
+}
+
+#[tokio::test]
+async fn too_many_items_or_too_large_a_body_is_413() {
+    let server = Server::start();
+    let task = Uuid::now_v7();
+    let items: Vec<_> = (0..1_001).map(|_| create(task)).collect();
+    let reply = server.push_raw(&batch_body(LAPTOP, items)).await;
+    let error = reply.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "/api/batch");
+    assert!(error.error.contains("1000"), "{}", error.error);
+    assert!(server.tasks().await.is_empty());
+
+    // A declared body over 8 MiB is refused before it is read.
+    let answer = raw_exchange(
+        server.addr,
+        "POST /api/batch HTTP/1.1\r\nhost: x\r\ncontent-length: 8388609\r\n\
+         content-digest: sha-256=:AAAA:\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"path\":\"/api/batch\""), "{answer}");
+
+    // Exactly the limit of items is fine.
+    let items: Vec<_> = (0..1_000).map(|_| create(task)).collect();
+    let answers = server.push(LAPTOP, items).await;
+    assert_eq!(answers.len(), 1_000);
+}
+
+#[tokio::test]
+async fn invalid_json_and_invalid_items_name_the_field() {
+    let server = Server::start();
+    let mut body: Value =
+        serde_json::from_slice(&batch_body(LAPTOP, vec![create(Uuid::now_v7())])).unwrap();
+    body["items"][0]["data"]["created_at"] = json!("last tuesday");
+    let reply = server.push_raw(&serde_json::to_vec(&body).unwrap()).await;
+    let error = reply.assert_error(StatusCode::BAD_REQUEST, "/api/batch");
+    assert!(
+        error.error.starts_with("items[0].data.created_at"),
+        "{}",
+        error.error
+    );
+
+    body["items"][0]["data"]["created_at"] = json!(ts(0).to_string());
+    body["items"][0]["operation"] = json!("upsert");
+    let reply = server.push_raw(&serde_json::to_vec(&body).unwrap()).await;
+    let error = reply.assert_error(StatusCode::BAD_REQUEST, "/api/batch");
+    assert!(
+        error.error.starts_with("items[0].operation"),
+        "{}",
+        error.error
+    );
+
+    let reply = server.push_raw(b"{not json").await;
+    reply.assert_error(StatusCode::BAD_REQUEST, "/api/batch");
+
+    // A well-formed but invalid item is rejected alone, naming the field.
+    let good = create(Uuid::now_v7());
+    let bad = op(Uuid::now_v7(), Operation::Create, &Field::ALL, 0, |t| {
+        t.title = "  ".into()
+    });
+    let answers = server.push(LAPTOP, vec![good, bad]).await;
+    assert_eq!(answers[0]["status"], "success");
+    assert_eq!(answers[1]["status"], "error");
+    assert!(answers[1]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("items[1].data.title"));
+    assert_eq!(server.tasks().await.len(), 1);
+}
+
+#[tokio::test]
+async fn changes_page_with_cursor_and_has_more() {
+    let server = Server::start();
+    let ids: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    server
+        .push(LAPTOP, ids.iter().map(|id| create(*id)).collect())
+        .await;
+    // The first task changes again: it moves to the end of the change order.
+    let edit = op(ids[0], Operation::Update, &[Field::Completed], 50, |t| {
+        t.completed = true
+    });
+    server.push(PHONE, vec![edit]).await;
+
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    let mut pages = Vec::new();
+    loop {
+        let reply = server
+            .get(&format!("/api/changes?since={cursor}&limit=2"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let page: ChangesResponse = from_value(reply.json());
+        pages.push(page.changes.len());
+        seen.extend(page.changes.iter().map(|t| t.id));
+        cursor = page.cursor;
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(pages, vec![2, 2, 1]);
+    let mut expected = ids[1..].to_vec();
+    expected.push(ids[0]);
+    assert_eq!(seen, expected);
+
+    let last: ChangesResponse = from_value(
+        server
+            .get(&format!("/api/changes?since={cursor}"))
+            .await
+            .json(),
+    );
+    assert!(last.changes.is_empty());
+    assert!(!last.has_more);
+    assert_eq!(last.cursor, cursor);
+
+    let all: ChangesResponse = from_value(server.get("/api/changes").await.json());
+    assert_eq!(all.changes.len(), 5);
+    assert!(all.changes[4].completed);
+}
+
+#[tokio::test]
+async fn bad_cursor_unknown_route_and_wrong_method() {
+    let server = Server::start();
+    let reply = server.get("/api/changes?since=banana").await;
+    let error = reply.assert_error(StatusCode::BAD_REQUEST, "/api/changes");
+    assert!(error.error.starts_with("since"), "{}", error.error);
+    server
+        .get("/api/changes?limit=0")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "/api/changes");
+
+    server
+        .get("/api/nothing")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "/api/nothing");
+    server
+        .get("/")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "/");
+
+    let reply = server.get("/api/batch").await;
+    reply.assert_error(StatusCode::METHOD_NOT_ALLOWED, "/api/batch");
+    assert_eq!(reply.headers["allow"], "POST");
+    let reply = server
+        .send(Method::DELETE, "/api/tasks", &[], Vec::new())
+        .await;
+    reply.assert_error(StatusCode::METHOD_NOT_ALLOWED, "/api/tasks");
+    assert_eq!(reply.headers["allow"], "GET");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly_and_data_persists() {
+    let server = Server::start();
+    let task = Uuid::now_v7();
+    server.push(LAPTOP, vec![create(task)]).await;
+    let (status, dir) = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let restarted = Server::start_in(dir, None);
+    assert_eq!(restarted.task(task).await.title, "Buy milk");
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).expect("JSON of the expected shape")
+}
