@@ -77,6 +77,23 @@ pub enum Cmd {
     Rm { id: String },
     /// Show the daemon's state
     Status,
+    /// Flush the queue to the sync server and pull changes now; wait for the result
+    Sync,
+    /// List queued operations, oldest first
+    Queue {
+        /// Only dead-lettered operations
+        #[arg(long)]
+        failed: bool,
+    },
+    /// Send dead-lettered operations again
+    Retry {
+        /// An operation id or task id (or a unique prefix of one)
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every dead-lettered operation
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 fn parse_status(text: &str) -> Result<SyncStatus, String> {

@@ -1,8 +1,8 @@
 //! taskctl: the command-line client of tasksyncd.
 //!
 //! Data goes to stdout (a short table, or stable JSON with `--json`), messages to stderr.
-//! Exit codes: 0 success, 1 the daemon refused the command, 2 bad usage, 3 the daemon cannot
-//! be reached.
+//! Exit codes: 0 success, 1 the daemon refused the command (or `sync` had failures), 2 bad
+//! usage, 3 the daemon cannot be reached, 4 `sync` could not reach the sync server.
 
 mod cli;
 mod output;
@@ -10,6 +10,7 @@ mod output;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tasksync_proto::ipc::RetryTarget;
 use tasksync_proto::{Client, ClientError, TaskPatch};
 
 use cli::{Args, Cmd};
@@ -18,6 +19,8 @@ use cli::{Args, Cmd};
 const EXIT_REFUSED: u8 = 1;
 /// The daemon is not running or the connection broke.
 const EXIT_UNREACHABLE: u8 = 3;
+/// `sync` could not reach the sync server (or none is configured).
+const EXIT_OFFLINE: u8 = 4;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -32,12 +35,14 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(&args)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::SyncFailed) => ExitCode::from(EXIT_REFUSED),
+        Ok(Outcome::Offline) => ExitCode::from(EXIT_OFFLINE),
         Err(e) => ExitCode::from(report(&args, &e)),
     }
 }
 
-async fn run(args: &Args) -> Result<(), ClientError> {
+async fn run(args: &Args) -> Result<Outcome, ClientError> {
     let socket = args.socket_path();
     let mut client =
         Client::connect(&socket, concat!("taskctl ", env!("CARGO_PKG_VERSION"))).await?;
@@ -87,8 +92,35 @@ async fn run(args: &Args) -> Result<(), ClientError> {
         }
         Cmd::Rm { id } => out.task(&client.delete_task(id).await?),
         Cmd::Status => out.status(&client.status().await?, &socket),
+        Cmd::Sync => {
+            let report = client.sync().await?;
+            out.sync(&report);
+            if report.offline {
+                return Ok(Outcome::Offline);
+            }
+            if !report.success {
+                return Ok(Outcome::SyncFailed);
+            }
+        }
+        Cmd::Queue { failed } => out.queue(&client.queue(*failed).await?),
+        Cmd::Retry { id, all: _ } => {
+            let target = match id {
+                Some(id) => RetryTarget::Id(id.clone()),
+                None => RetryTarget::All,
+            };
+            out.retried(client.retry(target).await?);
+        }
     }
-    Ok(())
+    Ok(Outcome::Done)
+}
+
+/// How a command that reached the daemon ended.
+enum Outcome {
+    Done,
+    /// `sync` reached the server but something failed or is dead-lettered.
+    SyncFailed,
+    /// `sync` could not reach the server.
+    Offline,
 }
 
 /// Prints the error the way the user asked for and picks the exit code.

@@ -6,7 +6,9 @@
 use std::io::Write;
 use std::path::Path;
 
+use tasksync_proto::ipc::{QueueEntry, SyncReport};
 use tasksync_proto::{StatusInfo, Task};
+use uuid::Uuid;
 
 pub struct Output {
     pub json: bool,
@@ -52,7 +54,7 @@ impl Output {
             eprintln!("no tasks");
             return;
         }
-        let ids = short_ids(tasks);
+        let ids = short_ids(&tasks.iter().map(|t| t.id).collect::<Vec<_>>());
         let width = ids.iter().map(String::len).max().unwrap_or(2).max(2);
         let mut out = format!("{:<width$}  DONE  SYNC         TITLE\n", "ID");
         for (task, id) in tasks.iter().zip(&ids) {
@@ -92,6 +94,64 @@ impl Output {
     }
 }
 
+impl Output {
+    /// `sync`: the report on stdout (`{success, synced_items, failed_items, errors}` with
+    /// `--json`), errors on stderr for people.
+    pub fn sync(&self, report: &SyncReport) {
+        if self.json {
+            return print_json(&serde_json::json!({
+                "success": report.success,
+                "synced_items": report.synced_items,
+                "failed_items": report.failed_items,
+                "errors": report.errors,
+            }));
+        }
+        write_stdout(&format!(
+            "synced {}, failed {}\n",
+            report.synced_items, report.failed_items
+        ));
+        for error in &report.errors {
+            eprintln!("taskctl: {error}");
+        }
+    }
+
+    pub fn queue(&self, entries: &[QueueEntry]) {
+        if self.json {
+            return print_json(entries);
+        }
+        if entries.is_empty() {
+            eprintln!("the queue is empty");
+            return;
+        }
+        let ops = short_ids(&entries.iter().map(|e| e.id).collect::<Vec<_>>());
+        let tasks = short_ids(&entries.iter().map(|e| e.task_id).collect::<Vec<_>>());
+        let op_width = ops.iter().map(String::len).max().unwrap_or(9).max(9);
+        let task_width = tasks.iter().map(String::len).max().unwrap_or(4).max(4);
+        let mut out = format!(
+            "{:<op_width$}  {:<task_width$}  {:<9}  {:<9}  TRIES  ERROR\n",
+            "OPERATION", "TASK", "OP", "STATE"
+        );
+        for ((entry, op), task) in entries.iter().zip(&ops).zip(&tasks) {
+            out.push_str(&format!(
+                "{op:<op_width$}  {task:<task_width$}  {:<9}  {:<9}  {:>5}  {}\n",
+                entry.operation,
+                entry.state,
+                entry.retry_count,
+                entry.error_message.as_deref().unwrap_or(""),
+            ));
+        }
+        write_stdout(&out);
+    }
+
+    pub fn retried(&self, count: u64) {
+        if self.json {
+            print_json(&serde_json::json!({ "retried": count }));
+        } else {
+            write_stdout(&format!("requeued {count} operation(s)\n"));
+        }
+    }
+}
+
 fn yes_no(flag: bool) -> &'static str {
     if flag {
         "yes"
@@ -101,8 +161,8 @@ fn yes_no(flag: bool) -> &'static str {
 }
 
 /// The shortest prefix of each id (at least 8 characters) that no other listed id shares.
-fn short_ids(tasks: &[Task]) -> Vec<String> {
-    let ids: Vec<String> = tasks.iter().map(|t| t.id.to_string()).collect();
+fn short_ids(ids: &[Uuid]) -> Vec<String> {
+    let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
     let mut sorted: Vec<&str> = ids.iter().map(String::as_str).collect();
     sorted.sort_unstable();
     let common = |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
@@ -135,22 +195,14 @@ mod tests {
 
     #[test]
     fn short_ids_are_unique_prefixes_of_at_least_eight() {
-        let task = |id: &str| Task {
-            id: id.parse().unwrap(),
-            title: "t".into(),
-            description: None,
-            completed: false,
-            created_at: tasksync_proto::Timestamp::now(),
-            updated_at: tasksync_proto::Timestamp::now(),
-            is_deleted: false,
-            sync_status: tasksync_proto::SyncStatus::Pending,
-            last_synced_at: None,
-        };
-        let tasks = [
-            task("01900000-0000-7000-8000-000000000001"),
-            task("01900000-0000-7000-8000-000000000002"),
-            task("abcdef01-0000-7000-8000-000000000000"),
-        ];
+        let tasks: Vec<Uuid> = [
+            "01900000-0000-7000-8000-000000000001",
+            "01900000-0000-7000-8000-000000000002",
+            "abcdef01-0000-7000-8000-000000000000",
+        ]
+        .iter()
+        .map(|id| id.parse().unwrap())
+        .collect();
         let ids = short_ids(&tasks);
         assert_eq!(
             ids,

@@ -1,34 +1,59 @@
-//! The state every front end (IPC today, HTTP later) shares: the store and what the daemon
-//! knows about itself.
+//! The state every front end (IPC today, HTTP later) shares: the store, the sync engine and
+//! what the daemon knows about itself.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use tasksync_proto::StatusInfo;
+use tasksync_proto::ipc::{QueueEntry, StatusInfo};
 
-use crate::store::{Store, StoreError};
+use crate::store::{QueuedOp, Store, StoreError};
+use crate::sync::SyncHandle;
 
 pub struct App {
-    pub store: Store,
+    pub store: Arc<Store>,
+    pub sync: SyncHandle,
     pub socket: PathBuf,
 }
 
 impl App {
-    /// What `taskctl status` shows. No sync server can be configured yet, so the state is
-    /// always `local-only`.
+    /// What `taskctl status` shows.
     pub fn status(&self) -> Result<StatusInfo, StoreError> {
         let counts = self.store.counts()?;
+        let connectivity = self.sync.connectivity();
+        let last_sync_at = match self.store.meta("last_sync_at")? {
+            Some(text) => Some(
+                text.parse()
+                    .map_err(|e| StoreError::Corrupt(format!("meta.last_sync_at: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(StatusInfo {
-            state: "local-only".into(),
-            online: false,
-            server: None,
+            state: connectivity.as_str().into(),
+            online: connectivity == crate::sync::Connectivity::Online,
+            server: self.sync.server().map(str::to_string),
             pending: counts.pending,
             failed: counts.failed,
-            last_sync_at: None,
+            last_sync_at,
             device_id: self.store.device_id(),
             version: env!("CARGO_PKG_VERSION").into(),
             tasks: counts.tasks,
             deleted_tasks: counts.deleted_tasks,
             database: self.store.path().display().to_string(),
         })
+    }
+}
+
+/// A queue row as `taskctl queue` shows it.
+pub fn queue_entry(row: QueuedOp) -> QueueEntry {
+    QueueEntry {
+        id: row.op_id,
+        task_id: row.task_id,
+        operation: row.operation,
+        changed_fields: row.changed_fields,
+        created_at: row.created_at,
+        retry_count: row.retry_count,
+        error_message: row.error_message,
+        state: row.state,
+        next_attempt_at: row.next_attempt_at,
     }
 }

@@ -5,3 +5,4 @@ pub mod config;
 pub mod ipc;
 pub mod service;
 pub mod store;
+pub mod sync;

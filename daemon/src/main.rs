@@ -55,7 +55,9 @@ async fn run(config: Config) -> Result<(), Error> {
     let _socket_lock = InstanceLock::acquire(&lock_path_for(&socket), &holder)?;
     ipc::socket::remove_stale(&socket)?;
 
-    let store = Store::open(&db)?;
+    let store = Arc::new(Store::open(&db)?);
+    let (trigger, stop) = shutdown::channel();
+    let sync = tasksyncd::sync::engine::spawn(store.clone(), config.sync_settings(), stop.clone())?;
     let listener = ipc::socket::bind(&socket)?;
     tracing::info!(
         "tasksyncd {} serving {} (database {})",
@@ -64,8 +66,16 @@ async fn run(config: Config) -> Result<(), Error> {
         db.display()
     );
 
-    let app = Arc::new(App { store, socket });
-    let (trigger, stop) = shutdown::channel();
+    if let Some(server) = sync.server() {
+        tracing::info!("syncing with {server}");
+    } else {
+        tracing::info!("no sync server configured: local only");
+    }
+    let app = Arc::new(App {
+        store,
+        sync,
+        socket,
+    });
     let server = tokio::spawn(ipc::server::run(listener, app.clone(), stop));
     let signal = shutdown::wait_for_signal().await?;
     tracing::info!("{signal} received: shutting down");

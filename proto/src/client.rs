@@ -19,8 +19,8 @@ use tokio::io::BufReader;
 
 use crate::codec::{self, FrameError};
 use crate::ipc::{
-    ClientMessage, Command, IpcError, PageCursor, Reply, ServerMessage, StatusInfo, TaskPage,
-    MAX_PAGE_TASKS, PROTOCOL_VERSION,
+    ClientMessage, Command, IpcError, PageCursor, QueueEntry, Reply, RetryTarget, ServerMessage,
+    StatusInfo, SyncReport, TaskPage, MAX_PAGE_TASKS, PROTOCOL_VERSION,
 };
 use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
 
@@ -201,6 +201,30 @@ impl Client {
     /// Soft-deletes a task; returns the tombstone.
     pub async fn delete_task(&mut self, id: &str) -> Result<Task, ClientError> {
         expect_task(self.call(Command::DeleteTask { id: id.into() }).await?)
+    }
+
+    /// Flushes and pulls now; waits for the round to finish.
+    pub async fn sync(&mut self) -> Result<SyncReport, ClientError> {
+        match self.call(Command::Sync).await? {
+            Reply::Sync(report) => Ok(report),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Queued operations, oldest first.
+    pub async fn queue(&mut self, failed_only: bool) -> Result<Vec<QueueEntry>, ClientError> {
+        match self.call(Command::Queue { failed_only }).await? {
+            Reply::Queue(entries) => Ok(entries),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends dead-lettered operations again; returns how many.
+    pub async fn retry(&mut self, target: RetryTarget) -> Result<u64, ClientError> {
+        match self.call(Command::Retry { target }).await? {
+            Reply::Retried(count) => Ok(count),
+            other => Err(unexpected(other)),
+        }
     }
 
     pub async fn status(&mut self) -> Result<StatusInfo, ClientError> {

@@ -66,6 +66,26 @@ pub enum Command {
         id: String,
     },
     Status,
+    /// Flush the queue and pull now, even while offline, resending operations that wait out
+    /// a retry delay; answers once the round is over.
+    Sync,
+    /// Queued operations, oldest first; only dead-lettered ones with `failed_only`.
+    Queue {
+        failed_only: bool,
+    },
+    /// Send dead-lettered operations again: all of them, or those of one operation or task
+    /// (full id or unique prefix).
+    Retry {
+        target: RetryTarget,
+    },
+}
+
+/// Which dead-lettered operations `Retry` revives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetryTarget {
+    All,
+    /// An operation id or a task id, or a unique prefix of either.
+    Id(String),
 }
 
 /// A successful answer; which variant comes back is fixed by the command.
@@ -74,6 +94,42 @@ pub enum Reply {
     Task(Task),
     TaskPage(TaskPage),
     Status(StatusInfo),
+    Sync(SyncReport),
+    Queue(Vec<QueueEntry>),
+    /// How many operations were sent back to the queue.
+    Retried(u64),
+}
+
+/// The outcome of a sync round, as the original challenge's `POST /api/sync` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// The server was reached and nothing failed or is dead-lettered.
+    pub success: bool,
+    /// Operations the server accepted (or resolved as a conflict) in this round.
+    pub synced_items: u64,
+    /// Operations that failed in this round plus every dead-lettered one.
+    pub failed_items: u64,
+    pub errors: Vec<String>,
+    /// The server could not be reached (or none is configured).
+    pub offline: bool,
+}
+
+/// One operation in the sync queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// The operation id (`op_id`), also its id on the sync wire.
+    pub id: Uuid,
+    pub task_id: Uuid,
+    /// `create`, `update` or `delete`.
+    pub operation: String,
+    pub changed_fields: Vec<String>,
+    pub created_at: Timestamp,
+    pub retry_count: u32,
+    pub error_message: Option<String>,
+    /// `pending`, `in-flight` or `failed` (dead-lettered).
+    pub state: String,
+    /// When an automatic retry may send it again.
+    pub next_attempt_at: Option<Timestamp>,
 }
 
 /// Where a page of tasks ended: the last task's `created_at` and id.
@@ -273,6 +329,14 @@ mod round_trip {
             },
             Command::DeleteTask { id: "cd".into() },
             Command::Status,
+            Command::Sync,
+            Command::Queue { failed_only: true },
+            Command::Retry {
+                target: RetryTarget::All,
+            },
+            Command::Retry {
+                target: RetryTarget::Id("01ab".into()),
+            },
         ];
         let mut messages = vec![ClientMessage::Hello {
             protocol: PROTOCOL_VERSION,
@@ -319,6 +383,25 @@ mod round_trip {
                 next: None,
             })),
             Ok(Reply::Status(status)),
+            Ok(Reply::Sync(SyncReport {
+                success: false,
+                synced_items: 3,
+                failed_items: 1,
+                errors: vec!["boom".into()],
+                offline: false,
+            })),
+            Ok(Reply::Queue(vec![QueueEntry {
+                id: Uuid::now_v7(),
+                task_id: Uuid::now_v7(),
+                operation: "update".into(),
+                changed_fields: vec!["title".into()],
+                created_at: Timestamp::now(),
+                retry_count: 2,
+                error_message: Some("nope".into()),
+                state: "failed".into(),
+                next_attempt_at: None,
+            }])),
+            Ok(Reply::Retried(4)),
         ];
         messages.extend(
             results

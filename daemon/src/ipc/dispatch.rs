@@ -1,10 +1,12 @@
 //! What each IPC command does: resolve task references, call the store, shape the reply.
 
-use tasksync_proto::ipc::{Command, ErrorCode, IpcError, Reply, TaskRef};
+use tasksync_proto::ipc::{Command, ErrorCode, IpcError, Reply, RetryTarget, TaskRef};
 use uuid::Uuid;
 
-use crate::app::App;
-use crate::store::StoreError;
+use std::collections::BTreeSet;
+
+use crate::app::{queue_entry, App};
+use crate::store::{StoreError, SyncWrite};
 
 /// Runs one command to completion.
 pub async fn dispatch(app: &App, command: Command) -> Result<Reply, IpcError> {
@@ -23,8 +25,50 @@ pub async fn dispatch(app: &App, command: Command) -> Result<Reply, IpcError> {
         }
         Command::DeleteTask { id } => Reply::Task(store.delete(resolve(app, &id)?).await?),
         Command::Status => Reply::Status(app.status()?),
+        Command::Sync => Reply::Sync(app.sync.sync_now().await),
+        Command::Queue { failed_only } => Reply::Queue(
+            store
+                .queue(failed_only)?
+                .into_iter()
+                .map(queue_entry)
+                .collect(),
+        ),
+        Command::Retry { target } => Reply::Retried(retry(app, target).await?),
     };
     Ok(reply)
+}
+
+/// Revives dead-lettered operations: all, or those of one operation or task.
+async fn retry(app: &App, target: RetryTarget) -> Result<u64, IpcError> {
+    let rows = match target {
+        RetryTarget::All => app.store.queue(true)?,
+        RetryTarget::Id(reference) => {
+            let prefix = TaskRef::parse(&reference)?;
+            let rows = app.store.failed_matching(&prefix)?;
+            let tasks: BTreeSet<Uuid> = rows.iter().map(|row| row.task_id).collect();
+            let exact_op = rows
+                .iter()
+                .find(|row| row.op_id.to_string() == prefix.as_str());
+            match (exact_op, tasks.len()) {
+                (Some(row), _) => vec![row.clone()],
+                (None, 0) => {
+                    let message = format!("no dead-lettered operation or task matches {reference}");
+                    return Err(IpcError::new(ErrorCode::NotFound, message));
+                }
+                (None, 1) => rows,
+                (None, _) => {
+                    let names: Vec<String> = tasks.iter().map(Uuid::to_string).collect();
+                    let message = format!(
+                        "{reference} matches dead-lettered operations of several tasks: {}",
+                        names.join(", ")
+                    );
+                    return Err(IpcError::new(ErrorCode::Ambiguous, message));
+                }
+            }
+        }
+    };
+    let seqs = rows.iter().map(|row| row.seq).collect();
+    Ok(app.store.sync_write(SyncWrite::Retry { seqs }).await?)
 }
 
 fn resolve(app: &App, reference: &str) -> Result<Uuid, IpcError> {

@@ -5,9 +5,11 @@
 //! [`schema`]; the clock that issues `updated_at` in [`clock`].
 
 pub mod clock;
+pub mod commands;
 pub mod reads;
 pub mod rows;
 pub mod schema;
+pub mod sync_writes;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -20,10 +22,12 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use self::clock::HybridClock;
+use self::commands::WriteOp;
 pub use self::reads::Counts;
 use self::reads::ReadPool;
 pub use self::rows::QueuedOp;
-use self::writer::{Message, WriteOp};
+pub use self::sync_writes::{ItemOutcome, SyncWrite};
+use self::writer::{Applied, Change, Message};
 
 /// How many bytes of task text a listing page carries at most, well inside a 1 MiB frame.
 const PAGE_BYTE_BUDGET: usize = 512 * 1024;
@@ -97,6 +101,12 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("meta.clock: {e}")))?,
             None => Timestamp::from_millis(0).unwrap_or_else(Timestamp::now),
         };
+        // Rows in flight when the last run ended may or may not have reached the server; op
+        // ids make sending them again harmless.
+        conn.execute_batch(
+            "UPDATE sync_queue SET state = 'pending' WHERE state = 'in-flight';
+             UPDATE tasks SET sync_status = 'pending' WHERE sync_status = 'in-progress';",
+        )?;
         let readers = (0..READERS)
             .map(|_| schema::open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
@@ -119,12 +129,27 @@ impl Store {
         &self.path
     }
 
-    async fn write(&self, op: WriteOp) -> Result<Task, StoreError> {
+    async fn apply(&self, change: Change) -> Result<Applied, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.writer
-            .send(Message::Write { op, reply })
+            .send(Message::Change { change, reply })
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<Task, StoreError> {
+        match self.apply(Change::Command(op)).await? {
+            Applied::Task(task) => Ok(task),
+            Applied::Count(_) => Err(StoreError::Storage("a command produced no task".into())),
+        }
+    }
+
+    /// Applies a change from the sync engine; returns how many rows it touched.
+    pub async fn sync_write(&self, write: SyncWrite) -> Result<u64, StoreError> {
+        match self.apply(Change::Sync(write)).await? {
+            Applied::Count(count) => Ok(count),
+            Applied::Task(_) => Err(StoreError::Storage("a sync update produced a task".into())),
+        }
     }
 
     /// Creates a task and queues its `create`; returns it once durable.
@@ -177,8 +202,32 @@ impl Store {
         self.reads.needing_sync()
     }
 
-    pub fn queue(&self) -> Result<Vec<QueuedOp>, StoreError> {
-        self.reads.queue()
+    pub fn queue(&self, failed_only: bool) -> Result<Vec<QueuedOp>, StoreError> {
+        self.reads.queue(failed_only)
+    }
+
+    /// The next operations to send; see [`ReadPool::next_batch`].
+    pub fn next_batch(
+        &self,
+        limit: usize,
+        now: Timestamp,
+        force: bool,
+        round_start: Timestamp,
+    ) -> Result<Vec<QueuedOp>, StoreError> {
+        self.reads.next_batch(limit, now, force, round_start)
+    }
+
+    pub fn next_retry_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.reads.next_retry_at()
+    }
+
+    /// Dead-lettered operations whose op id or task id starts with `prefix`.
+    pub fn failed_matching(&self, prefix: &TaskRef) -> Result<Vec<QueuedOp>, StoreError> {
+        self.reads.failed_matching(prefix)
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.reads.meta(key)
     }
 
     pub fn counts(&self) -> Result<Counts, StoreError> {

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension};
 use tasksync_proto::ipc::{PageCursor, TaskPage, TaskRef, MAX_PAGE_TASKS};
-use tasksync_proto::{SyncStatus, Task};
+use tasksync_proto::{SyncStatus, Task, Timestamp};
 use uuid::Uuid;
 
 use super::rows::{queued_op_from_row, task_from_row, QueuedOp, QUEUE_COLUMNS, TASK_COLUMNS};
@@ -188,14 +188,83 @@ impl ReadPool {
         })
     }
 
-    /// Every queue row, oldest first.
-    pub fn queue(&self) -> Result<Vec<QueuedOp>, StoreError> {
+    /// Queue rows, oldest first; only dead-lettered ones with `failed_only`.
+    pub fn queue(&self, failed_only: bool) -> Result<Vec<QueuedOp>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {QUEUE_COLUMNS} FROM sync_queue ORDER BY id"
+                "SELECT {QUEUE_COLUMNS} FROM sync_queue WHERE NOT ?1 OR state = 'failed' ORDER BY id"
             ))?;
-            let rows = stmt.query_map([], queued_op_from_row)?;
+            let rows = stmt.query_map([failed_only], queued_op_from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The next operations to send, oldest first, at most one per task: each task's
+    /// earliest queued row, if it is pending and its retry delay is over. With `force` the
+    /// delay is ignored for rows not yet attempted since `round_start`, so one forced round
+    /// sends each row at most once. A task's later rows wait until its earlier ones are
+    /// accepted, so its operations reach the server in order.
+    pub fn next_batch(
+        &self,
+        limit: usize,
+        now: Timestamp,
+        force: bool,
+        round_start: Timestamp,
+    ) -> Result<Vec<QueuedOp>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {QUEUE_COLUMNS} FROM sync_queue AS q
+                 WHERE q.state = 'pending'
+                   AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= ?1
+                        OR (?2 AND (q.last_attempt_at IS NULL OR q.last_attempt_at < ?4)))
+                   AND NOT EXISTS (SELECT 1 FROM sync_queue AS e WHERE e.task_id = q.task_id AND e.id < q.id)
+                 ORDER BY q.id LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(
+                rusqlite::params![now.to_string(), force, limit as i64, round_start.to_string()],
+                queued_op_from_row,
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// When the earliest waiting operation may be retried, if any waits.
+    pub fn next_retry_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.with(|conn| {
+            let text: Option<String> = conn
+                .prepare_cached(
+                    "SELECT min(next_attempt_at) FROM sync_queue WHERE state = 'pending'",
+                )?
+                .query_row([], |row| row.get(0))?;
+            text.map(|t| {
+                t.parse()
+                    .map_err(|e| StoreError::Corrupt(format!("next_attempt_at: {e}")))
+            })
+            .transpose()
+        })
+    }
+
+    /// Dead-lettered rows whose operation id or task id starts with `prefix`.
+    pub fn failed_matching(&self, prefix: &TaskRef) -> Result<Vec<QueuedOp>, StoreError> {
+        let prefix = prefix.as_str();
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {QUEUE_COLUMNS} FROM sync_queue
+                 WHERE state = 'failed' AND (substr(op_id, 1, length(?1)) = ?1 OR substr(task_id, 1, length(?1)) = ?1)
+                 ORDER BY id"
+            ))?;
+            let rows = stmt.query_map([prefix], queued_op_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// A value from `meta`.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.with(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row([key], |row| row.get(0))
+                .optional()?)
         })
     }
 
@@ -207,7 +276,7 @@ impl ReadPool {
             let (pending, failed) = conn
                 .prepare_cached(
                     "SELECT count(*) FILTER (WHERE state IN ('pending', 'in-flight')), count(*) FILTER (WHERE state = 'failed')
-                     FROM sync_queue WHERE state != 'done'",
+                     FROM sync_queue",
                 )?
                 .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
             Ok(Counts { tasks, deleted_tasks, pending, failed })

@@ -23,10 +23,11 @@ pub struct QueuedOp {
     pub retry_count: u32,
     pub error_message: Option<String>,
     pub state: String,
+    pub next_attempt_at: Option<Timestamp>,
 }
 
 pub const QUEUE_COLUMNS: &str =
-    "id, op_id, task_id, operation, data, changed_fields, created_at, retry_count, error_message, state";
+    "id, op_id, task_id, operation, data, changed_fields, created_at, retry_count, error_message, state, next_attempt_at";
 
 fn corrupt(column: usize, what: impl std::fmt::Display) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -82,5 +83,6 @@ pub fn queued_op_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedOp> {
         retry_count: row.get(7)?,
         error_message: row.get(8)?,
         state: row.get(9)?,
+        next_attempt_at: optional_timestamp_at(row, 10)?,
     })
 }

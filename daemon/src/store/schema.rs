@@ -36,8 +36,9 @@ CREATE TABLE sync_queue (
     retry_count     INTEGER NOT NULL DEFAULT 0,
     error_message   TEXT,
     next_attempt_at TEXT,
+    last_attempt_at TEXT,
     state           TEXT NOT NULL DEFAULT 'pending'
-                    CHECK (state IN ('pending', 'in-flight', 'done', 'failed'))
+                    CHECK (state IN ('pending', 'in-flight', 'failed'))
 );
 CREATE INDEX sync_queue_by_state ON sync_queue (state, id);
 CREATE INDEX sync_queue_by_task ON sync_queue (task_id, id);

@@ -32,7 +32,7 @@ async fn a_new_task_has_defaults_and_one_create_in_the_queue() {
     assert_eq!(task.id.get_version_num(), 7);
     assert_eq!(store.get(task.id).unwrap(), task);
 
-    let queue = store.queue().unwrap();
+    let queue = store.queue(false).unwrap();
     assert_eq!(queue.len(), 1);
     assert_eq!(queue[0].operation, "create");
     assert_eq!(queue[0].task_id, task.id);
@@ -67,7 +67,7 @@ async fn update_changes_fields_bumps_updated_at_and_queues_an_update() {
     assert_eq!(updated.sync_status, SyncStatus::Pending);
     assert_eq!(store.get(task.id).unwrap(), updated);
 
-    let queue = store.queue().unwrap();
+    let queue = store.queue(false).unwrap();
     assert_eq!(queue.len(), 2);
     assert_eq!(queue[1].operation, "update");
     assert_eq!(queue[1].changed_fields, ["title", "completed"]);
@@ -104,7 +104,7 @@ async fn updating_or_deleting_a_missing_task_is_not_found() {
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(store.get(missing), Err(StoreError::NotFound(_))));
-    assert!(store.queue().unwrap().is_empty());
+    assert!(store.queue(false).unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -123,7 +123,7 @@ async fn delete_is_soft_and_queued() {
         )
         .unwrap();
     assert_eq!(row, (1, "Old".to_string()));
-    let queue = store.queue().unwrap();
+    let queue = store.queue(false).unwrap();
     assert_eq!(queue.last().unwrap().operation, "delete");
     assert_eq!(queue.last().unwrap().changed_fields, ["is_deleted"]);
     // A tombstone cannot be edited or deleted again.
@@ -139,7 +139,7 @@ async fn delete_is_soft_and_queued() {
         store.update(task.id, patch).await,
         Err(StoreError::NotFound(_))
     ));
-    assert_eq!(store.queue().unwrap().len(), 2);
+    assert_eq!(store.queue(false).unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -217,7 +217,7 @@ async fn create_update_create_delete_leave_four_queue_rows_in_order() {
         .unwrap();
     let second = store.create(new_task("second")).await.unwrap();
     store.delete(first.id).await.unwrap();
-    let queue = store.queue().unwrap();
+    let queue = store.queue(false).unwrap();
     let ops: Vec<(&str, Uuid)> = queue
         .iter()
         .map(|q| (q.operation.as_str(), q.task_id))
@@ -277,7 +277,7 @@ async fn invalid_input_is_refused_and_writes_nothing() {
         err,
         StoreError::Invalid(ValidationError::EmptyPatch)
     ));
-    assert_eq!(store.queue().unwrap().len(), 1);
+    assert_eq!(store.queue(false).unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -332,7 +332,7 @@ async fn concurrent_commands_are_committed_together_and_all_land() {
     stamps.sort();
     stamps.dedup();
     assert_eq!(stamps.len(), 200, "every updated_at is distinct");
-    assert_eq!(store.queue().unwrap().len(), 200);
+    assert_eq!(store.queue(false).unwrap().len(), 200);
     assert_eq!(store.counts().unwrap().tasks, 200);
 }
 

@@ -1,41 +1,47 @@
 //! The writer thread: the only code that changes the database.
 //!
-//! Commands arrive on a channel. The thread takes the first one, then every other one already
-//! waiting, and applies them all in one `BEGIN IMMEDIATE` transaction: one fsync serves every
-//! client that was waiting (group commit). Each change updates `tasks` and appends the full
-//! task to `sync_queue` in that same transaction. Replies are sent only after the commit
-//! returns, so an acknowledged command is durable.
+//! Changes arrive on a channel: users' commands ([`commands`]) and the sync engine's updates
+//! ([`sync_writes`]). The thread takes the first one, then every other one already waiting,
+//! and applies them all in one `BEGIN IMMEDIATE` transaction: one fsync serves everyone who
+//! was waiting (group commit). Answers are sent only after the commit returns, so an
+//! acknowledged change is durable.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch, Timestamp};
+use rusqlite::{Connection, TransactionBehavior};
+use tasksync_proto::Task;
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
 use super::clock::HybridClock;
-use super::rows::{task_from_row, TASK_COLUMNS};
+use super::commands::{self, WriteOp};
+use super::sync_writes::{self, set_meta, SyncWrite};
 use super::StoreError;
 
-/// Most commands committed together; bounds the latency one group adds.
+/// Most changes committed together; bounds the latency one group adds.
 const MAX_GROUP: usize = 1024;
 
-/// The fields a `create` sets, in DESIGN.md section 5's names.
-const ALL_FIELDS: &[&str] = &["title", "description", "completed", "is_deleted"];
-
-/// A change to apply. Ids are full ids: prefixes are resolved before a write is queued.
+/// A change to the database.
 #[derive(Debug)]
-pub enum WriteOp {
-    Create(NewTask),
-    Update { id: Uuid, patch: TaskPatch },
-    Delete { id: Uuid },
+pub enum Change {
+    /// A user's command.
+    Command(WriteOp),
+    /// An update from the sync engine.
+    Sync(SyncWrite),
+}
+
+/// What a change produced: the task a command made or changed, or how many rows a sync
+/// update touched.
+#[derive(Debug)]
+pub enum Applied {
+    Task(Task),
+    Count(u64),
 }
 
 pub enum Message {
-    Write {
-        op: WriteOp,
-        reply: oneshot::Sender<Result<Task, StoreError>>,
+    Change {
+        change: Change,
+        reply: oneshot::Sender<Result<Applied, StoreError>>,
     },
     /// Finish what is queued before this, then stop.
     Shutdown,
@@ -55,11 +61,11 @@ pub fn spawn(
 
 fn run(mut conn: Connection, mut clock: HybridClock, rx: mpsc::Receiver<Message>) {
     let mut group = Vec::new();
-    'serve: while let Ok(first) = rx.recv() {
+    while let Ok(first) = rx.recv() {
         let mut stop = false;
         for message in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
             match message {
-                Message::Write { op, reply } => group.push((op, reply)),
+                Message::Change { change, reply } => group.push((change, reply)),
                 Message::Shutdown => {
                     stop = true;
                     break;
@@ -70,15 +76,15 @@ fn run(mut conn: Connection, mut clock: HybridClock, rx: mpsc::Receiver<Message>
             }
         }
         if !group.is_empty() {
-            let ops: Vec<&WriteOp> = group.iter().map(|(op, _)| op).collect();
-            let results = commit_group(&mut conn, &mut clock, &ops);
-            for ((_, reply), result) in group.drain(..).zip(results) {
-                // A client that went away no longer wants its answer; the write stands.
-                let _ = reply.send(result);
+            let changes: Vec<&Change> = group.iter().map(|(change, _)| change).collect();
+            let outcomes = commit_group(&mut conn, &mut clock, &changes);
+            for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
+                // Someone who went away no longer wants the answer; the change stands.
+                let _ = reply.send(outcome);
             }
         }
         if stop {
-            break 'serve;
+            break;
         }
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
@@ -86,150 +92,39 @@ fn run(mut conn: Connection, mut clock: HybridClock, rx: mpsc::Receiver<Message>
     }
 }
 
-/// Applies `ops` in one transaction. A command that is refused (not found) gets its error and
-/// the others still commit; a storage failure fails every command of the group.
-pub fn commit_group(
+/// Applies a group in one transaction. A change that is refused (not found) gets its error
+/// and the others still commit; a storage failure fails every change of the group.
+fn commit_group(
     conn: &mut Connection,
     clock: &mut HybridClock,
-    ops: &[&WriteOp],
-) -> Vec<Result<Task, StoreError>> {
+    changes: &[&Change],
+) -> Vec<Result<Applied, StoreError>> {
     let attempt = |conn: &mut Connection,
                    clock: &mut HybridClock|
-     -> rusqlite::Result<Vec<Result<Task, StoreError>>> {
+     -> rusqlite::Result<Vec<Result<Applied, StoreError>>> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut results = Vec::with_capacity(ops.len());
-        for op in ops {
-            results.push(apply(&tx, clock, op)?);
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            outcomes.push(match change {
+                Change::Command(op) => commands::apply(&tx, clock, op)?.map(Applied::Task),
+                Change::Sync(op) => sync_writes::apply(&tx, clock, op)?.map(Applied::Count),
+            });
         }
-        tx.prepare_cached("INSERT INTO meta (key, value) VALUES ('clock', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
-            .execute([clock.watermark().to_string()])?;
+        set_meta(&tx, "clock", &clock.watermark().to_string())?;
         tx.commit()?;
-        Ok(results)
+        Ok(outcomes)
     };
     match attempt(conn, clock) {
-        Ok(results) => results,
+        Ok(outcomes) => outcomes,
         Err(e) => {
             tracing::error!(
-                "commit of {} command(s) failed, nothing was written: {e}",
-                ops.len()
+                "commit of {} change(s) failed, nothing was written: {e}",
+                changes.len()
             );
-            ops.iter()
+            changes
+                .iter()
                 .map(|_| Err(StoreError::Storage(e.to_string())))
                 .collect()
         }
     }
-}
-
-/// Applies one change. The outer error is a storage failure that aborts the group; the inner
-/// one is this command's own refusal.
-fn apply(
-    tx: &Transaction<'_>,
-    clock: &mut HybridClock,
-    op: &WriteOp,
-) -> rusqlite::Result<Result<Task, StoreError>> {
-    match op {
-        WriteOp::Create(new) => {
-            let now = clock.tick(Timestamp::now());
-            let task = Task {
-                id: Uuid::now_v7(),
-                title: new.title.clone(),
-                description: new.description.clone(),
-                completed: false,
-                created_at: now,
-                updated_at: now,
-                is_deleted: false,
-                sync_status: SyncStatus::Pending,
-                last_synced_at: None,
-            };
-            tx.prepare_cached(
-                "INSERT INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status)
-                 VALUES (?1, ?2, ?3, 0, ?4, ?4, 0, 'pending')",
-            )?
-            .execute(params![task.id.to_string(), task.title, task.description, now.to_string()])?;
-            enqueue(tx, &task, "create", ALL_FIELDS)?;
-            Ok(Ok(task))
-        }
-        WriteOp::Update { id, patch } => {
-            let Some(mut task) = load_live(tx, *id)? else {
-                return Ok(Err(StoreError::NotFound(id.to_string())));
-            };
-            let mut changed = Vec::with_capacity(3);
-            if let Some(title) = &patch.title {
-                task.title = title.clone();
-                changed.push("title");
-            }
-            if let Some(description) = &patch.description {
-                task.description = description.clone();
-                changed.push("description");
-            }
-            if let Some(completed) = patch.completed {
-                task.completed = completed;
-                changed.push("completed");
-            }
-            task.updated_at = clock.tick(Timestamp::now());
-            task.sync_status = SyncStatus::Pending;
-            tx.prepare_cached(
-                "UPDATE tasks SET title = ?2, description = ?3, completed = ?4, updated_at = ?5, sync_status = 'pending'
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                id.to_string(),
-                task.title,
-                task.description,
-                task.completed,
-                task.updated_at.to_string()
-            ])?;
-            enqueue(tx, &task, "update", &changed)?;
-            Ok(Ok(task))
-        }
-        WriteOp::Delete { id } => {
-            let Some(mut task) = load_live(tx, *id)? else {
-                return Ok(Err(StoreError::NotFound(id.to_string())));
-            };
-            task.is_deleted = true;
-            task.updated_at = clock.tick(Timestamp::now());
-            task.sync_status = SyncStatus::Pending;
-            tx.prepare_cached(
-                "UPDATE tasks SET is_deleted = 1, updated_at = ?2, sync_status = 'pending' WHERE id = ?1",
-            )?
-            .execute(params![id.to_string(), task.updated_at.to_string()])?;
-            enqueue(tx, &task, "delete", &["is_deleted"])?;
-            Ok(Ok(task))
-        }
-    }
-}
-
-/// The task with `id` unless it is missing or deleted: deleted tasks cannot be changed.
-fn load_live(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Task>> {
-    let task = tx
-        .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
-        .query_row([id.to_string()], task_from_row)
-        .optional()?;
-    Ok(task.filter(|t| !t.is_deleted))
-}
-
-/// Appends the full task after an operation to the sync queue.
-fn enqueue(
-    tx: &Transaction<'_>,
-    task: &Task,
-    operation: &str,
-    changed_fields: &[&str],
-) -> rusqlite::Result<()> {
-    let data = serde_json::to_string(task)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let fields = serde_json::to_string(changed_fields)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    tx.prepare_cached(
-        "INSERT INTO sync_queue (op_id, task_id, operation, data, changed_fields, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        Uuid::now_v7().to_string(),
-        task.id.to_string(),
-        operation,
-        data,
-        fields,
-        task.updated_at.to_string()
-    ])?;
-    Ok(())
 }

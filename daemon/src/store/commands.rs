@@ -1,0 +1,138 @@
+//! Applying user commands (create, update, delete) inside the writer's transaction.
+//!
+//! Each change updates `tasks` and appends the full task after the operation to `sync_queue`,
+//! with the fields it changed (DESIGN.md section 5).
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch, Timestamp};
+use uuid::Uuid;
+
+use super::clock::HybridClock;
+use super::rows::{task_from_row, TASK_COLUMNS};
+use super::StoreError;
+
+/// The fields a `create` sets, in DESIGN.md section 5's names.
+const ALL_FIELDS: &[&str] = &["title", "description", "completed", "is_deleted"];
+
+/// A user's change. Ids are full ids: prefixes are resolved before a write is queued.
+#[derive(Debug)]
+pub enum WriteOp {
+    Create(NewTask),
+    Update { id: Uuid, patch: TaskPatch },
+    Delete { id: Uuid },
+}
+
+/// Applies one change. The outer error is a storage failure that aborts the whole group; the
+/// inner one is this command's own refusal.
+pub fn apply(
+    tx: &Transaction<'_>,
+    clock: &mut HybridClock,
+    op: &WriteOp,
+) -> rusqlite::Result<Result<Task, StoreError>> {
+    match op {
+        WriteOp::Create(new) => {
+            let now = clock.tick(Timestamp::now());
+            let task = Task {
+                id: Uuid::now_v7(),
+                title: new.title.clone(),
+                description: new.description.clone(),
+                completed: false,
+                created_at: now,
+                updated_at: now,
+                is_deleted: false,
+                sync_status: SyncStatus::Pending,
+                last_synced_at: None,
+            };
+            tx.prepare_cached(
+                "INSERT INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status)
+                 VALUES (?1, ?2, ?3, 0, ?4, ?4, 0, 'pending')",
+            )?
+            .execute(params![task.id.to_string(), task.title, task.description, now.to_string()])?;
+            enqueue(tx, &task, "create", ALL_FIELDS)?;
+            Ok(Ok(task))
+        }
+        WriteOp::Update { id, patch } => {
+            let Some(mut task) = load_live(tx, *id)? else {
+                return Ok(Err(StoreError::NotFound(id.to_string())));
+            };
+            let mut changed = Vec::with_capacity(3);
+            if let Some(title) = &patch.title {
+                task.title = title.clone();
+                changed.push("title");
+            }
+            if let Some(description) = &patch.description {
+                task.description = description.clone();
+                changed.push("description");
+            }
+            if let Some(completed) = patch.completed {
+                task.completed = completed;
+                changed.push("completed");
+            }
+            task.updated_at = clock.tick(Timestamp::now());
+            task.sync_status = SyncStatus::Pending;
+            tx.prepare_cached(
+                "UPDATE tasks SET title = ?2, description = ?3, completed = ?4, updated_at = ?5, sync_status = 'pending'
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id.to_string(),
+                task.title,
+                task.description,
+                task.completed,
+                task.updated_at.to_string()
+            ])?;
+            enqueue(tx, &task, "update", &changed)?;
+            Ok(Ok(task))
+        }
+        WriteOp::Delete { id } => {
+            let Some(mut task) = load_live(tx, *id)? else {
+                return Ok(Err(StoreError::NotFound(id.to_string())));
+            };
+            task.is_deleted = true;
+            task.updated_at = clock.tick(Timestamp::now());
+            task.sync_status = SyncStatus::Pending;
+            tx.prepare_cached("UPDATE tasks SET is_deleted = 1, updated_at = ?2, sync_status = 'pending' WHERE id = ?1")?
+                .execute(params![id.to_string(), task.updated_at.to_string()])?;
+            enqueue(tx, &task, "delete", &["is_deleted"])?;
+            Ok(Ok(task))
+        }
+    }
+}
+
+/// The task with `id`, deleted or not.
+pub fn load(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Task>> {
+    tx.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
+        .query_row([id.to_string()], task_from_row)
+        .optional()
+}
+
+/// The task with `id` unless it is missing or deleted: deleted tasks cannot be changed.
+fn load_live(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Task>> {
+    Ok(load(tx, id)?.filter(|t| !t.is_deleted))
+}
+
+/// Appends the full task after an operation to the sync queue.
+fn enqueue(
+    tx: &Transaction<'_>,
+    task: &Task,
+    operation: &str,
+    changed_fields: &[&str],
+) -> rusqlite::Result<()> {
+    let data = serde_json::to_string(task)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let fields = serde_json::to_string(changed_fields)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    tx.prepare_cached(
+        "INSERT INTO sync_queue (op_id, task_id, operation, data, changed_fields, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        Uuid::now_v7().to_string(),
+        task.id.to_string(),
+        operation,
+        data,
+        fields,
+        task.updated_at.to_string()
+    ])?;
+    Ok(())
+}

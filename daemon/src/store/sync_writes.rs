@@ -1,0 +1,287 @@
+//! Applying what the sync engine learned from the server, inside the writer's transaction.
+//!
+//! A queue row leaves the queue once the server accepted it. A task's `sync_status` is derived
+//! from the rows it still has queued ([`refresh_status`]), and a pulled or resolved task is
+//! adopted as the server has it except for fields that still have a local operation queued
+//! ([`merge_remote`]): those keep the local value until that operation is answered.
+
+use std::collections::BTreeSet;
+
+use rusqlite::{params, Transaction};
+use tasksync_proto::wire::WireTask;
+use tasksync_proto::{SyncStatus, Task, Timestamp};
+use uuid::Uuid;
+
+use super::clock::HybridClock;
+use super::commands::load;
+use super::StoreError;
+
+/// A change the sync engine asks the writer to make.
+#[derive(Debug)]
+pub enum SyncWrite {
+    /// These rows are about to be sent: mark them in flight and their tasks in progress.
+    BeginBatch { seqs: Vec<i64> },
+    /// The server's answers (or the lack of one) for rows that were in flight.
+    FinishBatch { outcomes: Vec<(i64, ItemOutcome)> },
+    /// One page of pulled changes and the cursor after it.
+    ApplyPulled {
+        changes: Vec<WireTask>,
+        cursor: String,
+    },
+    /// Send these dead-lettered rows again, with a fresh attempt budget.
+    Retry { seqs: Vec<i64> },
+    /// A sync round reached the server and ended at `at`.
+    RecordSync { at: Timestamp },
+}
+
+/// What happened to one row that was in flight.
+#[derive(Debug, Clone)]
+pub enum ItemOutcome {
+    /// The server applied it (`resolved` is its merged task after a conflict).
+    Accepted { resolved: Option<WireTask> },
+    /// The server was reached and refused it; one attempt counted.
+    Failed {
+        error: String,
+        next_attempt_at: Timestamp,
+        dead: bool,
+    },
+    /// It was not (or may not have been) applied and counts no attempt: offline, or held
+    /// back behind an earlier failed operation of its task.
+    Unsent,
+}
+
+/// Applies one sync change; returns how many rows or tasks it touched.
+pub fn apply(
+    tx: &Transaction<'_>,
+    clock: &mut HybridClock,
+    write: &SyncWrite,
+) -> rusqlite::Result<Result<u64, StoreError>> {
+    let now = Timestamp::now();
+    match write {
+        SyncWrite::BeginBatch { seqs } => {
+            for seq in seqs {
+                tx.prepare_cached("UPDATE sync_queue SET state = 'in-flight' WHERE id = ?1")?
+                    .execute([seq])?;
+            }
+            tx.execute_batch(
+                "UPDATE tasks SET sync_status = 'in-progress'
+                 WHERE id IN (SELECT task_id FROM sync_queue WHERE state = 'in-flight')",
+            )?;
+            Ok(Ok(seqs.len() as u64))
+        }
+        SyncWrite::FinishBatch { outcomes } => {
+            let mut touched = BTreeSet::new();
+            for (seq, outcome) in outcomes {
+                let Some(task_id) = task_of(tx, *seq)? else {
+                    continue;
+                };
+                touched.insert(task_id);
+                match outcome {
+                    ItemOutcome::Accepted { resolved } => {
+                        tx.prepare_cached("DELETE FROM sync_queue WHERE id = ?1")?
+                            .execute([seq])?;
+                        if let Some(remote) = resolved {
+                            adopt(tx, clock, remote)?;
+                        }
+                    }
+                    ItemOutcome::Failed {
+                        error,
+                        next_attempt_at,
+                        dead,
+                    } => {
+                        tx.prepare_cached(
+                            "UPDATE sync_queue SET retry_count = retry_count + 1, error_message = ?2,
+                                 next_attempt_at = ?3, last_attempt_at = ?5,
+                                 state = CASE WHEN ?4 THEN 'failed' ELSE 'pending' END
+                             WHERE id = ?1",
+                        )?
+                        .execute(params![seq, error, next_attempt_at.to_string(), dead, now.to_string()])?;
+                    }
+                    ItemOutcome::Unsent => {
+                        tx.prepare_cached("UPDATE sync_queue SET state = 'pending' WHERE id = ?1")?
+                            .execute([seq])?;
+                    }
+                }
+            }
+            for task_id in &touched {
+                refresh_status(tx, *task_id, now)?;
+            }
+            Ok(Ok(outcomes.len() as u64))
+        }
+        SyncWrite::ApplyPulled { changes, cursor } => {
+            for remote in changes {
+                adopt(tx, clock, remote)?;
+                refresh_status(tx, remote.id, now)?;
+            }
+            set_meta(tx, "pull_cursor", cursor)?;
+            Ok(Ok(changes.len() as u64))
+        }
+        SyncWrite::Retry { seqs } => {
+            let mut revived = 0;
+            for seq in seqs {
+                revived += tx
+                    .prepare_cached(
+                        "UPDATE sync_queue SET state = 'pending', retry_count = 0, next_attempt_at = NULL
+                         WHERE id = ?1 AND state = 'failed'",
+                    )?
+                    .execute([seq])?;
+                if let Some(task_id) = task_of(tx, *seq)? {
+                    refresh_status(tx, task_id, now)?;
+                }
+            }
+            Ok(Ok(revived as u64))
+        }
+        SyncWrite::RecordSync { at } => {
+            set_meta(tx, "last_sync_at", &at.to_string())?;
+            Ok(Ok(1))
+        }
+    }
+}
+
+fn task_of(tx: &Transaction<'_>, seq: i64) -> rusqlite::Result<Option<Uuid>> {
+    use rusqlite::OptionalExtension;
+    let text: Option<String> = tx
+        .prepare_cached("SELECT task_id FROM sync_queue WHERE id = ?1")?
+        .query_row([seq], |r| r.get(0))
+        .optional()?;
+    Ok(text.and_then(|t| Uuid::parse_str(&t).ok()))
+}
+
+pub fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
+        .execute(params![key, value])?;
+    Ok(())
+}
+
+/// The fields that still have a local operation queued for `task_id`.
+fn protected_fields(tx: &Transaction<'_>, task_id: Uuid) -> rusqlite::Result<BTreeSet<String>> {
+    let mut stmt = tx.prepare_cached("SELECT changed_fields FROM sync_queue WHERE task_id = ?1")?;
+    let rows = stmt.query_map([task_id.to_string()], |row| row.get::<_, String>(0))?;
+    let mut fields = BTreeSet::new();
+    for row in rows {
+        let names: Vec<String> = serde_json::from_str(&row?).unwrap_or_else(|_| {
+            // Unreadable: protect everything rather than overwrite a local edit.
+            ["title", "description", "completed", "is_deleted"]
+                .map(String::from)
+                .to_vec()
+        });
+        fields.extend(names);
+    }
+    Ok(fields)
+}
+
+/// Writes the server's version of a task, keeping protected local fields.
+fn adopt(tx: &Transaction<'_>, clock: &mut HybridClock, remote: &WireTask) -> rusqlite::Result<()> {
+    clock.observe(remote.updated_at);
+    let local = load(tx, remote.id)?;
+    let protected = protected_fields(tx, remote.id)?;
+    let task = merge_remote(local.as_ref(), remote, &protected);
+    tx.prepare_cached(
+        "INSERT INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description,
+             completed = excluded.completed, created_at = excluded.created_at, updated_at = excluded.updated_at,
+             is_deleted = excluded.is_deleted",
+    )?
+    .execute(params![
+        task.id.to_string(),
+        task.title,
+        task.description,
+        task.completed,
+        task.created_at.to_string(),
+        task.updated_at.to_string(),
+        task.is_deleted,
+        task.sync_status.as_str(),
+        task.last_synced_at.map(|t| t.to_string()),
+    ])?;
+    Ok(())
+}
+
+/// The server's task, except that `protected` fields keep their local values.
+pub fn merge_remote(local: Option<&Task>, remote: &WireTask, protected: &BTreeSet<String>) -> Task {
+    let mut task = remote.to_task(SyncStatus::Synced, None);
+    let Some(local) = local else { return task };
+    let keep = |field: &str| protected.contains(field);
+    if keep("title") {
+        task.title = local.title.clone();
+    }
+    if keep("description") {
+        task.description = local.description.clone();
+    }
+    if keep("completed") {
+        task.completed = local.completed;
+    }
+    if keep("is_deleted") {
+        task.is_deleted = local.is_deleted;
+    }
+    if !protected.is_empty() {
+        task.updated_at = task.updated_at.max(local.updated_at);
+    }
+    task.sync_status = local.sync_status;
+    task.last_synced_at = local.last_synced_at;
+    task
+}
+
+/// Sets a task's `sync_status` from the rows it still has queued: none -> `synced` (and
+/// `last_synced_at` = now), any dead-lettered -> `failed`, any in flight -> `in-progress`,
+/// any that failed an attempt -> `error`, else `pending`.
+fn refresh_status(tx: &Transaction<'_>, task_id: Uuid, now: Timestamp) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE tasks SET
+             sync_status = COALESCE(
+                 (SELECT CASE
+                      WHEN max(state = 'failed') THEN 'failed'
+                      WHEN max(state = 'in-flight') THEN 'in-progress'
+                      WHEN max(retry_count > 0) THEN 'error'
+                      ELSE 'pending' END
+                  FROM sync_queue WHERE task_id = ?1 HAVING count(*) > 0),
+                 'synced'),
+             last_synced_at = CASE WHEN EXISTS (SELECT 1 FROM sync_queue WHERE task_id = ?1)
+                                   THEN last_synced_at ELSE ?2 END
+         WHERE id = ?1",
+    )?
+    .execute(params![task_id.to_string(), now.to_string()])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(title: &str, completed: bool, updated_at: i64) -> WireTask {
+        WireTask {
+            id: Uuid::nil(),
+            title: title.into(),
+            description: Some("remote".into()),
+            completed,
+            created_at: Timestamp::from_millis(1).unwrap(),
+            updated_at: Timestamp::from_millis(updated_at).unwrap(),
+            is_deleted: false,
+            device_id: Uuid::nil(),
+        }
+    }
+
+    #[test]
+    fn an_unknown_task_is_adopted_whole() {
+        let task = merge_remote(None, &remote("r", true, 10), &BTreeSet::new());
+        assert_eq!((task.title.as_str(), task.completed), ("r", true));
+        assert_eq!(task.sync_status, SyncStatus::Synced);
+    }
+
+    #[test]
+    fn protected_fields_keep_local_values_and_the_rest_follow_the_server() {
+        let mut local = remote("local", false, 20).to_task(SyncStatus::Pending, None);
+        local.description = Some("mine".into());
+        let protected = BTreeSet::from(["title".to_string()]);
+        let task = merge_remote(Some(&local), &remote("r", true, 10), &protected);
+        assert_eq!(task.title, "local");
+        assert!(task.completed);
+        assert_eq!(task.description.as_deref(), Some("remote"));
+        assert_eq!(
+            task.updated_at.as_millis(),
+            20,
+            "never older than the local edit"
+        );
+        assert_eq!(task.sync_status, SyncStatus::Pending);
+    }
+}

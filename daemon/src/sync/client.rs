@@ -1,0 +1,236 @@
+//! The HTTP client for the sync server (DESIGN.md section 4): push a batch, pull changes,
+//! check health. It sorts every failure into what the engine must do about it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use tasksync_proto::wire::{
+    content_digest, BatchRequest, BatchResponse, ChangesResponse, ErrorBody, BATCH_PATH,
+    CHANGES_PATH, CONTENT_DIGEST_HEADER, HEALTH_PATH,
+};
+
+/// Largest answer we read from the server.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why a request to the server did not produce a usable answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SyncError {
+    /// Nothing answered (refused, reset, timed out): we are offline. No attempt counts.
+    #[error("server unreachable: {0}")]
+    Unreachable(String),
+    /// The server refused our credentials; no attempt counts, the user must act.
+    #[error("the server refused our token ({0}): check --token / TASKSYNC_TOKEN")]
+    Unauthorized(u16),
+    /// The server answered with an error status; the batch counts a failed attempt.
+    #[error("server answered {status}: {message}")]
+    Failed { status: u16, message: String },
+    /// The server's answer makes no sense; the batch counts a failed attempt.
+    #[error("server sent a bad answer: {0}")]
+    BadAnswer(String),
+}
+
+pub struct SyncClient {
+    http: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+    token: Option<String>,
+    timeout: Duration,
+}
+
+impl SyncClient {
+    /// A client for the server at `base` (`http://host:port`, no trailing slash needed).
+    pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Result<SyncClient, String> {
+        let base = base.trim_end_matches('/').to_string();
+        let uri: hyper::Uri = base
+            .parse()
+            .map_err(|e| format!("invalid server URL {base:?}: {e}"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(format!(
+                "server URL {base:?}: https is not supported yet; use http:// on a trusted network"
+            ))
+            }
+            _ => return Err(format!("server URL {base:?} must start with http://")),
+        }
+        if uri.host().is_none() {
+            return Err(format!("server URL {base:?} has no host"));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(SyncClient {
+            http,
+            base,
+            token,
+            timeout,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /api/health`.
+    pub async fn health(&self) -> Result<(), SyncError> {
+        self.send(Method::GET, HEALTH_PATH, None).await.map(drop)
+    }
+
+    /// `POST /api/batch`, checking the answer matches the request item for item.
+    pub async fn push(&self, batch: &BatchRequest) -> Result<BatchResponse, SyncError> {
+        let body = serde_json::to_vec(batch)
+            .map_err(|e| SyncError::BadAnswer(format!("cannot encode batch: {e}")))?;
+        let answer = self.send(Method::POST, BATCH_PATH, Some(body)).await?;
+        let response: BatchResponse = parse(&answer)?;
+        if response.processed_items.len() != batch.items.len() {
+            return Err(SyncError::BadAnswer(format!(
+                "{} answers for {} items",
+                response.processed_items.len(),
+                batch.items.len()
+            )));
+        }
+        for (item, processed) in batch.items.iter().zip(&response.processed_items) {
+            if processed.client_id != item.id {
+                return Err(SyncError::BadAnswer(format!(
+                    "answer for {} where {} was expected",
+                    processed.client_id, item.id
+                )));
+            }
+        }
+        Ok(response)
+    }
+
+    /// `GET /api/changes?since=..&limit=..`.
+    pub async fn changes(&self, since: &str, limit: usize) -> Result<ChangesResponse, SyncError> {
+        let path = format!("{CHANGES_PATH}?since={}&limit={limit}", encode_query(since));
+        let answer = self.send(Method::GET, &path, None).await?;
+        let response: ChangesResponse = parse(&answer)?;
+        for task in &response.changes {
+            task.validate().map_err(|e| {
+                SyncError::BadAnswer(format!("pulled task {} is invalid: {e}", task.id))
+            })?;
+        }
+        Ok(response)
+    }
+
+    /// Sends one request and returns the body of a 2xx answer.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, SyncError> {
+        let uri = format!("{}{path}", self.base);
+        let mut request = Request::builder().method(method).uri(&uri);
+        if let Some(token) = &self.token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(bytes) => {
+                request = request
+                    .header(CONTENT_TYPE, "application/json")
+                    .header(CONTENT_DIGEST_HEADER, content_digest(&bytes));
+                Full::new(Bytes::from(bytes))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let request = request
+            .body(body)
+            .map_err(|e| SyncError::Unreachable(format!("bad request for {uri}: {e}")))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| SyncError::Unreachable(describe(&e)))?;
+            let status = response.status();
+            let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| SyncError::Unreachable(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok::<_, SyncError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| {
+                SyncError::Unreachable(format!("no answer within {:?}", self.timeout))
+            })??;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(SyncError::Unauthorized(status.as_u16()));
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map(|body| body.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+        Err(SyncError::Failed {
+            status: status.as_u16(),
+            message,
+        })
+    }
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SyncError> {
+    serde_json::from_slice(bytes).map_err(|e| SyncError::BadAnswer(e.to_string()))
+}
+
+/// The most telling part of a client error: hyper wraps the OS error several levels deep.
+fn describe(error: &hyper_util::client::legacy::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        text = format!("{text}: {inner}");
+        source = inner.source();
+    }
+    text
+}
+
+/// Percent-encodes a query value (cursors are opaque strings).
+fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        let timeout = Duration::from_secs(1);
+        assert!(SyncClient::new("http://127.0.0.1:8080/", None, timeout).is_ok());
+        assert_eq!(
+            SyncClient::new("http://127.0.0.1:8080/", None, timeout)
+                .unwrap()
+                .base(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in ["127.0.0.1:8080", "ftp://x", "http://", "not a url"] {
+            assert!(SyncClient::new(bad, None, timeout).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_are_percent_encoded() {
+        assert_eq!(encode_query("12"), "12");
+        assert_eq!(encode_query("a b&c"), "a%20b%26c");
+    }
+}

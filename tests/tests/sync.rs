@@ -1,0 +1,438 @@
+//! The sync engine against the real tasksync-server and against a scripted one: batching,
+//! ordering, retries, dead letters, conflicts, two devices, and crashes mid-flush.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use tasksync_e2e::scripted::{accepting, Response, Scripted};
+use tasksync_e2e::{Daemon, Server};
+
+/// A fresh folder `name` inside `dir`, for one more process.
+fn subdir(dir: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::create_dir_all(&path).unwrap();
+    path
+}
+
+fn add(daemon: &Daemon, title: &str) -> String {
+    daemon.ctl(&["--json", "add", title]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn sync(daemon: &Daemon) -> (i32, Value) {
+    let run = daemon.ctl(&["--json", "sync"]);
+    let report = serde_json::from_slice(&run.output.stdout)
+        .unwrap_or_else(|_| panic!("{} / {}", run.stdout(), run.stderr()));
+    (run.code(), report)
+}
+
+fn status(daemon: &Daemon) -> Value {
+    daemon.ctl(&["--json", "status"]).json()
+}
+
+/// The synced fields of a task, as the server and every replica must agree on them.
+fn essence(task: &Value) -> Value {
+    json!({
+        "id": task["id"], "title": task["title"], "description": task["description"],
+        "completed": task["completed"], "is_deleted": task["is_deleted"],
+        "created_at": task["created_at"], "updated_at": task["updated_at"],
+    })
+}
+
+fn local_tasks(daemon: &Daemon) -> Vec<Value> {
+    let mut tasks: Vec<Value> = daemon
+        .ctl(&["--json", "list", "--all"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(essence)
+        .collect();
+    tasks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    tasks
+}
+
+fn server_tasks(server: &Server) -> Vec<Value> {
+    server.tasks().iter().map(essence).collect()
+}
+
+#[test]
+fn every_queued_operation_is_processed_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&subdir(&dir, "s"));
+    let daemon = Daemon::start_opts(dir.path(), &["--server", &server.url()], &[]);
+    let a = add(&daemon, "first");
+    add(&daemon, "second");
+    daemon.ctl(&["done", &a]);
+    daemon.ctl(&["rm", &a]);
+    assert_eq!(status(&daemon)["pending"], 4);
+
+    let (code, report) = sync(&daemon);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report,
+        json!({"success": true, "synced_items": 4, "failed_items": 0, "errors": []})
+    );
+    let after = status(&daemon);
+    assert_eq!(after["pending"], 0);
+    assert_eq!(after["state"], "online");
+    assert!(after["last_sync_at"].is_string());
+    for task in daemon
+        .ctl(&["--json", "list", "--all"])
+        .json()
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(task["sync_status"], "synced");
+        assert!(task["last_synced_at"].is_string());
+    }
+    assert_eq!(server_tasks(&server), local_tasks(&daemon));
+    assert_eq!(
+        server
+            .tasks()
+            .iter()
+            .filter(|t| t["is_deleted"] == true)
+            .count(),
+        1,
+        "the delete synced as a tombstone"
+    );
+    assert!(daemon
+        .ctl(&["--json", "queue"])
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn an_unreachable_server_leaves_everything_queued_and_counts_no_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let daemon = Daemon::start_opts(dir.path(), &["--server", &url], &[]);
+    add(&daemon, "offline work");
+    let (code, report) = sync(&daemon);
+    assert_eq!(code, 4, "offline exit code: {report}");
+    assert_eq!(report["success"], false);
+    assert!(
+        report["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{report}"
+    );
+    let queue = daemon.ctl(&["--json", "queue"]).json();
+    assert_eq!(queue[0]["state"], "pending");
+    assert_eq!(
+        queue[0]["retry_count"], 0,
+        "being offline is not a failed attempt"
+    );
+    assert_eq!(status(&daemon)["state"], "offline");
+
+    let local_only = Daemon::start(&subdir(&dir, "solo"));
+    let run = local_only.ctl(&["sync"]);
+    assert_eq!(run.code(), 4);
+    assert!(
+        run.stderr().contains("no sync server configured"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_failing_server_is_survived_and_items_stay_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripted = Scripted::start(|request| match request.path.as_str() {
+        "/api/batch" => Response {
+            status: 500,
+            body: json!({"error": "database on fire", "timestamp": "x", "path": "/api/batch"}),
+        },
+        _ => accepting(|_| None)(request),
+    });
+    let daemon = Daemon::start_opts(dir.path(), &["--server", &scripted.url()], &[]);
+    add(&daemon, "precious");
+    let (code, report) = sync(&daemon);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["success"], false);
+    assert_eq!(report["failed_items"], 1);
+    assert!(
+        report["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("database on fire"),
+        "{report}"
+    );
+    let queue = daemon.ctl(&["--json", "queue"]).json();
+    assert_eq!(queue[0]["retry_count"], 1, "a 5xx counts an attempt");
+    assert_eq!(queue[0]["state"], "pending");
+    assert!(queue[0]["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("database on fire"));
+    let task = &daemon.ctl(&["--json", "list"]).json()[0];
+    assert_eq!(task["sync_status"], "error");
+    assert_eq!(task["title"], "precious");
+}
+
+#[test]
+fn batches_hold_at_most_sync_batch_size_items_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripted = Scripted::start(accepting(|_| None));
+    let daemon = Daemon::start_opts(
+        dir.path(),
+        &["--server", &scripted.url()],
+        &[("SYNC_BATCH_SIZE", "7")],
+    );
+    let mut made = Vec::new();
+    for i in 0..20 {
+        made.push(add(&daemon, &format!("task {i}")));
+    }
+    let (code, report) = sync(&daemon);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["synced_items"], 20);
+    let batches = scripted.batches();
+    let sizes: Vec<usize> = batches
+        .iter()
+        .map(|b| b["items"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [7, 7, 6]);
+    let sent: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            b["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["task_id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(sent, made, "in the order made");
+    for batch in &batches {
+        assert_eq!(batch["device_id"], status(&daemon)["device_id"]);
+        for item in batch["items"].as_array().unwrap() {
+            assert_eq!(item["operation"], "create");
+            assert_eq!(
+                item["changed_fields"],
+                json!(["title", "description", "completed", "is_deleted"])
+            );
+            assert_eq!(item["data"]["id"], item["task_id"]);
+        }
+    }
+    let digests = scripted
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/batch")
+        .all(|r| {
+            r.headers
+                .iter()
+                .any(|(name, value)| name == "content-digest" && value.starts_with("sha-256=:"))
+        });
+    assert!(digests, "every push carries a Content-Digest");
+}
+
+#[test]
+fn a_rejected_task_is_dead_lettered_after_three_attempts_while_others_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let poisoned: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let poison = poisoned.clone();
+    let scripted = Scripted::start(accepting(move |item| {
+        let bad = poison.lock().unwrap().clone();
+        (item["task_id"].as_str() == bad.as_deref()).then(|| "title rejected by policy".to_string())
+    }));
+    let daemon = Daemon::start_opts(dir.path(), &["--server", &scripted.url()], &[]);
+    let bad = add(&daemon, "bad one");
+    *poisoned.lock().unwrap() = Some(bad.clone());
+    daemon.ctl(&["edit", &bad, "--title", "bad one, edited"]);
+
+    for attempt in 1..=3 {
+        let good = add(&daemon, &format!("good {attempt}"));
+        let (code, report) = sync(&daemon);
+        assert_eq!(code, 1, "{report}");
+        assert_eq!(report["synced_items"], 1, "the good task syncs: {report}");
+        assert_eq!(report["failed_items"], 1);
+        let task = daemon.ctl(&["--json", "show", &good]).json();
+        assert_eq!(task["sync_status"], "synced");
+    }
+    // The edit of the poisoned task was never sent before its create succeeded: a batch
+    // carries at most one operation of a task, the earliest still queued.
+    for batch in scripted.batches() {
+        for item in batch["items"].as_array().unwrap() {
+            if item["task_id"] == bad.as_str() {
+                assert_eq!(
+                    item["operation"], "create",
+                    "later operations wait behind the failing one"
+                );
+            }
+        }
+    }
+    let failed = daemon.ctl(&["--json", "queue", "--failed"]).json();
+    assert_eq!(failed.as_array().unwrap().len(), 1);
+    assert_eq!(failed[0]["task_id"], bad.as_str());
+    assert_eq!(failed[0]["retry_count"], 3);
+    assert_eq!(failed[0]["state"], "failed");
+    assert_eq!(failed[0]["error_message"], "title rejected by policy");
+    assert_eq!(
+        daemon.ctl(&["--json", "show", &bad]).json()["sync_status"],
+        "failed"
+    );
+    let st = status(&daemon);
+    assert_eq!(
+        (st["failed"].as_u64(), st["pending"].as_u64()),
+        (Some(1), Some(1)),
+        "{st}"
+    );
+
+    // A fourth sync does not send it again.
+    let before = scripted.batches().len();
+    let (code, report) = sync(&daemon);
+    assert_eq!(code, 1, "dead letters keep sync failing: {report}");
+    assert_eq!(report["failed_items"], 1);
+    assert_eq!(
+        scripted.batches().len(),
+        before,
+        "nothing eligible, nothing sent"
+    );
+
+    // The server relents; retry brings the operation back and order holds.
+    *poisoned.lock().unwrap() = None;
+    let retried = daemon.ctl(&["--json", "retry", &bad[..13]]).json();
+    assert_eq!(retried["retried"], 1);
+    let (code, report) = sync(&daemon);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["synced_items"], 2);
+    let ops: Vec<String> = scripted.batches()[before..]
+        .iter()
+        .flat_map(|b| b["items"].as_array().unwrap().clone())
+        .filter(|item| item["task_id"] == bad.as_str())
+        .map(|item| item["operation"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ops, ["create", "update"]);
+    assert_eq!(
+        daemon.ctl(&["--json", "show", &bad]).json()["sync_status"],
+        "synced"
+    );
+
+    let nothing = daemon.ctl(&["--json", "retry", "--all"]).json();
+    assert_eq!(nothing["retried"], 0);
+    let missing = daemon.ctl(&["retry", "ffff"]);
+    assert_eq!(missing.code(), 1);
+    assert!(
+        missing.stderr().contains("no dead-lettered operation"),
+        "{}",
+        missing.stderr()
+    );
+}
+
+#[test]
+fn a_conflict_is_resolved_in_favour_of_the_later_edit_on_both_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&subdir(&dir, "s"));
+    let laptop = Daemon::start_opts(&subdir(&dir, "laptop"), &["--server", &server.url()], &[]);
+    let phone = Daemon::start_opts(&subdir(&dir, "phone"), &["--server", &server.url()], &[]);
+    let id = add(&laptop, "original");
+    assert_eq!(sync(&laptop).0, 0);
+    assert_eq!(sync(&phone).0, 0);
+    assert_eq!(
+        phone.ctl(&["--json", "show", &id]).json()["title"],
+        "original"
+    );
+
+    // Both edit the title while "offline" (before syncing); the phone edits last.
+    laptop.ctl(&["edit", &id, "--title", "laptop title"]);
+    phone.ctl(&["edit", &id, "--title", "phone title"]);
+    // The later edit syncs first, the earlier one second: it must lose.
+    assert_eq!(sync(&phone).0, 0);
+    let (code, report) = sync(&laptop);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(sync(&phone).0, 0);
+    for daemon in [&laptop, &phone] {
+        assert_eq!(
+            daemon.ctl(&["--json", "show", &id]).json()["title"],
+            "phone title"
+        );
+    }
+    assert_eq!(server_tasks(&server), local_tasks(&laptop));
+    assert_eq!(local_tasks(&laptop), local_tasks(&phone));
+}
+
+#[test]
+fn concurrent_edits_of_different_fields_both_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&subdir(&dir, "s"));
+    let laptop = Daemon::start_opts(&subdir(&dir, "laptop"), &["--server", &server.url()], &[]);
+    let phone = Daemon::start_opts(&subdir(&dir, "phone"), &["--server", &server.url()], &[]);
+    let renamed = add(&laptop, "rename me");
+    let deleted = add(&laptop, "delete me");
+    sync(&laptop);
+    sync(&phone);
+
+    laptop.ctl(&["edit", &renamed, "--title", "renamed on the laptop"]);
+    phone.ctl(&["done", &renamed]);
+    phone.ctl(&["rm", &deleted]);
+    laptop.ctl(&["edit", &deleted, "--title", "edited after the delete"]);
+    for daemon in [&phone, &laptop, &phone] {
+        let (code, report) = sync(daemon);
+        assert_eq!(code, 0, "{report}");
+    }
+    for daemon in [&laptop, &phone] {
+        let task = daemon.ctl(&["--json", "show", &renamed]).json();
+        assert_eq!(
+            (task["title"].as_str(), task["completed"].as_bool()),
+            (Some("renamed on the laptop"), Some(true))
+        );
+        let task = daemon.ctl(&["--json", "show", &deleted]).json();
+        assert_eq!(
+            (task["title"].as_str(), task["is_deleted"].as_bool()),
+            (Some("edited after the delete"), Some(true))
+        );
+    }
+    assert_eq!(server_tasks(&server), local_tasks(&laptop));
+    assert_eq!(local_tasks(&laptop), local_tasks(&phone));
+}
+
+#[test]
+fn a_daemon_killed_mid_flush_resends_and_nothing_is_lost_or_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&subdir(&dir, "s"));
+    let mut daemon = Daemon::start_opts(
+        dir.path(),
+        &["--server", &server.url()],
+        &[("SYNC_BATCH_SIZE", "5")],
+    );
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        ids.push(add(&daemon, &format!("t{i}")));
+    }
+    // Start a sync and kill the daemon while batches are going out.
+    let socket = daemon.socket.clone();
+    let syncing = std::thread::spawn(move || tasksync_e2e::ctl_at(&socket, &["sync"]));
+    tasksync_e2e::wait_until("a few batches to land", || server.tasks().len() >= 20);
+    daemon.stop_with(libc::SIGKILL);
+    let _ = syncing.join();
+    let reached = server.tasks().len();
+    assert!(
+        reached < 300,
+        "the kill landed mid-flush ({reached} of 300 synced)"
+    );
+
+    let daemon = daemon.restart(&["--server", &server.url()], &[("SYNC_BATCH_SIZE", "5")]);
+    let (code, report) = sync(&daemon);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(status(&daemon)["pending"], 0);
+    let on_server = server_tasks(&server);
+    assert_eq!(on_server.len(), 300, "no task lost");
+    assert_eq!(on_server, local_tasks(&daemon), "server and daemon agree");
+    let changes = tasksync_e2e::http::get(&server.addr, "/api/changes?since=&limit=5000").json();
+    assert_eq!(
+        changes["changes"].as_array().unwrap().len(),
+        300,
+        "each task changed once: nothing applied twice"
+    );
+}
