@@ -94,6 +94,8 @@ pub enum Cmd {
         #[arg(long)]
         all: bool,
     },
+    /// Print the bearer token of the daemon's HTTP API
+    ApiToken,
 }
 
 fn parse_status(text: &str) -> Result<SyncStatus, String> {

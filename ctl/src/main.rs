@@ -110,6 +110,7 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
             };
             out.retried(client.retry(target).await?);
         }
+        Cmd::ApiToken => out.api_token(&client.api_token().await?),
     }
     Ok(Outcome::Done)
 }

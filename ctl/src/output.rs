@@ -143,6 +143,14 @@ impl Output {
         write_stdout(&out);
     }
 
+    pub fn api_token(&self, token: &str) {
+        if self.json {
+            print_json(&serde_json::json!({ "token": token }));
+        } else {
+            write_stdout(&format!("{token}\n"));
+        }
+    }
+
     pub fn retried(&self, count: u64) {
         if self.json {
             print_json(&serde_json::json!({ "retried": count }));

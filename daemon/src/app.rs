@@ -13,6 +13,8 @@ pub struct App {
     pub store: Arc<Store>,
     pub sync: SyncHandle,
     pub socket: PathBuf,
+    /// The HTTP API's bearer token; `None` while the API is off.
+    pub api_token: Option<String>,
 }
 
 impl App {

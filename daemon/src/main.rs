@@ -75,6 +75,7 @@ async fn run(config: Config) -> Result<(), Error> {
         store,
         sync,
         socket,
+        api_token: None,
     });
     let server = tokio::spawn(ipc::server::run(listener, app.clone(), stop));
     let signal = shutdown::wait_for_signal().await?;

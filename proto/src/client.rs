@@ -227,6 +227,14 @@ impl Client {
         }
     }
 
+    /// The bearer token of the daemon's HTTP API.
+    pub async fn api_token(&mut self) -> Result<String, ClientError> {
+        match self.call(Command::ApiToken).await? {
+            Reply::ApiToken(token) => Ok(token),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub async fn status(&mut self) -> Result<StatusInfo, ClientError> {
         match self.call(Command::Status).await? {
             Reply::Status(status) => Ok(status),

@@ -78,6 +78,8 @@ pub enum Command {
     Retry {
         target: RetryTarget,
     },
+    /// The bearer token of the daemon's HTTP API (an error when the API is off).
+    ApiToken,
 }
 
 /// Which dead-lettered operations `Retry` revives.
@@ -98,6 +100,7 @@ pub enum Reply {
     Queue(Vec<QueueEntry>),
     /// How many operations were sent back to the queue.
     Retried(u64),
+    ApiToken(String),
 }
 
 /// The outcome of a sync round, as the original challenge's `POST /api/sync` reports it.
@@ -337,6 +340,7 @@ mod round_trip {
             Command::Retry {
                 target: RetryTarget::Id("01ab".into()),
             },
+            Command::ApiToken,
         ];
         let mut messages = vec![ClientMessage::Hello {
             protocol: PROTOCOL_VERSION,
@@ -402,6 +406,7 @@ mod round_trip {
                 next_attempt_at: None,
             }])),
             Ok(Reply::Retried(4)),
+            Ok(Reply::ApiToken("secret".into())),
         ];
         messages.extend(
             results

@@ -34,6 +34,13 @@ pub async fn dispatch(app: &App, command: Command) -> Result<Reply, IpcError> {
                 .collect(),
         ),
         Command::Retry { target } => Reply::Retried(retry(app, target).await?),
+        Command::ApiToken => match &app.api_token {
+            Some(token) => Reply::ApiToken(token.clone()),
+            None => {
+                let message = "the HTTP API is off: start tasksyncd with --http 127.0.0.1:3000";
+                return Err(IpcError::new(ErrorCode::Unavailable, message));
+            }
+        },
     };
     Ok(reply)
 }
