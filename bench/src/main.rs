@@ -1,25 +1,30 @@
-//! tasksync-bench: runs the real daemon and reports its speed as ratios to the machine's
-//! physical limits, measured in the same run (see BENCHMARKS.md).
+//! tasksync-bench: runs the real binaries and reports their speed, as ratios to the machine's
+//! physical limits measured in the same run where there is one (see BENCHMARKS.md).
 //!
 //! `cargo build --release --workspace && target/release/tasksync-bench`
 
+mod idle_bench;
 mod limits;
+mod procs;
 mod report;
 mod store_bench;
+mod sync_bench;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
-/// Benchmarks tasksyncd against the disk's fdatasync rate and a raw Unix-socket round trip.
+use procs::{Binaries, Error};
+
+/// Benchmarks tasksyncd and tasksync-server on this machine.
 #[derive(Debug, Parser)]
 struct Args {
-    /// The tasksyncd binary [default: next to this program]
+    /// Folder with the tasksyncd and tasksync-server binaries [default: next to this program]
     #[arg(long)]
-    daemon: Option<PathBuf>,
-    /// Folder for the database and scratch files (on the disk you want to measure)
+    bin_dir: Option<PathBuf>,
+    /// Folder for the databases and scratch files (on the disk you want to measure)
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Seconds each throughput measurement runs
@@ -28,11 +33,41 @@ struct Args {
     /// Concurrent clients for the group-commit measurement
     #[arg(long, default_value_t = 32)]
     clients: usize,
+    /// Operations for the flush and pull measurements
+    #[arg(long, default_value_t = 100_000)]
+    sync_ops: usize,
+    /// Seconds the idle daemons are watched
+    #[arg(long, default_value_t = 60)]
+    idle_seconds: u64,
+    /// Probe cap for the drain measurement, in milliseconds
+    #[arg(long, default_value_t = 2_000)]
+    probe_max_ms: u64,
+    /// Run only these parts (default: all)
+    #[arg(long, value_enum)]
+    only: Vec<Part>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Part {
+    Store,
+    Sync,
+    Drain,
+    Idle,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tasksync-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tasksync-bench: {e}");
@@ -41,55 +76,115 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let daemon = match &args.daemon {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?.with_file_name("tasksyncd"),
+async fn run(args: &Args) -> Result<(), Error> {
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .ok_or("no folder for this program")?
+            .to_path_buf(),
+    };
+    let bins = Binaries {
+        daemon: bin_dir.join("tasksyncd"),
+        server: bin_dir.join("tasksync-server"),
     };
     let scratch = match &args.dir {
         Some(dir) => tempfile::tempdir_in(dir)?,
         None => tempfile::tempdir_in(std::env::current_dir()?)?,
     };
+    let dir = scratch.path();
+    let wanted = |part| args.only.is_empty() || args.only.contains(&part);
     let window = Duration::from_secs_f64(args.seconds);
     let mut report = report::Report::new();
     report.machine();
 
-    let fsync = limits::fdatasync_rate(scratch.path(), window)?;
-    report.limit(
-        "fdatasync (4 KiB append + fdatasync)",
-        format!("{fsync:.0} /s"),
-    );
-    let ping = limits::unix_ping_pong(window)?;
-    report.limit(
-        "Unix socket ping-pong (64 B)",
-        format!("{:.0} round trips/s, p50 {:.1} us", ping.rate, ping.p50_us),
-    );
-
-    let results = store_bench::run(&daemon, scratch.path(), window, args.clients)?;
-    report.result(
-        "durable creates/s, 1 client",
-        format!("{:.0}", results.creates_1),
-        format!("{:.2} x fdatasync rate", results.creates_1 / fsync),
-        "≥ 0.7 x fdatasync",
-    );
-    report.result(
-        &format!("durable creates/s, {} clients", args.clients),
-        format!("{:.0}", results.creates_n),
-        format!("{:.1} x fdatasync rate", results.creates_n / fsync),
-        "≥ 50,000 /s",
-    );
-    report.result(
-        "GetTask round trip p50",
-        format!("{:.1} us", results.get_p50_us),
-        format!("{:.1} x socket ping-pong", results.get_p50_us / ping.p50_us),
-        "≤ 50 us",
-    );
-    report.result(
-        "GetTask round trip p99",
-        format!("{:.1} us", results.get_p99_us),
-        format!("{:.1} x socket ping-pong", results.get_p99_us / ping.p50_us),
-        "",
-    );
+    if wanted(Part::Store) {
+        let fsync = limits::fdatasync_rate(dir, window)?;
+        let ping = limits::unix_ping_pong(window)?;
+        report.limit(
+            "fdatasync (4 KiB append + fdatasync)",
+            format!("{fsync:.0} /s"),
+        );
+        report.limit(
+            "Unix socket ping-pong (64 B)",
+            format!("{:.0} round trips/s, p50 {:.1} us", ping.rate, ping.p50_us),
+        );
+        let results = store_bench::run(&bins, dir, window, args.clients).await?;
+        report.result(
+            "durable creates/s, 1 client",
+            format!("{:.0}", results.creates_1),
+            format!("{:.2} x fdatasync rate", results.creates_1 / fsync),
+            "≥ 0.7 x fdatasync",
+        );
+        report.result(
+            &format!("durable creates/s, {} clients", args.clients),
+            format!("{:.0}", results.creates_n),
+            format!("{:.1} x fdatasync rate", results.creates_n / fsync),
+            "≥ 50,000 /s",
+        );
+        report.result(
+            "GetTask round trip p50",
+            format!("{:.1} us", results.get_p50_us),
+            format!("{:.1} x socket ping-pong", results.get_p50_us / ping.p50_us),
+            "≤ 50 us",
+        );
+        report.result(
+            "GetTask round trip p99",
+            format!("{:.1} us", results.get_p99_us),
+            format!("{:.1} x socket ping-pong", results.get_p99_us / ping.p50_us),
+            "",
+        );
+    }
+    if wanted(Part::Sync) {
+        let ops = args.sync_ops;
+        for batch in [50, 500] {
+            let rate = sync_bench::flush_rate(&bins, dir, ops, batch).await?;
+            report.result(
+                &format!("flush {ops} queued ops, batch {batch}"),
+                format!("{rate:.0} ops/s"),
+                "".into(),
+                if batch == 50 { "≥ 50,000 ops/s" } else { "" },
+            );
+        }
+        let rate = sync_bench::pull_rate(&bins, dir, ops).await?;
+        report.result(
+            &format!("pull {ops} changes into a fresh daemon"),
+            format!("{rate:.0} changes/s"),
+            "".into(),
+            "",
+        );
+    }
+    if wanted(Part::Drain) {
+        let probe = Duration::from_millis(args.probe_max_ms);
+        for ops in [1_000, 10_000] {
+            let drained = sync_bench::drain_time(&bins, dir, ops, probe).await?;
+            report.result(
+                &format!("server reachable -> empty queue, {ops} ops"),
+                format!("{:.2} s", drained.as_secs_f64()),
+                format!("probe cap {:.1} s", probe.as_secs_f64()),
+                "≤ probe cap + 1 s (10,000 ops)",
+            );
+        }
+    }
+    if wanted(Part::Idle) {
+        let window = Duration::from_secs(args.idle_seconds);
+        let (online, offline) = idle_bench::measure(&bins, dir, window).await?;
+        for (name, idle) in [("online", online), ("offline", offline)] {
+            report.result(
+                &format!("idle daemon RSS, {name}"),
+                format!("{:.1} MiB", idle.rss_kib as f64 / 1024.0),
+                "".into(),
+                "≤ 15 MiB",
+            );
+            let per_minute = idle.cpu_seconds * 60.0 / window.as_secs_f64();
+            report.result(
+                &format!("idle daemon CPU, {name}"),
+                format!("{per_minute:.3} s/min"),
+                format!("over {} s", window.as_secs()),
+                "≤ 0.1 s/min",
+            );
+        }
+    }
     report.print();
     Ok(())
 }

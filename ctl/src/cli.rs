@@ -96,6 +96,9 @@ pub enum Cmd {
     },
     /// Print the bearer token of the daemon's HTTP API
     ApiToken,
+    /// Stream events (current state, task changes, sync progress, connectivity) until
+    /// interrupted; with --json, one object a line
+    Watch,
 }
 
 fn parse_status(text: &str) -> Result<SyncStatus, String> {

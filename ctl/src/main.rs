@@ -111,6 +111,13 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
             out.retried(client.retry(target).await?);
         }
         Cmd::ApiToken => out.api_token(&client.api_token().await?),
+        Cmd::Watch => {
+            let mut events = client.subscribe().await?;
+            while let Some(event) = events.next_event().await? {
+                out.event(&event);
+            }
+            return Err(ClientError::Closed);
+        }
     }
     Ok(Outcome::Done)
 }

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use tasksync_proto::events::{ChangeOrigin, ConnectivityState, Event, SyncProgress};
 use tasksync_proto::ipc::{QueueEntry, SyncReport};
 use tasksync_proto::{StatusInfo, Task};
 use uuid::Uuid;
@@ -77,10 +78,15 @@ impl Output {
         let last_sync = status
             .last_sync_at
             .map_or("never".to_string(), |t| t.to_string());
+        let connectivity = ConnectivityState {
+            state: status.state.clone(),
+            since: status.since,
+            next_probe_at: status.next_probe_at,
+        };
         let out = format!(
             "state:        {}\nserver:       {server}\npending:      {}\nfailed:       {}\nlast sync:    {last_sync}\n\
              tasks:        {} ({} deleted)\ndevice:       {}\ndaemon:       tasksyncd {}\nsocket:       {}\ndatabase:     {}\n",
-            status.state,
+            describe_connectivity(&connectivity),
             status.pending,
             status.failed,
             status.tasks,
@@ -143,6 +149,62 @@ impl Output {
         write_stdout(&out);
     }
 
+    /// One event of `watch`: a line for people, or one JSON object a line.
+    pub fn event(&self, event: &Event) {
+        if self.json {
+            let line = serde_json::to_string(&event_json(event)).unwrap_or_default();
+            return write_stdout(&format!("{line}\n"));
+        }
+        let line = match event {
+            Event::Snapshot(s) => format!(
+                "{}, {} pending, {} failed, last sync {}",
+                describe_connectivity(&s.connectivity),
+                s.pending,
+                s.failed,
+                s.last_sync_at
+                    .map_or("never".to_string(), |t| t.to_string())
+            ),
+            Event::TaskChanged { task, origin } => {
+                let origin = match origin {
+                    ChangeOrigin::Local => "here",
+                    ChangeOrigin::Remote => "from the server",
+                };
+                let deleted = if task.is_deleted { " (deleted)" } else { "" };
+                let done = if task.completed { "[x]" } else { "[ ]" };
+                format!(
+                    "task {} changed {origin}: {done} {}{deleted}",
+                    task.id, task.title
+                )
+            }
+            Event::Connectivity(state) => format!("now {}", describe_connectivity(state)),
+            Event::Sync(SyncProgress::BatchSent { items }) => {
+                format!("sync: sent a batch of {items}")
+            }
+            Event::Sync(SyncProgress::BatchAnswered { synced, failed }) => {
+                format!("sync: batch answered, {synced} synced, {failed} failed")
+            }
+            Event::Sync(SyncProgress::Pulled { changes }) => {
+                format!("sync: pulled {changes} change(s)")
+            }
+            Event::Sync(SyncProgress::RoundFinished {
+                success,
+                synced,
+                failed,
+            }) => {
+                let how = if *success {
+                    "done"
+                } else {
+                    "finished with errors"
+                };
+                format!("sync: round {how}, {synced} synced, {failed} failed")
+            }
+            Event::Lagged { missed } => {
+                format!("(missed {missed} events: this terminal read too slowly)")
+            }
+        };
+        write_stdout(&format!("{line}\n"));
+    }
+
     pub fn api_token(&self, token: &str) {
         if self.json {
             print_json(&serde_json::json!({ "token": token }));
@@ -157,6 +219,53 @@ impl Output {
         } else {
             write_stdout(&format!("requeued {count} operation(s)\n"));
         }
+    }
+}
+
+fn describe_connectivity(state: &ConnectivityState) -> String {
+    match state.next_probe_at {
+        Some(next) => format!(
+            "{} since {}, next probe at {next}",
+            state.state, state.since
+        ),
+        None => format!("{} since {}", state.state, state.since),
+    }
+}
+
+/// The stable JSON form of an event: `{"event": NAME, ...fields}`.
+fn event_json(event: &Event) -> serde_json::Value {
+    use serde_json::json;
+    match event {
+        Event::Snapshot(s) => json!({
+            "event": "snapshot",
+            "connectivity": s.connectivity,
+            "pending": s.pending,
+            "failed": s.failed,
+            "last_sync_at": s.last_sync_at,
+        }),
+        Event::TaskChanged { task, origin } => {
+            json!({"event": "task_changed", "origin": origin, "task": task})
+        }
+        Event::Connectivity(state) => {
+            json!({"event": "connectivity", "state": state.state, "since": state.since, "next_probe_at": state.next_probe_at})
+        }
+        Event::Sync(SyncProgress::BatchSent { items }) => {
+            json!({"event": "batch_sent", "items": items})
+        }
+        Event::Sync(SyncProgress::BatchAnswered { synced, failed }) => {
+            json!({"event": "batch_answered", "synced": synced, "failed": failed})
+        }
+        Event::Sync(SyncProgress::Pulled { changes }) => {
+            json!({"event": "pulled", "changes": changes})
+        }
+        Event::Sync(SyncProgress::RoundFinished {
+            success,
+            synced,
+            failed,
+        }) => {
+            json!({"event": "sync_finished", "success": success, "synced": synced, "failed": failed})
+        }
+        Event::Lagged { missed } => json!({"event": "lagged", "missed": missed}),
     }
 }
 

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tasksync_proto::events::{ConnectivityState, StateSnapshot};
 use tasksync_proto::ipc::{QueueEntry, StatusInfo};
 
 use crate::store::{QueuedOp, Store, StoreError};
@@ -30,8 +31,10 @@ impl App {
             None => None,
         };
         Ok(StatusInfo {
-            state: connectivity.as_str().into(),
-            online: connectivity == crate::sync::Connectivity::Online,
+            online: connectivity.state == "online",
+            state: connectivity.state,
+            since: connectivity.since,
+            next_probe_at: connectivity.next_probe_at,
             server: self.sync.server().map(str::to_string),
             pending: counts.pending,
             failed: counts.failed,
@@ -43,6 +46,21 @@ impl App {
             database: self.store.path().display().to_string(),
         })
     }
+}
+
+/// The state a subscription opens with.
+pub fn snapshot(app: &App) -> Result<StateSnapshot, StoreError> {
+    let status = app.status()?;
+    Ok(StateSnapshot {
+        connectivity: ConnectivityState {
+            state: status.state,
+            since: status.since,
+            next_probe_at: status.next_probe_at,
+        },
+        pending: status.pending,
+        failed: status.failed,
+        last_sync_at: status.last_sync_at,
+    })
 }
 
 /// A queue row as `taskctl queue` shows it.

@@ -2,6 +2,9 @@
 
 pub mod app;
 pub mod config;
+pub mod connectivity;
+pub mod events;
+pub mod http;
 pub mod ipc;
 pub mod service;
 pub mod store;

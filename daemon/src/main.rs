@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::Parser;
 use tasksyncd::app::App;
 use tasksyncd::config::Config;
+use tasksyncd::http::HttpApi;
 use tasksyncd::ipc;
 use tasksyncd::service::lock::{lock_path_for, InstanceLock};
 use tasksyncd::service::shutdown;
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
 async fn run(config: Config) -> Result<(), Error> {
     let db = config.db_path();
     let socket = config.socket_path();
+    let http_settings = config.http_settings()?;
     let holder = format!("pid {}, socket {}", std::process::id(), socket.display());
 
     create_private_dir(&db)?;
@@ -58,6 +60,11 @@ async fn run(config: Config) -> Result<(), Error> {
     let store = Arc::new(Store::open(&db)?);
     let (trigger, stop) = shutdown::channel();
     let sync = tasksyncd::sync::engine::spawn(store.clone(), config.sync_settings(), stop.clone())?;
+    // Bound before the IPC socket, so that once `taskctl` can connect the HTTP API answers too.
+    let http = match &http_settings {
+        Some(settings) => Some(HttpApi::start(settings).await?),
+        None => None,
+    };
     let listener = ipc::socket::bind(&socket)?;
     tracing::info!(
         "tasksyncd {} serving {} (database {})",
@@ -75,14 +82,20 @@ async fn run(config: Config) -> Result<(), Error> {
         store,
         sync,
         socket,
-        api_token: None,
+        api_token: http.as_ref().map(|api| api.token().to_string()),
     });
+    let http_server = http.map(|api| tokio::spawn(api.serve(app.clone(), stop.clone())));
     let server = tokio::spawn(ipc::server::run(listener, app.clone(), stop));
     let signal = shutdown::wait_for_signal().await?;
     tracing::info!("{signal} received: shutting down");
     trigger.trigger();
     if let Err(e) = server.await {
         tracing::error!("the IPC server failed: {e}");
+    }
+    if let Some(http_server) = http_server {
+        if let Err(e) = http_server.await {
+            tracing::error!("the HTTP API failed: {e}");
+        }
     }
     app.store.shut_down();
     tracing::info!("stopped");

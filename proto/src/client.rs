@@ -18,6 +18,7 @@ use interprocess::local_socket::{GenericFilePath, ToFsName};
 use tokio::io::BufReader;
 
 use crate::codec::{self, FrameError};
+use crate::events::Event;
 use crate::ipc::{
     ClientMessage, Command, IpcError, PageCursor, QueueEntry, Reply, RetryTarget, ServerMessage,
     StatusInfo, SyncReport, TaskPage, MAX_PAGE_TASKS, PROTOCOL_VERSION,
@@ -133,6 +134,14 @@ impl Client {
         Ok(result?)
     }
 
+    /// Turns this connection into an event stream; the first event is the current state.
+    pub async fn subscribe(mut self) -> Result<Subscription, ClientError> {
+        match self.call(Command::Subscribe).await? {
+            Reply::Subscribed => Ok(Subscription { client: self }),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn receive(&mut self) -> Result<ServerMessage, ClientError> {
         codec::read_frame(&mut self.stream, &mut self.read_buf, STALL_TIMEOUT)
             .await?
@@ -239,6 +248,31 @@ impl Client {
         match self.call(Command::Status).await? {
             Reply::Status(status) => Ok(status),
             other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// A connection that streams events (see [`Client::subscribe`]).
+pub struct Subscription {
+    client: Client,
+}
+
+impl Subscription {
+    /// The next event; `None` when the daemon closed the stream (it is shutting down).
+    pub async fn next_event(&mut self) -> Result<Option<Event>, ClientError> {
+        let message = codec::read_frame(
+            &mut self.client.stream,
+            &mut self.client.read_buf,
+            STALL_TIMEOUT,
+        )
+        .await?;
+        match message {
+            None => Ok(None),
+            Some(ServerMessage::Event(event)) => Ok(Some(event)),
+            Some(ServerMessage::Fatal(e)) => Err(ClientError::Daemon(e)),
+            Some(other) => Err(ClientError::Protocol(format!(
+                "{other:?} instead of an event"
+            ))),
         }
     }
 }

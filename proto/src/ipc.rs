@@ -14,6 +14,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::events::Event;
 use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
 use crate::timestamp::Timestamp;
 
@@ -39,6 +40,8 @@ pub enum ServerMessage {
         result: Result<Reply, IpcError>,
     },
     Fatal(IpcError),
+    /// An event of a subscription (after `Command::Subscribe` was answered).
+    Event(Event),
 }
 
 /// One thing a client asks of the daemon. Task references (`id`) are a full id or any unique
@@ -80,6 +83,9 @@ pub enum Command {
     },
     /// The bearer token of the daemon's HTTP API (an error when the API is off).
     ApiToken,
+    /// Turn this connection into a stream of events, opening with the current state. The
+    /// daemon reads nothing more from the connection but its end.
+    Subscribe,
 }
 
 /// Which dead-lettered operations `Retry` revives.
@@ -101,6 +107,8 @@ pub enum Reply {
     /// How many operations were sent back to the queue.
     Retried(u64),
     ApiToken(String),
+    /// Events follow.
+    Subscribed,
 }
 
 /// The outcome of a sync round, as the original challenge's `POST /api/sync` reports it.
@@ -173,6 +181,10 @@ pub struct StatusInfo {
     /// Soft-deleted tasks (tombstones).
     pub deleted_tasks: u64,
     pub database: String,
+    /// Since when the connectivity state holds.
+    pub since: Timestamp,
+    /// While offline: when the next probe goes out.
+    pub next_probe_at: Option<Timestamp>,
 }
 
 /// Machine-readable class of an error.
@@ -288,6 +300,7 @@ mod tests {
 mod round_trip {
     use super::*;
     use crate::codec::{decode_frame, encode};
+    use crate::events::{ChangeOrigin, ConnectivityState, StateSnapshot, SyncProgress};
     use crate::task::Task;
 
     fn sample_task() -> Task {
@@ -341,6 +354,7 @@ mod round_trip {
                 target: RetryTarget::Id("01ab".into()),
             },
             Command::ApiToken,
+            Command::Subscribe,
         ];
         let mut messages = vec![ClientMessage::Hello {
             protocol: PROTOCOL_VERSION,
@@ -372,6 +386,8 @@ mod round_trip {
             tasks: 10,
             deleted_tasks: 2,
             database: "/tmp/tasks.db".into(),
+            since: Timestamp::now(),
+            next_probe_at: None,
         };
         let mut messages = vec![
             ServerMessage::Welcome {
@@ -407,6 +423,7 @@ mod round_trip {
             }])),
             Ok(Reply::Retried(4)),
             Ok(Reply::ApiToken("secret".into())),
+            Ok(Reply::Subscribed),
         ];
         messages.extend(
             results
@@ -427,6 +444,40 @@ mod round_trip {
                 result: Err(IpcError::new(code, code.as_str())),
             });
         }
+        let connectivity = ConnectivityState {
+            state: "offline".into(),
+            since: Timestamp::now(),
+            next_probe_at: Some(Timestamp::now()),
+        };
+        messages.extend(
+            [
+                Event::Snapshot(StateSnapshot {
+                    connectivity: connectivity.clone(),
+                    pending: 1,
+                    failed: 2,
+                    last_sync_at: None,
+                }),
+                Event::TaskChanged {
+                    task: sample_task(),
+                    origin: ChangeOrigin::Remote,
+                },
+                Event::Connectivity(connectivity),
+                Event::Sync(SyncProgress::BatchSent { items: 5 }),
+                Event::Sync(SyncProgress::BatchAnswered {
+                    synced: 4,
+                    failed: 1,
+                }),
+                Event::Sync(SyncProgress::Pulled { changes: 9 }),
+                Event::Sync(SyncProgress::RoundFinished {
+                    success: true,
+                    synced: 4,
+                    failed: 0,
+                }),
+                Event::Lagged { missed: 3 },
+            ]
+            .into_iter()
+            .map(ServerMessage::Event),
+        );
         for message in messages {
             let frame = encode(&message).unwrap();
             assert_eq!(decode_frame::<ServerMessage>(&frame).unwrap(), message);

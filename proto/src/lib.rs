@@ -2,7 +2,8 @@
 //!
 //! - [`task`]: the `Task` model, its JSON names, and the one definition of a valid task.
 //! - [`timestamp`]: millisecond RFC 3339 UTC timestamps (`updated_at` is the LWW clock).
-//! - [`ipc`]: the messages exchanged over the local socket.
+//! - [`ipc`]: the messages exchanged over the local socket; [`events`] what a subscription
+//!   streams.
 //! - [`codec`]: length-prefixed postcard framing, capped at [`codec::MAX_FRAME_LEN`].
 //! - [`client`]: the async client used by `taskctl` and desktop apps.
 //! - [`paths`]: where the socket lives by default, so both sides agree without configuration.
@@ -11,6 +12,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod events;
 pub mod ipc;
 pub mod lww;
 pub mod paths;

@@ -5,9 +5,11 @@
 //! - [`daemon`]: a tasksyncd process and taskctl runs against it.
 //! - [`server`]: a tasksync-server process and plain HTTP requests to it.
 //! - [`scripted`]: a fake sync server whose answers a test decides, recording every request.
+//! - [`proxy`]: a TCP proxy a test can cut and restore, and a server that never answers.
 
 pub mod daemon;
 pub mod http;
+pub mod proxy;
 pub mod scripted;
 pub mod server;
 
@@ -42,4 +44,13 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
+}
+
+/// A loopback port that was free a moment ago (bound, noted, released), for a server that
+/// must start later on an address a daemon already knows.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }

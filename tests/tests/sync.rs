@@ -62,7 +62,11 @@ fn server_tasks(server: &Server) -> Vec<Value> {
 fn every_queued_operation_is_processed_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&subdir(&dir, "s"));
-    let daemon = Daemon::start_opts(dir.path(), &["--server", &server.url()], &[]);
+    let daemon = Daemon::start_opts(
+        dir.path(),
+        &["--server", &server.url(), "--manual-sync"],
+        &[],
+    );
     let a = add(&daemon, "first");
     add(&daemon, "second");
     daemon.ctl(&["done", &a]);
@@ -116,7 +120,7 @@ fn an_unreachable_server_leaves_everything_queued_and_counts_no_attempt() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    let daemon = Daemon::start_opts(dir.path(), &["--server", &url], &[]);
+    let daemon = Daemon::start_opts(dir.path(), &["--server", &url, "--manual-sync"], &[]);
     add(&daemon, "offline work");
     let (code, report) = sync(&daemon);
     assert_eq!(code, 4, "offline exit code: {report}");
@@ -156,7 +160,11 @@ fn a_failing_server_is_survived_and_items_stay_queued() {
         },
         _ => accepting(|_| None)(request),
     });
-    let daemon = Daemon::start_opts(dir.path(), &["--server", &scripted.url()], &[]);
+    let daemon = Daemon::start_opts(
+        dir.path(),
+        &["--server", &scripted.url(), "--manual-sync"],
+        &[],
+    );
     add(&daemon, "precious");
     let (code, report) = sync(&daemon);
     assert_eq!(code, 1, "{report}");
@@ -187,7 +195,7 @@ fn batches_hold_at_most_sync_batch_size_items_in_order() {
     let scripted = Scripted::start(accepting(|_| None));
     let daemon = Daemon::start_opts(
         dir.path(),
-        &["--server", &scripted.url()],
+        &["--server", &scripted.url(), "--manual-sync"],
         &[("SYNC_BATCH_SIZE", "7")],
     );
     let mut made = Vec::new();
@@ -246,7 +254,11 @@ fn a_rejected_task_is_dead_lettered_after_three_attempts_while_others_sync() {
         let bad = poison.lock().unwrap().clone();
         (item["task_id"].as_str() == bad.as_deref()).then(|| "title rejected by policy".to_string())
     }));
-    let daemon = Daemon::start_opts(dir.path(), &["--server", &scripted.url()], &[]);
+    let daemon = Daemon::start_opts(
+        dir.path(),
+        &["--server", &scripted.url(), "--manual-sync"],
+        &[],
+    );
     let bad = add(&daemon, "bad one");
     *poisoned.lock().unwrap() = Some(bad.clone());
     daemon.ctl(&["edit", &bad, "--title", "bad one, edited"]);
@@ -334,8 +346,16 @@ fn a_rejected_task_is_dead_lettered_after_three_attempts_while_others_sync() {
 fn a_conflict_is_resolved_in_favour_of_the_later_edit_on_both_devices() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&subdir(&dir, "s"));
-    let laptop = Daemon::start_opts(&subdir(&dir, "laptop"), &["--server", &server.url()], &[]);
-    let phone = Daemon::start_opts(&subdir(&dir, "phone"), &["--server", &server.url()], &[]);
+    let laptop = Daemon::start_opts(
+        &subdir(&dir, "laptop"),
+        &["--server", &server.url(), "--manual-sync"],
+        &[],
+    );
+    let phone = Daemon::start_opts(
+        &subdir(&dir, "phone"),
+        &["--server", &server.url(), "--manual-sync"],
+        &[],
+    );
     let id = add(&laptop, "original");
     assert_eq!(sync(&laptop).0, 0);
     assert_eq!(sync(&phone).0, 0);
@@ -366,8 +386,16 @@ fn a_conflict_is_resolved_in_favour_of_the_later_edit_on_both_devices() {
 fn concurrent_edits_of_different_fields_both_survive() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&subdir(&dir, "s"));
-    let laptop = Daemon::start_opts(&subdir(&dir, "laptop"), &["--server", &server.url()], &[]);
-    let phone = Daemon::start_opts(&subdir(&dir, "phone"), &["--server", &server.url()], &[]);
+    let laptop = Daemon::start_opts(
+        &subdir(&dir, "laptop"),
+        &["--server", &server.url(), "--manual-sync"],
+        &[],
+    );
+    let phone = Daemon::start_opts(
+        &subdir(&dir, "phone"),
+        &["--server", &server.url(), "--manual-sync"],
+        &[],
+    );
     let renamed = add(&laptop, "rename me");
     let deleted = add(&laptop, "delete me");
     sync(&laptop);
@@ -403,7 +431,7 @@ fn a_daemon_killed_mid_flush_resends_and_nothing_is_lost_or_doubled() {
     let server = Server::start(&subdir(&dir, "s"));
     let mut daemon = Daemon::start_opts(
         dir.path(),
-        &["--server", &server.url()],
+        &["--server", &server.url(), "--manual-sync"],
         &[("SYNC_BATCH_SIZE", "5")],
     );
     let mut ids = Vec::new();
@@ -422,7 +450,10 @@ fn a_daemon_killed_mid_flush_resends_and_nothing_is_lost_or_doubled() {
         "the kill landed mid-flush ({reached} of 300 synced)"
     );
 
-    let daemon = daemon.restart(&["--server", &server.url()], &[("SYNC_BATCH_SIZE", "5")]);
+    let daemon = daemon.restart(
+        &["--server", &server.url(), "--manual-sync"],
+        &[("SYNC_BATCH_SIZE", "5")],
+    );
     let (code, report) = sync(&daemon);
     assert_eq!(code, 0, "{report}");
     assert_eq!(status(&daemon)["pending"], 0);

@@ -9,14 +9,16 @@ use std::time::Duration;
 use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::traits::StreamCommon;
 use tasksync_proto::codec::{self, FrameError};
+use tasksync_proto::events::Event;
 use tasksync_proto::ipc::{
-    ClientMessage, ErrorCode, IpcError, Reply, ServerMessage, PROTOCOL_VERSION,
+    ClientMessage, Command, ErrorCode, IpcError, Reply, ServerMessage, PROTOCOL_VERSION,
 };
-use tokio::io::BufReader;
+use tokio::io::{AsyncReadExt, BufReader};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::dispatch::dispatch;
 use super::socket::{own_uid, peer_allowed};
-use crate::app::App;
+use crate::app::{snapshot, App};
 use crate::service::shutdown::Shutdown;
 
 /// How long a client has to say Hello after connecting.
@@ -89,6 +91,10 @@ pub async fn serve(stream: Stream, app: Arc<App>, mut shutdown: Shutdown) {
         };
         match frame {
             Ok(None) => return,
+            Ok(Some(ClientMessage::Request {
+                id,
+                command: Command::Subscribe,
+            })) => return stream_events(&app, id, &mut reader, &mut writer, shutdown).await,
             Ok(Some(ClientMessage::Request { id, command })) => {
                 let result = dispatch(&app, command).await;
                 if !send_response(&mut writer, id, result).await {
@@ -99,6 +105,47 @@ pub async fn serve(stream: Stream, app: Arc<App>, mut shutdown: Shutdown) {
                 return fail(&mut writer, bad_frame("Hello sent twice")).await
             }
             Err(e) => return fail(&mut writer, frame_error(e)).await,
+        }
+    }
+}
+
+/// Serves a subscription: `Subscribed`, the current state, then every event, until the
+/// client hangs up (or sends anything: a subscribed connection only listens) or the daemon
+/// stops. A subscriber too slow to keep up is told how many events it missed.
+async fn stream_events(
+    app: &App,
+    id: u64,
+    reader: &mut BufReader<&Stream>,
+    writer: &mut &Stream,
+    mut shutdown: Shutdown,
+) {
+    // Subscribe before taking the snapshot, so nothing falls between the two.
+    let mut events = app.store.events().subscribe();
+    let snapshot = match snapshot(app) {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            send_response(writer, id, Err(e.into())).await;
+            return;
+        }
+    };
+    if !send_response(writer, id, Ok(Reply::Subscribed)).await
+        || !send(writer, &ServerMessage::Event(Event::Snapshot(snapshot))).await
+    {
+        return;
+    }
+    let mut byte = [0u8; 1];
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => event,
+                Err(RecvError::Lagged(missed)) => Event::Lagged { missed },
+                Err(RecvError::Closed) => return,
+            },
+            _ = reader.read(&mut byte) => return,
+            _ = shutdown.requested() => return,
+        };
+        if !send(writer, &ServerMessage::Event(event)).await {
+            return;
         }
     }
 }

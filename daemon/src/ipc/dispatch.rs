@@ -34,6 +34,10 @@ pub async fn dispatch(app: &App, command: Command) -> Result<Reply, IpcError> {
                 .collect(),
         ),
         Command::Retry { target } => Reply::Retried(retry(app, target).await?),
+        Command::Subscribe => {
+            let message = "Subscribe turns a socket connection into an event stream; send it as a request of its own";
+            return Err(IpcError::new(ErrorCode::InvalidInput, message));
+        }
         Command::ApiToken => match &app.api_token {
             Some(token) => Reply::ApiToken(token.clone()),
             None => {

@@ -13,9 +13,10 @@ pub mod sync_writes;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
+use tasksync_proto::events::{ChangeOrigin, Event};
 use tasksync_proto::ipc::{PageCursor, TaskPage, TaskRef};
 use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch, Timestamp, ValidationError};
 use tokio::sync::oneshot;
@@ -28,6 +29,7 @@ use self::reads::ReadPool;
 pub use self::rows::QueuedOp;
 pub use self::sync_writes::{ItemOutcome, SyncWrite};
 use self::writer::{Applied, Change, Message};
+use crate::events::Events;
 
 /// How many bytes of task text a listing page carries at most, well inside a 1 MiB frame.
 const PAGE_BYTE_BUDGET: usize = 512 * 1024;
@@ -77,11 +79,17 @@ pub struct Store {
     reads: ReadPool,
     device_id: Uuid,
     path: PathBuf,
+    events: Arc<Events>,
 }
 
 impl Store {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with_events(path, Arc::new(Events::default()))
+    }
+
+    /// Opens the database and reports changes to `events`.
+    pub fn open_with_events(path: &Path, events: Arc<Events>) -> Result<Store, StoreError> {
         let mut conn = schema::open_writer(path)?;
         schema::migrate(&mut conn)?;
         let meta = |key: &str| -> Result<Option<String>, StoreError> {
@@ -118,7 +126,13 @@ impl Store {
             reads: ReadPool::new(readers),
             device_id,
             path: path.to_path_buf(),
+            events,
         })
+    }
+
+    /// Where this store reports its changes.
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
     }
 
     pub fn device_id(&self) -> Uuid {
@@ -139,15 +153,34 @@ impl Store {
 
     async fn write(&self, op: WriteOp) -> Result<Task, StoreError> {
         match self.apply(Change::Command(op)).await? {
-            Applied::Task(task) => Ok(task),
-            Applied::Count(_) => Err(StoreError::Storage("a command produced no task".into())),
+            Applied::Task(task) => {
+                self.events.local_change();
+                self.events.publish(|| Event::TaskChanged {
+                    task: task.clone(),
+                    origin: ChangeOrigin::Local,
+                });
+                Ok(task)
+            }
+            Applied::Sync(_) => Err(StoreError::Storage("a command produced no task".into())),
         }
     }
 
     /// Applies a change from the sync engine; returns how many rows it touched.
     pub async fn sync_write(&self, write: SyncWrite) -> Result<u64, StoreError> {
         match self.apply(Change::Sync(write)).await? {
-            Applied::Count(count) => Ok(count),
+            Applied::Sync(applied) => {
+                if self.events.has_subscribers() {
+                    for id in &applied.adopted {
+                        if let Ok(task) = self.get(*id) {
+                            self.events.publish(|| Event::TaskChanged {
+                                task,
+                                origin: ChangeOrigin::Remote,
+                            });
+                        }
+                    }
+                }
+                Ok(applied.count)
+            }
             Applied::Task(_) => Err(StoreError::Storage("a sync update produced a task".into())),
         }
     }

@@ -233,7 +233,8 @@ impl ReadPool {
         self.with(|conn| {
             let text: Option<String> = conn
                 .prepare_cached(
-                    "SELECT min(next_attempt_at) FROM sync_queue WHERE state = 'pending'",
+                    "SELECT min(next_attempt_at) FROM sync_queue
+                     WHERE state = 'pending' AND next_attempt_at IS NOT NULL",
                 )?
                 .query_row([], |row| row.get(0))?;
             text.map(|t| {

@@ -42,6 +42,8 @@ CREATE TABLE sync_queue (
 );
 CREATE INDEX sync_queue_by_state ON sync_queue (state, id);
 CREATE INDEX sync_queue_by_task ON sync_queue (task_id, id);
+CREATE INDEX sync_queue_by_next_attempt ON sync_queue (next_attempt_at)
+    WHERE state = 'pending' AND next_attempt_at IS NOT NULL;
 
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,

@@ -34,6 +34,41 @@ pub enum SyncWrite {
     RecordSync { at: Timestamp },
 }
 
+impl SyncWrite {
+    /// Whether this change must reach the disk before it is acknowledged. Losing the others
+    /// in a crash is harmless: rows marked in flight go back to pending at start anyway, and
+    /// a lost "accepted" only makes the daemon send those operations again, which the server
+    /// answers from its record of applied operation ids. Pulled and merged tasks are kept
+    /// durable so the clock never forgets a timestamp it has shown the user; a retry is the
+    /// user's command.
+    pub fn must_be_durable(&self) -> bool {
+        match self {
+            SyncWrite::BeginBatch { .. } | SyncWrite::RecordSync { .. } => false,
+            SyncWrite::FinishBatch { outcomes } => outcomes
+                .iter()
+                .any(|(_, outcome)| matches!(outcome, ItemOutcome::Accepted { resolved: Some(_) })),
+            SyncWrite::ApplyPulled { .. } | SyncWrite::Retry { .. } => true,
+        }
+    }
+}
+
+/// What a sync change did: how many rows it touched, and which tasks took the server's
+/// version (pulled, or merged after a conflict).
+#[derive(Debug, Default)]
+pub struct SyncApplied {
+    pub count: u64,
+    pub adopted: Vec<Uuid>,
+}
+
+impl SyncApplied {
+    fn counted(count: usize) -> Self {
+        SyncApplied {
+            count: count as u64,
+            adopted: Vec::new(),
+        }
+    }
+}
+
 /// What happened to one row that was in flight.
 #[derive(Debug, Clone)]
 pub enum ItemOutcome {
@@ -55,7 +90,7 @@ pub fn apply(
     tx: &Transaction<'_>,
     clock: &mut HybridClock,
     write: &SyncWrite,
-) -> rusqlite::Result<Result<u64, StoreError>> {
+) -> rusqlite::Result<Result<SyncApplied, StoreError>> {
     let now = Timestamp::now();
     match write {
         SyncWrite::BeginBatch { seqs } => {
@@ -67,10 +102,11 @@ pub fn apply(
                 "UPDATE tasks SET sync_status = 'in-progress'
                  WHERE id IN (SELECT task_id FROM sync_queue WHERE state = 'in-flight')",
             )?;
-            Ok(Ok(seqs.len() as u64))
+            Ok(Ok(SyncApplied::counted(seqs.len())))
         }
         SyncWrite::FinishBatch { outcomes } => {
             let mut touched = BTreeSet::new();
+            let mut adopted = Vec::new();
             for (seq, outcome) in outcomes {
                 let Some(task_id) = task_of(tx, *seq)? else {
                     continue;
@@ -82,6 +118,7 @@ pub fn apply(
                             .execute([seq])?;
                         if let Some(remote) = resolved {
                             adopt(tx, clock, remote)?;
+                            adopted.push(remote.id);
                         }
                     }
                     ItemOutcome::Failed {
@@ -106,7 +143,10 @@ pub fn apply(
             for task_id in &touched {
                 refresh_status(tx, *task_id, now)?;
             }
-            Ok(Ok(outcomes.len() as u64))
+            Ok(Ok(SyncApplied {
+                count: outcomes.len() as u64,
+                adopted,
+            }))
         }
         SyncWrite::ApplyPulled { changes, cursor } => {
             for remote in changes {
@@ -114,7 +154,10 @@ pub fn apply(
                 refresh_status(tx, remote.id, now)?;
             }
             set_meta(tx, "pull_cursor", cursor)?;
-            Ok(Ok(changes.len() as u64))
+            Ok(Ok(SyncApplied {
+                count: changes.len() as u64,
+                adopted: changes.iter().map(|c| c.id).collect(),
+            }))
         }
         SyncWrite::Retry { seqs } => {
             let mut revived = 0;
@@ -129,11 +172,11 @@ pub fn apply(
                     refresh_status(tx, task_id, now)?;
                 }
             }
-            Ok(Ok(revived as u64))
+            Ok(Ok(SyncApplied::counted(revived)))
         }
         SyncWrite::RecordSync { at } => {
             set_meta(tx, "last_sync_at", &at.to_string())?;
-            Ok(Ok(1))
+            Ok(Ok(SyncApplied::counted(1)))
         }
     }
 }

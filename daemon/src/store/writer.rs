@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use super::clock::HybridClock;
 use super::commands::{self, WriteOp};
-use super::sync_writes::{self, set_meta, SyncWrite};
+use super::sync_writes::{self, set_meta, SyncApplied, SyncWrite};
 use super::StoreError;
 
 /// Most changes committed together; bounds the latency one group adds.
@@ -30,12 +30,20 @@ pub enum Change {
     Sync(SyncWrite),
 }
 
-/// What a change produced: the task a command made or changed, or how many rows a sync
-/// update touched.
+impl Change {
+    fn must_be_durable(&self) -> bool {
+        match self {
+            Change::Command(_) => true,
+            Change::Sync(write) => write.must_be_durable(),
+        }
+    }
+}
+
+/// What a change produced: the task a command made or changed, or what a sync update did.
 #[derive(Debug)]
 pub enum Applied {
     Task(Task),
-    Count(u64),
+    Sync(SyncApplied),
 }
 
 pub enum Message {
@@ -61,6 +69,7 @@ pub fn spawn(
 
 fn run(mut conn: Connection, mut clock: HybridClock, rx: mpsc::Receiver<Message>) {
     let mut group = Vec::new();
+    let mut durability = Durability::Full;
     while let Ok(first) = rx.recv() {
         let mut stop = false;
         for message in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
@@ -77,6 +86,19 @@ fn run(mut conn: Connection, mut clock: HybridClock, rx: mpsc::Receiver<Message>
         }
         if !group.is_empty() {
             let changes: Vec<&Change> = group.iter().map(|(change, _)| change).collect();
+            let wanted = if changes.iter().any(|c| c.must_be_durable()) {
+                Durability::Full
+            } else {
+                Durability::Deferred
+            };
+            if wanted != durability {
+                match conn.pragma_update(None, "synchronous", wanted.pragma()) {
+                    Ok(()) => durability = wanted,
+                    Err(e) => {
+                        tracing::warn!("cannot switch synchronous to {}: {e}", wanted.pragma())
+                    }
+                }
+            }
             let outcomes = commit_group(&mut conn, &mut clock, &changes);
             for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
                 // Someone who went away no longer wants the answer; the change stands.
@@ -89,6 +111,26 @@ fn run(mut conn: Connection, mut clock: HybridClock, rx: mpsc::Receiver<Message>
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!("final WAL checkpoint failed: {e}");
+    }
+}
+
+/// How a commit reaches the disk. `Full` fsyncs the WAL before the commit returns; a
+/// `Deferred` commit is written to the WAL and becomes durable with the next `Full` one (or a
+/// checkpoint). A crash can lose a deferred commit but never corrupts the database, and the
+/// WAL keeps commits in order, so a `Full` commit makes every earlier one durable too. If
+/// switching fails, commits simply stay at the previous, stricter-or-equal setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Full,
+    Deferred,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Deferred => "NORMAL",
+        }
     }
 }
 
@@ -107,7 +149,7 @@ fn commit_group(
         for change in changes {
             outcomes.push(match change {
                 Change::Command(op) => commands::apply(&tx, clock, op)?.map(Applied::Task),
-                Change::Sync(op) => sync_writes::apply(&tx, clock, op)?.map(Applied::Count),
+                Change::Sync(op) => sync_writes::apply(&tx, clock, op)?.map(Applied::Sync),
             });
         }
         set_meta(&tx, "clock", &clock.watermark().to_string())?;

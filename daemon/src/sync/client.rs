@@ -80,16 +80,20 @@ impl SyncClient {
         &self.base
     }
 
-    /// `GET /api/health`.
-    pub async fn health(&self) -> Result<(), SyncError> {
-        self.send(Method::GET, HEALTH_PATH, None).await.map(drop)
+    /// `GET /api/health`, answered within `timeout`.
+    pub async fn health(&self, timeout: Duration) -> Result<(), SyncError> {
+        self.send(Method::GET, HEALTH_PATH, None, timeout)
+            .await
+            .map(drop)
     }
 
     /// `POST /api/batch`, checking the answer matches the request item for item.
     pub async fn push(&self, batch: &BatchRequest) -> Result<BatchResponse, SyncError> {
         let body = serde_json::to_vec(batch)
             .map_err(|e| SyncError::BadAnswer(format!("cannot encode batch: {e}")))?;
-        let answer = self.send(Method::POST, BATCH_PATH, Some(body)).await?;
+        let answer = self
+            .send(Method::POST, BATCH_PATH, Some(body), self.timeout)
+            .await?;
         let response: BatchResponse = parse(&answer)?;
         if response.processed_items.len() != batch.items.len() {
             return Err(SyncError::BadAnswer(format!(
@@ -112,7 +116,7 @@ impl SyncClient {
     /// `GET /api/changes?since=..&limit=..`.
     pub async fn changes(&self, since: &str, limit: usize) -> Result<ChangesResponse, SyncError> {
         let path = format!("{CHANGES_PATH}?since={}&limit={limit}", encode_query(since));
-        let answer = self.send(Method::GET, &path, None).await?;
+        let answer = self.send(Method::GET, &path, None, self.timeout).await?;
         let response: ChangesResponse = parse(&answer)?;
         for task in &response.changes {
             task.validate().map_err(|e| {
@@ -128,6 +132,7 @@ impl SyncClient {
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
+        timeout: Duration,
     ) -> Result<Bytes, SyncError> {
         let uri = format!("{}{path}", self.base);
         let mut request = Request::builder().method(method).uri(&uri);
@@ -160,11 +165,9 @@ impl SyncClient {
                 .to_bytes();
             Ok::<_, SyncError>((status, bytes))
         };
-        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
+        let (status, bytes) = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| {
-                SyncError::Unreachable(format!("no answer within {:?}", self.timeout))
-            })??;
+            .map_err(|_| SyncError::Unreachable(format!("no answer within {timeout:?}")))??;
         if status.is_success() {
             return Ok(bytes);
         }

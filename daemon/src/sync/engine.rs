@@ -1,25 +1,32 @@
-//! The sync engine task: one sync round at a time, flush then pull.
+//! The sync engine task: decides when to sync, runs one round at a time, and keeps the
+//! connectivity state.
 //!
-//! A round takes queue rows in order (at most `batch_size` per request), marks them in
-//! flight, sends them, and records each answer; it repeats until nothing is eligible. Then it
-//! pulls `/api/changes` from the stored cursor until `has_more` is false. Commands never wait
-//! for any of this: the engine talks to the store like any other client of the writer.
+//! - Offline: probes `GET /api/health` on the monitor's backoff schedule (and soon after a
+//!   network change); when the server answers, flushes the whole queue and pulls at once.
+//! - Online: flushes shortly after local changes (a debounce, so bursts share batches),
+//!   retries operations when their delay is over, and pulls every `pull_interval`.
+//! - `taskctl sync` runs a forced round after any round in progress.
+//!
+//! Commands never wait for any of this: the engine talks to the store like any other client
+//! of the writer thread. Between events the task sleeps; an idle daemon costs nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tasksync_proto::events::{ConnectivityState, Event, SyncProgress};
 use tasksync_proto::ipc::SyncReport;
-use tasksync_proto::wire::{BatchItem, BatchRequest, Field, ItemStatus, Operation, WireTask};
-use tasksync_proto::{Task, Timestamp};
+use tasksync_proto::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use super::backoff::RetryPolicy;
 use super::client::{SyncClient, SyncError};
+use super::round::{Mode, Round};
+use crate::connectivity::monitor::State;
+use crate::connectivity::netlink::NetworkChanges;
+use crate::connectivity::{Monitor, ProbePolicy};
 use crate::service::shutdown::Shutdown;
-use crate::store::{ItemOutcome, QueuedOp, Store, StoreError, SyncWrite};
-
-/// Changes pulled per request.
-const PULL_PAGE: usize = 500;
+use crate::store::Store;
 
 /// What the engine needs to know.
 #[derive(Debug, Clone)]
@@ -32,8 +39,16 @@ pub struct SyncSettings {
     /// Failed attempts before an operation is dead-lettered (`SYNC_RETRY_ATTEMPTS`).
     pub max_attempts: u32,
     pub retry: RetryPolicy,
-    /// How long one request may take.
+    /// How long one sync request may take.
     pub request_timeout: Duration,
+    pub probe: ProbePolicy,
+    /// How often to pull while online.
+    pub pull_interval: Duration,
+    /// How long to wait after a local change before flushing, so a burst shares batches.
+    pub flush_debounce: Duration,
+    /// Sync on its own (probe, flush after changes, retry, pull); when false, only
+    /// `taskctl sync` does.
+    pub automatic: bool,
 }
 
 impl Default for SyncSettings {
@@ -45,25 +60,10 @@ impl Default for SyncSettings {
             max_attempts: 3,
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// Whether the daemon can reach its sync server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Connectivity {
-    /// No server configured.
-    LocalOnly,
-    Online,
-    Offline,
-}
-
-impl Connectivity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Connectivity::LocalOnly => "local-only",
-            Connectivity::Online => "online",
-            Connectivity::Offline => "offline",
+            probe: ProbePolicy::default(),
+            pull_interval: Duration::from_secs(30),
+            flush_debounce: Duration::from_millis(50),
+            automatic: true,
         }
     }
 }
@@ -77,7 +77,7 @@ enum Request {
 #[derive(Clone)]
 pub struct SyncHandle {
     requests: mpsc::Sender<Request>,
-    connectivity: watch::Receiver<Connectivity>,
+    connectivity: watch::Receiver<ConnectivityState>,
     server: Option<String>,
 }
 
@@ -91,8 +91,9 @@ impl SyncHandle {
         answer.await.unwrap_or_else(|_| stopped_report())
     }
 
-    pub fn connectivity(&self) -> Connectivity {
-        *self.connectivity.borrow()
+    /// Whether the server is reachable, since when, and the next probe.
+    pub fn connectivity(&self) -> ConnectivityState {
+        self.connectivity.borrow().clone()
     }
 
     pub fn server(&self) -> Option<&str> {
@@ -124,19 +125,28 @@ pub fn spawn(
         )?),
         None => None,
     };
-    let initial = if client.is_some() {
-        Connectivity::Offline
-    } else {
-        Connectivity::LocalOnly
+    let monitor = Monitor::new(client.is_some(), settings.probe, Instant::now());
+    let (status, connectivity) = watch::channel(monitor.report(Instant::now()));
+    let network = match (&client, NetworkChanges::open()) {
+        (Some(_), Ok(changes)) => Some(changes),
+        (Some(_), Err(e)) => {
+            tracing::info!("no network-change hints ({e}); relying on probes");
+            None
+        }
+        (None, _) => None,
     };
-    let (connectivity_tx, connectivity) = watch::channel(initial);
     let (requests, receiver) = mpsc::channel(64);
     let server = client.as_ref().map(|c| c.base().to_string());
     let engine = Engine {
         store,
         client,
         settings,
-        connectivity: connectivity_tx,
+        monitor,
+        status,
+        network,
+        flush_due: None,
+        pull_due: None,
+        retry_due: None,
     };
     tokio::spawn(engine.run(receiver, shutdown));
     Ok(SyncHandle {
@@ -150,40 +160,116 @@ struct Engine {
     store: Arc<Store>,
     client: Option<SyncClient>,
     settings: SyncSettings,
-    connectivity: watch::Sender<Connectivity>,
-}
-
-/// What one round did so far.
-#[derive(Default)]
-struct Tally {
-    synced: u64,
-    /// Failed attempts of operations that are not dead-lettered.
-    failed: u64,
-    errors: Vec<String>,
-    reached: bool,
-    offline: bool,
+    monitor: Monitor,
+    status: watch::Sender<ConnectivityState>,
+    network: Option<NetworkChanges>,
+    /// A local change waits to be flushed (online only).
+    flush_due: Option<Instant>,
+    /// The next periodic pull (online only).
+    pull_due: Option<Instant>,
+    /// The earliest operation waiting out a retry delay (online only).
+    retry_due: Option<Instant>,
 }
 
 impl Engine {
-    async fn run(self, mut requests: mpsc::Receiver<Request>, mut shutdown: Shutdown) {
+    async fn run(mut self, mut requests: mpsc::Receiver<Request>, mut shutdown: Shutdown) {
+        let events = self.store.events().clone();
         loop {
+            let wake = self.next_wake();
             tokio::select! {
+                _ = shutdown.requested() => return,
                 request = requests.recv() => match request {
                     Some(Request::SyncNow(reply)) => {
-                        let report = self.round(true).await;
+                        let report = self.sync_now().await;
                         let _ = reply.send(report);
                     }
                     None => return,
                 },
-                _ = shutdown.requested() => return,
+                _ = events.local_changed(), if self.client.is_some() && self.settings.automatic => {
+                    if self.monitor.state() == State::Online && self.flush_due.is_none() {
+                        self.flush_due = Some(Instant::now() + self.settings.flush_debounce);
+                    }
+                }
+                changed = next_network_change(self.network.as_ref()) => match changed {
+                    Ok(()) => {
+                        tracing::debug!("the network changed");
+                        self.monitor.network_changed(Instant::now());
+                        self.publish_connectivity();
+                    }
+                    Err(e) => {
+                        tracing::warn!("network-change hints stopped ({e}); relying on probes");
+                        self.network = None;
+                    }
+                },
+                _ = sleep_until(wake), if wake.is_some() => self.on_timer().await,
             }
         }
     }
 
-    /// One sync round: flush, then pull if the server was reached. `force` sends operations
-    /// that still wait out a retry delay too.
-    async fn round(&self, force: bool) -> SyncReport {
-        let Some(client) = &self.client else {
+    /// The earliest moment something is due.
+    fn next_wake(&self) -> Option<Instant> {
+        if !self.settings.automatic {
+            return None;
+        }
+        match self.monitor.state() {
+            State::LocalOnly => None,
+            State::Offline => self.monitor.next_probe(),
+            State::Online => [self.flush_due, self.retry_due, self.pull_due]
+                .into_iter()
+                .flatten()
+                .min(),
+        }
+    }
+
+    async fn on_timer(&mut self) {
+        let now = Instant::now();
+        match self.monitor.state() {
+            State::LocalOnly => {}
+            State::Offline => {
+                if self.monitor.next_probe().is_some_and(|due| due <= now) {
+                    self.probe().await;
+                }
+            }
+            State::Online => {
+                let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+                let pull = due(self.pull_due);
+                if pull || due(self.flush_due) || due(self.retry_due) {
+                    self.automatic_round(pull).await;
+                }
+            }
+        }
+    }
+
+    /// Asks the server whether it is there; coming online flushes everything and pulls.
+    async fn probe(&mut self) {
+        let Some(client) = &self.client else { return };
+        match client.health(self.monitor.policy().timeout).await {
+            Ok(()) => {
+                self.went(true);
+                self.automatic_round(true).await;
+            }
+            Err(SyncError::Unreachable(reason)) => {
+                tracing::debug!("probe failed: {reason}");
+                self.went(false);
+            }
+            Err(other) => {
+                // It answered, if not happily: it is reachable, and the round will say more.
+                tracing::warn!("the server answered the probe with: {other}");
+                self.went(true);
+                self.automatic_round(true).await;
+            }
+        }
+    }
+
+    async fn automatic_round(&mut self, pull: bool) {
+        let outcome = self.round(Mode { force: false, pull }).await;
+        for error in &outcome.errors {
+            tracing::warn!("sync: {error}");
+        }
+    }
+
+    async fn sync_now(&mut self) -> SyncReport {
+        if self.client.is_none() {
             return SyncReport {
                 success: false,
                 synced_items: 0,
@@ -194,305 +280,110 @@ impl Engine {
                 ],
                 offline: true,
             };
-        };
-        let mut tally = Tally::default();
-        if let Err(e) = self.flush(client, force, &mut tally).await {
-            tally.errors.push(e.to_string());
         }
-        if tally.reached || !tally.offline {
-            match self.pull(client).await {
-                Ok(pulled) => {
-                    tally.reached = true;
-                    if pulled > 0 {
-                        tracing::info!("pulled {pulled} change(s)");
-                    }
-                }
-                Err(e) => self.note_failure(&mut tally, e),
-            }
-        }
-        if tally.reached {
-            if let Err(e) = self
-                .store
-                .sync_write(SyncWrite::RecordSync {
-                    at: Timestamp::now(),
-                })
-                .await
-            {
-                tally.errors.push(e.to_string());
-            }
-        }
-        let dead = match self.store.counts() {
-            Ok(counts) => counts.failed,
-            Err(e) => {
-                tally.errors.push(e.to_string());
-                0
-            }
-        };
-        if dead > 0 {
-            tally.errors.push(format!("{dead} operation(s) dead-lettered: see `taskctl queue --failed`, then `taskctl retry`"));
-        }
-        SyncReport {
-            success: tally.reached && !tally.offline && tally.errors.is_empty(),
-            synced_items: tally.synced,
-            failed_items: tally.failed + dead,
-            errors: tally.errors,
-            offline: tally.offline,
-        }
+        let outcome = self
+            .round(Mode {
+                force: true,
+                pull: true,
+            })
+            .await;
+        let dead = self.store.counts().map(|c| c.failed).unwrap_or(0);
+        outcome.report(dead)
     }
 
-    fn set_connectivity(&self, state: Connectivity) {
-        let changed = self.connectivity.send_if_modified(|current| {
-            let changed = *current != state;
-            *current = state;
+    /// Runs a round and updates connectivity and the schedule from what it saw.
+    async fn round(&mut self, mode: Mode) -> super::round::Outcome {
+        let Some(client) = &self.client else {
+            return Default::default();
+        };
+        self.flush_due = None;
+        let round = Round {
+            store: &self.store,
+            client,
+            settings: &self.settings,
+        };
+        let outcome = round.run(mode).await;
+        if outcome.offline {
+            self.went(false);
+        } else if outcome.reached {
+            self.went(true);
+        }
+        let now = Instant::now();
+        if mode.pull && outcome.reached {
+            self.pull_due = Some(now + self.settings.pull_interval);
+        }
+        self.retry_due = match self.store.next_retry_at() {
+            Ok(Some(at)) => Some(now + until(at)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!("cannot read retry times: {e}");
+                None
+            }
+        };
+        let report_failed = outcome.failed;
+        self.store.events().publish(|| {
+            Event::Sync(SyncProgress::RoundFinished {
+                success: outcome.reached && !outcome.offline && outcome.errors.is_empty(),
+                synced: outcome.synced,
+                failed: report_failed,
+            })
+        });
+        outcome
+    }
+
+    /// Records that the server was (`reachable`) or was not reached.
+    fn went(&mut self, reachable: bool) {
+        let now = Instant::now();
+        let changed = if reachable {
+            self.monitor.reached()
+        } else {
+            self.monitor.unreachable(now)
+        };
+        if changed {
+            tracing::info!(
+                "sync server {} is now {}",
+                self.client.as_ref().map_or("", |c| c.base()),
+                self.monitor.state().as_str()
+            );
+            if reachable {
+                self.pull_due = Some(now + self.settings.pull_interval);
+            } else {
+                self.flush_due = None;
+                self.pull_due = None;
+                self.retry_due = None;
+            }
+        }
+        self.publish_connectivity();
+    }
+
+    fn publish_connectivity(&self) {
+        let report = self.monitor.report(Instant::now());
+        let changed = self.status.send_if_modified(|current| {
+            let changed = current.state != report.state || current.since != report.since;
+            *current = report.clone();
             changed
         });
         if changed {
-            tracing::info!("sync server is now {}", state.as_str());
-        }
-    }
-
-    fn note_failure(&self, tally: &mut Tally, error: SyncError) {
-        match error {
-            SyncError::Unreachable(_) => {
-                tally.offline = true;
-                self.set_connectivity(Connectivity::Offline);
-            }
-            _ => {
-                tally.reached = true;
-                self.set_connectivity(Connectivity::Online);
-            }
-        }
-        tally.errors.push(error.to_string());
-    }
-
-    /// Sends batches until nothing is eligible, the server is unreachable, or it fails a
-    /// whole batch.
-    async fn flush(
-        &self,
-        client: &SyncClient,
-        force: bool,
-        tally: &mut Tally,
-    ) -> Result<(), StoreError> {
-        let round_start = Timestamp::now();
-        loop {
-            let rows = self.store.next_batch(
-                self.settings.batch_size,
-                Timestamp::now(),
-                force,
-                round_start,
-            )?;
-            if rows.is_empty() {
-                return Ok(());
-            }
-            let (items, corrupt) = self.items_for(&rows);
-            if !corrupt.is_empty() {
-                self.store
-                    .sync_write(SyncWrite::FinishBatch { outcomes: corrupt })
-                    .await?;
-            }
-            if items.is_empty() {
-                continue;
-            }
-            let seqs: Vec<i64> = items.iter().map(|(seq, _, _)| *seq).collect();
-            self.store
-                .sync_write(SyncWrite::BeginBatch { seqs: seqs.clone() })
-                .await?;
-            let request = BatchRequest {
-                device_id: self.store.device_id(),
-                client_timestamp: Timestamp::now(),
-                items: items.iter().map(|(_, item, _)| item.clone()).collect(),
-            };
-            let answer = client.push(&request).await;
-            let whole_batch_failed = answer.is_err();
-            let outcomes: Vec<(i64, ItemOutcome)> = match answer {
-                Ok(response) => {
-                    tally.reached = true;
-                    self.set_connectivity(Connectivity::Online);
-                    items
-                        .iter()
-                        .zip(response.processed_items)
-                        .map(|((seq, item, retries), processed)| {
-                            let outcome = match processed.status {
-                                ItemStatus::Success | ItemStatus::Conflict => {
-                                    tally.synced += 1;
-                                    if processed.status == ItemStatus::Conflict {
-                                        tracing::info!(
-                                            "conflict on task {}: adopted the server's merge",
-                                            item.task_id
-                                        );
-                                    }
-                                    ItemOutcome::Accepted {
-                                        resolved: processed.resolved_data,
-                                    }
-                                }
-                                ItemStatus::Error => {
-                                    let error = processed
-                                        .error
-                                        .unwrap_or_else(|| "rejected without a reason".into());
-                                    tally.errors.push(format!("task {}: {error}", item.task_id));
-                                    self.failed_attempt(tally, *retries, error, item)
-                                }
-                            };
-                            (*seq, outcome)
-                        })
-                        .collect()
-                }
-                Err(SyncError::Unreachable(reason)) => {
-                    self.note_failure(tally, SyncError::Unreachable(reason));
-                    seqs.iter().map(|seq| (*seq, ItemOutcome::Unsent)).collect()
-                }
-                Err(error @ SyncError::Unauthorized(_)) => {
-                    self.note_failure(tally, error);
-                    seqs.iter().map(|seq| (*seq, ItemOutcome::Unsent)).collect()
-                }
-                Err(error) => {
-                    let message = error.to_string();
-                    self.note_failure(tally, error);
-                    items
-                        .iter()
-                        .map(|(seq, item, retries)| {
-                            (
-                                *seq,
-                                self.failed_attempt(tally, *retries, message.clone(), item),
-                            )
-                        })
-                        .collect()
-                }
-            };
-            let sent = outcomes.len();
-            self.store
-                .sync_write(SyncWrite::FinishBatch { outcomes })
-                .await?;
-            tracing::debug!("batch of {sent} operation(s) answered");
-            if whole_batch_failed {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Records a failed attempt: the next retry time, or the dead letter after the last one.
-    fn failed_attempt(
-        &self,
-        tally: &mut Tally,
-        retries: u32,
-        error: String,
-        item: &BatchItem,
-    ) -> ItemOutcome {
-        let attempts = retries + 1;
-        let dead = attempts >= self.settings.max_attempts;
-        if dead {
-            tracing::warn!(
-                "operation {} ({} of task {}) dead-lettered after {attempts} failed attempt(s): {error}",
-                item.id,
-                item.operation,
-                item.task_id
-            );
-        } else {
-            tally.failed += 1;
-        }
-        let delay = self.settings.retry.delay(attempts);
-        let next = Timestamp::from_millis(Timestamp::now().as_millis() + delay.as_millis() as i64)
-            .unwrap_or_else(Timestamp::now);
-        ItemOutcome::Failed {
-            error,
-            next_attempt_at: next,
-            dead,
-        }
-    }
-
-    /// The batch items for queue rows; rows that cannot be read are dead-lettered at once
-    /// (they could never be sent) so they do not block the queue.
-    #[allow(clippy::type_complexity)]
-    fn items_for(
-        &self,
-        rows: &[QueuedOp],
-    ) -> (Vec<(i64, BatchItem, u32)>, Vec<(i64, ItemOutcome)>) {
-        let mut items = Vec::with_capacity(rows.len());
-        let mut corrupt = Vec::new();
-        for row in rows {
-            match item_from_row(row, self.store.device_id()) {
-                Ok(item) => items.push((row.seq, item, row.retry_count)),
-                Err(error) => {
-                    tracing::error!(
-                        "queue row {} is unreadable and is dead-lettered: {error}",
-                        row.op_id
-                    );
-                    corrupt.push((
-                        row.seq,
-                        ItemOutcome::Failed {
-                            error,
-                            next_attempt_at: Timestamp::now(),
-                            dead: true,
-                        },
-                    ));
-                }
-            }
-        }
-        (items, corrupt)
-    }
-
-    /// Pulls every change since the stored cursor, one local transaction per page.
-    async fn pull(&self, client: &SyncClient) -> Result<u64, SyncError> {
-        let store_error =
-            |e: StoreError| SyncError::BadAnswer(format!("cannot store pulled changes: {e}"));
-        let mut cursor = self
-            .store
-            .meta("pull_cursor")
-            .map_err(store_error)?
-            .unwrap_or_default();
-        let mut pulled = 0;
-        loop {
-            let page = client.changes(&cursor, PULL_PAGE).await?;
-            self.set_connectivity(Connectivity::Online);
-            if page.cursor == cursor && page.has_more {
-                return Err(SyncError::BadAnswer(
-                    "has_more with a cursor that did not move".into(),
-                ));
-            }
-            pulled += page.changes.len() as u64;
-            cursor = page.cursor.clone();
-            let has_more = page.has_more;
-            self.store
-                .sync_write(SyncWrite::ApplyPulled {
-                    changes: page.changes,
-                    cursor: page.cursor,
-                })
-                .await
-                .map_err(store_error)?;
-            if !has_more {
-                return Ok(pulled);
-            }
+            self.store.events().publish(|| Event::Connectivity(report));
         }
     }
 }
 
-/// Turns a queue row into the item the server expects.
-fn item_from_row(row: &QueuedOp, device_id: uuid::Uuid) -> Result<BatchItem, String> {
-    let task: Task =
-        serde_json::from_str(&row.data).map_err(|e| format!("unreadable task data: {e}"))?;
-    let operation = match row.operation.as_str() {
-        "create" => Operation::Create,
-        "update" => Operation::Update,
-        "delete" => Operation::Delete,
-        other => return Err(format!("unknown operation {other:?}")),
-    };
-    let changed_fields = row
-        .changed_fields
-        .iter()
-        .map(|name| {
-            Field::ALL
-                .into_iter()
-                .find(|field| field.as_str() == name)
-                .ok_or_else(|| format!("unknown field {name:?}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(BatchItem {
-        id: row.op_id,
-        task_id: row.task_id,
-        operation,
-        changed_fields: Some(changed_fields),
-        data: WireTask::from_task(&task, device_id),
-        created_at: row.created_at,
-        retry_count: row.retry_count,
-    })
+/// How long until the wall-clock time `at` (zero if it has passed).
+fn until(at: Timestamp) -> Duration {
+    Duration::from_millis(u64::try_from(at.as_millis() - Timestamp::now().as_millis()).unwrap_or(0))
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_network_change(changes: Option<&NetworkChanges>) -> std::io::Result<()> {
+    match changes {
+        Some(changes) => changes.changed().await,
+        None => std::future::pending().await,
+    }
 }

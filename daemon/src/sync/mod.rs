@@ -1,7 +1,9 @@
 //! The sync engine: flushes the queue to the sync server in batches and pulls other devices'
 //! changes (DESIGN.md sections 4 and 5).
 //!
-//! - [`engine`]: the task that runs sync rounds, one at a time, when asked.
+//! - [`engine`]: the task that decides when to sync, runs one round at a time, and keeps the
+//!   connectivity state (with `crate::connectivity`).
+//! - [`round`]: one round: flush in batches, then pull.
 //! - [`client`]: the HTTP client, which sorts failures into offline / failed attempt / bad answer.
 //! - [`backoff`]: how long a failed operation waits before its next automatic attempt.
 //!
@@ -11,5 +13,6 @@
 pub mod backoff;
 pub mod client;
 pub mod engine;
+pub mod round;
 
-pub use engine::{Connectivity, SyncHandle, SyncSettings};
+pub use engine::{SyncHandle, SyncSettings};

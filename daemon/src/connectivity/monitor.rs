@@ -1,0 +1,236 @@
+//! The connectivity state machine: `local-only` (no server), `online`, `offline`.
+//!
+//! Online means the server answered a health probe or a sync request; any transport failure
+//! makes it offline at once. While offline, probes go out with a jittered exponential delay
+//! from `min` to `max`, so an outage costs almost nothing; a network change resets the delay
+//! and probes soon. All times are passed in, so the schedule is tested without waiting.
+
+use std::time::Duration;
+
+use tasksync_proto::events::ConnectivityState;
+use tasksync_proto::Timestamp;
+use tokio::time::Instant;
+
+/// How probes are spaced while offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbePolicy {
+    pub min: Duration,
+    pub max: Duration,
+    /// How long a probe may take.
+    pub timeout: Duration,
+}
+
+impl Default for ProbePolicy {
+    fn default() -> Self {
+        ProbePolicy {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Delay between a network change and the probe it triggers, so a burst of kernel messages
+/// (an interface coming up sends several) makes one probe.
+pub const NETWORK_CHANGE_DEBOUNCE: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    LocalOnly,
+    Online,
+    Offline,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::LocalOnly => "local-only",
+            State::Online => "online",
+            State::Offline => "offline",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Monitor {
+    policy: ProbePolicy,
+    state: State,
+    since: Timestamp,
+    /// The delay used for the last scheduled probe.
+    delay: Duration,
+    next_probe: Option<Instant>,
+}
+
+impl Monitor {
+    /// A monitor for a daemon with (`has_server`) or without a sync server. With one, it
+    /// starts offline with a probe due at once.
+    pub fn new(has_server: bool, policy: ProbePolicy, now: Instant) -> Monitor {
+        let state = if has_server {
+            State::Offline
+        } else {
+            State::LocalOnly
+        };
+        Monitor {
+            policy,
+            state,
+            since: Timestamp::now(),
+            delay: policy.min,
+            next_probe: has_server.then_some(now),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn policy(&self) -> ProbePolicy {
+        self.policy
+    }
+
+    /// When the next probe is due (only while offline).
+    pub fn next_probe(&self) -> Option<Instant> {
+        self.next_probe
+    }
+
+    /// The server answered. Returns true if that changed the state.
+    pub fn reached(&mut self) -> bool {
+        if self.state != State::Offline {
+            return false;
+        }
+        self.state = State::Online;
+        self.since = Timestamp::now();
+        self.delay = self.policy.min;
+        self.next_probe = None;
+        true
+    }
+
+    /// A request or probe could not reach the server. Returns true if that changed the state.
+    pub fn unreachable(&mut self, now: Instant) -> bool {
+        match self.state {
+            State::LocalOnly => false,
+            State::Online => {
+                self.state = State::Offline;
+                self.since = Timestamp::now();
+                self.delay = self.policy.min;
+                self.next_probe = Some(now + jitter(self.delay));
+                true
+            }
+            State::Offline => {
+                self.delay = (self.delay * 2).min(self.policy.max);
+                self.next_probe = Some(now + jitter(self.delay).min(self.policy.max));
+                false
+            }
+        }
+    }
+
+    /// The OS says the network changed: probe soon and start the backoff over.
+    pub fn network_changed(&mut self, now: Instant) {
+        if self.state == State::Offline {
+            self.delay = self.policy.min;
+            let soon = now + NETWORK_CHANGE_DEBOUNCE;
+            self.next_probe = Some(self.next_probe.map_or(soon, |due| due.min(soon)));
+        }
+    }
+
+    /// The state as reported to clients; `now` maps the next probe to wall-clock time.
+    pub fn report(&self, now: Instant) -> ConnectivityState {
+        let next_probe_at = self.next_probe.map(|due| {
+            let wait = due.saturating_duration_since(now);
+            Timestamp::from_millis(Timestamp::now().as_millis() + wait.as_millis() as i64)
+                .unwrap_or_else(Timestamp::now)
+        });
+        ConnectivityState {
+            state: self.state.as_str().into(),
+            since: self.since,
+            next_probe_at,
+        }
+    }
+}
+
+/// `delay` stretched by a random 0..50 %, so many daemons do not probe in step.
+fn jitter(delay: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    delay + delay.mul_f64(f64::from(nanos % 1000) / 2000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> ProbePolicy {
+        ProbePolicy {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn without_a_server_nothing_is_ever_probed() {
+        let now = Instant::now();
+        let mut monitor = Monitor::new(false, policy(), now);
+        assert_eq!(monitor.state(), State::LocalOnly);
+        assert!(!monitor.unreachable(now));
+        assert_eq!(monitor.next_probe(), None);
+        assert_eq!(monitor.report(now).state, "local-only");
+    }
+
+    #[test]
+    fn offline_probes_back_off_exponentially_up_to_the_cap() {
+        let start = Instant::now();
+        let mut monitor = Monitor::new(true, policy(), start);
+        assert_eq!(
+            monitor.next_probe(),
+            Some(start),
+            "the first probe goes out at once"
+        );
+        for failures in 1..=12u32 {
+            monitor.unreachable(start);
+            let nominal = Duration::from_secs(2u64.pow(failures).min(30));
+            let wait = monitor.next_probe().unwrap() - start;
+            assert!(
+                wait >= nominal,
+                "after {failures} failures: {wait:?} < {nominal:?}"
+            );
+            assert!(
+                wait <= (nominal * 3 / 2).min(Duration::from_secs(30)),
+                "after {failures}: {wait:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reaching_the_server_goes_online_and_stops_probing() {
+        let now = Instant::now();
+        let mut monitor = Monitor::new(true, policy(), now);
+        assert!(monitor.reached());
+        assert!(!monitor.reached(), "already online");
+        assert_eq!(monitor.state(), State::Online);
+        assert_eq!(monitor.next_probe(), None);
+        assert!(monitor.unreachable(now), "one transport failure is enough");
+        let wait = monitor.next_probe().unwrap() - now;
+        assert!(
+            wait >= Duration::from_secs(1) && wait <= Duration::from_millis(1500),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn a_network_change_resets_the_backoff_and_probes_soon() {
+        let now = Instant::now();
+        let mut monitor = Monitor::new(true, policy(), now);
+        for _ in 0..10 {
+            monitor.unreachable(now);
+        }
+        assert!(monitor.next_probe().unwrap() - now >= Duration::from_secs(16));
+        monitor.network_changed(now);
+        assert_eq!(monitor.next_probe().unwrap() - now, NETWORK_CHANGE_DEBOUNCE);
+        monitor.unreachable(now);
+        assert!(
+            monitor.next_probe().unwrap() - now <= Duration::from_secs(3),
+            "backoff started over"
+        );
+    }
+}

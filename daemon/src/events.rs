@@ -1,0 +1,53 @@
+//! The broadcast of what happens inside the daemon: task changes (local and pulled), sync
+//! progress and connectivity, for `watch` subscribers; and the "queue grew" signal the sync
+//! engine waits on to flush soon after a local change.
+//!
+//! Events are only built when someone subscribed, so an unwatched daemon pays nothing for
+//! them. A subscriber that falls behind gets `Lagged` instead of stalling the daemon.
+
+use tasksync_proto::events::Event;
+use tokio::sync::{broadcast, Notify};
+
+/// Events buffered per subscriber before it counts as lagging.
+const CAPACITY: usize = 4096;
+
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+    local_change: Notify,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events {
+            tx: broadcast::channel(CAPACITY).0,
+            local_change: Notify::new(),
+        }
+    }
+}
+
+impl Events {
+    /// Sends the event `make` builds, if anyone is listening.
+    pub fn publish(&self, make: impl FnOnce() -> Event) {
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(make());
+        }
+    }
+
+    pub fn has_subscribers(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+
+    /// Records that a local command queued an operation.
+    pub fn local_change(&self) {
+        self.local_change.notify_one();
+    }
+
+    /// Resolves after the next local change (at once if one happened since the last call).
+    pub async fn local_changed(&self) {
+        self.local_change.notified().await;
+    }
+}

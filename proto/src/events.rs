@@ -1,0 +1,70 @@
+//! What a subscribed connection receives (DESIGN.md section 6): a stream that opens with the
+//! current state, then reports task changes, sync progress and connectivity changes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::task::Task;
+use crate::timestamp::Timestamp;
+
+/// One event of a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// The first event of every subscription: where things stand.
+    Snapshot(StateSnapshot),
+    /// A task was created, changed or deleted, here or on another device.
+    TaskChanged { task: Task, origin: ChangeOrigin },
+    /// The daemon's view of the sync server changed.
+    Connectivity(ConnectivityState),
+    /// What a sync round is doing.
+    Sync(SyncProgress),
+    /// The subscriber read too slowly and missed this many events.
+    Lagged { missed: u64 },
+}
+
+/// Whether the daemon can reach its sync server, since when, and when it next checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectivityState {
+    /// `online`, `offline` or `local-only`.
+    pub state: String,
+    pub since: Timestamp,
+    /// While offline: when the next probe goes out.
+    pub next_probe_at: Option<Timestamp>,
+}
+
+/// The state a subscription opens with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateSnapshot {
+    pub connectivity: ConnectivityState,
+    /// Queued operations not yet synced (dead-lettered ones excluded).
+    pub pending: u64,
+    /// Dead-lettered operations.
+    pub failed: u64,
+    pub last_sync_at: Option<Timestamp>,
+}
+
+/// Where a task change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOrigin {
+    /// A command on this device.
+    Local,
+    /// Pulled from the server, or the server's merge after a conflict.
+    Remote,
+}
+
+/// Progress of a sync round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncProgress {
+    /// A batch of this many operations went out.
+    BatchSent { items: u32 },
+    /// The server answered a batch.
+    BatchAnswered { synced: u32, failed: u32 },
+    /// Changes pulled from the server.
+    Pulled { changes: u64 },
+    /// The round is over.
+    RoundFinished {
+        success: bool,
+        synced: u64,
+        failed: u64,
+    },
+}

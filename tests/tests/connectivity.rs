@@ -1,0 +1,276 @@
+//! The daemon on its own: noticing the server come and go, flushing without being asked,
+//! surviving a network cut mid-flush and a server that hangs, batching bursts, and the
+//! `watch` stream that reports it all.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tasksync_e2e::proxy::{Hung, Proxy};
+use tasksync_e2e::scripted::{accepting, Scripted};
+use tasksync_e2e::{bin, free_port, wait_until, Daemon, Server};
+use tasksync_proto::{Client, NewTask};
+
+fn subdir(dir: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::create_dir_all(&path).unwrap();
+    path
+}
+
+fn status(daemon: &Daemon) -> Value {
+    daemon.ctl(&["--json", "status"]).json()
+}
+
+/// Creates `count` tasks over a few concurrent connections, as fast as the daemon takes them.
+fn create_many(daemon: &Daemon, count: usize) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let workers = 8;
+        let mut handles = Vec::new();
+        for worker in 0..workers {
+            let socket = daemon.socket.clone();
+            handles.push(tokio::spawn(async move {
+                let mut client = Client::connect(&socket, "burst").await.unwrap();
+                for i in (worker..count).step_by(workers) {
+                    client
+                        .create_task(NewTask {
+                            title: format!("task {i}"),
+                            description: None,
+                        })
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for handle in handles {
+            handle.await.unwrap();
+        }
+    });
+}
+
+/// `taskctl --json watch`, its lines collected as they come.
+struct Watch {
+    child: Child,
+    lines: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Watch {
+    fn start(daemon: &Daemon) -> Watch {
+        let mut child = Command::new(bin("taskctl"))
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .args(["--json", "watch"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&line).unwrap_or(Value::String(line)));
+            }
+        });
+        let watch = Watch { child, lines };
+        wait_until("watch to open with a snapshot", || {
+            watch.events("snapshot") > 0
+        });
+        watch
+    }
+
+    fn events(&self, name: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"] == name)
+            .count()
+    }
+
+    fn all(&self) -> Vec<Value> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn offline_work_reaches_the_server_when_it_comes_back_without_any_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = format!("127.0.0.1:{}", free_port());
+    let daemon = Daemon::start_opts(
+        &subdir(&dir, "device"),
+        &[
+            "--server",
+            &format!("http://{address}"),
+            "--probe-max-ms",
+            "1000",
+        ],
+        &[],
+    );
+    let watch = Watch::start(&daemon);
+    create_many(&daemon, 500);
+    let offline = status(&daemon);
+    assert_eq!(offline["state"], "offline");
+    assert_eq!(offline["online"], false);
+    assert_eq!(offline["pending"], 500);
+    assert!(
+        offline["next_probe_at"].is_string(),
+        "offline status names the next probe: {offline}"
+    );
+    let snapshot = watch
+        .all()
+        .into_iter()
+        .find(|e| e["event"] == "snapshot")
+        .unwrap();
+    assert_eq!(snapshot["connectivity"]["state"], "offline");
+    assert!(
+        watch.events("task_changed") >= 500,
+        "local changes are streamed"
+    );
+
+    let server = Server::start_at(&subdir(&dir, "server"), &address, &[]);
+    wait_until("all 500 tasks to reach the server unasked", || {
+        server.tasks().len() == 500
+    });
+    wait_until("the queue to empty", || status(&daemon)["pending"] == 0);
+    let online = status(&daemon);
+    assert_eq!(online["state"], "online");
+    assert_eq!(online["next_probe_at"], Value::Null);
+    wait_until("watch to see the round finish", || {
+        watch.events("sync_finished") > 0
+    });
+    let events = watch.all();
+    let went_online = events
+        .iter()
+        .any(|e| e["event"] == "connectivity" && e["state"] == "online");
+    assert!(went_online, "watch saw offline -> online");
+    let sent: u64 = events
+        .iter()
+        .filter(|e| e["event"] == "batch_sent")
+        .map(|e| e["items"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sent, 500, "watch saw every batch go out");
+}
+
+#[test]
+fn a_network_cut_mid_flush_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&subdir(&dir, "server"));
+    let proxy = Proxy::start(&server.addr);
+    let daemon = Daemon::start_opts(
+        &subdir(&dir, "device"),
+        &[
+            "--server",
+            &proxy.url(),
+            "--probe-max-ms",
+            "500",
+            "--batch-size",
+            "5",
+        ],
+        &[],
+    );
+    wait_until("the daemon to come online", || {
+        status(&daemon)["state"] == "online"
+    });
+    create_many(&daemon, 400);
+    wait_until("a flush to be under way", || server.tasks().len() >= 20);
+    proxy.cut();
+    let during = server.tasks().len();
+    wait_until("the daemon to notice the cut", || {
+        status(&daemon)["state"] == "offline"
+    });
+    assert!(during < 400, "the cut landed mid-flush ({during} of 400)");
+    proxy.restore();
+    wait_until("everything to arrive after the network returns", || {
+        server.tasks().len() == 400
+    });
+    wait_until("the queue to empty", || status(&daemon)["pending"] == 0);
+    let changes = tasksync_e2e::http::get(&server.addr, "/api/changes?since=&limit=5000").json();
+    assert_eq!(
+        changes["changes"].as_array().unwrap().len(),
+        400,
+        "each task arrived exactly once"
+    );
+}
+
+#[test]
+fn a_hanging_server_makes_the_daemon_offline_but_never_unresponsive() {
+    let dir = tempfile::tempdir().unwrap();
+    let hung = Hung::start();
+    let daemon = Daemon::start_opts(
+        &subdir(&dir, "device"),
+        &[
+            "--server",
+            &hung.url(),
+            "--probe-timeout-ms",
+            "300",
+            "--request-timeout-ms",
+            "500",
+            "--probe-max-ms",
+            "500",
+        ],
+        &[],
+    );
+    daemon.ctl(&["add", "written while the server hangs"]);
+    wait_until("a probe to time out", || {
+        daemon.log_text().contains("probe failed")
+    });
+    for _ in 0..5 {
+        let now = status(&daemon);
+        assert_eq!(now["state"], "offline", "{now}");
+        assert_eq!(now["pending"], 1);
+    }
+    let sync = daemon.ctl(&["--json", "sync"]);
+    assert_eq!(
+        sync.code(),
+        4,
+        "a hung server counts as offline: {}",
+        sync.stdout()
+    );
+
+    let address = hung.addr.clone();
+    hung.stop();
+    let server = Server::start_at(&subdir(&dir, "server"), &address, &[]);
+    wait_until("the daemon to recover", || server.tasks().len() == 1);
+    wait_until("the queue to empty", || status(&daemon)["pending"] == 0);
+    assert_eq!(status(&daemon)["state"], "online");
+}
+
+#[test]
+fn a_burst_of_creates_while_online_shares_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripted = Scripted::start(accepting(|_| None));
+    let daemon = Daemon::start_opts(&subdir(&dir, "device"), &["--server", &scripted.url()], &[]);
+    wait_until("the daemon to come online", || {
+        status(&daemon)["state"] == "online"
+    });
+    create_many(&daemon, 1000);
+    let items = || -> usize {
+        scripted
+            .batches()
+            .iter()
+            .map(|b| b["items"].as_array().map_or(0, Vec::len))
+            .sum()
+    };
+    wait_until("all 1000 creates to be pushed unasked", || items() == 1000);
+    let requests = scripted.batches().len();
+    assert!(
+        requests <= 100,
+        "1000 creates took {requests} requests; the debounce should batch them"
+    );
+    wait_until("the queue to empty", || status(&daemon)["pending"] == 0);
+}

@@ -1,0 +1,685 @@
+//! The daemon's HTTP API (DESIGN.md section 7) against the real tasksyncd: every route and
+//! status code, the bearer token and its file, the loopback rule, and the original
+//! challenge's offline flow over HTTP with the real tasksync-server.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+use serde_json::{json, Value};
+use tasksync_e2e::http::{request, Answer};
+use tasksync_e2e::scripted::{accepting, Scripted};
+use tasksync_e2e::{wait_until, Daemon, Server, DEADLINE};
+
+/// A daemon serving the HTTP API on a free loopback port, with its config folder in the
+/// test's temporary folder.
+struct Api {
+    daemon: Daemon,
+    addr: String,
+    token: String,
+    config_home: PathBuf,
+}
+
+impl Api {
+    fn start(dir: &Path, args: &[&str]) -> Api {
+        let config_home = dir.join("config");
+        let home = config_home.to_str().unwrap().to_string();
+        let args = [&["--http", "127.0.0.1:0"][..], args].concat();
+        let daemon = Daemon::start_opts(dir, &args, &[("XDG_CONFIG_HOME", &home)]);
+        Api::attach(daemon, config_home)
+    }
+
+    fn attach(daemon: Daemon, config_home: PathBuf) -> Api {
+        let addr = http_addr(&daemon);
+        let token = std::fs::read_to_string(token_path(&config_home))
+            .expect("token file")
+            .trim()
+            .to_string();
+        Api {
+            daemon,
+            addr,
+            token,
+            config_home,
+        }
+    }
+
+    /// Restarts the daemon (after a clean stop) on the same files and config folder.
+    fn restart(mut self, args: &[&str]) -> Api {
+        assert!(self.daemon.stop_with(libc::SIGTERM).success());
+        let home = self.config_home.to_str().unwrap().to_string();
+        let args = [&["--http", "127.0.0.1:0"][..], args].concat();
+        let daemon = self.daemon.restart(&args, &[("XDG_CONFIG_HOME", &home)]);
+        Api::attach(daemon, self.config_home.clone())
+    }
+
+    /// A request with the token and, if given, a JSON body.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        self.send(method, path, body.as_bytes())
+    }
+
+    /// A request with the token and these exact body bytes.
+    fn send(&self, method: &str, path: &str, body: &[u8]) -> Answer {
+        let auth = format!("Bearer {}", self.token);
+        request(
+            &self.addr,
+            method,
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+    }
+
+    fn create(&self, title: &str) -> Value {
+        let answer = self.call("POST", "/api/tasks", Some(json!({ "title": title })));
+        assert_eq!(answer.status, 201, "{}", text(&answer));
+        answer.json()
+    }
+
+    fn status(&self) -> Value {
+        let answer = self.call("GET", "/api/status", None);
+        assert_eq!(answer.status, 200, "{}", text(&answer));
+        answer.json()
+    }
+}
+
+fn token_path(config_home: &Path) -> PathBuf {
+    config_home.join("tasksync/api-token")
+}
+
+/// The address the daemon logged as "HTTP API listening on ADDR" (the latest one).
+fn http_addr(daemon: &Daemon) -> String {
+    const MARK: &str = "HTTP API listening on ";
+    let mut addr = None;
+    wait_until("the HTTP API address in the log", || {
+        let log = daemon.log_text();
+        addr = log
+            .rfind(MARK)
+            .and_then(|at| log[at + MARK.len()..].split_whitespace().next())
+            .map(str::to_string);
+        addr.is_some()
+    });
+    addr.unwrap()
+}
+
+fn text(answer: &Answer) -> String {
+    String::from_utf8_lossy(&answer.body).into_owned()
+}
+
+/// Asserts an error answer: its status and the `{error, timestamp, path}` body.
+#[track_caller]
+fn assert_error(answer: &Answer, status: u16, path: &str) -> String {
+    assert_eq!(answer.status, status, "{}", text(answer));
+    let body = answer.json();
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["error", "path", "timestamp"], "{body}");
+    assert_eq!(body["path"], path);
+    assert!(body["timestamp"].as_str().unwrap().ends_with('Z'), "{body}");
+    let message = body["error"].as_str().unwrap().to_string();
+    assert!(!message.is_empty());
+    message
+}
+
+/// Sends raw bytes and returns the whole answer as text (head included).
+fn raw(addr: &str, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Waits for a process that should exit on its own; returns its status.
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let mut status = None;
+    wait_until("tasksyncd to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status.unwrap()
+}
+
+#[test]
+fn tasks_can_be_created_read_updated_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(dir.path(), &[]);
+
+    let answer = api.call(
+        "POST",
+        "/api/tasks",
+        Some(json!({"title": "Buy milk", "description": "2 litres"})),
+    );
+    assert_eq!(answer.status, 201, "{}", text(&answer));
+    let milk = answer.json();
+    let id = milk["id"].as_str().unwrap().to_string();
+    assert_eq!(milk["title"], "Buy milk");
+    assert_eq!(milk["description"], "2 litres");
+    assert_eq!(milk["completed"], false);
+    assert_eq!(milk["is_deleted"], false);
+    assert_eq!(milk["sync_status"], "pending");
+    assert_eq!(milk["last_synced_at"], Value::Null);
+    assert_eq!(milk["created_at"], milk["updated_at"]);
+    assert_eq!(
+        milk,
+        api.daemon.ctl(&["--json", "show", &id]).json(),
+        "the same Task JSON as taskctl"
+    );
+    let bread = api.create("Bake bread");
+    assert_eq!(bread["description"], Value::Null);
+
+    let list = api.call("GET", "/api/tasks", None);
+    assert_eq!(list.status, 200);
+    assert_eq!(list.json(), json!([bread, milk]), "newest first");
+
+    let one = api.call("GET", &format!("/api/tasks/{id}"), None);
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json(), milk);
+    let upper = api.call("GET", &format!("/api/tasks/{}", id.to_uppercase()), None);
+    assert_eq!(upper.status, 200, "ids are case-insensitive");
+
+    let answer = api.call(
+        "PUT",
+        &format!("/api/tasks/{id}"),
+        Some(json!({"completed": true})),
+    );
+    assert_eq!(answer.status, 200, "{}", text(&answer));
+    let done = answer.json();
+    assert_eq!(done["completed"], true);
+    assert_eq!(done["title"], "Buy milk");
+    assert_eq!(done["description"], "2 litres");
+    assert!(done["updated_at"].as_str() > milk["updated_at"].as_str());
+    let answer = api.call(
+        "PUT",
+        &format!("/api/tasks/{id}"),
+        Some(json!({"title": "Buy oat milk", "description": null, "completed": false})),
+    );
+    assert_eq!(answer.status, 200, "{}", text(&answer));
+    let edited = answer.json();
+    assert_eq!(edited["title"], "Buy oat milk");
+    assert_eq!(edited["description"], Value::Null, "null clears");
+    assert_eq!(edited["completed"], false);
+
+    let answer = api.call("DELETE", &format!("/api/tasks/{id}"), None);
+    assert_eq!(answer.status, 204);
+    assert!(answer.body.is_empty());
+    let path = format!("/api/tasks/{id}");
+    assert_error(&api.call("GET", &path, None), 404, &path);
+    assert_error(
+        &api.call("PUT", &path, Some(json!({"completed": true}))),
+        404,
+        &path,
+    );
+    assert_error(&api.call("DELETE", &path, None), 404, &path);
+    assert_eq!(api.call("GET", "/api/tasks", None).json(), json!([bread]));
+    let tombstone = api.daemon.ctl(&["--json", "show", &id]).json();
+    assert_eq!(tombstone["is_deleted"], true, "a soft delete");
+
+    let unknown = "0190b6e2-7c1e-7a3d-9f00-2b8c4d5e6f70";
+    let path = format!("/api/tasks/{unknown}");
+    assert_error(&api.call("GET", &path, None), 404, &path);
+    assert_error(
+        &api.call("PUT", &path, Some(json!({"title": "x"}))),
+        404,
+        &path,
+    );
+    assert_error(&api.call("DELETE", &path, None), 404, &path);
+}
+
+#[test]
+fn bad_requests_get_the_right_code_and_an_error_body_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(dir.path(), &[]);
+    let task = api.create("keep me");
+    let id = task["id"].as_str().unwrap();
+    let task_path = format!("/api/tasks/{id}");
+
+    let creates: &[&[u8]] = &[
+        br#"{"description": "no title"}"#,
+        br#"{"title": ""}"#,
+        br#"{"title": "   "}"#,
+        br#"{"title": 42}"#,
+        br#"{"title": null}"#,
+        br#"{"title": "ok", "completed": true}"#,
+        br#"{"title": "ok", "description": 5}"#,
+        br#"{"title": "ok""#,
+        b"not json",
+        b"",
+        br#"["a title"]"#,
+    ];
+    for body in creates {
+        let answer = api.send("POST", "/api/tasks", body);
+        let message = assert_error(&answer, 400, "/api/tasks");
+        eprintln!("{} -> {message}", String::from_utf8_lossy(body));
+    }
+    let long = json!({ "title": "x".repeat(501) });
+    let message = assert_error(
+        &api.call("POST", "/api/tasks", Some(long)),
+        400,
+        "/api/tasks",
+    );
+    assert!(message.contains("500"), "{message}");
+    let message = assert_error(
+        &api.send("POST", "/api/tasks", br#"{"title": "a", "extra": 1}"#),
+        400,
+        "/api/tasks",
+    );
+    assert!(message.contains("unknown field `extra`"), "{message}");
+    let message = assert_error(&api.send("POST", "/api/tasks", b"{"), 400, "/api/tasks");
+    assert!(message.contains("malformed JSON"), "{message}");
+
+    let updates: &[&[u8]] = &[
+        b"{}",
+        br#"{"title": ""}"#,
+        br#"{"title": null}"#,
+        br#"{"completed": "yes"}"#,
+        br#"{"is_deleted": false}"#,
+        br#"{"completed": true"#,
+    ];
+    for body in updates {
+        assert_error(&api.send("PUT", &task_path, body), 400, &task_path);
+    }
+    let message = assert_error(&api.send("PUT", &task_path, b"{}"), 400, &task_path);
+    assert!(message.contains("nothing to change"), "{message}");
+
+    for bad_id in ["abc", &id[..8], &id.replace('-', "")] {
+        let path = format!("/api/tasks/{bad_id}");
+        for (method, body) in [
+            ("GET", None),
+            ("DELETE", None),
+            ("PUT", Some(json!({"completed": true}))),
+        ] {
+            let message = assert_error(&api.call(method, &path, body), 400, &path);
+            assert!(message.contains("not a UUID"), "{message}");
+        }
+    }
+
+    // Over 1 MiB: 413, whether the body is sent or the client waits for 100-continue.
+    let huge = format!(r#"{{"title": "{}"}}"#, "x".repeat(1024 * 1024));
+    assert_error(
+        &api.send("POST", "/api/tasks", huge.as_bytes()),
+        413,
+        "/api/tasks",
+    );
+    assert_error(
+        &api.send("PUT", &task_path, huge.as_bytes()),
+        413,
+        &task_path,
+    );
+    let head = format!(
+        "POST /api/tasks HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 5000000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        api.addr, api.token
+    );
+    let answer = raw(&api.addr, head.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // Unknown routes and wrong methods.
+    for path in [
+        "/",
+        "/api",
+        "/api/tasks/",
+        "/api/tasks/a/b",
+        "/api/task",
+        "/api/statuses",
+    ] {
+        let message = assert_error(&api.call("GET", path, None), 404, path);
+        assert!(message.contains("no route"), "{message}");
+    }
+    for (method, path, allow) in [
+        ("DELETE", "/api/tasks", "GET, POST"),
+        ("POST", task_path.as_str(), "GET, PUT, DELETE"),
+        ("PATCH", task_path.as_str(), "GET, PUT, DELETE"),
+        ("GET", "/api/sync", "POST"),
+        ("POST", "/api/status", "GET"),
+        ("PUT", "/api/health", "GET"),
+    ] {
+        assert_error(&api.call(method, path, None), 405, path);
+        let answer = raw(
+            &api.addr,
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n",
+                api.token
+            )
+            .as_bytes(),
+        );
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains(&format!("\r\nallow: {}\r\n", allow.to_ascii_lowercase())),
+            "{method} {path}: {answer}"
+        );
+    }
+
+    // Nothing of the above reached the store.
+    assert_eq!(api.call("GET", "/api/tasks", None).json(), json!([task]));
+    assert_eq!(api.status()["sync_queue_size"], 1);
+}
+
+#[test]
+fn every_route_but_health_needs_the_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(dir.path(), &[]);
+    assert_eq!(api.token.len(), 64, "256 bits as hex");
+    assert!(api.token.bytes().all(|b| b.is_ascii_hexdigit()));
+    let task = api.create("secret");
+    let task_path = format!("/api/tasks/{}", task["id"].as_str().unwrap());
+
+    let health = request(&api.addr, "GET", "/api/health", &[], b"");
+    assert_eq!(health.status, 200);
+    let body = health.json();
+    assert_eq!(body["status"], "ok");
+    assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
+
+    let wrong = format!("Bearer {}0", api.token);
+    let basic = format!("Basic {}", api.token);
+    let routes = [
+        ("GET", "/api/tasks"),
+        ("POST", "/api/tasks"),
+        ("GET", task_path.as_str()),
+        ("PUT", task_path.as_str()),
+        ("DELETE", task_path.as_str()),
+        ("POST", "/api/sync"),
+        ("GET", "/api/status"),
+    ];
+    for (method, path) in routes {
+        let body = br#"{"title": "sneaky"}"#;
+        for headers in [
+            &[][..],
+            &[("Authorization", wrong.as_str())][..],
+            &[("Authorization", basic.as_str())][..],
+            &[("Authorization", "Bearer")][..],
+        ] {
+            let answer = request(&api.addr, method, path, headers, body);
+            let message = assert_error(&answer, 401, path);
+            assert!(message.contains("Bearer"), "{message}");
+        }
+    }
+    assert_eq!(api.call("GET", "/api/tasks", None).json(), json!([task]));
+    assert!(
+        !api.daemon.log_text().contains(&api.token),
+        "the token never reaches the log"
+    );
+}
+
+#[test]
+fn status_and_sync_report_the_queue_local_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(dir.path(), &[]);
+    api.create("one");
+    api.create("two");
+    assert_eq!(
+        api.status(),
+        json!({"pending_sync_count": 2, "last_sync_timestamp": null, "is_online": false, "sync_queue_size": 2})
+    );
+    let answer = api.call("POST", "/api/sync", None);
+    assert_eq!(answer.status, 503, "{}", text(&answer));
+    let report = answer.json();
+    assert_eq!(report["success"], false);
+    assert_eq!(report["synced_items"], 0);
+    assert_eq!(report["failed_items"], 0);
+    assert!(
+        report["errors"][0].as_str().unwrap().contains("local only"),
+        "{report}"
+    );
+    let keys: Vec<&str> = report
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["errors", "failed_items", "success", "synced_items"]);
+}
+
+#[test]
+fn status_counts_dead_letters_in_the_queue_size_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripted = Scripted::start(accepting(|item| {
+        (item["data"]["title"] == "doomed").then(|| "refused".to_string())
+    }));
+    let api = Api::start(
+        dir.path(),
+        &["--server", &scripted.url(), "--retry-attempts", "1"],
+    );
+    api.create("doomed");
+    api.create("fine");
+    let answer = api.call("POST", "/api/sync", None);
+    assert_eq!(
+        answer.status,
+        200,
+        "the server was reached: {}",
+        text(&answer)
+    );
+    let report = answer.json();
+    assert_eq!(report["success"], false, "{report}");
+    assert_eq!(report["failed_items"], 1, "{report}");
+    let status = api.status();
+    assert_eq!(status["pending_sync_count"], 0, "{status}");
+    assert_eq!(
+        status["sync_queue_size"], 1,
+        "the dead letter is still queued: {status}"
+    );
+    assert_eq!(status["is_online"], true, "{status}");
+    assert!(status["last_sync_timestamp"].is_string(), "{status}");
+}
+
+#[test]
+fn the_original_challenge_flow_works_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_dir = dir.path().join("server");
+    std::fs::create_dir_all(&server_dir).unwrap();
+    // The server is down: a port nothing listens on yet (bound, noted, closed).
+    let server_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let url = format!("http://{server_addr}");
+    let api = Api::start(dir.path(), &["--server", &url]);
+
+    let a = api.create("Task A");
+    let a_id = a["id"].as_str().unwrap().to_string();
+    let answer = api.call(
+        "PUT",
+        &format!("/api/tasks/{a_id}"),
+        Some(json!({"completed": true})),
+    );
+    assert_eq!(answer.status, 200, "{}", text(&answer));
+    let b = api.create("Task B");
+    let b_id = b["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        api.call("DELETE", &format!("/api/tasks/{a_id}"), None)
+            .status,
+        204
+    );
+
+    let queue = api.daemon.ctl(&["--json", "queue"]).json();
+    let ops: Vec<(String, String)> = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| {
+            (
+                op["operation"].as_str().unwrap().to_string(),
+                op["task_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("create", &a_id),
+        ("update", &a_id),
+        ("create", &b_id),
+        ("delete", &a_id),
+    ]
+    .map(|(op, id)| (op.to_string(), id.to_string()));
+    assert_eq!(ops, expected, "4 operations, in order");
+    let status = api.status();
+    assert_eq!(status["pending_sync_count"], 4);
+    assert_eq!(status["sync_queue_size"], 4);
+    assert_eq!(status["is_online"], false);
+
+    let answer = api.call("POST", "/api/sync", None);
+    assert_eq!(answer.status, 503, "offline: {}", text(&answer));
+    assert_eq!(answer.json()["success"], false);
+    assert_eq!(api.status()["pending_sync_count"], 4, "nothing lost");
+
+    let server = Server::start_at(&server_dir, &server_addr, &[]);
+    let answer = api.call("POST", "/api/sync", None);
+    assert_eq!(answer.status, 200, "{}", text(&answer));
+    let report = answer.json();
+    assert_eq!(report["success"], true, "{report}");
+    assert_eq!(report["failed_items"], 0, "{report}");
+    assert_eq!(report["errors"], json!([]), "{report}");
+
+    let held = server.tasks();
+    assert_eq!(held.len(), 2, "{held:?}");
+    let find = |id: &str| held.iter().find(|t| t["id"] == id).unwrap().clone();
+    let (a_server, b_server) = (find(&a_id), find(&b_id));
+    assert_eq!(a_server["is_deleted"], true, "A is a tombstone");
+    assert_eq!(a_server["completed"], true);
+    assert_eq!(b_server["is_deleted"], false);
+    assert_eq!(b_server["title"], "Task B");
+
+    let status = api.status();
+    assert_eq!(status["pending_sync_count"], 0, "{status}");
+    assert_eq!(status["sync_queue_size"], 0, "{status}");
+    assert_eq!(status["is_online"], true, "{status}");
+    assert!(status["last_sync_timestamp"].is_string(), "{status}");
+    let live = api.call("GET", "/api/tasks", None).json();
+    assert_eq!(live.as_array().unwrap().len(), 1);
+    assert_eq!(live[0]["id"], b_id.as_str());
+    assert_eq!(live[0]["sync_status"], "synced");
+}
+
+#[test]
+fn the_token_file_is_private_reused_and_printed_by_taskctl() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(dir.path(), &[]);
+    let file = token_path(&api.config_home);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+
+    let printed = api.daemon.ctl(&["api-token"]);
+    assert_eq!(printed.code(), 0, "{}", printed.stderr());
+    assert_eq!(printed.stdout().trim(), api.token);
+
+    let first = api.token.clone();
+    let task = api.create("survives restarts");
+    let api = api.restart(&[]);
+    assert_eq!(api.token, first, "the same token after a restart");
+    let answer = api.call("GET", "/api/tasks", None);
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()[0]["id"], task["id"]);
+    assert_eq!(mode(&file), 0o600);
+
+    // A clean stop closes the port.
+    let addr = api.addr.clone();
+    let mut daemon = api.daemon;
+    assert!(daemon.stop_with(libc::SIGTERM).success());
+    assert!(TcpStream::connect(&addr).is_err(), "the port is closed");
+}
+
+#[test]
+fn a_token_file_can_be_chosen_and_the_api_is_off_by_default() {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plain")).unwrap();
+    let plain = Daemon::start_opts(
+        &dir.path().join("plain"),
+        &[],
+        &[("XDG_CONFIG_HOME", dir.path().join("cfg").to_str().unwrap())],
+    );
+    let off = plain.ctl(&["api-token"]);
+    assert_ne!(off.code(), 0);
+    assert!(off.stderr().contains("--http"), "{}", off.stderr());
+    assert!(!plain.log_text().contains("HTTP API"));
+    assert!(!token_path(&dir.path().join("cfg")).exists());
+    drop(plain);
+
+    let chosen = dir.path().join("my-token");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&chosen)
+        .unwrap();
+    file.write_all(b"my-own-long-token-123456\n").unwrap();
+    drop(file);
+    let config_home = dir.path().join("cfg");
+    let api_dir = dir.path().join("api");
+    std::fs::create_dir_all(&api_dir).unwrap();
+    let daemon = Daemon::start_opts(
+        &api_dir,
+        &["--http", "127.0.0.1:0"],
+        &[
+            ("XDG_CONFIG_HOME", config_home.to_str().unwrap()),
+            ("TASKSYNC_API_TOKEN_FILE", chosen.to_str().unwrap()),
+        ],
+    );
+    let addr = http_addr(&daemon);
+    let auth = [("Authorization", "Bearer my-own-long-token-123456")];
+    assert_eq!(request(&addr, "GET", "/api/tasks", &auth, b"").status, 200);
+    assert_eq!(
+        daemon.ctl(&["api-token"]).stdout().trim(),
+        "my-own-long-token-123456"
+    );
+    assert!(!token_path(&config_home).exists(), "no second token file");
+}
+
+#[test]
+fn a_non_loopback_address_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_home = dir.path().join("config");
+    let env = [("XDG_CONFIG_HOME", config_home.to_str().unwrap())];
+    let (db, socket, log) = (
+        dir.path().join("data/tasks.db"),
+        dir.path().join("run/tasksyncd.sock"),
+        dir.path().join("daemon.log"),
+    );
+    for addr in ["0.0.0.0:0", "[::]:0"] {
+        let mut child = Daemon::command(&db, &socket, &log, &["--http", addr], &env)
+            .spawn()
+            .unwrap();
+        assert!(!wait_exit(&mut child).success());
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains(&format!("refusing to serve the HTTP API on {addr}")),
+            "{text}"
+        );
+        assert!(text.contains("--http-allow-remote"), "{text}");
+    }
+    assert!(!socket.exists(), "refused before serving anything");
+    assert!(!token_path(&config_home).exists());
+
+    let mut child = Daemon::command(&db, &socket, &log, &["--http", "example.com:80"], &env)
+        .spawn()
+        .unwrap();
+    assert!(!wait_exit(&mut child).success());
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("not an address to listen on"));
+
+    let daemon = Daemon::start_opts(
+        dir.path(),
+        &["--http", "0.0.0.0:0", "--http-allow-remote"],
+        &env,
+    );
+    let addr = http_addr(&daemon);
+    assert!(addr.starts_with("0.0.0.0:"), "{addr}");
+    let port = addr.rsplit(':').next().unwrap();
+    // Tests stay on loopback: reach the all-interfaces listener through 127.0.0.1.
+    let answer = request(&format!("127.0.0.1:{port}"), "GET", "/api/health", &[], b"");
+    assert_eq!(answer.status, 200);
+}
