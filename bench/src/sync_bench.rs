@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use tasksync_proto::events::{Event, SyncProgress};
+
 use crate::procs::{create_tasks, Binaries, DaemonProc, Error, ServerProc};
 
 /// Operations per second of one `taskctl sync` that flushes `ops` queued creates.
@@ -31,9 +33,22 @@ pub async fn flush_rate(
     .await?;
     create_tasks(&daemon, ops, 32).await?;
     let mut client = daemon.connect().await?;
+    // Count answered operations from the event stream rather than polling the queue.
+    let mut events = daemon.connect().await?.subscribe().await?;
     let start = Instant::now();
-    let report = client.sync().await?;
+    let sync = tokio::spawn(async move { client.sync().await });
+    let mut answered = 0u64;
+    while answered < ops as u64 {
+        match events.next_event().await? {
+            Some(Event::Sync(SyncProgress::BatchAnswered { synced, failed })) => {
+                answered += u64::from(synced + failed)
+            }
+            Some(_) => {}
+            None => return Err("the daemon closed the event stream".into()),
+        }
+    }
     let elapsed = start.elapsed();
+    let report = sync.await??;
     if !report.success || report.synced_items != ops as u64 {
         return Err(format!("flush did not sync everything: {report:?}").into());
     }

@@ -205,12 +205,20 @@ fn batches_hold_at_most_sync_batch_size_items_in_order() {
     let (code, report) = sync(&daemon);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["synced_items"], 20);
-    let batches = scripted.batches();
+    // Two batches may be in flight at once, so the server may see them in either order;
+    // put them back in the order their first operation was made.
+    let mut batches = scripted.batches();
+    batches.sort_by(|a, b| {
+        a["items"][0]["created_at"]
+            .as_str()
+            .cmp(&b["items"][0]["created_at"].as_str())
+    });
     let sizes: Vec<usize> = batches
         .iter()
         .map(|b| b["items"].as_array().unwrap().len())
         .collect();
     assert_eq!(sizes, [7, 7, 6]);
+    assert_eq!(scripted.batches().len(), 3, "exactly 3 requests");
     let sent: Vec<String> = batches
         .iter()
         .flat_map(|b| {

@@ -12,6 +12,7 @@ pub mod schema;
 pub mod sync_writes;
 pub mod writer;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -27,7 +28,7 @@ use self::commands::WriteOp;
 pub use self::reads::Counts;
 use self::reads::ReadPool;
 pub use self::rows::QueuedOp;
-pub use self::sync_writes::{ItemOutcome, SyncWrite};
+pub use self::sync_writes::{ItemOutcome, QueueRef, SyncWrite};
 use self::writer::{Applied, Change, Message};
 use crate::events::Events;
 
@@ -72,6 +73,11 @@ impl StoreError {
     }
 }
 
+/// Queue rows sent to the server and not yet answered (by local sequence number). Being in
+/// flight is a state of this run only: after a crash every row is simply pending again, so it
+/// is kept in memory rather than written for every row of every batch.
+pub type InFlight = Arc<Mutex<HashSet<i64>>>;
+
 /// Handle to the database, shared by every connection of the daemon.
 pub struct Store {
     writer: mpsc::Sender<Message>,
@@ -80,6 +86,7 @@ pub struct Store {
     device_id: Uuid,
     path: PathBuf,
     events: Arc<Events>,
+    in_flight: InFlight,
 }
 
 impl Store {
@@ -109,16 +116,16 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("meta.clock: {e}")))?,
             None => Timestamp::from_millis(0).unwrap_or_else(Timestamp::now),
         };
-        // Rows in flight when the last run ended may or may not have reached the server; op
-        // ids make sending them again harmless.
+        // Tasks whose operations were in flight when the last run ended: those rows are
+        // simply pending again and go out once more; op ids make that harmless.
         conn.execute_batch(
-            "UPDATE sync_queue SET state = 'pending' WHERE state = 'in-flight';
-             UPDATE tasks SET sync_status = 'pending' WHERE sync_status = 'in-progress';",
+            "UPDATE tasks SET sync_status = 'pending' WHERE sync_status = 'in-progress';",
         )?;
         let readers = (0..READERS)
             .map(|_| schema::open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
-        let (writer, handle) = writer::spawn(conn, HybridClock::new(watermark))
+        let in_flight = InFlight::default();
+        let (writer, handle) = writer::spawn(conn, HybridClock::new(watermark), in_flight.clone())
             .map_err(|e| StoreError::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             writer,
@@ -127,6 +134,7 @@ impl Store {
             device_id,
             path: path.to_path_buf(),
             events,
+            in_flight,
         })
     }
 
@@ -235,19 +243,42 @@ impl Store {
         self.reads.needing_sync()
     }
 
+    /// Queued operations, oldest first; rows in flight say so.
     pub fn queue(&self, failed_only: bool) -> Result<Vec<QueuedOp>, StoreError> {
-        self.reads.queue(failed_only)
+        let mut rows = self.reads.queue(failed_only)?;
+        let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        for row in rows.iter_mut().filter(|row| in_flight.contains(&row.seq)) {
+            row.state = "in-flight".into();
+        }
+        Ok(rows)
     }
 
-    /// The next operations to send; see [`ReadPool::next_batch`].
-    pub fn next_batch(
+    /// Forgets rows noted as in flight. A sync round calls this when it starts: no batch of
+    /// an earlier round can still be in flight, and a batch that was taken but never sent
+    /// (its round failed) must become eligible again.
+    pub fn clear_in_flight(&self) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Takes the next batch to send (see [`rows::select_next_batch`]), marking it in flight.
+    pub async fn take_batch(
         &self,
         limit: usize,
-        now: Timestamp,
         force: bool,
         round_start: Timestamp,
     ) -> Result<Vec<QueuedOp>, StoreError> {
-        self.reads.next_batch(limit, now, force, round_start)
+        let write = SyncWrite::TakeBatch {
+            limit,
+            force,
+            round_start,
+        };
+        match self.apply(Change::Sync(write)).await? {
+            Applied::Sync(applied) => Ok(applied.taken),
+            Applied::Task(_) => Err(StoreError::Storage("taking a batch produced a task".into())),
+        }
     }
 
     pub fn next_retry_at(&self) -> Result<Option<Timestamp>, StoreError> {

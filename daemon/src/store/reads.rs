@@ -199,35 +199,6 @@ impl ReadPool {
         })
     }
 
-    /// The next operations to send, oldest first, at most one per task: each task's
-    /// earliest queued row, if it is pending and its retry delay is over. With `force` the
-    /// delay is ignored for rows not yet attempted since `round_start`, so one forced round
-    /// sends each row at most once. A task's later rows wait until its earlier ones are
-    /// accepted, so its operations reach the server in order.
-    pub fn next_batch(
-        &self,
-        limit: usize,
-        now: Timestamp,
-        force: bool,
-        round_start: Timestamp,
-    ) -> Result<Vec<QueuedOp>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {QUEUE_COLUMNS} FROM sync_queue AS q
-                 WHERE q.state = 'pending'
-                   AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= ?1
-                        OR (?2 AND (q.last_attempt_at IS NULL OR q.last_attempt_at < ?4)))
-                   AND NOT EXISTS (SELECT 1 FROM sync_queue AS e WHERE e.task_id = q.task_id AND e.id < q.id)
-                 ORDER BY q.id LIMIT ?3"
-            ))?;
-            let rows = stmt.query_map(
-                rusqlite::params![now.to_string(), force, limit as i64, round_start.to_string()],
-                queued_op_from_row,
-            )?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
-    }
-
     /// When the earliest waiting operation may be retried, if any waits.
     pub fn next_retry_at(&self) -> Result<Option<Timestamp>, StoreError> {
         self.with(|conn| {
@@ -276,7 +247,7 @@ impl ReadPool {
                 .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
             let (pending, failed) = conn
                 .prepare_cached(
-                    "SELECT count(*) FILTER (WHERE state IN ('pending', 'in-flight')), count(*) FILTER (WHERE state = 'failed')
+                    "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'failed')
                      FROM sync_queue",
                 )?
                 .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;

@@ -38,9 +38,8 @@ CREATE TABLE sync_queue (
     next_attempt_at TEXT,
     last_attempt_at TEXT,
     state           TEXT NOT NULL DEFAULT 'pending'
-                    CHECK (state IN ('pending', 'in-flight', 'failed'))
+                    CHECK (state IN ('pending', 'failed'))
 );
-CREATE INDEX sync_queue_by_state ON sync_queue (state, id);
 CREATE INDEX sync_queue_by_task ON sync_queue (task_id, id);
 CREATE INDEX sync_queue_by_next_attempt ON sync_queue (next_attempt_at)
     WHERE state = 'pending' AND next_attempt_at IS NOT NULL;

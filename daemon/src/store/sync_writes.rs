@@ -5,7 +5,7 @@
 //! adopted as the server has it except for fields that still have a local operation queued
 //! ([`merge_remote`]): those keep the local value until that operation is answered.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{params, Transaction};
 use tasksync_proto::wire::WireTask;
@@ -14,15 +14,23 @@ use uuid::Uuid;
 
 use super::clock::HybridClock;
 use super::commands::load;
-use super::StoreError;
+use super::rows::{select_next_batch, QueuedOp};
+use super::{InFlight, StoreError};
 
 /// A change the sync engine asks the writer to make.
 #[derive(Debug)]
 pub enum SyncWrite {
-    /// These rows are about to be sent: mark them in flight and their tasks in progress.
-    BeginBatch { seqs: Vec<i64> },
+    /// Take the next batch to send (see [`select_next_batch`]), leaving out rows already in
+    /// flight: note its rows as in flight, mark their tasks in progress, and return them.
+    TakeBatch {
+        limit: usize,
+        force: bool,
+        round_start: Timestamp,
+    },
     /// The server's answers (or the lack of one) for rows that were in flight.
-    FinishBatch { outcomes: Vec<(i64, ItemOutcome)> },
+    FinishBatch {
+        outcomes: Vec<(QueueRef, ItemOutcome)>,
+    },
     /// One page of pulled changes and the cursor after it.
     ApplyPulled {
         changes: Vec<WireTask>,
@@ -43,7 +51,7 @@ impl SyncWrite {
     /// user's command.
     pub fn must_be_durable(&self) -> bool {
         match self {
-            SyncWrite::BeginBatch { .. } | SyncWrite::RecordSync { .. } => false,
+            SyncWrite::TakeBatch { .. } | SyncWrite::RecordSync { .. } => false,
             SyncWrite::FinishBatch { outcomes } => outcomes
                 .iter()
                 .any(|(_, outcome)| matches!(outcome, ItemOutcome::Accepted { resolved: Some(_) })),
@@ -58,15 +66,24 @@ impl SyncWrite {
 pub struct SyncApplied {
     pub count: u64,
     pub adopted: Vec<Uuid>,
+    /// The rows a `TakeBatch` took.
+    pub taken: Vec<QueuedOp>,
 }
 
 impl SyncApplied {
     fn counted(count: usize) -> Self {
         SyncApplied {
             count: count as u64,
-            adopted: Vec::new(),
+            ..SyncApplied::default()
         }
     }
+}
+
+/// A queue row and the task it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueRef {
+    pub seq: i64,
+    pub task_id: Uuid,
 }
 
 /// What happened to one row that was in flight.
@@ -89,29 +106,37 @@ pub enum ItemOutcome {
 pub fn apply(
     tx: &Transaction<'_>,
     clock: &mut HybridClock,
+    in_flight: &InFlight,
     write: &SyncWrite,
 ) -> rusqlite::Result<Result<SyncApplied, StoreError>> {
     let now = Timestamp::now();
     match write {
-        SyncWrite::BeginBatch { seqs } => {
-            for seq in seqs {
-                tx.prepare_cached("UPDATE sync_queue SET state = 'in-flight' WHERE id = ?1")?
-                    .execute([seq])?;
+        SyncWrite::TakeBatch {
+            limit,
+            force,
+            round_start,
+        } => {
+            let mut flying = lock(in_flight);
+            let flying_json = serde_json::to_string(&*flying)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            let taken = select_next_batch(tx, *limit, now, *force, *round_start, &flying_json)?;
+            for row in &taken {
+                flying.insert(row.seq);
+                tx.prepare_cached("UPDATE tasks SET sync_status = 'in-progress' WHERE id = ?1")?
+                    .execute([row.task_id.to_string()])?;
             }
-            tx.execute_batch(
-                "UPDATE tasks SET sync_status = 'in-progress'
-                 WHERE id IN (SELECT task_id FROM sync_queue WHERE state = 'in-flight')",
-            )?;
-            Ok(Ok(SyncApplied::counted(seqs.len())))
+            Ok(Ok(SyncApplied {
+                count: taken.len() as u64,
+                taken,
+                ..SyncApplied::default()
+            }))
         }
         SyncWrite::FinishBatch { outcomes } => {
             let mut touched = BTreeSet::new();
             let mut adopted = Vec::new();
-            for (seq, outcome) in outcomes {
-                let Some(task_id) = task_of(tx, *seq)? else {
-                    continue;
-                };
-                touched.insert(task_id);
+            for (QueueRef { seq, task_id }, outcome) in outcomes {
+                lock(in_flight).remove(seq);
+                touched.insert(*task_id);
                 match outcome {
                     ItemOutcome::Accepted { resolved } => {
                         tx.prepare_cached("DELETE FROM sync_queue WHERE id = ?1")?
@@ -134,10 +159,7 @@ pub fn apply(
                         )?
                         .execute(params![seq, error, next_attempt_at.to_string(), dead, now.to_string()])?;
                     }
-                    ItemOutcome::Unsent => {
-                        tx.prepare_cached("UPDATE sync_queue SET state = 'pending' WHERE id = ?1")?
-                            .execute([seq])?;
-                    }
+                    ItemOutcome::Unsent => {}
                 }
             }
             for task_id in &touched {
@@ -146,6 +168,7 @@ pub fn apply(
             Ok(Ok(SyncApplied {
                 count: outcomes.len() as u64,
                 adopted,
+                ..SyncApplied::default()
             }))
         }
         SyncWrite::ApplyPulled { changes, cursor } => {
@@ -157,6 +180,7 @@ pub fn apply(
             Ok(Ok(SyncApplied {
                 count: changes.len() as u64,
                 adopted: changes.iter().map(|c| c.id).collect(),
+                ..SyncApplied::default()
             }))
         }
         SyncWrite::Retry { seqs } => {
@@ -179,6 +203,13 @@ pub fn apply(
             Ok(Ok(SyncApplied::counted(1)))
         }
     }
+}
+
+/// The in-flight set; a poisoned lock still holds a usable set.
+fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+    in_flight
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn task_of(tx: &Transaction<'_>, seq: i64) -> rusqlite::Result<Option<Uuid>> {
@@ -266,15 +297,24 @@ pub fn merge_remote(local: Option<&Task>, remote: &WireTask, protected: &BTreeSe
 }
 
 /// Sets a task's `sync_status` from the rows it still has queued: none -> `synced` (and
-/// `last_synced_at` = now), any dead-lettered -> `failed`, any in flight -> `in-progress`,
+/// `last_synced_at` = now), any dead-lettered -> `failed`,
 /// any that failed an attempt -> `error`, else `pending`.
 fn refresh_status(tx: &Transaction<'_>, task_id: Uuid, now: Timestamp) -> rusqlite::Result<()> {
+    // Most often nothing is left queued: one cheap statement settles it.
+    let synced = tx
+        .prepare_cached(
+            "UPDATE tasks SET sync_status = 'synced', last_synced_at = ?2
+             WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM sync_queue WHERE task_id = ?1)",
+        )?
+        .execute(params![task_id.to_string(), now.to_string()])?;
+    if synced > 0 {
+        return Ok(());
+    }
     tx.prepare_cached(
         "UPDATE tasks SET
              sync_status = COALESCE(
                  (SELECT CASE
                       WHEN max(state = 'failed') THEN 'failed'
-                      WHEN max(state = 'in-flight') THEN 'in-progress'
                       WHEN max(retry_count > 0) THEN 'error'
                       ELSE 'pending' END
                   FROM sync_queue WHERE task_id = ?1 HAVING count(*) > 0),

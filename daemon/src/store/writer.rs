@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use super::clock::HybridClock;
 use super::commands::{self, WriteOp};
 use super::sync_writes::{self, set_meta, SyncApplied, SyncWrite};
-use super::StoreError;
+use super::{InFlight, StoreError};
 
 /// Most changes committed together; bounds the latency one group adds.
 const MAX_GROUP: usize = 1024;
@@ -59,15 +59,21 @@ pub enum Message {
 pub fn spawn(
     conn: Connection,
     clock: HybridClock,
+    in_flight: InFlight,
 ) -> std::io::Result<(mpsc::Sender<Message>, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel();
     let handle = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, clock, rx))?;
+        .spawn(move || run(conn, clock, in_flight, rx))?;
     Ok((tx, handle))
 }
 
-fn run(mut conn: Connection, mut clock: HybridClock, rx: mpsc::Receiver<Message>) {
+fn run(
+    mut conn: Connection,
+    mut clock: HybridClock,
+    in_flight: InFlight,
+    rx: mpsc::Receiver<Message>,
+) {
     let mut group = Vec::new();
     let mut durability = Durability::Full;
     while let Ok(first) = rx.recv() {
@@ -99,7 +105,7 @@ fn run(mut conn: Connection, mut clock: HybridClock, rx: mpsc::Receiver<Message>
                     }
                 }
             }
-            let outcomes = commit_group(&mut conn, &mut clock, &changes);
+            let outcomes = commit_group(&mut conn, &mut clock, &in_flight, &changes);
             for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
                 // Someone who went away no longer wants the answer; the change stands.
                 let _ = reply.send(outcome);
@@ -139,6 +145,7 @@ impl Durability {
 fn commit_group(
     conn: &mut Connection,
     clock: &mut HybridClock,
+    in_flight: &InFlight,
     changes: &[&Change],
 ) -> Vec<Result<Applied, StoreError>> {
     let attempt = |conn: &mut Connection,
@@ -149,7 +156,9 @@ fn commit_group(
         for change in changes {
             outcomes.push(match change {
                 Change::Command(op) => commands::apply(&tx, clock, op)?.map(Applied::Task),
-                Change::Sync(op) => sync_writes::apply(&tx, clock, op)?.map(Applied::Sync),
+                Change::Sync(op) => {
+                    sync_writes::apply(&tx, clock, in_flight, op)?.map(Applied::Sync)
+                }
             });
         }
         set_meta(&tx, "clock", &clock.watermark().to_string())?;

@@ -118,11 +118,11 @@ pub fn spawn(
     shutdown: Shutdown,
 ) -> Result<SyncHandle, String> {
     let client = match &settings.server {
-        Some(url) => Some(SyncClient::new(
+        Some(url) => Some(Arc::new(SyncClient::new(
             url,
             settings.token.clone(),
             settings.request_timeout,
-        )?),
+        )?)),
         None => None,
     };
     let monitor = Monitor::new(client.is_some(), settings.probe, Instant::now());
@@ -158,7 +158,7 @@ pub fn spawn(
 
 struct Engine {
     store: Arc<Store>,
-    client: Option<SyncClient>,
+    client: Option<Arc<SyncClient>>,
     settings: SyncSettings,
     monitor: Monitor,
     status: watch::Sender<ConnectivityState>,

@@ -7,7 +7,7 @@
 //! - [`client`]: the HTTP client, which sorts failures into offline / failed attempt / bad answer.
 //! - [`backoff`]: how long a failed operation waits before its next automatic attempt.
 //!
-//! Which rows go next is decided by `Store::next_batch` (ordering per task, retry delays,
+//! Which rows go next is decided by `store::rows::select_next_batch` (ordering per task, retry delays,
 //! dead letters); what an answer does to the database by `store::sync_writes`.
 
 pub mod backoff;

@@ -6,17 +6,40 @@
 //! `/api/changes` from the stored cursor until `has_more` is false. The round only reports
 //! what happened; the engine decides what that means for connectivity.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use tasksync_proto::events::{Event, SyncProgress};
 use tasksync_proto::ipc::SyncReport;
-use tasksync_proto::wire::{BatchItem, BatchRequest, Field, ItemStatus, Operation, WireTask};
+use tasksync_proto::wire::{
+    BatchItem, BatchRequest, BatchResponse, Field, ItemStatus, Operation, WireTask,
+};
 use tasksync_proto::{Task, Timestamp};
+use tokio::task::JoinHandle;
 
 use super::client::{SyncClient, SyncError};
 use super::engine::SyncSettings;
-use crate::store::{ItemOutcome, QueuedOp, Store, StoreError, SyncWrite};
+use crate::store::{ItemOutcome, QueueRef, QueuedOp, Store, StoreError, SyncWrite};
 
 /// Changes pulled per request.
 const PULL_PAGE: usize = 500;
+
+/// Batches in flight at once.
+const PIPELINE_DEPTH: usize = 4;
+
+/// A queue row on its way to the server.
+struct Pending {
+    row: QueueRef,
+    item: BatchItem,
+    /// Failed attempts before this one.
+    retries: u32,
+}
+
+/// A batch sent and not yet answered.
+struct Flight {
+    items: Vec<Pending>,
+    answer: JoinHandle<Result<BatchResponse, SyncError>>,
+}
 
 /// How a round runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +69,10 @@ impl Outcome {
             SyncError::Unreachable(_) => self.offline = true,
             _ => self.reached = true,
         }
-        self.errors.push(error.to_string());
+        let message = error.to_string();
+        if !self.errors.contains(&message) {
+            self.errors.push(message);
+        }
     }
 
     /// The report for `taskctl sync`, counting `dead` dead-lettered operations as failed.
@@ -68,12 +94,13 @@ impl Outcome {
 
 pub struct Round<'a> {
     pub store: &'a Store,
-    pub client: &'a SyncClient,
+    pub client: &'a Arc<SyncClient>,
     pub settings: &'a SyncSettings,
 }
 
 impl Round<'_> {
     pub async fn run(&self, mode: Mode) -> Outcome {
+        self.store.clear_in_flight();
         let mut outcome = Outcome::default();
         if let Err(e) = self.flush(mode.force, &mut outcome).await {
             outcome.errors.push(e.to_string());
@@ -108,18 +135,71 @@ impl Round<'_> {
     }
 
     /// Sends batches until nothing is eligible, the server is unreachable, or it fails a
-    /// whole batch.
+    /// whole batch. Up to [`PIPELINE_DEPTH`] batches are in flight at once: while the server
+    /// works on one, the daemon records the previous answer and prepares the next batch. The
+    /// batches in flight never share a task (rows in flight block their task's later rows),
+    /// so each task's operations still reach the server in order.
     async fn flush(&self, force: bool, outcome: &mut Outcome) -> Result<(), StoreError> {
         let round_start = Timestamp::now();
+        let mut flights = VecDeque::new();
+        let mut stopped = false;
         loop {
-            let rows = self.store.next_batch(
-                self.settings.batch_size,
-                Timestamp::now(),
-                force,
-                round_start,
-            )?;
-            if rows.is_empty() {
+            // Fill the pipeline. Nothing eligible now may become eligible once an answer
+            // lands (a task's next row waits for the one in flight), so this runs again
+            // after every landing.
+            while !stopped && flights.len() < PIPELINE_DEPTH {
+                match self.launch(force, round_start).await? {
+                    Some(flight) => flights.push_back(flight),
+                    None => break,
+                }
+            }
+            let Some(flight) = flights.pop_front() else {
                 return Ok(());
+            };
+            let answer = flight.answer.await.unwrap_or_else(|e| {
+                Err(SyncError::BadAnswer(format!("the push task failed: {e}")))
+            });
+            stopped |= answer.is_err();
+            let outcomes = self.judge(&flight.items, answer, outcome);
+            let synced = outcomes
+                .iter()
+                .filter(|(_, o)| matches!(o, ItemOutcome::Accepted { .. }))
+                .count();
+            let land = self.store.sync_write(SyncWrite::FinishBatch { outcomes });
+            // Record this answer and prepare the next batch together: the writer commits
+            // both in one transaction.
+            let next = async {
+                if stopped {
+                    Ok(None)
+                } else {
+                    self.launch(force, round_start).await
+                }
+            };
+            let (landed, next) = tokio::join!(land, next);
+            landed?;
+            self.progress(SyncProgress::BatchAnswered {
+                synced: synced as u32,
+                failed: (flight.items.len() - synced) as u32,
+            });
+            if let Some(next) = next? {
+                flights.push_back(next);
+            }
+        }
+    }
+
+    /// Picks the next batch, marks it in flight and sends it; `None` when nothing is eligible.
+    async fn launch(
+        &self,
+        force: bool,
+        round_start: Timestamp,
+    ) -> Result<Option<Flight>, StoreError> {
+        loop {
+            let rows = self
+                .store
+                .take_batch(self.settings.batch_size, force, round_start)
+                .await?;
+            if rows.is_empty() {
+                return Ok(None);
             }
             let (items, corrupt) = self.items_for(&rows);
             if !corrupt.is_empty() {
@@ -130,78 +210,74 @@ impl Round<'_> {
             if items.is_empty() {
                 continue;
             }
-            let seqs: Vec<i64> = items.iter().map(|(seq, _, _)| *seq).collect();
-            self.store
-                .sync_write(SyncWrite::BeginBatch { seqs: seqs.clone() })
-                .await?;
             let request = BatchRequest {
                 device_id: self.store.device_id(),
                 client_timestamp: Timestamp::now(),
-                items: items.iter().map(|(_, item, _)| item.clone()).collect(),
+                items: items.iter().map(|pending| pending.item.clone()).collect(),
             };
             self.progress(SyncProgress::BatchSent {
                 items: items.len() as u32,
             });
-            let answer = self.client.push(&request).await;
-            let whole_batch_failed = answer.is_err();
-            let (synced_before, failed_before) = (outcome.synced, outcome.failed);
-            let outcomes: Vec<(i64, ItemOutcome)> = match answer {
-                Ok(response) => {
-                    outcome.reached = true;
-                    items
-                        .iter()
-                        .zip(response.processed_items)
-                        .map(|((seq, item, retries), processed)| {
-                            let result = match processed.status {
-                                ItemStatus::Success | ItemStatus::Conflict => {
-                                    outcome.synced += 1;
-                                    if processed.status == ItemStatus::Conflict {
-                                        tracing::info!(
-                                            "conflict on task {}: the server merged it; adopting its version",
-                                            item.task_id
-                                        );
-                                    }
-                                    ItemOutcome::Accepted { resolved: processed.resolved_data }
+            let client = self.client.clone();
+            let answer = tokio::spawn(async move { client.push(&request).await });
+            return Ok(Some(Flight { items, answer }));
+        }
+    }
+
+    /// What the server's answer (or its absence) means for each row of a batch.
+    fn judge(
+        &self,
+        items: &[Pending],
+        answer: Result<BatchResponse, SyncError>,
+        outcome: &mut Outcome,
+    ) -> Vec<(QueueRef, ItemOutcome)> {
+        match answer {
+            Ok(response) => {
+                outcome.reached = true;
+                items
+                    .iter()
+                    .zip(response.processed_items)
+                    .map(|(pending, processed)| {
+                        let result = match processed.status {
+                            ItemStatus::Success | ItemStatus::Conflict => {
+                                outcome.synced += 1;
+                                if processed.status == ItemStatus::Conflict {
+                                    tracing::info!(
+                                        "conflict on task {}: the server merged it; adopting its version",
+                                        pending.item.task_id
+                                    );
                                 }
-                                ItemStatus::Error => {
-                                    let error = processed.error.unwrap_or_else(|| "rejected without a reason".into());
-                                    outcome.errors.push(format!("task {}: {error}", item.task_id));
-                                    self.failed_attempt(outcome, *retries, error, item)
-                                }
-                            };
-                            (*seq, result)
-                        })
-                        .collect()
-                }
-                Err(error @ (SyncError::Unreachable(_) | SyncError::Unauthorized(_))) => {
-                    outcome.note(error);
-                    seqs.iter().map(|seq| (*seq, ItemOutcome::Unsent)).collect()
-                }
-                Err(error) => {
-                    let message = error.to_string();
-                    outcome.note(error);
-                    items
-                        .iter()
-                        .map(|(seq, item, retries)| {
-                            (
-                                *seq,
-                                self.failed_attempt(outcome, *retries, message.clone(), item),
-                            )
-                        })
-                        .collect()
-                }
-            };
-            let answered = outcomes.len();
-            self.store
-                .sync_write(SyncWrite::FinishBatch { outcomes })
-                .await?;
-            self.progress(SyncProgress::BatchAnswered {
-                synced: (outcome.synced - synced_before) as u32,
-                failed: (outcome.failed - failed_before) as u32,
-            });
-            tracing::debug!("batch of {answered} operation(s) answered");
-            if whole_batch_failed {
-                return Ok(());
+                                ItemOutcome::Accepted { resolved: processed.resolved_data }
+                            }
+                            ItemStatus::Error => {
+                                let error = processed.error.unwrap_or_else(|| "rejected without a reason".into());
+                                outcome.errors.push(format!("task {}: {error}", pending.item.task_id));
+                                self.failed_attempt(outcome, pending, error)
+                            }
+                        };
+                        (pending.row, result)
+                    })
+                    .collect()
+            }
+            Err(error @ (SyncError::Unreachable(_) | SyncError::Unauthorized(_))) => {
+                outcome.note(error);
+                items
+                    .iter()
+                    .map(|pending| (pending.row, ItemOutcome::Unsent))
+                    .collect()
+            }
+            Err(error) => {
+                let message = error.to_string();
+                outcome.note(error);
+                items
+                    .iter()
+                    .map(|pending| {
+                        (
+                            pending.row,
+                            self.failed_attempt(outcome, pending, message.clone()),
+                        )
+                    })
+                    .collect()
             }
         }
     }
@@ -210,11 +286,11 @@ impl Round<'_> {
     fn failed_attempt(
         &self,
         outcome: &mut Outcome,
-        retries: u32,
+        pending: &Pending,
         error: String,
-        item: &BatchItem,
     ) -> ItemOutcome {
-        let attempts = retries + 1;
+        let item = &pending.item;
+        let attempts = pending.retries + 1;
         let dead = attempts >= self.settings.max_attempts;
         if dead {
             tracing::warn!(
@@ -243,16 +319,16 @@ impl Round<'_> {
 
     /// The batch items for queue rows; rows that cannot be read are dead-lettered at once
     /// (they could never be sent) so they do not block the queue.
-    #[allow(clippy::type_complexity)]
-    fn items_for(
-        &self,
-        rows: &[QueuedOp],
-    ) -> (Vec<(i64, BatchItem, u32)>, Vec<(i64, ItemOutcome)>) {
+    fn items_for(&self, rows: &[QueuedOp]) -> (Vec<Pending>, Vec<(QueueRef, ItemOutcome)>) {
         let mut items = Vec::with_capacity(rows.len());
         let mut corrupt = Vec::new();
         for row in rows {
             match item_from_row(row, self.store.device_id()) {
-                Ok(item) => items.push((row.seq, item, row.retry_count)),
+                Ok(item) => items.push(Pending {
+                    row: queue_ref(row),
+                    item,
+                    retries: row.retry_count,
+                }),
                 Err(error) => {
                     tracing::error!(
                         "queue row {} is unreadable and is dead-lettered: {error}",
@@ -263,7 +339,7 @@ impl Round<'_> {
                         next_attempt_at: Timestamp::now(),
                         dead: true,
                     };
-                    corrupt.push((row.seq, failed));
+                    corrupt.push((queue_ref(row), failed));
                 }
             }
         }
@@ -305,6 +381,13 @@ impl Round<'_> {
                 return Ok(pulled);
             }
         }
+    }
+}
+
+fn queue_ref(row: &QueuedOp) -> QueueRef {
+    QueueRef {
+        seq: row.seq,
+        task_id: row.task_id,
     }
 }
 
