@@ -35,7 +35,7 @@ impl App {
             state: connectivity.state,
             since: connectivity.since,
             next_probe_at: connectivity.next_probe_at,
-            server: self.sync.server().map(str::to_string),
+            server: self.sync.server(),
             pending: counts.pending,
             failed: counts.failed,
             last_sync_at,

@@ -5,27 +5,35 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
 use tasksyncd::app::App;
-use tasksyncd::config::Config;
+use tasksyncd::config::{Loader, Settings};
 use tasksyncd::http::HttpApi;
 use tasksyncd::ipc;
 use tasksyncd::service::lock::{lock_path_for, InstanceLock};
-use tasksyncd::service::shutdown;
+use tasksyncd::service::shutdown::{self, Signal, Signals};
+use tasksyncd::service::{activation, notify};
 use tasksyncd::store::Store;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
+type LogHandle = reload::Handle<EnvFilter, Registry>;
 
 fn main() -> ExitCode {
-    let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let loader = Loader::from_env();
+    let settings = match loader.load() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("tasksyncd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if loader.print_only() {
+        print!("{}", settings.describe());
+        return ExitCode::SUCCESS;
+    }
+    let log = init_logging(&settings.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -36,7 +44,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(loader, settings, log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tasksyncd: {e}");
@@ -45,38 +53,73 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> Result<(), Error> {
-    let db = config.db_path();
-    let socket = config.socket_path();
-    let http_settings = config.http_settings()?;
+/// Logs to stderr: plain lines without timestamps under systemd's journal (which adds its
+/// own), colours only on a terminal. The filter can be swapped on reload.
+fn init_logging(filter: &str) -> LogHandle {
+    let (filter, handle) =
+        reload::Layer::new(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")));
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let ansi = !journal && std::io::stderr().is_terminal();
+    let to_journal = journal.then(|| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .without_time()
+    });
+    let to_terminal = (!journal).then(|| fmt::layer().with_writer(std::io::stderr).with_ansi(ansi));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(to_journal)
+        .with(to_terminal)
+        .init();
+    handle
+}
+
+async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(), Error> {
+    let db = settings.db.clone();
+    let socket = settings.socket.clone();
+    let http_settings = settings.http_settings()?;
     let holder = format!("pid {}, socket {}", std::process::id(), socket.display());
+    let mut signals = Signals::register()?;
 
     create_private_dir(&db)?;
     let _db_lock = InstanceLock::acquire(&lock_path_for(&db), &holder)?;
-    ipc::socket::prepare_dir(&socket)?;
-    let _socket_lock = InstanceLock::acquire(&lock_path_for(&socket), &holder)?;
-    ipc::socket::remove_stale(&socket)?;
+    let inherited = activation::inherited_listener()?;
+    let _socket_lock = match inherited {
+        Some(_) => None,
+        None => {
+            ipc::socket::prepare_dir(&socket)?;
+            let lock = InstanceLock::acquire(&lock_path_for(&socket), &holder)?;
+            ipc::socket::remove_stale(&socket)?;
+            Some(lock)
+        }
+    };
 
     let store = Arc::new(Store::open(&db)?);
     let (trigger, stop) = shutdown::channel();
-    let sync = tasksyncd::sync::engine::spawn(store.clone(), config.sync_settings(), stop.clone())?;
+    let sync =
+        tasksyncd::sync::engine::spawn(store.clone(), settings.sync_settings(), stop.clone())?;
     // Bound before the IPC socket, so that once `taskctl` can connect the HTTP API answers too.
     let http = match &http_settings {
-        Some(settings) => Some(HttpApi::start(settings).await?),
+        Some(http) => Some(HttpApi::start(http).await?),
         None => None,
     };
-    let listener = ipc::socket::bind(&socket)?;
+    let listener = match inherited {
+        Some(listener) => {
+            tracing::info!("serving the socket passed by the service manager");
+            listener
+        }
+        None => ipc::socket::bind(&socket)?,
+    };
     tracing::info!(
         "tasksyncd {} serving {} (database {})",
         env!("CARGO_PKG_VERSION"),
         socket.display(),
         db.display()
     );
-
-    if let Some(server) = sync.server() {
-        tracing::info!("syncing with {server}");
-    } else {
-        tracing::info!("no sync server configured: local only");
+    match sync.server() {
+        Some(server) => tracing::info!("syncing with {server}"),
+        None => tracing::info!("no sync server configured: local only"),
     }
     let app = Arc::new(App {
         store,
@@ -86,8 +129,18 @@ async fn run(config: Config) -> Result<(), Error> {
     });
     let http_server = http.map(|api| tokio::spawn(api.serve(app.clone(), stop.clone())));
     let server = tokio::spawn(ipc::server::run(listener, app.clone(), stop));
-    let signal = shutdown::wait_for_signal().await?;
-    tracing::info!("{signal} received: shutting down");
+    notify::ready("serving");
+
+    loop {
+        match signals.next().await? {
+            Signal::Stop(name) => {
+                tracing::info!("{name} received: shutting down");
+                break;
+            }
+            Signal::Reload => settings = reload(&loader, settings, &app, &log).await,
+        }
+    }
+    notify::stopping();
     trigger.trigger();
     if let Err(e) = server.await {
         tracing::error!("the IPC server failed: {e}");
@@ -100,6 +153,40 @@ async fn run(config: Config) -> Result<(), Error> {
     app.store.shut_down();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP: re-reads the config file. A bad file is logged and the current settings stay.
+async fn reload(loader: &Loader, current: Settings, app: &App, log: &LogHandle) -> Settings {
+    notify::reloading();
+    let settings = match loader.load() {
+        Ok(new) => {
+            for key in current.needs_restart(&new) {
+                tracing::warn!("{key} changed in the config file; it takes effect after a restart");
+            }
+            app.sync.reconfigure(new.sync_settings()).await;
+            if new.log != current.log {
+                if let Err(e) = EnvFilter::try_new(&new.log)
+                    .map_err(|e| e.to_string())
+                    .and_then(|filter| log.reload(filter).map_err(|e| e.to_string()))
+                {
+                    tracing::warn!("keeping the log filter {:?}: {e}", current.log);
+                }
+            }
+            tracing::info!(
+                "configuration reloaded{}",
+                new.config_file
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(" from {}", p.display()))
+            );
+            new
+        }
+        Err(e) => {
+            tracing::error!("reload failed, keeping the current settings: {e}");
+            current
+        }
+    };
+    notify::ready("serving");
+    settings
 }
 
 /// Creates the database's folder (0700) if it is missing.

@@ -105,10 +105,18 @@ impl Daemon {
             "SYNC_BATCH_SIZE",
             "SYNC_RETRY_ATTEMPTS",
             "XDG_CONFIG_HOME",
+            "TASKSYNC_CONFIG",
+            "NOTIFY_SOCKET",
+            "LISTEN_FDS",
+            "LISTEN_PID",
+            "JOURNAL_STREAM",
         ] {
             command.env_remove(var);
         }
+        // Keep the machine's own config file out of the tests.
+        let config_home = log.with_file_name("config");
         command
+            .env("XDG_CONFIG_HOME", config_home)
             .envs(env.iter().copied())
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())

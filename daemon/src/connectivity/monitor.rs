@@ -87,6 +87,12 @@ impl Monitor {
         self.policy
     }
 
+    /// New probe spacing, from the next probe on.
+    pub fn set_policy(&mut self, policy: ProbePolicy) {
+        self.policy = policy;
+        self.delay = self.delay.clamp(policy.min, policy.max);
+    }
+
     /// When the next probe is due (only while offline).
     pub fn next_probe(&self) -> Option<Instant> {
         self.next_probe

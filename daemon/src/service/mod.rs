@@ -1,4 +1,7 @@
-//! Running as a service: the single-instance locks and the signals that stop the daemon.
+//! Running as a service: single-instance locks, signals, readiness notification and socket
+//! activation.
 
+pub mod activation;
 pub mod lock;
+pub mod notify;
 pub mod shutdown;

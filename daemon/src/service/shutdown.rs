@@ -1,4 +1,6 @@
-//! Turns SIGTERM and SIGINT (Ctrl-C on Windows) into one shutdown signal every part can await.
+//! Signals: SIGTERM and SIGINT (Ctrl-C on Windows) stop the daemon, SIGHUP reloads its
+//! config file; and the one shutdown signal every part of the daemon awaits. tokio's signal
+//! handling is built on signal-hook-registry.
 
 use tokio::sync::watch;
 
@@ -36,21 +38,54 @@ impl Shutdown {
     }
 }
 
-/// Waits for SIGTERM or SIGINT (Ctrl-C elsewhere) and returns its name.
-pub async fn wait_for_signal() -> std::io::Result<&'static str> {
+/// What a signal asks of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM or SIGINT (Ctrl-C elsewhere): stop.
+    Stop(&'static str),
+    /// SIGHUP: re-read the config file.
+    Reload,
+}
+
+/// The signals the daemon listens to, registered once at start.
+pub struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => Ok("SIGTERM"),
-            _ = int.recv() => Ok("SIGINT"),
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn register() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+                hup: signal(SignalKind::hangup())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await?;
-        Ok("Ctrl-C")
+
+    /// Waits for the next signal.
+    pub async fn next(&mut self) -> std::io::Result<Signal> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => Ok(Signal::Stop("SIGTERM")),
+                _ = self.int.recv() => Ok(Signal::Stop("SIGINT")),
+                _ = self.hup.recv() => Ok(Signal::Reload),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await?;
+            Ok(Signal::Stop("Ctrl-C"))
+        }
     }
 }

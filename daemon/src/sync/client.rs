@@ -46,22 +46,7 @@ pub struct SyncClient {
 impl SyncClient {
     /// A client for the server at `base` (`http://host:port`, no trailing slash needed).
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Result<SyncClient, String> {
-        let base = base.trim_end_matches('/').to_string();
-        let uri: hyper::Uri = base
-            .parse()
-            .map_err(|e| format!("invalid server URL {base:?}: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!(
-                "server URL {base:?}: https is not supported yet; use http:// on a trusted network"
-            ))
-            }
-            _ => return Err(format!("server URL {base:?} must start with http://")),
-        }
-        if uri.host().is_none() {
-            return Err(format!("server URL {base:?} has no host"));
-        }
+        let base = check_url(base)?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
@@ -182,6 +167,27 @@ impl SyncClient {
             message,
         })
     }
+}
+
+/// Checks a server base URL and returns it without a trailing slash.
+pub fn check_url(base: &str) -> Result<String, String> {
+    let base = base.trim_end_matches('/').to_string();
+    let uri: hyper::Uri = base
+        .parse()
+        .map_err(|e| format!("invalid server URL {base:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "server URL {base:?}: https is not supported yet; use http:// on a trusted network"
+            ))
+        }
+        _ => return Err(format!("server URL {base:?} must start with http://")),
+    }
+    if uri.host().is_none() {
+        return Err(format!("server URL {base:?} has no host"));
+    }
+    Ok(base)
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SyncError> {

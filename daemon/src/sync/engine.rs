@@ -71,6 +71,8 @@ impl Default for SyncSettings {
 enum Request {
     /// Run a round now (resending operations that wait out a retry delay) and report.
     SyncNow(oneshot::Sender<SyncReport>),
+    /// Use these settings from now on (after a reload).
+    Reconfigure(Box<SyncSettings>),
 }
 
 /// Handle to the engine, shared by the front ends.
@@ -78,10 +80,19 @@ enum Request {
 pub struct SyncHandle {
     requests: mpsc::Sender<Request>,
     connectivity: watch::Receiver<ConnectivityState>,
-    server: Option<String>,
+    server: watch::Receiver<Option<String>>,
 }
 
 impl SyncHandle {
+    /// Applies new settings (a reloaded config file) from the next decision on; a round in
+    /// progress finishes with the old ones.
+    pub async fn reconfigure(&self, settings: SyncSettings) {
+        let _ = self
+            .requests
+            .send(Request::Reconfigure(Box::new(settings)))
+            .await;
+    }
+
     /// Runs a sync round now, after any round already running, and returns its report.
     pub async fn sync_now(&self) -> SyncReport {
         let (reply, answer) = oneshot::channel();
@@ -96,8 +107,9 @@ impl SyncHandle {
         self.connectivity.borrow().clone()
     }
 
-    pub fn server(&self) -> Option<&str> {
-        self.server.as_deref()
+    /// The sync server's base URL, if one is configured.
+    pub fn server(&self) -> Option<String> {
+        self.server.borrow().clone()
     }
 }
 
@@ -136,13 +148,14 @@ pub fn spawn(
         (None, _) => None,
     };
     let (requests, receiver) = mpsc::channel(64);
-    let server = client.as_ref().map(|c| c.base().to_string());
+    let (server_url, server) = watch::channel(client.as_ref().map(|c| c.base().to_string()));
     let engine = Engine {
         store,
         client,
         settings,
         monitor,
         status,
+        server_url,
         network,
         flush_due: None,
         pull_due: None,
@@ -162,6 +175,7 @@ struct Engine {
     settings: SyncSettings,
     monitor: Monitor,
     status: watch::Sender<ConnectivityState>,
+    server_url: watch::Sender<Option<String>>,
     network: Option<NetworkChanges>,
     /// A local change waits to be flushed (online only).
     flush_due: Option<Instant>,
@@ -180,9 +194,14 @@ impl Engine {
                 _ = shutdown.requested() => return,
                 request = requests.recv() => match request {
                     Some(Request::SyncNow(reply)) => {
-                        let report = self.sync_now().await;
-                        let _ = reply.send(report);
+                        // A shutdown abandons the round: what was in flight is only noted in
+                        // memory and simply goes out again after the next start.
+                        tokio::select! {
+                            report = self.sync_now() => drop(reply.send(report)),
+                            _ = shutdown.requested() => return,
+                        }
                     }
+                    Some(Request::Reconfigure(settings)) => self.reconfigure(*settings),
                     None => return,
                 },
                 _ = events.local_changed(), if self.client.is_some() && self.settings.automatic => {
@@ -201,9 +220,54 @@ impl Engine {
                         self.network = None;
                     }
                 },
-                _ = sleep_until(wake), if wake.is_some() => self.on_timer().await,
+                _ = sleep_until(wake), if wake.is_some() => tokio::select! {
+                    _ = self.on_timer() => {}
+                    _ = shutdown.requested() => return,
+                },
             }
         }
+    }
+
+    /// Switches to new settings. A new server (or token, or timeout) gets a new client; a new
+    /// server also starts connectivity over (offline, probe at once).
+    fn reconfigure(&mut self, new: SyncSettings) {
+        let old = &self.settings;
+        if new.server != old.server
+            || new.token != old.token
+            || new.request_timeout != old.request_timeout
+        {
+            let client = match new
+                .server
+                .as_deref()
+                .map(|url| SyncClient::new(url, new.token.clone(), new.request_timeout))
+            {
+                None => None,
+                Some(Ok(client)) => Some(Arc::new(client)),
+                Some(Err(e)) => {
+                    tracing::error!("keeping the previous sync settings: {e}");
+                    return;
+                }
+            };
+            if new.server != old.server {
+                tracing::info!(
+                    "sync server is now {}",
+                    new.server.as_deref().unwrap_or("none (local only)")
+                );
+                self.monitor = Monitor::new(client.is_some(), new.probe, Instant::now());
+                self.flush_due = None;
+                self.pull_due = None;
+                self.retry_due = None;
+                if client.is_some() && self.network.is_none() {
+                    self.network = NetworkChanges::open().ok();
+                }
+                self.server_url
+                    .send_replace(client.as_ref().map(|c| c.base().to_string()));
+            }
+            self.client = client;
+        }
+        self.monitor.set_policy(new.probe);
+        self.settings = new;
+        self.publish_connectivity();
     }
 
     /// The earliest moment something is due.
