@@ -401,3 +401,46 @@ async fn pages_cover_a_listing_exactly_once_and_fit_a_frame() {
     assert_eq!(paged, all);
     assert!(pages >= 3, "the byte budget splits pages: {pages}");
 }
+
+#[tokio::test]
+async fn an_edit_made_after_pulling_a_newer_version_wins_even_with_a_slow_clock() {
+    // This device's clock is an hour behind the device that made the pulled version.
+    let (_dir, store) = open();
+    let task = store.create(new_task("mine")).await.unwrap();
+    let ahead = Timestamp::from_millis(Timestamp::now().as_millis() + 3_600_000).unwrap();
+    let pulled = tasksync_proto::wire::WireTask {
+        title: "from the future".into(),
+        updated_at: ahead,
+        device_id: Uuid::now_v7(),
+        ..tasksync_proto::wire::WireTask::from_task(&task, Uuid::now_v7())
+    };
+    store
+        .sync_write(SyncWrite::ApplyPulled {
+            changes: vec![pulled],
+            cursor: "1".into(),
+        })
+        .await
+        .unwrap();
+    let edited = store
+        .update(
+            task.id,
+            TaskPatch {
+                title: Some("edited after seeing it".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        edited.updated_at > ahead,
+        "{} must follow {}",
+        edited.updated_at,
+        ahead
+    );
+    let queued = store.queue(false).unwrap();
+    let sent: Task = serde_json::from_str(&queued.last().unwrap().data).unwrap();
+    assert!(
+        sent.updated_at > ahead,
+        "the queued operation carries the later clock"
+    );
+}
