@@ -76,7 +76,10 @@ fn run(
 ) {
     let mut group = Vec::new();
     let mut durability = Durability::Full;
-    while let Ok(first) = rx.recv() {
+    // Whether to poll before sleeping: only while changes come one at a time. With many
+    // clients the writer has work waiting anyway, and polling would take CPU from them.
+    let mut poll = false;
+    while let Ok(first) = next_message(&rx, poll) {
         let mut stop = false;
         for message in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
             match message {
@@ -90,6 +93,7 @@ fn run(
                 break;
             }
         }
+        poll = group.len() == 1;
         if !group.is_empty() {
             let changes: Vec<&Change> = group.iter().map(|(change, _)| change).collect();
             let wanted = if changes.iter().any(|c| c.must_be_durable()) {
@@ -138,6 +142,25 @@ impl Durability {
             Durability::Deferred => "NORMAL",
         }
     }
+}
+
+/// How long the writer keeps polling for the next change after a commit before it sleeps.
+/// Under load the next change is usually a few tens of microseconds away, and waking a
+/// sleeping thread costs about that much again on a virtual machine; an idle daemon polls
+/// once for this long after its last change and then sleeps for good.
+const POLL_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// The next message: polled for a moment (when `poll`), then waited for.
+fn next_message(rx: &mpsc::Receiver<Message>, poll: bool) -> Result<Message, mpsc::RecvError> {
+    let start = std::time::Instant::now();
+    while poll && start.elapsed() < POLL_BEFORE_SLEEP {
+        match rx.try_recv() {
+            Ok(message) => return Ok(message),
+            Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvError),
+            Err(mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
+    rx.recv()
 }
 
 /// Applies a group in one transaction. A change that is refused (not found) gets its error
