@@ -54,3 +54,10 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free loopback port")
 }
+
+/// A fresh folder `name` inside `dir`, for one more process's files.
+pub fn subdir(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::create_dir_all(&path).expect("create a test folder");
+    path
+}

@@ -9,14 +9,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tasksync_e2e::proxy::{Hung, Proxy};
 use tasksync_e2e::scripted::{accepting, Scripted};
-use tasksync_e2e::{bin, free_port, wait_until, Daemon, Server};
+use tasksync_e2e::{bin, free_port, subdir, wait_until, Daemon, Server};
 use tasksync_proto::{Client, NewTask};
-
-fn subdir(dir: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
-    let path = dir.path().join(name);
-    std::fs::create_dir_all(&path).unwrap();
-    path
-}
 
 fn status(daemon: &Daemon) -> Value {
     daemon.ctl(&["--json", "status"]).json()

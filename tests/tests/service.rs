@@ -2,19 +2,13 @@
 //! reloads, readiness notification, socket activation, and journal-friendly logs.
 
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tasksync_e2e::scripted::{accepting, Scripted};
-use tasksync_e2e::{bin, ctl_at, wait_until, Daemon};
-
-fn subdir(dir: &tempfile::TempDir, name: &str) -> PathBuf {
-    let path = dir.path().join(name);
-    std::fs::create_dir_all(&path).unwrap();
-    path
-}
+use tasksync_e2e::{bin, ctl_at, subdir, wait_until, Daemon};
 
 fn print_config(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = Daemon::command(

@@ -5,14 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use tasksync_e2e::scripted::{accepting, Response, Scripted};
-use tasksync_e2e::{Daemon, Server};
-
-/// A fresh folder `name` inside `dir`, for one more process.
-fn subdir(dir: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
-    let path = dir.path().join(name);
-    std::fs::create_dir_all(&path).unwrap();
-    path
-}
+use tasksync_e2e::{subdir, Daemon, Server};
 
 fn add(daemon: &Daemon, title: &str) -> String {
     daemon.ctl(&["--json", "add", title]).json()["id"]
@@ -473,5 +466,84 @@ fn a_daemon_killed_mid_flush_resends_and_nothing_is_lost_or_doubled() {
         changes["changes"].as_array().unwrap().len(),
         300,
         "each task changed once: nothing applied twice"
+    );
+}
+
+#[test]
+fn a_conflict_answer_without_the_merged_task_is_refused_as_a_bad_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripted = Scripted::start(|request| match request.path.as_str() {
+        "/api/batch" => {
+            let items = request.json()["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let processed: Vec<Value> = items
+                .iter()
+                .map(|i| json!({"client_id": i["id"], "server_id": i["task_id"], "status": "conflict"}))
+                .collect();
+            Response {
+                status: 200,
+                body: json!({ "processed_items": processed }),
+            }
+        }
+        _ => accepting(|_| None)(request),
+    });
+    let daemon = Daemon::start_opts(
+        dir.path(),
+        &["--server", &scripted.url(), "--manual-sync"],
+        &[],
+    );
+    add(&daemon, "kept until the server makes sense");
+    let (code, report) = sync(&daemon);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("without resolved_data"),
+        "{report}"
+    );
+    let queue = daemon.ctl(&["--json", "queue"]).json();
+    assert_eq!(
+        queue[0]["retry_count"], 1,
+        "counted as a failed attempt, not accepted"
+    );
+}
+
+#[test]
+fn a_refused_token_does_not_make_the_daemon_retry_in_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripted = Scripted::start(|request| match request.path.as_str() {
+        "/api/batch" => Response {
+            status: 401,
+            body: json!({"error": "no", "timestamp": "x", "path": "/api/batch"}),
+        },
+        _ => accepting(|_| None)(request),
+    });
+    let daemon = Daemon::start_opts(
+        dir.path(),
+        &["--server", &scripted.url(), "--pull-interval-ms", "60000"],
+        &[],
+    );
+    tasksync_e2e::wait_until("the daemon to come online", || {
+        status(&daemon)["state"] == "online"
+    });
+    add(&daemon, "waits for a good token");
+    tasksync_e2e::wait_until("the refusal", || {
+        daemon.log_text().contains("refuses our token")
+    });
+    // An absence can only be seen over a window: half a second in which a loop would have
+    // sent hundreds of requests.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        scripted.batches().len() <= 2,
+        "{} pushes after a 401",
+        scripted.batches().len()
+    );
+    let queue = daemon.ctl(&["--json", "queue"]).json();
+    assert_eq!(
+        queue[0]["retry_count"], 0,
+        "a refused token counts no attempt"
     );
 }

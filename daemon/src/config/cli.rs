@@ -61,28 +61,28 @@ pub struct Cli {
     pub retry_attempts: Option<u32>,
 
     /// First automatic retry delay in milliseconds, doubling, jittered [default: 500]
-    #[arg(long, env = "TASKSYNC_RETRY_BASE_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "TASKSYNC_RETRY_BASE_MS", value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub retry_base_ms: Option<u64>,
 
     /// Longest automatic retry delay in milliseconds [default: 300000]
-    #[arg(long, env = "TASKSYNC_RETRY_MAX_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "TASKSYNC_RETRY_MAX_MS", value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub retry_max_ms: Option<u64>,
 
     /// How long one request to the sync server may take, in milliseconds [default: 10000]
-    #[arg(long, env = "TASKSYNC_REQUEST_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "TASKSYNC_REQUEST_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub request_timeout_ms: Option<u64>,
 
     /// While offline, the longest wait between probes, in milliseconds (the first waits 1 s,
     /// doubling) [default: 30000]
-    #[arg(long, env = "TASKSYNC_PROBE_MAX_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "TASKSYNC_PROBE_MAX_MS", value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub probe_max_ms: Option<u64>,
 
     /// How long a probe (GET /api/health) may take, in milliseconds [default: 2000]
-    #[arg(long, env = "TASKSYNC_PROBE_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "TASKSYNC_PROBE_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub probe_timeout_ms: Option<u64>,
 
     /// While online, how often to pull other devices' changes, in milliseconds [default: 30000]
-    #[arg(long, env = "TASKSYNC_PULL_INTERVAL_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "TASKSYNC_PULL_INTERVAL_MS", value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub pull_interval_ms: Option<u64>,
 
     /// Never sync on its own: only `taskctl sync` talks to the server (for metered networks)
@@ -107,6 +107,10 @@ pub struct Cli {
     #[arg(long = "log", env = "RUST_LOG", value_name = "FILTER")]
     pub log: Option<String>,
 }
+
+/// The longest any millisecond setting may be: a week. Longer waits mean "never" in practice
+/// and would overflow timer arithmetic.
+pub const MAX_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`.
 pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {

@@ -74,7 +74,7 @@ impl FileSettings {
             ("probe_timeout_ms", self.probe_timeout_ms),
             ("pull_interval_ms", self.pull_interval_ms),
         ] {
-            within(key, value, 1, u64::MAX)?;
+            within(key, value, 1, super::cli::MAX_MS)?;
         }
         Ok(())
     }

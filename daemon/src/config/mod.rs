@@ -340,6 +340,15 @@ impl Loader {
             || "info".to_string(),
             |s| format!("{s:?}"),
         );
+        if let Some(token) = &token {
+            if !token.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                return Err(
+                    "token: only visible ASCII characters can travel in an Authorization header \
+                            (is there a trailing newline or carriage return?)"
+                        .into(),
+                );
+            }
+        }
         if let Some(url) = &server_url {
             crate::sync::client::check_url(url).map_err(|e| format!("server_url: {e}"))?;
         }
@@ -696,6 +705,17 @@ mod tests {
         );
         std::fs::write(&path, "\n").unwrap();
         assert!(settings(&[], &file).unwrap_err().contains("is empty"));
+    }
+
+    #[test]
+    fn a_token_with_a_line_ending_is_refused() {
+        let error = settings(&[], "token = \"abc\\r\"\n").unwrap_err();
+        assert!(error.contains("token"), "{error}");
+        let error = settings(&[], "pull_interval_ms = 99999999999999\n").unwrap_err();
+        assert!(
+            error.contains("pull_interval_ms") && error.contains("out of range"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -8,6 +8,9 @@ use std::collections::BTreeSet;
 use crate::app::{queue_entry, App};
 use crate::store::{StoreError, SyncWrite};
 
+/// Most queue entries one `Queue` answer carries.
+pub const QUEUE_REPLY_LIMIT: usize = 1_000;
+
 /// Runs one command to completion.
 pub async fn dispatch(app: &App, command: Command) -> Result<Reply, IpcError> {
     let store = &app.store;
@@ -26,10 +29,13 @@ pub async fn dispatch(app: &App, command: Command) -> Result<Reply, IpcError> {
         Command::DeleteTask { id } => Reply::Task(store.delete(resolve(app, &id)?).await?),
         Command::Status => Reply::Status(app.status()?),
         Command::Sync => Reply::Sync(app.sync.sync_now().await),
+        // The oldest entries, as many as surely fit in one frame (error messages are capped
+        // at 500 characters); `status` counts the rest.
         Command::Queue { failed_only } => Reply::Queue(
             store
                 .queue(failed_only)?
                 .into_iter()
+                .take(QUEUE_REPLY_LIMIT)
                 .map(queue_entry)
                 .collect(),
         ),
@@ -79,7 +85,12 @@ async fn retry(app: &App, target: RetryTarget) -> Result<u64, IpcError> {
         }
     };
     let seqs = rows.iter().map(|row| row.seq).collect();
-    Ok(app.store.sync_write(SyncWrite::Retry { seqs }).await?)
+    let revived = app.store.sync_write(SyncWrite::Retry { seqs }).await?;
+    if revived > 0 {
+        // Wake the engine as a new change would: these go out with the next flush.
+        app.store.events().local_change();
+    }
+    Ok(revived)
 }
 
 fn resolve(app: &App, reference: &str) -> Result<Uuid, IpcError> {

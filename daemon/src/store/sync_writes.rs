@@ -34,6 +34,8 @@ pub enum SyncWrite {
     /// One page of pulled changes and the cursor after it.
     ApplyPulled {
         changes: Vec<WireTask>,
+        /// The `meta` key the cursor is kept under (one per server).
+        cursor_key: String,
         cursor: String,
     },
     /// Send these dead-lettered rows again, with a fresh attempt budget.
@@ -47,14 +49,18 @@ impl SyncWrite {
     /// in a crash is harmless: rows marked in flight go back to pending at start anyway, and
     /// a lost "accepted" only makes the daemon send those operations again, which the server
     /// answers from its record of applied operation ids. Pulled and merged tasks are kept
-    /// durable so the clock never forgets a timestamp it has shown the user; a retry is the
-    /// user's command.
+    /// durable so the clock never forgets a timestamp it has shown the user; failed attempts
+    /// so the attempt budget and dead letters hold across a crash; a retry is the user's
+    /// command.
     pub fn must_be_durable(&self) -> bool {
         match self {
             SyncWrite::TakeBatch { .. } | SyncWrite::RecordSync { .. } => false,
-            SyncWrite::FinishBatch { outcomes } => outcomes
-                .iter()
-                .any(|(_, outcome)| matches!(outcome, ItemOutcome::Accepted { resolved: Some(_) })),
+            SyncWrite::FinishBatch { outcomes } => outcomes.iter().any(|(_, outcome)| {
+                matches!(
+                    outcome,
+                    ItemOutcome::Accepted { resolved: Some(_) } | ItemOutcome::Failed { .. }
+                )
+            }),
             SyncWrite::ApplyPulled { .. } | SyncWrite::Retry { .. } => true,
         }
     }
@@ -78,6 +84,9 @@ impl SyncApplied {
         }
     }
 }
+
+/// How much of a server's error message is kept with a failed operation.
+const MAX_ERROR_CHARS: usize = 500;
 
 /// A queue row and the task it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +166,13 @@ pub fn apply(
                                  state = CASE WHEN ?4 THEN 'failed' ELSE 'pending' END
                              WHERE id = ?1",
                         )?
-                        .execute(params![seq, error, next_attempt_at.to_string(), dead, now.to_string()])?;
+                        .execute(params![
+                            seq,
+                            error.chars().take(MAX_ERROR_CHARS).collect::<String>(),
+                            next_attempt_at.to_string(),
+                            dead,
+                            now.to_string()
+                        ])?;
                     }
                     ItemOutcome::Unsent => {}
                 }
@@ -171,12 +186,16 @@ pub fn apply(
                 ..SyncApplied::default()
             }))
         }
-        SyncWrite::ApplyPulled { changes, cursor } => {
+        SyncWrite::ApplyPulled {
+            changes,
+            cursor_key,
+            cursor,
+        } => {
             for remote in changes {
                 adopt(tx, clock, remote)?;
                 refresh_status(tx, remote.id, now)?;
             }
-            set_meta(tx, "pull_cursor", cursor)?;
+            set_meta(tx, cursor_key, cursor)?;
             Ok(Ok(SyncApplied {
                 count: changes.len() as u64,
                 adopted: changes.iter().map(|c| c.id).collect(),

@@ -417,6 +417,7 @@ async fn an_edit_made_after_pulling_a_newer_version_wins_even_with_a_slow_clock(
     store
         .sync_write(SyncWrite::ApplyPulled {
             changes: vec![pulled],
+            cursor_key: "pull_cursor test".into(),
             cursor: "1".into(),
         })
         .await

@@ -12,8 +12,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use tasksync_proto::wire::{
-    content_digest, BatchRequest, BatchResponse, ChangesResponse, ErrorBody, BATCH_PATH,
-    CHANGES_PATH, CONTENT_DIGEST_HEADER, HEALTH_PATH,
+    content_digest, BatchRequest, BatchResponse, ChangesResponse, ErrorBody, ItemStatus,
+    BATCH_PATH, CHANGES_PATH, CONTENT_DIGEST_HEADER, HEALTH_PATH,
 };
 
 /// Largest answer we read from the server.
@@ -23,7 +23,7 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SyncError {
     /// Nothing answered (refused, reset, timed out): we are offline. No attempt counts.
-    #[error("server unreachable: {0}")]
+    #[error("offline: the sync server is unreachable: {0}")]
     Unreachable(String),
     /// The server refused our credentials; no attempt counts, the user must act.
     #[error("the server refused our token ({0}): check --token / TASKSYNC_TOKEN")]
@@ -88,6 +88,20 @@ impl SyncClient {
             )));
         }
         for (item, processed) in batch.items.iter().zip(&response.processed_items) {
+            if processed.status == ItemStatus::Conflict {
+                let resolved = processed.resolved_data.as_ref().ok_or_else(|| {
+                    SyncError::BadAnswer(format!("conflict for {} without resolved_data", item.id))
+                })?;
+                if resolved.id != item.task_id {
+                    return Err(SyncError::BadAnswer(format!(
+                        "resolved_data for {} names another task",
+                        item.id
+                    )));
+                }
+                resolved.validate().map_err(|e| {
+                    SyncError::BadAnswer(format!("resolved_data for {} is invalid: {e}", item.id))
+                })?;
+            }
             if processed.client_id != item.id {
                 return Err(SyncError::BadAnswer(format!(
                     "answer for {} where {} was expected",

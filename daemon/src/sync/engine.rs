@@ -384,6 +384,15 @@ impl Engine {
                 None
             }
         };
+        if outcome.unauthorized {
+            // Nothing changes until someone fixes the token: ask again at the next pull, not
+            // in a loop.
+            tracing::warn!(
+                "the sync server refuses our token; fix token / token_file and send SIGHUP"
+            );
+            self.flush_due = None;
+            self.retry_due = Some(now + self.settings.pull_interval);
+        }
         let report_failed = outcome.failed;
         self.store.events().publish(|| {
             Event::Sync(SyncProgress::RoundFinished {

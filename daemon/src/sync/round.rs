@@ -61,10 +61,13 @@ pub struct Outcome {
     pub reached: bool,
     /// A request could not reach the server.
     pub offline: bool,
+    /// The server refused our token.
+    pub unauthorized: bool,
 }
 
 impl Outcome {
     fn note(&mut self, error: SyncError) {
+        self.unauthorized |= matches!(error, SyncError::Unauthorized(_));
         match error {
             SyncError::Unreachable(_) => self.offline = true,
             _ => self.reached = true,
@@ -352,7 +355,7 @@ impl Round<'_> {
             |e: StoreError| SyncError::BadAnswer(format!("cannot store pulled changes: {e}"));
         let mut cursor = self
             .store
-            .meta("pull_cursor")
+            .meta(&cursor_key(self.client.base()))
             .map_err(store_error)?
             .unwrap_or_default();
         let mut pulled = 0;
@@ -370,6 +373,7 @@ impl Round<'_> {
             self.store
                 .sync_write(SyncWrite::ApplyPulled {
                     changes: page.changes,
+                    cursor_key: cursor_key(self.client.base()),
                     cursor: page.cursor,
                 })
                 .await
@@ -382,6 +386,12 @@ impl Round<'_> {
             }
         }
     }
+}
+
+/// Where the pull cursor for the server at `base` is kept: a cursor only means something to
+/// the server that issued it, so switching servers starts from the beginning.
+fn cursor_key(base: &str) -> String {
+    format!("pull_cursor {base}")
 }
 
 fn queue_ref(row: &QueuedOp) -> QueueRef {
