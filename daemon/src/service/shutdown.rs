@@ -32,10 +32,6 @@ impl Shutdown {
         // An error means the trigger is gone, which also means: stop.
         let _ = self.rx.wait_for(|stop| *stop).await;
     }
-
-    pub fn is_requested(&self) -> bool {
-        *self.rx.borrow()
-    }
 }
 
 /// What a signal asks of the daemon.

@@ -119,6 +119,13 @@ impl Round<'_> {
                 Err(e) => outcome.note(e),
             }
         }
+        if outcome.synced + outcome.failed > 0 {
+            tracing::info!(
+                "sync round: {} operation(s) accepted, {} failed an attempt",
+                outcome.synced,
+                outcome.failed
+            );
+        }
         if outcome.reached {
             if let Err(e) = self
                 .store
