@@ -173,7 +173,7 @@ fn a_network_cut_mid_flush_loses_and_doubles_nothing() {
             "--probe-max-ms",
             "500",
             "--batch-size",
-            "5",
+            "1",
         ],
         &[],
     );

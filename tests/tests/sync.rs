@@ -433,7 +433,7 @@ fn a_daemon_killed_mid_flush_resends_and_nothing_is_lost_or_doubled() {
     let mut daemon = Daemon::start_opts(
         dir.path(),
         &["--server", &server.url(), "--manual-sync"],
-        &[("SYNC_BATCH_SIZE", "5")],
+        &[("SYNC_BATCH_SIZE", "1")],
     );
     let mut ids = Vec::new();
     for i in 0..300 {
@@ -453,7 +453,7 @@ fn a_daemon_killed_mid_flush_resends_and_nothing_is_lost_or_doubled() {
 
     let daemon = daemon.restart(
         &["--server", &server.url(), "--manual-sync"],
-        &[("SYNC_BATCH_SIZE", "5")],
+        &[("SYNC_BATCH_SIZE", "1")],
     );
     let (code, report) = sync(&daemon);
     assert_eq!(code, 0, "{report}");
