@@ -52,6 +52,10 @@ pub struct Cli {
     )]
     pub token_file: Option<PathBuf>,
 
+    /// Extra certificates to trust for an https:// sync server (PEM file), e.g. a private CA
+    #[arg(long, env = "TASKSYNC_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+
     /// Most operations per sync request [default: 50]
     #[arg(long, env = "SYNC_BATCH_SIZE", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch_size: Option<u32>,

@@ -15,6 +15,7 @@ pub struct FileSettings {
     pub server_url: Option<String>,
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
     pub batch_size: Option<u32>,
     pub retry_attempts: Option<u32>,
     pub retry_base_ms: Option<u64>,

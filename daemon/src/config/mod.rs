@@ -53,6 +53,7 @@ pub struct Settings {
     pub socket: PathBuf,
     pub server_url: Option<String>,
     pub token: Option<String>,
+    pub ca_file: Option<PathBuf>,
     pub batch_size: u32,
     pub retry_attempts: u32,
     pub retry_base_ms: u64,
@@ -134,6 +135,7 @@ impl Loader {
             server_url,
             token,
             token_file,
+            ca_file,
             batch_size,
             retry_attempts,
             retry_base_ms,
@@ -194,6 +196,15 @@ impl Loader {
             "TASKSYNC_TOKEN_FILE",
             cli.token_file.clone(),
             token_file,
+            show_path,
+        );
+        let ca_file = r.pick_optional(
+            "ca_file",
+            "ca_file",
+            "--ca-file",
+            "TASKSYNC_CA_FILE",
+            cli.ca_file.clone(),
+            ca_file,
             show_path,
         );
         let token = match (token, token_file) {
@@ -368,6 +379,7 @@ impl Loader {
             socket: absolute(socket),
             server_url,
             token,
+            ca_file: ca_file.map(absolute),
             batch_size,
             retry_attempts,
             retry_base_ms,
@@ -497,6 +509,7 @@ impl Settings {
         SyncSettings {
             server: self.server_url.clone(),
             token: self.token.clone(),
+            ca_file: self.ca_file.clone(),
             batch_size: self.batch_size as usize,
             max_attempts: self.retry_attempts,
             retry: RetryPolicy {

@@ -1,15 +1,20 @@
 //! The HTTP client for the sync server (DESIGN.md section 4): push a batch, pull changes,
 //! check health. It sorts every failure into what the engine must do about it.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, StatusCode};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
 use tasksync_proto::wire::{
     content_digest, BatchRequest, BatchResponse, ChangesResponse, ErrorBody, ItemStatus,
@@ -37,19 +42,31 @@ pub enum SyncError {
 }
 
 pub struct SyncClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
     token: Option<String>,
     timeout: Duration,
 }
 
 impl SyncClient {
-    /// A client for the server at `base` (`http://host:port`, no trailing slash needed).
-    pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Result<SyncClient, String> {
+    /// A client for the server at `base` (`http://` or `https://host:port`, no trailing slash
+    /// needed). HTTPS trusts the Mozilla root certificates plus those in `ca_file` (PEM).
+    pub fn new(
+        base: &str,
+        token: Option<String>,
+        timeout: Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<SyncClient, String> {
         let base = check_url(base)?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
+        let mut plain = HttpConnector::new();
+        plain.set_nodelay(true);
+        plain.set_connect_timeout(Some(timeout));
+        plain.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(ca_file)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(plain);
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
@@ -190,18 +207,47 @@ pub fn check_url(base: &str) -> Result<String, String> {
         .parse()
         .map_err(|e| format!("invalid server URL {base:?}: {e}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
+        Some("http" | "https") => {}
+        _ => {
             return Err(format!(
-                "server URL {base:?}: https is not supported yet; use http:// on a trusted network"
+                "server URL {base:?} must start with https:// or http://"
             ))
         }
-        _ => return Err(format!("server URL {base:?} must start with http://")),
     }
     if uri.host().is_none() {
         return Err(format!("server URL {base:?} has no host"));
     }
     Ok(base)
+}
+
+/// The TLS settings: TLS 1.2 and 1.3 with rustls' safe defaults, trusting the Mozilla roots
+/// and every certificate in `ca_file`.
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!(
+                "ca_file {} holds no PEM certificate",
+                path.display()
+            ));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SyncError> {
@@ -239,15 +285,16 @@ mod tests {
     #[test]
     fn urls_are_checked() {
         let timeout = Duration::from_secs(1);
-        assert!(SyncClient::new("http://127.0.0.1:8080/", None, timeout).is_ok());
+        assert!(SyncClient::new("http://127.0.0.1:8080/", None, timeout, None).is_ok());
         assert_eq!(
-            SyncClient::new("http://127.0.0.1:8080/", None, timeout)
+            SyncClient::new("http://127.0.0.1:8080/", None, timeout, None)
                 .unwrap()
                 .base(),
             "http://127.0.0.1:8080"
         );
+        assert!(SyncClient::new("https://127.0.0.1:8443", None, timeout, None).is_ok());
         for bad in ["127.0.0.1:8080", "ftp://x", "http://", "not a url"] {
-            assert!(SyncClient::new(bad, None, timeout).is_err(), "{bad}");
+            assert!(SyncClient::new(bad, None, timeout, None).is_err(), "{bad}");
         }
     }
 

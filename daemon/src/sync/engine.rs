@@ -34,6 +34,8 @@ pub struct SyncSettings {
     /// Base URL of the sync server; `None` = local only.
     pub server: Option<String>,
     pub token: Option<String>,
+    /// Extra certificates (PEM) to trust for an `https://` server.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Most operations per `POST /api/batch` (`SYNC_BATCH_SIZE`).
     pub batch_size: usize,
     /// Failed attempts before an operation is dead-lettered (`SYNC_RETRY_ATTEMPTS`).
@@ -56,6 +58,7 @@ impl Default for SyncSettings {
         SyncSettings {
             server: None,
             token: None,
+            ca_file: None,
             batch_size: 50,
             max_attempts: 3,
             retry: RetryPolicy::default(),
@@ -134,6 +137,7 @@ pub fn spawn(
             url,
             settings.token.clone(),
             settings.request_timeout,
+            settings.ca_file.as_deref(),
         )?)),
         None => None,
     };
@@ -228,19 +232,23 @@ impl Engine {
         }
     }
 
-    /// Switches to new settings. A new server (or token, or timeout) gets a new client; a new
+    /// Switches to new settings. A new server (or token, timeout, CA file) gets a new client; a new
     /// server also starts connectivity over (offline, probe at once).
     fn reconfigure(&mut self, new: SyncSettings) {
         let old = &self.settings;
         if new.server != old.server
             || new.token != old.token
             || new.request_timeout != old.request_timeout
+            || new.ca_file != old.ca_file
         {
-            let client = match new
-                .server
-                .as_deref()
-                .map(|url| SyncClient::new(url, new.token.clone(), new.request_timeout))
-            {
+            let client = match new.server.as_deref().map(|url| {
+                SyncClient::new(
+                    url,
+                    new.token.clone(),
+                    new.request_timeout,
+                    new.ca_file.as_deref(),
+                )
+            }) {
                 None => None,
                 Some(Ok(client)) => Some(Arc::new(client)),
                 Some(Err(e)) => {
