@@ -20,8 +20,8 @@ use tokio::io::BufReader;
 use crate::codec::{self, FrameError};
 use crate::events::Event;
 use crate::ipc::{
-    ClientMessage, Command, IpcError, PageCursor, QueueEntry, Reply, RetryTarget, ServerMessage,
-    StatusInfo, SyncReport, TaskPage, MAX_PAGE_TASKS, PROTOCOL_VERSION,
+    ClientMessage, Command, IpcError, PageCursor, QueueEntry, QueuePage, Reply, RetryTarget,
+    ServerMessage, StatusInfo, SyncReport, TaskPage, MAX_PAGE_TASKS, PROTOCOL_VERSION,
 };
 use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
 
@@ -97,7 +97,9 @@ impl Client {
     }
 
     /// Sends a command without waiting for its answer; returns the request id. Answers come
-    /// back in the order the requests were sent (see [`Client::receive_response`]).
+    /// back in the order the requests were sent (see [`Client::receive_response`]). Read them
+    /// as you go: the daemon stops reading while its answers go unread, and drops a connection
+    /// that leaves them unread for 10 s, so keep at most a few hundred requests outstanding.
     pub async fn send(&mut self, command: Command) -> Result<u64, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
@@ -220,10 +222,34 @@ impl Client {
         }
     }
 
-    /// Queued operations, oldest first.
+    /// Every queued operation, oldest first, fetching page after page.
     pub async fn queue(&mut self, failed_only: bool) -> Result<Vec<QueueEntry>, ClientError> {
-        match self.call(Command::Queue { failed_only }).await? {
-            Reply::Queue(entries) => Ok(entries),
+        let mut entries = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.queue_page(failed_only, after, MAX_PAGE_TASKS).await?;
+            entries.extend(page.entries);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(entries),
+            }
+        }
+    }
+
+    /// One page of the queue (see [`Command::Queue`]).
+    pub async fn queue_page(
+        &mut self,
+        failed_only: bool,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<QueuePage, ClientError> {
+        let command = Command::Queue {
+            failed_only,
+            after,
+            limit,
+        };
+        match self.call(command).await? {
+            Reply::QueuePage(page) => Ok(page),
             other => Err(unexpected(other)),
         }
     }

@@ -73,8 +73,12 @@ pub enum Command {
     /// a retry delay; answers once the round is over.
     Sync,
     /// Queued operations, oldest first; only dead-lettered ones with `failed_only`.
+    /// One page of it, oldest first, after the operation with local sequence number `after`;
+    /// pass the previous page's `next` for the following one.
     Queue {
         failed_only: bool,
+        after: Option<i64>,
+        limit: u32,
     },
     /// Send dead-lettered operations again: all of them, or those of one operation or task
     /// (full id or unique prefix).
@@ -103,7 +107,7 @@ pub enum Reply {
     TaskPage(TaskPage),
     Status(StatusInfo),
     Sync(SyncReport),
-    Queue(Vec<QueueEntry>),
+    QueuePage(QueuePage),
     /// How many operations were sent back to the queue.
     Retried(u64),
     ApiToken(String),
@@ -123,6 +127,13 @@ pub struct SyncReport {
     pub errors: Vec<String>,
     /// The server could not be reached (or none is configured).
     pub offline: bool,
+}
+
+/// A page of the sync queue; `next` is `None` on the last page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuePage {
+    pub entries: Vec<QueueEntry>,
+    pub next: Option<i64>,
 }
 
 /// One operation in the sync queue.
@@ -157,7 +168,7 @@ pub struct TaskPage {
     pub next: Option<PageCursor>,
 }
 
-/// Most tasks a page holds.
+/// Most tasks (or queue entries) a page holds.
 pub const MAX_PAGE_TASKS: u32 = 1000;
 
 /// The daemon's view of itself, for `taskctl status`.
@@ -346,7 +357,11 @@ mod round_trip {
             Command::DeleteTask { id: "cd".into() },
             Command::Status,
             Command::Sync,
-            Command::Queue { failed_only: true },
+            Command::Queue {
+                failed_only: true,
+                after: Some(41),
+                limit: 100,
+            },
             Command::Retry {
                 target: RetryTarget::All,
             },
@@ -410,17 +425,20 @@ mod round_trip {
                 errors: vec!["boom".into()],
                 offline: false,
             })),
-            Ok(Reply::Queue(vec![QueueEntry {
-                id: Uuid::now_v7(),
-                task_id: Uuid::now_v7(),
-                operation: "update".into(),
-                changed_fields: vec!["title".into()],
-                created_at: Timestamp::now(),
-                retry_count: 2,
-                error_message: Some("nope".into()),
-                state: "failed".into(),
-                next_attempt_at: None,
-            }])),
+            Ok(Reply::QueuePage(QueuePage {
+                next: Some(7),
+                entries: vec![QueueEntry {
+                    id: Uuid::now_v7(),
+                    task_id: Uuid::now_v7(),
+                    operation: "update".into(),
+                    changed_fields: vec!["title".into()],
+                    created_at: Timestamp::now(),
+                    retry_count: 2,
+                    error_message: Some("nope".into()),
+                    state: "failed".into(),
+                    next_attempt_at: None,
+                }],
+            })),
             Ok(Reply::Retried(4)),
             Ok(Reply::ApiToken("secret".into())),
             Ok(Reply::Subscribed),

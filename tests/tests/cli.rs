@@ -271,3 +271,41 @@ fn taskctl_says_when_the_daemon_is_not_running() {
     assert_eq!(json.code(), 3);
     assert_eq!(json.json_error()["error"]["code"], "unavailable");
 }
+
+#[test]
+fn a_queue_longer_than_one_frame_lists_completely() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = tasksync_proto::Client::connect(&daemon.socket, "filler")
+            .await
+            .unwrap();
+        // Pipelined in windows of 100: a client must read answers as it goes.
+        for window in 0..25 {
+            for i in 0..100 {
+                let command = tasksync_proto::Command::CreateTask(tasksync_proto::NewTask {
+                    title: format!("task {window}-{i}"),
+                    description: None,
+                });
+                client.send(command).await.unwrap();
+            }
+            for _ in 0..100 {
+                let (_, result) = client.receive_response().await.unwrap();
+                assert!(result.is_ok());
+            }
+        }
+    });
+    let queue = daemon.ctl(&["--json", "queue"]).json();
+    let entries = queue.as_array().unwrap();
+    assert_eq!(entries.len(), 2500, "every page was fetched");
+    assert!(
+        entries
+            .windows(2)
+            .all(|w| w[0]["created_at"].as_str() <= w[1]["created_at"].as_str()),
+        "oldest first"
+    );
+}

@@ -1,15 +1,12 @@
 //! What each IPC command does: resolve task references, call the store, shape the reply.
 
-use tasksync_proto::ipc::{Command, ErrorCode, IpcError, Reply, RetryTarget, TaskRef};
+use tasksync_proto::ipc::{Command, ErrorCode, IpcError, QueuePage, Reply, RetryTarget, TaskRef};
 use uuid::Uuid;
 
 use std::collections::BTreeSet;
 
 use crate::app::{queue_entry, App};
 use crate::store::{StoreError, SyncWrite};
-
-/// Most queue entries one `Queue` answer carries.
-pub const QUEUE_REPLY_LIMIT: usize = 1_000;
 
 /// Runs one command to completion.
 pub async fn dispatch(app: &App, command: Command) -> Result<Reply, IpcError> {
@@ -29,16 +26,17 @@ pub async fn dispatch(app: &App, command: Command) -> Result<Reply, IpcError> {
         Command::DeleteTask { id } => Reply::Task(store.delete(resolve(app, &id)?).await?),
         Command::Status => Reply::Status(app.status()?),
         Command::Sync => Reply::Sync(app.sync.sync_now().await),
-        // The oldest entries, as many as surely fit in one frame (error messages are capped
-        // at 500 characters); `status` counts the rest.
-        Command::Queue { failed_only } => Reply::Queue(
-            store
-                .queue(failed_only)?
-                .into_iter()
-                .take(QUEUE_REPLY_LIMIT)
-                .map(queue_entry)
-                .collect(),
-        ),
+        Command::Queue {
+            failed_only,
+            after,
+            limit,
+        } => {
+            let (rows, next) = store.queue_page(failed_only, after, limit)?;
+            Reply::QueuePage(QueuePage {
+                entries: rows.into_iter().map(queue_entry).collect(),
+                next,
+            })
+        }
         Command::Retry { target } => Reply::Retried(retry(app, target).await?),
         Command::Subscribe => {
             let message = "Subscribe turns a socket connection into an event stream; send it as a request of its own";

@@ -246,11 +246,29 @@ impl Store {
     /// Queued operations, oldest first; rows in flight say so.
     pub fn queue(&self, failed_only: bool) -> Result<Vec<QueuedOp>, StoreError> {
         let mut rows = self.reads.queue(failed_only)?;
+        self.mark_in_flight(&mut rows);
+        Ok(rows)
+    }
+
+    /// One page of the queue (see [`ReadPool::queue_page`]); rows in flight say so.
+    pub fn queue_page(
+        &self,
+        failed_only: bool,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<QueuedOp>, Option<i64>), StoreError> {
+        let (mut rows, next) =
+            self.reads
+                .queue_page(failed_only, after, limit, PAGE_BYTE_BUDGET)?;
+        self.mark_in_flight(&mut rows);
+        Ok((rows, next))
+    }
+
+    fn mark_in_flight(&self, rows: &mut [QueuedOp]) {
         let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         for row in rows.iter_mut().filter(|row| in_flight.contains(&row.seq)) {
             row.state = "in-flight".into();
         }
-        Ok(rows)
     }
 
     /// Forgets rows noted as in flight. A sync round calls this when it starts: no batch of

@@ -240,6 +240,50 @@ impl ReadPool {
         })
     }
 
+    /// One page of the queue, oldest first, after sequence number `after`: at most `limit`
+    /// rows and about `byte_budget` bytes, but always at least one row.
+    pub fn queue_page(
+        &self,
+        failed_only: bool,
+        after: Option<i64>,
+        limit: u32,
+        byte_budget: usize,
+    ) -> Result<(Vec<QueuedOp>, Option<i64>), StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE_TASKS);
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {QUEUE_COLUMNS} FROM sync_queue
+                 WHERE (NOT ?1 OR state = 'failed') AND id > ?2 ORDER BY id LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(
+                rusqlite::params![failed_only, after.unwrap_or(0), i64::from(limit) + 1],
+                queued_op_from_row,
+            )?;
+            let mut page = Vec::new();
+            let mut bytes = 0;
+            let mut more = false;
+            for row in rows {
+                let row = row?;
+                let size = row.error_message.as_ref().map_or(0, String::len)
+                    + row.changed_fields.iter().map(String::len).sum::<usize>()
+                    + 160;
+                if page.len() == limit as usize || (!page.is_empty() && bytes + size > byte_budget)
+                {
+                    more = true;
+                    break;
+                }
+                bytes += size;
+                page.push(row);
+            }
+            let next = if more {
+                page.last().map(|row: &QueuedOp| row.seq)
+            } else {
+                None
+            };
+            Ok((page, next))
+        })
+    }
+
     pub fn counts(&self) -> Result<Counts, StoreError> {
         self.with(|conn| {
             let (tasks, deleted_tasks) = conn

@@ -445,3 +445,26 @@ async fn an_edit_made_after_pulling_a_newer_version_wins_even_with_a_slow_clock(
         "the queued operation carries the later clock"
     );
 }
+
+#[tokio::test]
+async fn queue_pages_cover_the_queue_exactly_once_in_order() {
+    let (_dir, store) = open();
+    for i in 0..23 {
+        store.create(new_task(&format!("t{i}"))).await.unwrap();
+    }
+    let all = store.queue(false).unwrap();
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let (rows, next) = store.queue_page(false, after, 5).unwrap();
+        assert!(rows.len() <= 5);
+        paged.extend(rows);
+        match next {
+            Some(seq) => after = Some(seq),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    let (failed, next) = store.queue_page(true, None, 5).unwrap();
+    assert!(failed.is_empty() && next.is_none());
+}
