@@ -212,26 +212,7 @@ impl Loader {
             (None, Some(path)) => Some(read_token(&path)?),
             (None, None) => None,
         };
-        let u32_setting = |r: &mut Resolver<'_>,
-                           key,
-                           flag,
-                           env,
-                           cli: Option<u32>,
-                           file: Option<u32>,
-                           default: u32| {
-            r.pick(
-                key,
-                key,
-                flag,
-                env,
-                cli,
-                file,
-                || default,
-                |v| v.to_string(),
-            )
-        };
-        let batch_size = u32_setting(
-            &mut r,
+        let batch_size = r.number(
             "batch_size",
             "--batch-size",
             "SYNC_BATCH_SIZE",
@@ -239,8 +220,7 @@ impl Loader {
             batch_size,
             50,
         );
-        let retry_attempts = u32_setting(
-            &mut r,
+        let retry_attempts = r.number(
             "retry_attempts",
             "--retry-attempts",
             "SYNC_RETRY_ATTEMPTS",
@@ -248,20 +228,7 @@ impl Loader {
             retry_attempts,
             3,
         );
-        let mut ms =
-            |key: &'static str, flag, env, cli: Option<u64>, file: Option<u64>, default: u64| {
-                r.pick(
-                    key,
-                    key,
-                    flag,
-                    env,
-                    cli,
-                    file,
-                    || default,
-                    |v| v.to_string(),
-                )
-            };
-        let retry_base_ms = ms(
+        let retry_base_ms = r.number(
             "retry_base_ms",
             "--retry-base-ms",
             "TASKSYNC_RETRY_BASE_MS",
@@ -269,7 +236,7 @@ impl Loader {
             retry_base_ms,
             500,
         );
-        let retry_max_ms = ms(
+        let retry_max_ms = r.number(
             "retry_max_ms",
             "--retry-max-ms",
             "TASKSYNC_RETRY_MAX_MS",
@@ -277,7 +244,7 @@ impl Loader {
             retry_max_ms,
             300_000,
         );
-        let request_timeout_ms = ms(
+        let request_timeout_ms = r.number(
             "request_timeout_ms",
             "--request-timeout-ms",
             "TASKSYNC_REQUEST_TIMEOUT_MS",
@@ -285,7 +252,7 @@ impl Loader {
             request_timeout_ms,
             10_000,
         );
-        let probe_max_ms = ms(
+        let probe_max_ms = r.number(
             "probe_max_ms",
             "--probe-max-ms",
             "TASKSYNC_PROBE_MAX_MS",
@@ -293,7 +260,7 @@ impl Loader {
             probe_max_ms,
             30_000,
         );
-        let probe_timeout_ms = ms(
+        let probe_timeout_ms = r.number(
             "probe_timeout_ms",
             "--probe-timeout-ms",
             "TASKSYNC_PROBE_TIMEOUT_MS",
@@ -301,7 +268,7 @@ impl Loader {
             probe_timeout_ms,
             2_000,
         );
-        let pull_interval_ms = ms(
+        let pull_interval_ms = r.number(
             "pull_interval_ms",
             "--pull-interval-ms",
             "TASKSYNC_PULL_INTERVAL_MS",
@@ -442,6 +409,28 @@ impl Resolver<'_> {
         };
         self.shown.push((key, show(&value), source));
         value
+    }
+
+    /// A numeric setting with a default, shown as the number.
+    fn number<T: fmt::Display>(
+        &mut self,
+        key: &'static str,
+        flag: &'static str,
+        env: &'static str,
+        cli: Option<T>,
+        file: Option<T>,
+        default: T,
+    ) -> T {
+        self.pick(
+            key,
+            key,
+            flag,
+            env,
+            cli,
+            file,
+            || default,
+            |v| v.to_string(),
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
