@@ -70,11 +70,21 @@ impl Daemon {
         daemon
     }
 
-    /// Starts tasksyncd without waiting for it.
-    pub fn spawn(db: &Path, socket: &Path, log: &Path) -> Child {
-        Daemon::command(db, socket, log, &[], &[])
-            .spawn()
-            .expect("start tasksyncd")
+    /// Runs tasksyncd on these files until it exits, for a start that must fail; returns its
+    /// exit code and what it logged.
+    pub fn run_to_exit(
+        db: &Path,
+        socket: &Path,
+        log: &Path,
+        args: &[&str],
+    ) -> (Option<i32>, String) {
+        let status = Daemon::command(db, socket, log, args, &[])
+            .status()
+            .expect("run tasksyncd");
+        (
+            status.code(),
+            std::fs::read_to_string(log).unwrap_or_default(),
+        )
     }
 
     /// The command that runs tasksyncd on these files, with a clean environment.

@@ -79,11 +79,13 @@ fn a_second_daemon_on_the_same_database_or_socket_refuses_to_start() {
     let daemon = Daemon::start(dir.path());
 
     let other_socket = dir.path().join("run/other.sock");
-    let same_db = Daemon::spawn(&daemon.db, &other_socket, &dir.path().join("second.log"))
-        .wait_with_output()
-        .unwrap();
-    assert!(!same_db.status.success());
-    let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
+    let (code, log) = Daemon::run_to_exit(
+        &daemon.db,
+        &other_socket,
+        &dir.path().join("second.log"),
+        &[],
+    );
+    assert_eq!(code, Some(1));
     assert!(
         log.contains("another tasksyncd is already running"),
         "{log}"
@@ -93,15 +95,13 @@ fn a_second_daemon_on_the_same_database_or_socket_refuses_to_start() {
         "names the running one's socket: {log}"
     );
 
-    let same_socket = Daemon::spawn(
+    let (code, log) = Daemon::run_to_exit(
         &dir.path().join("other.db"),
         &daemon.socket,
         &dir.path().join("third.log"),
-    )
-    .wait_with_output()
-    .unwrap();
-    assert!(!same_socket.status.success());
-    let log = std::fs::read_to_string(dir.path().join("third.log")).unwrap();
+        &[],
+    );
+    assert_eq!(code, Some(1));
     assert!(
         log.contains("another tasksyncd is already running"),
         "{log}"
@@ -146,12 +146,13 @@ fn a_socket_folder_others_can_write_is_refused() {
     let shared = dir.path().join("shared");
     std::fs::create_dir(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let log = dir.path().join("daemon.log");
-    let out = Daemon::spawn(&dir.path().join("tasks.db"), &shared.join("s.sock"), &log)
-        .wait_with_output()
-        .unwrap();
-    assert!(!out.status.success());
-    let log = std::fs::read_to_string(log).unwrap();
+    let (code, log) = Daemon::run_to_exit(
+        &dir.path().join("tasks.db"),
+        &shared.join("s.sock"),
+        &dir.path().join("daemon.log"),
+        &[],
+    );
+    assert_eq!(code, Some(1));
     assert!(log.contains("writable by other users"), "{log}");
 }
 

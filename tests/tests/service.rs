@@ -80,39 +80,27 @@ fn a_typo_in_the_config_file_stops_the_start_and_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(&config, "batch_sise = 7\n").unwrap();
-    let log = dir.path().join("daemon.log");
     let config_arg = config.display().to_string();
-    let out = Daemon::command(
-        &dir.path().join("tasks.db"),
-        &dir.path().join("run/s.sock"),
-        &log,
-        &["--config", &config_arg],
-        &[],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let message = std::fs::read_to_string(&log).unwrap();
+    let (db, socket, log) = (
+        dir.path().join("tasks.db"),
+        dir.path().join("run/s.sock"),
+        dir.path().join("daemon.log"),
+    );
+    let (code, message) = Daemon::run_to_exit(&db, &socket, &log, &["--config", &config_arg]);
+    assert_eq!(code, Some(1));
     assert!(
         message.contains("batch_sise") && message.contains(&config_arg),
         "{message}"
     );
-    assert!(!dir.path().join("tasks.db").exists(), "nothing was touched");
+    assert!(!db.exists(), "nothing was touched");
 
     std::fs::write(&config, "retry_attempts = 0\n").unwrap();
-    let out = Daemon::command(
-        &dir.path().join("tasks.db"),
-        &dir.path().join("run/s.sock"),
-        &log,
-        &["--config", &config_arg],
-        &[],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(std::fs::read_to_string(&log)
-        .unwrap()
-        .contains("retry_attempts = 0 is out of range"));
+    let (code, message) = Daemon::run_to_exit(&db, &socket, &log, &["--config", &config_arg]);
+    assert_eq!(code, Some(1));
+    assert!(
+        message.contains("retry_attempts = 0 is out of range"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -140,23 +140,19 @@ fn a_ca_file_without_certificates_is_a_startup_error() {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("empty.pem");
     std::fs::write(&ca_file, "not a certificate\n").unwrap();
-    let log = dir.path().join("daemon.log");
-    let out = Daemon::command(
+    let args = [
+        "--server",
+        "https://127.0.0.1:9",
+        "--ca-file",
+        ca_file.to_str().unwrap(),
+    ];
+    let (code, message) = Daemon::run_to_exit(
         &dir.path().join("tasks.db"),
         &dir.path().join("run/s.sock"),
-        &log,
-        &[
-            "--server",
-            "https://127.0.0.1:9",
-            "--ca-file",
-            ca_file.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let message = std::fs::read_to_string(&log).unwrap();
+        &dir.path().join("daemon.log"),
+        &args,
+    );
+    assert_eq!(code, Some(1));
     assert!(
         message.contains("ca_file") && message.contains("no PEM certificate"),
         "{message}"
