@@ -19,8 +19,11 @@ use crate::timestamp::Timestamp;
 pub const HEALTH_PATH: &str = "/api/health";
 /// `POST` — push a [`BatchRequest`], answered by a [`BatchResponse`].
 pub const BATCH_PATH: &str = "/api/batch";
-/// `GET ?since=<cursor>&limit=<n>` — pull, answered by a [`ChangesResponse`].
+/// `GET ?since=<cursor>&limit=<n>[&wait=<seconds>]` — pull, answered by a
+/// [`ChangesResponse`]; with `wait` the server holds an empty answer until a change lands.
 pub const CHANGES_PATH: &str = "/api/changes";
+/// Longest `wait` of a live pull, in seconds (the shortest is 1).
+pub const MAX_CHANGES_WAIT_SECS: u64 = 60;
 /// `GET` — every task the server holds, tombstones included: `[WireTask...]`.
 pub const TASKS_PATH: &str = "/api/tasks";
 
@@ -262,6 +265,8 @@ pub enum DigestError {
     Malformed,
     #[error("Content-Digest does not match the body")]
     Mismatch,
+    #[error("Content-Digest has more than one sha-256 entry; send exactly one")]
+    Duplicate,
 }
 
 /// The `Content-Digest` header value for `body`: `sha-256=:<base64 of SHA-256(body)>:`.
@@ -271,18 +276,25 @@ pub fn content_digest(body: &[u8]) -> String {
 
 /// Checks a `Content-Digest` header value (an RFC 9530 dictionary; only its `sha-256` entry
 /// is used, other algorithms are ignored) against the exact body bytes.
+///
+/// A header with two `sha-256` members is refused: checking only one of them would let a
+/// wrong second digest through.
 pub fn verify_content_digest(header: Option<&str>, body: &[u8]) -> Result<(), DigestError> {
     let header = header.ok_or(DigestError::Missing)?;
-    let expected = header
+    let mut members = header
         .split(',')
         .filter_map(|member| member.split_once('='))
-        .find(|(key, _)| key.trim().eq_ignore_ascii_case("sha-256"))
-        .and_then(|(_, value)| {
-            let value = value.trim();
-            // A structured-field byte sequence may carry parameters after `;`.
-            let value = value.split(';').next().unwrap_or(value).trim();
-            value.strip_prefix(':')?.strip_suffix(':')
-        })
+        .filter(|(key, _)| key.trim().eq_ignore_ascii_case("sha-256"));
+    let member = members.next().ok_or(DigestError::Malformed)?;
+    if members.next().is_some() {
+        return Err(DigestError::Duplicate);
+    }
+    let value = member.1.trim();
+    // A structured-field byte sequence may carry parameters after `;`.
+    let value = value.split(';').next().unwrap_or(value).trim();
+    let expected = value
+        .strip_prefix(':')
+        .and_then(|v| v.strip_suffix(':'))
         .and_then(|b64| BASE64.decode(b64).ok())
         .ok_or(DigestError::Malformed)?;
     if expected.as_slice() == Sha256::digest(body).as_slice() {
@@ -338,6 +350,15 @@ mod tests {
             verify_content_digest(Some("md5=:AAAA:"), body),
             Err(DigestError::Malformed)
         );
+        // A right digest followed by a wrong one (or twice the right one) is refused.
+        let wrong = content_digest(b"other");
+        for twice in [format!("{header}, {wrong}"), format!("{header},{header}")] {
+            assert_eq!(
+                verify_content_digest(Some(&twice), body),
+                Err(DigestError::Duplicate),
+                "{twice}"
+            );
+        }
     }
 
     #[test]

@@ -10,21 +10,27 @@ use tasksync_proto::lww::{self, Incoming};
 use tasksync_proto::wire::{BatchRequest, BatchResponse, ItemStatus, ProcessedItem};
 
 use crate::store::{BatchWriter, Store, StoreError};
-use crate::validate::check_item;
+use crate::validate::{check_item, ClockLimit};
 
-/// Applies `request` atomically and returns one answer per item, in order.
-pub fn apply(store: &Store, request: &BatchRequest) -> Result<BatchResponse, StoreError> {
+/// Applies `request` atomically and returns one answer per item, in order, and whether any
+/// task changed (then live pulls are woken).
+pub fn apply(
+    store: &Store,
+    request: &BatchRequest,
+    clock: ClockLimit,
+) -> Result<(BatchResponse, bool), StoreError> {
     let checked: Vec<_> = request
         .items
         .iter()
         .enumerate()
-        .map(|(index, item)| check_item(index, item, request.device_id))
+        .map(|(index, item)| check_item(index, item, request.device_id, clock))
         .collect();
 
     store.write(|conn| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut writer = BatchWriter::new(&tx)?;
         let mut processed = Vec::with_capacity(request.items.len());
+        let mut any_change = false;
         for (item, checked) in request.items.iter().zip(checked) {
             let error = |message: String| ProcessedItem {
                 client_id: item.id,
@@ -65,6 +71,7 @@ pub fn apply(store: &Store, request: &BatchRequest) -> Result<BatchResponse, Sto
             let versioned = merged.into_versioned();
             if changed {
                 writer.save_task(&versioned)?;
+                any_change = true;
             }
             let answer = ProcessedItem {
                 client_id: item.id,
@@ -82,9 +89,12 @@ pub fn apply(store: &Store, request: &BatchRequest) -> Result<BatchResponse, Sto
         }
         drop(writer);
         tx.commit()?;
-        Ok(BatchResponse {
-            processed_items: processed,
-        })
+        Ok((
+            BatchResponse {
+                processed_items: processed,
+            },
+            any_change,
+        ))
     })
 }
 
@@ -141,7 +151,8 @@ mod tests {
             client_timestamp: Timestamp::now(),
             items,
         };
-        apply(store, &request).unwrap().processed_items
+        let clock = ClockLimit::new(Timestamp::now(), 600);
+        apply(store, &request, clock).unwrap().0.processed_items
     }
 
     fn create(op: u128) -> BatchItem {

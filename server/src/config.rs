@@ -34,6 +34,16 @@ pub struct Config {
         default_value_t = Durability::Full
     )]
     pub synchronous: Durability,
+
+    /// How far ahead of this server's clock an item's `updated_at` or `created_at` may lie, in
+    /// seconds; an item further ahead is refused (`error`, nothing applied).
+    #[arg(
+        long,
+        env = "TASKSYNC_SERVER_MAX_CLOCK_SKEW_SECS",
+        default_value_t = 600,
+        value_parser = clap::value_parser!(u32).range(0..=31_536_000)
+    )]
+    pub max_clock_skew_secs: u32,
 }
 
 /// How hard a commit waits for the disk.
@@ -59,6 +69,7 @@ impl fmt::Debug for Config {
             .field("db", &self.db)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("synchronous", &self.synchronous)
+            .field("max_clock_skew_secs", &self.max_clock_skew_secs)
             .finish()
     }
 }
@@ -82,6 +93,7 @@ mod tests {
         assert_eq!(config.listen.port(), 0);
         assert_eq!(config.token.as_deref(), Some("s3cret"));
         assert_eq!(config.synchronous, Durability::Full);
+        assert_eq!(config.max_clock_skew_secs, 600);
         assert!(!format!("{config:?}").contains("s3cret"));
     }
 

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 use tasksync_proto::wire::ErrorBody;
 use tasksync_proto::Timestamp;
@@ -18,7 +18,12 @@ pub struct ApiError {
     pub message: String,
     /// For 405: the method the route accepts.
     pub allow: Option<&'static str>,
+    /// For 503: seconds the client should wait before trying again (`Retry-After`).
+    pub retry_after: Option<u32>,
 }
+
+/// The `Retry-After` of a 503 caused by the storage (full, busy, unreachable).
+pub const STORAGE_RETRY_AFTER_SECS: u32 = 5;
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
@@ -26,6 +31,7 @@ impl ApiError {
             status,
             message: message.into(),
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -58,6 +64,19 @@ impl ApiError {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
     }
 
+    /// The storage cannot take the request now (full, busy, unreachable): 503 with
+    /// `Retry-After`, so a client waits without counting an attempt against its operations.
+    pub fn unavailable(context: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::warn!("{context} unavailable: {error}");
+        ApiError {
+            retry_after: Some(STORAGE_RETRY_AFTER_SECS),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable (full, busy or unreachable); try again later",
+            )
+        }
+    }
+
     /// A fault of the server itself: logged here, answered without details.
     pub fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!("{context}: {error}");
@@ -76,6 +95,11 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response

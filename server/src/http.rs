@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
@@ -17,20 +18,37 @@ use serde::de::DeserializeOwned;
 use tasksync_proto::wire::{
     self, BatchRequest, ChangesResponse, HealthResponse, BATCH_PATH, CHANGES_PATH,
     CONTENT_DIGEST_HEADER, DEFAULT_CHANGES_LIMIT, HEALTH_PATH, MAX_BATCH_ITEMS, MAX_BODY_BYTES,
-    MAX_CHANGES_LIMIT, TASKS_PATH,
+    MAX_CHANGES_LIMIT, MAX_CHANGES_WAIT_SECS, TASKS_PATH,
 };
 use tasksync_proto::Timestamp;
+use tokio::sync::{watch, Semaphore};
 
 use crate::auth::Auth;
 use crate::batch;
 use crate::error::{json_response, ApiError};
+use crate::notify::{Notifier, UserKey};
 use crate::store::Store;
+use crate::validate::ClockLimit;
 
 /// What every request handler shares.
 pub struct AppState {
     pub store: Arc<Store>,
     pub auth: Auth,
+    /// Wakes live pulls when a batch changed tasks.
+    pub notifier: Arc<Notifier>,
+    /// Allowed clock skew of pushed timestamps, in seconds.
+    pub max_clock_skew_secs: u32,
+    /// Turns true when the server stops: waiting pulls answer at once.
+    pub stopping: watch::Sender<bool>,
+    /// Bounds the store reads running at once on the blocking pool, so a burst of live
+    /// pulls cannot spawn a thread each.
+    pub reads: Semaphore,
 }
+
+/// The one user of this server until users arrive (issue 12): the key of its live pulls.
+const SINGLE_USER: UserKey = 0;
+/// Store reads allowed on the blocking pool at once.
+pub const MAX_CONCURRENT_READS: usize = 8;
 
 type HttpResponse = Response<Full<Bytes>>;
 
@@ -104,7 +122,7 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Result<HttpRespo
         Route::Changes => pull(state, request.uri().query()).await,
         Route::Tasks => {
             let store = state.store.clone();
-            let tasks = blocking(move || store.all_tasks()).await?;
+            let tasks = read(state, move || store.all_tasks()).await?;
             Ok(json_response(StatusCode::OK, &tasks))
         }
     }
@@ -127,14 +145,41 @@ async fn push(state: &AppState, request: Request<Incoming>) -> Result<HttpRespon
         )));
     }
     let store = state.store.clone();
-    let response = blocking(move || batch::apply(&store, &batch)).await?;
+    let clock = ClockLimit::new(Timestamp::now(), state.max_clock_skew_secs);
+    let (response, changed) = blocking(move || batch::apply(&store, &batch, clock)).await?;
+    if changed {
+        state.notifier.notify(SINGLE_USER);
+    }
     Ok(json_response(StatusCode::OK, &response))
 }
 
+/// `GET /api/changes`: one page; with `wait` and nothing new, the request is held until a
+/// change of the user commits, the wait runs out, or the server stops.
 async fn pull(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
-    let (since, limit) = changes_query(query)?;
-    let store = state.store.clone();
-    let page = blocking(move || store.changes(since, limit)).await?;
+    let ChangesQuery { since, limit, wait } = changes_query(query)?;
+    // Subscribe before reading, so a commit between the read and the wait still wakes us.
+    let mut live = wait.map(|wait| {
+        (
+            state.notifier.subscribe(SINGLE_USER),
+            tokio::time::Instant::now() + wait,
+            state.stopping.subscribe(),
+        )
+    });
+    let page = loop {
+        let store = state.store.clone();
+        let page = read(state, move || store.changes(since, limit)).await?;
+        let Some((subscription, deadline, stopping)) = live.as_mut() else {
+            break page;
+        };
+        if !page.changes.is_empty() || *stopping.borrow() {
+            break page;
+        }
+        tokio::select! {
+            () = subscription.changed() => {}
+            () = tokio::time::sleep_until(*deadline) => break page,
+            _ = stopping.changed() => break page,
+        }
+    };
     Ok(json_response(
         StatusCode::OK,
         &ChangesResponse {
@@ -145,10 +190,20 @@ async fn pull(state: &AppState, query: Option<&str>) -> Result<HttpResponse, Api
     ))
 }
 
-/// `since` (empty or missing = from the start) and `limit` (default 500, at most 5000).
-fn changes_query(query: Option<&str>) -> Result<(i64, usize), ApiError> {
+/// The parameters of `GET /api/changes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ChangesQuery {
+    since: i64,
+    limit: usize,
+    wait: Option<Duration>,
+}
+
+/// `since` (empty or missing = from the start), `limit` (default 500, at most 5000) and
+/// `wait` (1 to 60 seconds; anything else is refused).
+fn changes_query(query: Option<&str>) -> Result<ChangesQuery, ApiError> {
     let mut since = 0;
     let mut limit = DEFAULT_CHANGES_LIMIT;
+    let mut wait = None;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
@@ -176,10 +231,22 @@ fn changes_query(query: Option<&str>) -> Result<(i64, usize), ApiError> {
                     })?
                     .min(MAX_CHANGES_LIMIT);
             }
+            "wait" => {
+                let seconds = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=MAX_CHANGES_WAIT_SECS).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "wait: {value:?} is not a number of seconds from 1 to {MAX_CHANGES_WAIT_SECS}"
+                        ))
+                    })?;
+                wait = Some(Duration::from_secs(seconds));
+            }
             _ => {}
         }
     }
-    Ok((since, limit))
+    Ok(ChangesQuery { since, limit, wait })
 }
 
 /// The whole body, refusing more than [`MAX_BODY_BYTES`] with 413.
@@ -229,12 +296,27 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Runs a store call on the blocking pool; its failures are server faults (500).
+/// Runs a store read on the blocking pool, at most [`MAX_CONCURRENT_READS`] at once.
+async fn read<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = state
+        .reads
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal("read permits", &e))?;
+    blocking(f).await
+}
+
+/// Runs a store call on the blocking pool. A storage that is full, busy or unreachable
+/// answers 503 with `Retry-After`; other failures are server faults (500).
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) if error.is_unavailable() => Err(ApiError::unavailable("database", &error)),
         Ok(Err(error)) => Err(ApiError::internal("database", &error)),
         Err(error) => Err(ApiError::internal("database task", &error)),
     }
@@ -244,23 +326,55 @@ async fn blocking<T: Send + 'static>(
 mod tests {
     use super::*;
 
+    fn q(since: i64, limit: usize, wait: Option<u64>) -> ChangesQuery {
+        ChangesQuery {
+            since,
+            limit,
+            wait: wait.map(Duration::from_secs),
+        }
+    }
+
     #[test]
     fn changes_query_defaults_caps_and_refuses() {
-        assert_eq!(changes_query(None).unwrap(), (0, DEFAULT_CHANGES_LIMIT));
+        assert_eq!(
+            changes_query(None).unwrap(),
+            q(0, DEFAULT_CHANGES_LIMIT, None)
+        );
         assert_eq!(
             changes_query(Some("since=")).unwrap(),
-            (0, DEFAULT_CHANGES_LIMIT)
+            q(0, DEFAULT_CHANGES_LIMIT, None)
         );
-        assert_eq!(changes_query(Some("since=12&limit=7")).unwrap(), (12, 7));
+        assert_eq!(
+            changes_query(Some("since=12&limit=7")).unwrap(),
+            q(12, 7, None)
+        );
         assert_eq!(
             changes_query(Some("limit=999999")).unwrap(),
-            (0, MAX_CHANGES_LIMIT)
+            q(0, MAX_CHANGES_LIMIT, None)
         );
         assert_eq!(
             changes_query(Some("other=x")).unwrap(),
-            (0, DEFAULT_CHANGES_LIMIT)
+            q(0, DEFAULT_CHANGES_LIMIT, None)
         );
-        for bad in ["since=abc", "since=-1", "limit=0", "limit=x"] {
+        assert_eq!(
+            changes_query(Some("since=3&wait=1")).unwrap(),
+            q(3, DEFAULT_CHANGES_LIMIT, Some(1))
+        );
+        assert_eq!(
+            changes_query(Some("wait=60")).unwrap(),
+            q(0, DEFAULT_CHANGES_LIMIT, Some(60))
+        );
+        for bad in [
+            "since=abc",
+            "since=-1",
+            "limit=0",
+            "limit=x",
+            "wait=0",
+            "wait=61",
+            "wait=",
+            "wait=-1",
+            "wait=1.5",
+        ] {
             let error = changes_query(Some(bad)).unwrap_err();
             assert_eq!(error.status, StatusCode::BAD_REQUEST, "{bad}");
         }
@@ -285,6 +399,149 @@ mod tests {
         );
         let error = parse_json::<BatchRequest>(b"{} x").unwrap_err();
         assert_eq!(error.status, StatusCode::BAD_REQUEST);
+    }
+
+    /// A server on a loopback port over a fresh database; the stop sender ends it.
+    async fn serve_temp() -> (
+        tempfile::TempDir,
+        Arc<AppState>,
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), crate::config::Durability::Normal)
+            .expect("open store");
+        let state = Arc::new(AppState {
+            store: Arc::new(store),
+            auth: Auth::new(None),
+            notifier: Notifier::new(),
+            max_clock_skew_secs: 600,
+            stopping: watch::Sender::new(false),
+            reads: Semaphore::new(MAX_CONCURRENT_READS),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        tokio::spawn(crate::server::serve(listener, state.clone(), async move {
+            let _ = stopped.await;
+        }));
+        (dir, state, addr, stop)
+    }
+
+    /// Sends one request with `Connection: close` and returns the whole raw answer.
+    async fn exchange(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+            .await
+            .expect("answer in time")
+            .unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_full_database_answers_503_with_retry_after_and_applies_nothing() {
+        let (_dir, state, addr, _stop) = serve_temp().await;
+        state.store.fill_up().unwrap();
+        let at = Timestamp::now();
+        let task = uuid::Uuid::now_v7();
+        let body = serde_json::to_vec(&serde_json::json!({
+            "device_id": uuid::Uuid::now_v7(),
+            "client_timestamp": at,
+            "items": [{
+                "id": uuid::Uuid::now_v7(), "task_id": task, "operation": "create",
+                // A long description needs new pages, which the capped file cannot grow.
+                "data": {"id": task, "title": "t", "description": "x".repeat(9_000),
+                         "completed": false, "created_at": at,
+                         "updated_at": at, "is_deleted": false, "device_id": uuid::Uuid::nil()},
+                "created_at": at
+            }]
+        }))
+        .unwrap();
+        let digest = wire::content_digest(&body);
+        let answer = exchange(
+            addr,
+            &format!("POST /api/batch HTTP/1.1\r\nContent-Digest: {digest}"),
+            &body,
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains(&format!(
+                "retry-after: {}",
+                crate::error::STORAGE_RETRY_AFTER_SECS
+            )),
+            "{answer}"
+        );
+        assert!(answer.contains("storage unavailable"), "{answer}");
+        assert!(state.store.all_tasks().unwrap().is_empty());
+        // Reads still work while writes cannot.
+        let answer = exchange(addr, "GET /api/changes HTTP/1.1", b"").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn many_waiting_pulls_share_one_channel_and_all_wake() {
+        let (_dir, state, addr, _stop) = serve_temp().await;
+        let pulls: Vec<_> = (0..50)
+            .map(|_| {
+                tokio::spawn(exchange(
+                    addr,
+                    "GET /api/changes?since=0&wait=30 HTTP/1.1",
+                    b"",
+                ))
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while state.notifier.users_waiting() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "pulls never waited");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(state.notifier.users_waiting(), 1);
+        let store = state.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let at = Timestamp::now();
+            let task = uuid::Uuid::now_v7();
+            let request = BatchRequest {
+                device_id: uuid::Uuid::now_v7(),
+                client_timestamp: at,
+                items: vec![wire::BatchItem {
+                    id: uuid::Uuid::now_v7(),
+                    task_id: task,
+                    operation: wire::Operation::Create,
+                    changed_fields: None,
+                    data: wire::WireTask {
+                        id: task,
+                        title: "t".into(),
+                        description: None,
+                        completed: false,
+                        created_at: at,
+                        updated_at: at,
+                        is_deleted: false,
+                        device_id: uuid::Uuid::nil(),
+                    },
+                    created_at: at,
+                    retry_count: 0,
+                }],
+            };
+            batch::apply(&store, &request, ClockLimit::new(at, 600)).unwrap()
+        })
+        .await
+        .unwrap();
+        state.notifier.notify(SINGLE_USER);
+        for pull in pulls {
+            let answer = pull.await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(answer.contains("\"title\":\"t\""), "{answer}");
+        }
+        assert_eq!(state.notifier.users_waiting(), 0);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!   `/api/changes`, `/api/tasks`.
 //! - [`error`]: the `{error, timestamp, path}` answers.
 //! - [`auth`]: the constant-time bearer-token check.
+//! - [`notify`]: per-user wake-ups of live pulls (`/api/changes?wait=`).
 //! - [`validate`]: the checks of one batch item.
 //! - [`batch`]: applying a batch in one transaction with field-wise LWW.
 //! - [`store`]: the SQLite schema and queries.
@@ -20,6 +21,7 @@ pub mod batch;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod notify;
 pub mod server;
 pub mod shutdown;
 pub mod store;
@@ -37,6 +39,10 @@ impl AppState {
         Ok(Arc::new(AppState {
             store: Arc::new(Store::open(&config.db, config.synchronous)?),
             auth: auth::Auth::new(config.token.as_deref()),
+            notifier: notify::Notifier::new(),
+            max_clock_skew_secs: config.max_clock_skew_secs,
+            stopping: tokio::sync::watch::Sender::new(false),
+            reads: tokio::sync::Semaphore::new(http::MAX_CONCURRENT_READS),
         }))
     }
 }

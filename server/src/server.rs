@@ -59,6 +59,8 @@ pub async fn serve(
         });
     }
     drop(listener);
+    // Waiting live pulls answer now instead of holding shutdown up.
+    state.stopping.send_replace(true);
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => {

@@ -77,6 +77,29 @@ pub enum StoreError {
     Corrupt { table: &'static str, what: String },
 }
 
+impl StoreError {
+    /// Whether the failure is the storage's state (full, busy, read-only, unreachable) rather
+    /// than a fault in the request or the server: such failures answer 503 with `Retry-After`,
+    /// so clients wait and retry instead of counting an attempt against their operations.
+    pub fn is_unavailable(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => matches!(
+                error.code,
+                C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::DiskFull
+                    | C::SystemIoFailure
+                    | C::CannotOpen
+                    | C::ReadOnly
+                    | C::OutOfMemory
+                    | C::FileLockingProtocolFailed
+            ),
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// One page of `/api/changes`.
@@ -107,6 +130,16 @@ impl Store {
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Caps the database at its current size, so the next write that needs a page fails as
+    /// on a full disk (tests of the 503 answer).
+    #[cfg(test)]
+    pub(crate) fn fill_up(&self) -> Result<()> {
+        let conn = lock(&self.writer);
+        let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+        conn.pragma_update(None, "max_page_count", pages)?;
+        Ok(())
     }
 
     /// Runs `f` with the one writer connection (callers open one transaction in it).

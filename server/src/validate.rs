@@ -4,7 +4,7 @@
 //! `items[i].<path>`), so one bad operation cannot block the rest of a device's queue.
 
 use tasksync_proto::wire::{BatchItem, Field, Operation, WireTask};
-use tasksync_proto::ValidationError;
+use tasksync_proto::{Timestamp, ValidationError};
 use uuid::Uuid;
 
 /// An item that passed every check, ready to merge.
@@ -16,16 +16,60 @@ pub struct CheckedItem {
     pub changed_fields: Option<Vec<Field>>,
 }
 
+/// The latest timestamp the server accepts on an item: its clock plus the allowed skew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockLimit {
+    pub latest: Timestamp,
+    pub max_skew_secs: u32,
+}
+
+impl ClockLimit {
+    /// `now` plus `max_skew_secs`.
+    pub fn new(now: Timestamp, max_skew_secs: u32) -> Self {
+        let latest = Timestamp::from_millis(
+            now.as_millis()
+                .saturating_add(i64::from(max_skew_secs) * 1_000),
+        )
+        .unwrap_or(now);
+        ClockLimit {
+            latest,
+            max_skew_secs,
+        }
+    }
+}
+
 /// Checks item number `index` of a batch pushed by `device_id`.
 ///
 /// The writer of an operation is the device that pushes it, so `data.device_id` is taken from
-/// the batch, whatever the item says.
-pub fn check_item(index: usize, item: &BatchItem, device_id: Uuid) -> Result<CheckedItem, String> {
+/// the batch, whatever the item says. A timestamp further ahead than `clock` allows is refused
+/// (DESIGN.md section 4, Clocks): accepting it would drag every replica's clock into the future.
+pub fn check_item(
+    index: usize,
+    item: &BatchItem,
+    device_id: Uuid,
+    clock: ClockLimit,
+) -> Result<CheckedItem, String> {
     let at =
         |path: &str, message: &dyn std::fmt::Display| format!("items[{index}].{path}: {message}");
     let data = &item.data;
     if data.id != item.task_id {
         return Err(at("task_id", &"does not match data.id"));
+    }
+    for (path, value) in [
+        ("data.updated_at", data.updated_at),
+        ("data.created_at", data.created_at),
+        ("created_at", item.created_at),
+    ] {
+        if value > clock.latest {
+            return Err(at(
+                path,
+                &format_args!(
+                    "{value} is more than {} s ahead of the server clock; \
+                     check this device's clock (max clock skew)",
+                    clock.max_skew_secs
+                ),
+            ));
+        }
     }
     if let Err(error) = data.validate() {
         let field = match error {
@@ -69,7 +113,6 @@ pub fn check_item(index: usize, item: &BatchItem, device_id: Uuid) -> Result<Che
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tasksync_proto::Timestamp;
 
     fn item(operation: Operation, fields: Option<Vec<Field>>) -> BatchItem {
         let at = Timestamp::from_millis(1_000).unwrap();
@@ -94,6 +137,44 @@ mod tests {
     }
 
     const DEVICE: Uuid = Uuid::from_u128(0xD);
+
+    fn limit() -> ClockLimit {
+        ClockLimit::new(Timestamp::from_millis(10_000).unwrap(), 5)
+    }
+
+    fn check_item(index: usize, item: &BatchItem, device: Uuid) -> Result<CheckedItem, String> {
+        super::check_item(index, item, device, limit())
+    }
+
+    #[test]
+    fn timestamps_too_far_ahead_are_refused_naming_the_clock() {
+        // 15 s is exactly now + skew: accepted; one millisecond more is not.
+        let mut ok = item(Operation::Update, None);
+        ok.data.updated_at = Timestamp::from_millis(15_000).unwrap();
+        ok.created_at = ok.data.updated_at;
+        assert!(check_item(0, &ok, DEVICE).is_ok());
+        let ahead = Timestamp::from_millis(15_001).unwrap();
+        let mut updated = item(Operation::Update, None);
+        updated.data.updated_at = ahead;
+        let mut created = item(Operation::Update, None);
+        created.data.created_at = ahead;
+        created.data.updated_at = ahead;
+        let mut queued = item(Operation::Update, None);
+        queued.created_at = ahead;
+        for (bad, field) in [
+            (updated, "data.updated_at"),
+            (created, "data.updated_at"),
+            (queued, "items[0].created_at"),
+        ] {
+            let error = check_item(0, &bad, DEVICE).unwrap_err();
+            assert!(error.contains(field), "{error}");
+            assert!(error.contains("clock"), "{error}");
+        }
+        let far = Timestamp::from_millis(253_402_300_799_999).unwrap();
+        let mut year_9999 = item(Operation::Update, None);
+        year_9999.data.updated_at = far;
+        assert!(check_item(0, &year_9999, DEVICE).is_err());
+    }
 
     #[test]
     fn valid_items_take_the_pushing_device() {

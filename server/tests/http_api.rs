@@ -260,8 +260,9 @@ async fn raw_exchange(addr: SocketAddr, request: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// A fixed time in the past (2023-11-14), so no test item trips the clock-skew check.
 fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_millis(1_800_000_000_000 + ms).unwrap()
+    Timestamp::from_millis(1_700_000_000_000 + ms).unwrap()
 }
 
 fn base_task(id: Uuid) -> WireTask {
@@ -663,6 +664,139 @@ async fn sigterm_stops_the_server_cleanly_and_data_persists() {
     assert!(status.success(), "exit status {status:?}");
     let restarted = Server::start_in(dir, None);
     assert_eq!(restarted.task(task).await.title, "Buy milk");
+}
+
+#[tokio::test]
+async fn a_second_sha256_digest_member_is_refused() {
+    let server = Server::start();
+    let body = batch_body(LAPTOP, vec![create(Uuid::now_v7())]);
+    let right = content_digest(&body);
+    let wrong = content_digest(b"something else");
+    let header = format!("{right}, {wrong}");
+    let reply = server
+        .send(
+            Method::POST,
+            "/api/batch",
+            &[("content-digest", &header)],
+            body,
+        )
+        .await;
+    let error = reply.assert_error(StatusCode::BAD_REQUEST, "/api/batch");
+    assert!(error.error.contains("more than one"), "{}", error.error);
+    assert!(server.tasks().await.is_empty());
+}
+
+#[tokio::test]
+async fn items_from_a_clock_too_far_ahead_are_refused_alone() {
+    let server = Server::start();
+    let (ok, ahead, created_ahead) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let future = Timestamp::from_millis(Timestamp::now().as_millis() + 11 * 60 * 1_000).unwrap();
+    let mut far = create(ahead);
+    far.data.updated_at = Timestamp::from_millis(253_402_300_799_999).unwrap();
+    let mut created = create(created_ahead);
+    created.data.created_at = future;
+    created.data.updated_at = future;
+    created.created_at = future;
+    let answers = server.push(LAPTOP, vec![create(ok), far, created]).await;
+    assert_eq!(answers[0]["status"], "success");
+    for answer in &answers[1..] {
+        assert_eq!(answer["status"], "error", "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("clock"),
+            "{answer}"
+        );
+    }
+    let ids: Vec<Uuid> = server.tasks().await.iter().map(|t| t.id).collect();
+    assert_eq!(ids, vec![ok]);
+    // A timestamp within the allowed skew (here 1 minute ahead) is fine.
+    let near = Uuid::now_v7();
+    let mut soon = create(near);
+    let in_a_minute = Timestamp::from_millis(Timestamp::now().as_millis() + 60_000).unwrap();
+    soon.data.updated_at = in_a_minute;
+    soon.data.created_at = in_a_minute;
+    soon.created_at = in_a_minute;
+    assert_eq!(
+        server.push(LAPTOP, vec![soon]).await[0]["status"],
+        "success"
+    );
+}
+
+#[tokio::test]
+async fn a_live_pull_waits_for_the_next_change_and_answers_it() {
+    let server = Server::start();
+    server.push(LAPTOP, vec![create(Uuid::now_v7())]).await;
+    let first: ChangesResponse = from_value(server.get("/api/changes").await.json());
+    let cursor = first.cursor;
+
+    let task = Uuid::now_v7();
+    let path = format!("/api/changes?since={cursor}&wait=30");
+    let started = std::time::Instant::now();
+    let (reply, ()) = tokio::join!(server.get(&path), async {
+        // Push once the pull is certainly waiting: it holds while nothing is new.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.push(PHONE, vec![create(task)]).await;
+    });
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let page: ChangesResponse = from_value(reply.json());
+    assert_eq!(
+        page.changes.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![task]
+    );
+    assert_ne!(page.cursor, cursor);
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "woken by the push"
+    );
+}
+
+#[tokio::test]
+async fn a_live_pull_with_nothing_new_answers_empty_after_the_wait() {
+    let server = Server::start();
+    server.push(LAPTOP, vec![create(Uuid::now_v7())]).await;
+    let first: ChangesResponse = from_value(server.get("/api/changes").await.json());
+    let started = std::time::Instant::now();
+    let reply = server
+        .get(&format!("/api/changes?since={}&wait=1", first.cursor))
+        .await;
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let page: ChangesResponse = from_value(reply.json());
+    assert!(page.changes.is_empty());
+    assert_eq!(page.cursor, first.cursor);
+    assert!(!page.has_more);
+    // Something already new is answered at once, wait or not.
+    let all: ChangesResponse = from_value(server.get("/api/changes?wait=60").await.json());
+    assert_eq!(all.changes.len(), 1);
+    for bad in ["wait=0", "wait=61", "wait=x"] {
+        server
+            .get(&format!("/api/changes?{bad}"))
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "/api/changes");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_answers_waiting_pulls_at_once() {
+    let server = Server::start();
+    let addr = server.addr;
+    let pull = tokio::spawn(async move {
+        let request = Request::builder()
+            .uri("/api/changes?wait=60")
+            .header("host", addr.to_string())
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        send_raw(addr, request).await
+    });
+    // The pull is held (nothing on the server); give it a moment to arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let (status, _dir) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+    let reply = pull.await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(8));
 }
 
 fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> T {
