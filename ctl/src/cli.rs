@@ -1,21 +1,40 @@
-//! taskctl's command line (DESIGN.md section 8).
+//! taskctl's command line (DESIGN.md section 8): every command, argument and flag with its
+//! help text, and an example for each command.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use tasksync_proto::SyncStatus;
 
+/// How a task is named on the command line, for help texts.
+const TASK_ARG_HELP: &str = "The task: its number as `list` shows it (1 to 6 digits), or its \
+                             id or any unique prefix of the id";
+
 /// Manage your tasks through the local tasksyncd daemon.
 ///
-/// IDs may be given as any unique prefix, git style.
+/// Tasks that are neither done nor deleted have a small number (shown by `list`); name a
+/// task by that number or by any unique prefix of its id.
 #[derive(Debug, Parser)]
-#[command(name = "taskctl", version, about)]
+#[command(
+    name = "taskctl",
+    version,
+    about,
+    after_help = "Examples:
+  taskctl add Buy bread -d 'wholemeal, two loaves'
+  taskctl list
+  taskctl done 1
+  taskctl show 0193a4f2
+  taskctl --json list --pending
+
+Exit codes: 0 success, 1 refused (not found, invalid input, ambiguous) or sync failures,
+2 bad usage, 3 the daemon cannot be reached, 4 sync could not reach the sync server."
+)]
 pub struct Args {
     /// The daemon's socket [default: $XDG_RUNTIME_DIR/tasksync/tasksyncd.sock]
     #[arg(long, global = true, env = "TASKSYNC_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
-    /// Print stable JSON instead of tables
+    /// Print stable JSON instead of tables (a task is an object, a list an array)
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -34,31 +53,64 @@ impl Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Create a task; prints its id (--json: the task)
+    /// Create a task; prints its number and id (--json: the task)
+    #[command(after_help = "Examples:
+  taskctl add Buy bread
+  taskctl add 'Call the plumber' -d 'about the kitchen tap'")]
     Add {
-        title: String,
-        /// A longer description
-        #[arg(short, long)]
+        /// The title; several words need no quotes
+        #[arg(required = true, num_args = 1.., value_name = "TITLE")]
+        title: Vec<String>,
+        /// A longer description (newlines and tabs allowed)
+        #[arg(short, long, value_name = "TEXT")]
         description: Option<String>,
     },
-    /// List tasks, newest first
-    #[command(alias = "ls")]
+    /// List tasks, newest first: numbers, age, done, sync state, title
+    #[command(
+        alias = "ls",
+        after_help = "Examples:
+  taskctl list
+  taskctl list --pending --search milk
+  taskctl list --all --sync-status failed"
+    )]
     List {
         /// Include deleted tasks
         #[arg(long)]
         all: bool,
-        /// Only tasks with this sync status (pending, in-progress, synced, error, failed)
-        #[arg(long, value_parser = parse_status)]
-        status: Option<SyncStatus>,
-    },
-    /// Show one task
-    Show { id: String },
-    /// Change a task
-    Edit {
-        id: String,
+        /// Only completed tasks
+        #[arg(long, conflicts_with = "pending")]
+        done: bool,
+        /// Only tasks not completed yet (the numbered working set)
         #[arg(long)]
+        pending: bool,
+        /// Only tasks whose title or description contains TEXT (ignoring case)
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+        /// Only tasks in this sync state: pending, in-progress, synced, error or failed
+        #[arg(long, value_name = "STATE", value_parser = parse_status)]
+        sync_status: Option<SyncStatus>,
+    },
+    /// Show every field of one task, sync state included
+    #[command(after_help = "Examples:
+  taskctl show 3
+  taskctl --json show 0193a4f2")]
+    Show {
+        #[arg(help = TASK_ARG_HELP, value_name = "TASK")]
+        id: String,
+    },
+    /// Change a task's title, description or completion
+    #[command(after_help = "Examples:
+  taskctl edit 3 --title 'Buy oat milk'
+  taskctl edit 3 -d 'two litres' --done
+  taskctl edit 0193a4f2 --clear-description --undone")]
+    Edit {
+        #[arg(help = TASK_ARG_HELP, value_name = "TASK")]
+        id: String,
+        /// The new title
+        #[arg(long, value_name = "TITLE")]
         title: Option<String>,
-        #[arg(short, long, conflicts_with = "clear_description")]
+        /// The new description
+        #[arg(short, long, value_name = "TEXT", conflicts_with = "clear_description")]
         description: Option<String>,
         /// Remove the description
         #[arg(long)]
@@ -66,41 +118,138 @@ pub enum Cmd {
         /// Mark completed
         #[arg(long, conflicts_with = "undone")]
         done: bool,
-        /// Mark not completed
+        /// Mark not completed (the task gets a number again)
         #[arg(long)]
         undone: bool,
     },
-    /// Mark a task completed
-    Done { id: String },
-    /// Delete a task (soft: it syncs as a tombstone)
-    #[command(alias = "delete")]
-    Rm { id: String },
-    /// Show the daemon's state
+    /// Mark a task completed (it leaves the numbered working set)
+    #[command(after_help = "Example:
+  taskctl done 3")]
+    Done {
+        #[arg(help = TASK_ARG_HELP, value_name = "TASK")]
+        id: String,
+    },
+    /// Delete a task (soft: it stays as a tombstone that syncs)
+    #[command(
+        alias = "delete",
+        after_help = "Example:
+  taskctl rm 3"
+    )]
+    Rm {
+        #[arg(help = TASK_ARG_HELP, value_name = "TASK")]
+        id: String,
+    },
+    /// Show the daemon's state: connectivity, queue, device, version
+    #[command(after_help = "Example:
+  taskctl status")]
     Status,
     /// Flush the queue to the sync server and pull changes now; wait for the result
+    #[command(after_help = "Example:
+  taskctl sync || echo 'not everything synced'")]
     Sync,
     /// List queued operations, oldest first
+    #[command(after_help = "Examples:
+  taskctl queue
+  taskctl queue --failed")]
     Queue {
-        /// Only dead-lettered operations
+        /// Only dead-lettered operations (rejected too often; see `retry`)
         #[arg(long)]
         failed: bool,
     },
     /// Send dead-lettered operations again
+    #[command(
+        override_usage = "taskctl retry <ID>\n       taskctl retry --all",
+        after_help = "Examples:
+  taskctl retry 3
+  taskctl retry --all"
+    )]
     Retry {
-        /// An operation id or task id (or a unique prefix of one)
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        /// A task (number, id or id prefix) or an operation id (or prefix), as `queue
+        /// --failed` shows them
+        #[arg(
+            required_unless_present = "all",
+            conflicts_with = "all",
+            value_name = "ID"
+        )]
         id: Option<String>,
         /// Every dead-lettered operation
         #[arg(long)]
         all: bool,
     },
     /// Print the bearer token of the daemon's HTTP API
+    #[command(after_help = "Example:
+  curl -H \"Authorization: Bearer $(taskctl api-token)\" 127.0.0.1:3000/api/tasks")]
     ApiToken,
     /// Stream events (current state, task changes, sync progress, connectivity) until
     /// interrupted; with --json, one object a line
+    #[command(after_help = "Example:
+  taskctl --json watch | jq .event")]
     Watch,
+    /// Print a shell completion script
+    #[command(after_help = "Examples:
+  taskctl completions bash > ~/.local/share/bash-completion/completions/taskctl
+  taskctl completions zsh > ~/.zfunc/_taskctl
+  taskctl completions fish > ~/.config/fish/completions/taskctl.fish")]
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print taskctl's man page (roff), or write one page per command into a folder
+    #[command(after_help = "Examples:
+  taskctl man | man -l -
+  taskctl man --out-dir ~/.local/share/man/man1")]
+    Man {
+        /// Write taskctl.1 and taskctl-COMMAND.1 into this folder instead of printing
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 fn parse_status(text: &str) -> Result<SyncStatus, String> {
     text.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn every_argument_has_help_and_every_command_an_example() {
+        let command = Args::command();
+        for sub in command.get_subcommands() {
+            let name = sub.get_name();
+            let after = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(after.contains("taskctl"), "{name} has no example");
+            assert!(sub.get_about().is_some(), "{name} has no description");
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{name} {id} has no help");
+            }
+        }
+    }
+
+    #[test]
+    fn add_takes_the_title_as_words() {
+        let args = Args::try_parse_from(["taskctl", "add", "Buy", "bread", "-d", "x"]).unwrap();
+        match args.command {
+            Cmd::Add { title, description } => {
+                assert_eq!(title, ["Buy", "bread"]);
+                assert_eq!(description.as_deref(), Some("x"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

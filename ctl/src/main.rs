@@ -5,13 +5,17 @@
 //! usage, 3 the daemon cannot be reached, 4 `sync` could not reach the sync server.
 
 mod cli;
+mod display;
 mod output;
+mod table;
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
-use tasksync_proto::ipc::RetryTarget;
-use tasksync_proto::{Client, ClientError, TaskPatch};
+use clap::{CommandFactory, Parser};
+use tasksync_proto::ipc::{ErrorCode, IpcError, RetryTarget};
+use tasksync_proto::{Client, ClientError, Task, TaskPatch};
 
 use cli::{Args, Cmd};
 
@@ -24,6 +28,16 @@ const EXIT_OFFLINE: u8 = 4;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Commands that need no daemon.
+    match &args.command {
+        Cmd::Completions { shell } => {
+            let mut command = Args::command();
+            clap_complete::generate(*shell, &mut command, "taskctl", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Cmd::Man { out_dir } => return man(out_dir.as_deref()),
+        _ => {}
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -42,21 +56,72 @@ fn main() -> ExitCode {
     }
 }
 
+/// `man`: the main page on stdout, or every page into `out_dir`.
+fn man(out_dir: Option<&Path>) -> ExitCode {
+    let command = Args::command();
+    let result = match out_dir {
+        None => clap_mangen::Man::new(command).render(&mut std::io::stdout()),
+        Some(dir) => {
+            std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(command, dir))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            let place = out_dir.map_or("stdout".to_string(), |d| d.display().to_string());
+            eprintln!("taskctl: cannot write the man page to {place}: {e}");
+            ExitCode::from(EXIT_REFUSED)
+        }
+    }
+}
+
 async fn run(args: &Args) -> Result<Outcome, ClientError> {
     let socket = args.socket_path();
     let mut client =
         Client::connect(&socket, concat!("taskctl ", env!("CARGO_PKG_VERSION"))).await?;
-    let out = output::Output { json: args.json };
+    let out = output::Output {
+        json: args.json,
+        terminal: display::Terminal::detect(),
+    };
     match &args.command {
         Cmd::Add { title, description } => {
             let new = tasksync_proto::NewTask {
-                title: title.clone(),
+                title: title.join(" "),
                 description: description.clone(),
             };
             let task = client.create_task(new).await?;
             out.created(&task);
         }
-        Cmd::List { all, status } => out.tasks(&client.list_tasks(*all, *status).await?),
+        Cmd::List {
+            all,
+            done,
+            pending,
+            search,
+            sync_status,
+        } => {
+            // Filters apply here, over every task the listing could name, so that the short
+            // ids computed below are unique among all tasks a reference resolves against.
+            let tasks = client.list_tasks(*all, None).await?;
+            let ids: Vec<uuid::Uuid> = tasks.iter().map(|t| t.id).collect();
+            let short: HashMap<uuid::Uuid, String> =
+                ids.iter().copied().zip(output::short_ids(&ids)).collect();
+            let needle = search.as_deref().map(str::to_lowercase);
+            let shown: Vec<&Task> = tasks
+                .iter()
+                .filter(|t| !*done || t.completed)
+                .filter(|t| !*pending || (!t.completed && !t.is_deleted))
+                .filter(|t| sync_status.is_none_or(|s| t.sync_status == s))
+                .filter(|t| needle.as_deref().is_none_or(|n| matches_search(t, n)))
+                .collect();
+            out.tasks(&shown, &short);
+            if !*done && search.is_none() && sync_status.is_none() {
+                // The whole working set was shown: numbers freed before it may be reused.
+                let numbers = tasks.iter().filter_map(|t| t.number).collect();
+                // Only bookkeeping: a daemon that cannot do it now does it after the next list.
+                let _ = client.release_numbers(numbers).await;
+            }
+        }
         Cmd::Show { id } => out.task(&client.get_task(id).await?),
         Cmd::Edit {
             id,
@@ -81,16 +146,33 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
                     None
                 },
             };
-            out.task(&client.update_task(id, patch).await?);
+            let task = live_task(&mut client, id).await?;
+            out.task(&client.update_task(&task.id.to_string(), patch).await?);
         }
         Cmd::Done { id } => {
-            let patch = TaskPatch {
-                completed: Some(true),
-                ..TaskPatch::default()
-            };
-            out.task(&client.update_task(id, patch).await?);
+            let task = live_task(&mut client, id).await?;
+            let label = output::label(&task);
+            if task.completed {
+                out.unchanged(&task, "is already done", &label);
+            } else {
+                let patch = TaskPatch {
+                    completed: Some(true),
+                    ..TaskPatch::default()
+                };
+                let task = client.update_task(&task.id.to_string(), patch).await?;
+                out.changed(&task, "completed", &label);
+            }
         }
-        Cmd::Rm { id } => out.task(&client.delete_task(id).await?),
+        Cmd::Rm { id } => {
+            let task = client.get_task(id).await?;
+            let label = output::label(&task);
+            if task.is_deleted {
+                out.unchanged(&task, "is already deleted", &label);
+            } else {
+                let task = client.delete_task(&task.id.to_string()).await?;
+                out.changed(&task, "deleted", &label);
+            }
+        }
         Cmd::Status => out.status(&client.status().await?, &socket),
         Cmd::Sync => {
             let report = client.sync().await?;
@@ -102,7 +184,7 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
                 return Ok(Outcome::SyncFailed);
             }
         }
-        Cmd::Queue { failed } => out.queue(&client.queue(*failed).await?),
+        Cmd::Queue { failed } => out.queue(&client.queue(*failed).await?, *failed),
         Cmd::Retry { id, all: _ } => {
             let target = match id {
                 Some(id) => RetryTarget::Id(id.clone()),
@@ -118,8 +200,35 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
             }
             return Err(ClientError::Closed);
         }
+        Cmd::Completions { .. } | Cmd::Man { .. } => {}
     }
     Ok(Outcome::Done)
+}
+
+/// Whether `needle` (lowercase) occurs in the task's title or description, ignoring case.
+fn matches_search(task: &Task, needle: &str) -> bool {
+    task.title.to_lowercase().contains(needle)
+        || task
+            .description
+            .as_deref()
+            .is_some_and(|d| d.to_lowercase().contains(needle))
+}
+
+/// The task `reference` names, refused if it is deleted: deleted tasks cannot be changed.
+async fn live_task(client: &mut Client, reference: &str) -> Result<Task, ClientError> {
+    let task = client.get_task(reference).await?;
+    if task.is_deleted {
+        let message = format!(
+            "{} \"{}\" is deleted; deleted tasks cannot be changed",
+            output::label(&task),
+            display::cut(&display::escape(&task.title), 60)
+        );
+        return Err(ClientError::Daemon(IpcError::new(
+            ErrorCode::NotFound,
+            message,
+        )));
+    }
+    Ok(task)
 }
 
 /// How a command that reached the daemon ended.
@@ -142,7 +251,11 @@ fn report(args: &Args, error: &ClientError) -> u8 {
                 path.display()
             ),
         ),
-        ClientError::Daemon(e) => (e.code.as_str(), EXIT_REFUSED, e.message.clone()),
+        ClientError::Daemon(e) => (
+            e.code.as_str(),
+            EXIT_REFUSED,
+            display::escape(&e.message).into_owned(),
+        ),
         other => ("unavailable", EXIT_UNREACHABLE, other.to_string()),
     };
     if args.json {

@@ -3,71 +3,172 @@
 //! JSON shapes: a task is a bare object with the fields of DESIGN.md section 3, a list is a
 //! bare array, `status` is the daemon's status object.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
+use anstyle::{AnsiColor, Style};
 use tasksync_proto::events::{ChangeOrigin, ConnectivityState, Event, SyncProgress};
 use tasksync_proto::ipc::{QueueEntry, SyncReport};
-use tasksync_proto::{StatusInfo, Task};
+use tasksync_proto::{StatusInfo, SyncStatus, Task, Timestamp};
 use uuid::Uuid;
+
+use crate::display::{self, escape, escape_keeping_lines, Terminal};
+use crate::table::{paint, Cell, Table};
 
 pub struct Output {
     pub json: bool,
+    pub terminal: Terminal,
 }
 
 impl Output {
+    /// `add`: the new task's number and id (`--json`: the task).
     pub fn created(&self, task: &Task) {
         if self.json {
-            print_json(task);
-        } else {
-            println!("{}", task.id);
+            return print_json(task);
         }
+        let line = match task.number {
+            Some(number) => format!("created task {number} ({})\n", task.id),
+            None => format!("created task {}\n", task.id),
+        };
+        write_stdout(&line);
     }
 
+    /// `done` and `rm`: one line saying what happened (`--json`: the task after it).
+    /// `label` names the task as the user knew it (its number, now gone, or short id).
+    pub fn changed(&self, task: &Task, what: &str, label: &str) {
+        if self.json {
+            return print_json(task);
+        }
+        write_stdout(&format!("{what} {label} {}\n", quoted_title(task)));
+    }
+
+    /// `done` on a done task, `rm` on a deleted one: nothing changed, and it says so on
+    /// stderr (`--json`: the task as it is on stdout).
+    pub fn unchanged(&self, task: &Task, why: &str, label: &str) {
+        if self.json {
+            print_json(task);
+        }
+        eprintln!(
+            "taskctl: {label} {} {why}; nothing changed",
+            quoted_title(task)
+        );
+    }
+
+    /// `show` (and `edit`): every field of the task, one a line.
     pub fn task(&self, task: &Task) {
         if self.json {
             return print_json(task);
         }
-        let mut out = String::new();
-        let description = task.description.as_deref().unwrap_or("-");
-        let synced = task
-            .last_synced_at
-            .map_or("never".to_string(), |t| t.to_string());
-        out.push_str(&format!("id:          {}\n", task.id));
-        out.push_str(&format!("title:       {}\n", task.title));
-        out.push_str(&format!("description: {description}\n"));
-        out.push_str(&format!("completed:   {}\n", yes_no(task.completed)));
-        out.push_str(&format!("deleted:     {}\n", yes_no(task.is_deleted)));
-        out.push_str(&format!("created:     {}\n", task.created_at));
-        out.push_str(&format!("updated:     {}\n", task.updated_at));
-        out.push_str(&format!(
-            "sync:        {} (last synced: {synced})\n",
-            task.sync_status
+        let now = Timestamp::now();
+        let when = |t: Timestamp| {
+            format!(
+                "{t} ({})",
+                display::age_in_words(now.as_millis() - t.as_millis())
+            )
+        };
+        let label = Style::new().bold();
+        let mut rows: Vec<(&str, String)> = vec![
+            ("id", task.id.to_string()),
+            (
+                "number",
+                task.number.map_or(
+                    "- (only tasks neither done nor deleted have one)".into(),
+                    |n| n.to_string(),
+                ),
+            ),
+            ("title", escape(&task.title).into_owned()),
+        ];
+        let description = match &task.description {
+            None => "-".to_string(),
+            // Continuation lines line up under the first one.
+            Some(text) => escape_keeping_lines(text).replace('\n', "\n              "),
+        };
+        rows.push(("description", description));
+        let state = match (task.is_deleted, task.completed) {
+            (true, true) => "deleted (was done)",
+            (true, false) => "deleted",
+            (false, true) => "done",
+            (false, false) => "pending",
+        };
+        rows.push(("status", state.into()));
+        rows.push(("created", when(task.created_at)));
+        rows.push(("updated", when(task.updated_at)));
+        rows.push(("sync", describe_sync(task.sync_status).into()));
+        rows.push((
+            "last synced",
+            task.last_synced_at.map_or("never".into(), when),
         ));
+        let mut out = String::new();
+        for (name, value) in rows {
+            let name = format!("{name:<12}");
+            paint(&mut out, &name, label, self.terminal.color);
+            out.push_str("  ");
+            let style = match name.trim_end() {
+                "sync" => sync_style(task.sync_status),
+                "number" if task.number.is_some() => number_style(),
+                _ => Style::new(),
+            };
+            paint(&mut out, &value, style, self.terminal.color);
+            out.push('\n');
+        }
         write_stdout(&out);
     }
 
-    pub fn tasks(&self, tasks: &[Task]) {
+    /// `list`: a table of `shown`, newest first. `short_ids` names each task without a
+    /// number by an id prefix that resolves to it (see [`short_ids`]).
+    pub fn tasks(&self, shown: &[&Task], short_ids: &HashMap<Uuid, String>) {
         if self.json {
-            return print_json(&tasks);
+            return print_json(&shown);
         }
-        if tasks.is_empty() {
+        if shown.is_empty() {
             eprintln!("no tasks");
             return;
         }
-        let ids = short_ids(&tasks.iter().map(|t| t.id).collect::<Vec<_>>());
-        let width = ids.iter().map(String::len).max().unwrap_or(2).max(2);
-        let mut out = format!("{:<width$}  DONE  SYNC         TITLE\n", "ID");
-        for (task, id) in tasks.iter().zip(&ids) {
-            let done = if task.completed { "x" } else { " " };
-            let deleted = if task.is_deleted { " (deleted)" } else { "" };
-            out.push_str(&format!(
-                "{id:<width$}  [{done}]   {:<11}  {}{deleted}\n",
-                task.sync_status.as_str(),
-                task.title
-            ));
+        let now = Timestamp::now().as_millis();
+        let mut table = Table::new(&["ID", ">AGE", "DONE", "SYNC", "TITLE"]);
+        let dim = Style::new().dimmed();
+        for task in shown {
+            let finished = task.completed || task.is_deleted;
+            let row_style = if finished { dim } else { Style::new() };
+            let id = match task.number {
+                Some(number) => Cell::styled(number.to_string(), number_style()),
+                None => Cell::styled(
+                    short_ids
+                        .get(&task.id)
+                        .cloned()
+                        .unwrap_or_else(|| task.id.to_string()),
+                    row_style,
+                ),
+            };
+            let title = if task.is_deleted {
+                format!("{} (deleted)", escape(&task.title))
+            } else {
+                escape(&task.title).into_owned()
+            };
+            table.push(vec![
+                id,
+                Cell::styled(display::age(now - task.created_at.as_millis()), row_style),
+                Cell::styled(if task.completed { "[x]" } else { "[ ]" }, row_style),
+                Cell::styled(task.sync_status.as_str(), sync_style(task.sync_status)),
+                Cell::styled(title, row_style),
+            ]);
         }
-        write_stdout(&out);
+        let done = shown
+            .iter()
+            .filter(|t| t.completed && !t.is_deleted)
+            .count();
+        let deleted = shown.iter().filter(|t| t.is_deleted).count();
+        let pending = shown.len() - done - deleted;
+        let mut count = format!(
+            "{} ({pending} pending, {done} done",
+            plural(shown.len(), "task", "tasks")
+        );
+        if deleted > 0 {
+            count.push_str(&format!(", {deleted} deleted"));
+        }
+        count.push(')');
+        write_stdout(&table.render(self.terminal, Some(&count)));
     }
 
     pub fn status(&self, status: &StatusInfo, socket: &Path) {
@@ -112,41 +213,72 @@ impl Output {
                 "errors": report.errors,
             }));
         }
-        write_stdout(&format!(
-            "synced {}, failed {}\n",
-            report.synced_items, report.failed_items
-        ));
+        // Offline (or no server): nothing was tried, so only the reason is worth saying.
+        if !report.offline {
+            write_stdout(&format!(
+                "synced {}, failed {}\n",
+                report.synced_items, report.failed_items
+            ));
+        }
         for error in &report.errors {
-            eprintln!("taskctl: {error}");
+            eprintln!("taskctl: {}", escape(error));
         }
     }
 
-    pub fn queue(&self, entries: &[QueueEntry]) {
+    /// `queue`: a table of operations, oldest first (`failed_only`: `queue --failed`).
+    pub fn queue(&self, entries: &[QueueEntry], failed_only: bool) {
         if self.json {
             return print_json(entries);
         }
         if entries.is_empty() {
-            eprintln!("the queue is empty");
+            if failed_only {
+                eprintln!("no dead-lettered operations");
+            } else {
+                eprintln!("the queue is empty");
+            }
             return;
         }
         let ops = short_ids(&entries.iter().map(|e| e.id).collect::<Vec<_>>());
-        let tasks = short_ids(&entries.iter().map(|e| e.task_id).collect::<Vec<_>>());
-        let op_width = ops.iter().map(String::len).max().unwrap_or(9).max(9);
-        let task_width = tasks.iter().map(String::len).max().unwrap_or(4).max(4);
-        let mut out = format!(
-            "{:<op_width$}  {:<task_width$}  {:<9}  {:<9}  TRIES  ERROR\n",
-            "OPERATION", "TASK", "OP", "STATE"
-        );
-        for ((entry, op), task) in entries.iter().zip(&ops).zip(&tasks) {
-            out.push_str(&format!(
-                "{op:<op_width$}  {task:<task_width$}  {:<9}  {:<9}  {:>5}  {}\n",
-                entry.operation,
-                entry.state,
-                entry.retry_count,
-                entry.error_message.as_deref().unwrap_or(""),
-            ));
+        let mut task_ids: Vec<Uuid> = entries.iter().map(|e| e.task_id).collect();
+        task_ids.sort_unstable();
+        task_ids.dedup();
+        let tasks: HashMap<Uuid, String> =
+            task_ids.iter().copied().zip(short_ids(&task_ids)).collect();
+        let now = Timestamp::now().as_millis();
+        let mut table = Table::new(&[
+            "OPERATION",
+            "TASK",
+            "OP",
+            "STATE",
+            ">AGE",
+            ">TRIES",
+            "ERROR",
+        ]);
+        let mut failed = 0;
+        for (entry, op) in entries.iter().zip(ops) {
+            let state_style = match entry.state.as_str() {
+                "failed" => {
+                    failed += 1;
+                    Style::new().fg_color(Some(AnsiColor::Red.into()))
+                }
+                "in-flight" => Style::new().fg_color(Some(AnsiColor::Blue.into())),
+                _ => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+            };
+            table.push(vec![
+                Cell::new(op),
+                Cell::new(tasks.get(&entry.task_id).cloned().unwrap_or_default()),
+                Cell::new(escape(&entry.operation)),
+                Cell::styled(escape(&entry.state), state_style),
+                Cell::new(display::age(now - entry.created_at.as_millis())),
+                Cell::new(entry.retry_count.to_string()),
+                Cell::new(escape(entry.error_message.as_deref().unwrap_or(""))),
+            ]);
         }
-        write_stdout(&out);
+        let count = format!(
+            "{} ({failed} dead-lettered)",
+            plural(entries.len(), "operation", "operations")
+        );
+        write_stdout(&table.render(self.terminal, Some(&count)));
     }
 
     /// One event of `watch`: a line for people, or one JSON object a line.
@@ -173,7 +305,8 @@ impl Output {
                 let done = if task.completed { "[x]" } else { "[ ]" };
                 format!(
                     "task {} changed {origin}: {done} {}{deleted}",
-                    task.id, task.title
+                    task.id,
+                    escape(&task.title)
                 )
             }
             Event::Connectivity(state) => format!("now {}", describe_connectivity(state)),
@@ -269,16 +402,51 @@ fn event_json(event: &Event) -> serde_json::Value {
     }
 }
 
-fn yes_no(flag: bool) -> &'static str {
-    if flag {
-        "yes"
-    } else {
-        "no"
+/// `"Buy bread"`, escaped and cut to 60 columns, for one-line messages.
+fn quoted_title(task: &Task) -> String {
+    format!("\"{}\"", display::cut(&escape(&task.title), 60))
+}
+
+/// How a task is named in messages: its number if it has one, else its id's first 8 digits.
+pub fn label(task: &Task) -> String {
+    match task.number {
+        Some(number) => format!("task {number}"),
+        None => format!("task {}", &task.id.to_string()[..8]),
     }
 }
 
-/// The shortest prefix of each id (at least 8 characters) that no other listed id shares.
-fn short_ids(ids: &[Uuid]) -> Vec<String> {
+fn plural(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
+fn number_style() -> Style {
+    Style::new().fg_color(Some(AnsiColor::Cyan.into())).bold()
+}
+
+fn sync_style(status: SyncStatus) -> Style {
+    let color = match status {
+        SyncStatus::Synced => AnsiColor::Green,
+        SyncStatus::Pending => AnsiColor::Yellow,
+        SyncStatus::InProgress => AnsiColor::Blue,
+        SyncStatus::Error | SyncStatus::Failed => AnsiColor::Red,
+    };
+    Style::new().fg_color(Some(color.into()))
+}
+
+fn describe_sync(status: SyncStatus) -> &'static str {
+    match status {
+        SyncStatus::Synced => "synced: the server has this version",
+        SyncStatus::Pending => "pending: changes wait to be sent",
+        SyncStatus::InProgress => "in-progress: being sent now",
+        SyncStatus::Error => "error: a send failed, it will be retried",
+        SyncStatus::Failed => {
+            "failed: dead-lettered, see `taskctl queue --failed` and `taskctl retry`"
+        }
+    }
+}
+
+/// The shortest prefix of each id (at least 8 characters) that no other id of `ids` shares.
+pub fn short_ids(ids: &[Uuid]) -> Vec<String> {
     let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
     let mut sorted: Vec<&str> = ids.iter().map(String::as_str).collect();
     sorted.sort_unstable();
@@ -296,9 +464,28 @@ fn short_ids(ids: &[Uuid]) -> Vec<String> {
 
 fn print_json<T: serde::Serialize + ?Sized>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => write_stdout(&format!("{text}\n")),
+        Ok(text) => write_stdout(&format!("{}\n", json_for_terminal(&text))),
         Err(e) => eprintln!("taskctl: cannot print JSON: {e}"),
     }
+}
+
+/// serde_json escapes C0 controls but writes DEL, C1 controls and bidi overrides as they
+/// are; those can only occur inside strings, where `\uXXXX` means the same to a JSON reader
+/// and nothing to a terminal.
+fn json_for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    let risky = |c: char| matches!(u32::from(c), 0x7f..=0x9f | 0x202a..=0x202e | 0x2066..=0x2069);
+    if !text.chars().any(risky) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if risky(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Writes to stdout, staying quiet if the reader went away (`taskctl list | head`).
@@ -309,6 +496,15 @@ fn write_stdout(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_output_escapes_what_serde_json_leaves_raw() {
+        let text = serde_json::to_string(&"a\u{1b}b\u{9b}c\u{202e}d").unwrap();
+        let safe = json_for_terminal(&text);
+        assert_eq!(safe, "\"a\\u001bb\\u009bc\\u202ed\"");
+        let back: String = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back, "a\u{1b}b\u{9b}c\u{202e}d");
+    }
 
     #[test]
     fn short_ids_are_unique_prefixes_of_at_least_eight() {

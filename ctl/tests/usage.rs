@@ -15,11 +15,20 @@ fn version_and_usage_errors() {
     let out = taskctl().output().unwrap();
     assert_eq!(out.status.code(), Some(2), "a command is required");
     let out = taskctl()
-        .args(["list", "--status", "done"])
+        .args(["list", "--sync-status", "done"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown sync status"));
+    let out = taskctl()
+        .args(["list", "--done", "--pending"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--done and --pending exclude each other"
+    );
 }
 
 #[test]

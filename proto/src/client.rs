@@ -276,6 +276,15 @@ impl Client {
             other => Err(unexpected(other)),
         }
     }
+
+    /// Tells the daemon the whole working set was just shown with these numbers (see
+    /// [`Command::ReleaseNumbers`]); returns how many freed numbers became reusable.
+    pub async fn release_numbers(&mut self, shown: Vec<u32>) -> Result<u64, ClientError> {
+        match self.call(Command::ReleaseNumbers { shown }).await? {
+            Reply::Released(count) => Ok(count),
+            other => Err(unexpected(other)),
+        }
+    }
 }
 
 /// A connection that streams events (see [`Client::subscribe`]).

@@ -19,7 +19,7 @@ use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
 use crate::timestamp::Timestamp;
 
 /// The version of this message set. A daemon refuses a client that speaks another one.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,8 +44,9 @@ pub enum ServerMessage {
     Event(Event),
 }
 
-/// One thing a client asks of the daemon. Task references (`id`) are a full id or any unique
-/// prefix of one (git style); deleted tasks count when matching prefixes.
+/// One thing a client asks of the daemon. Task references (`id`) are a working-set number (1
+/// to 6 digits), or a full id or any unique prefix of one (git style); a prefix resolves among
+/// tasks that are not deleted first, then among deleted ones (see [`TaskRef`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     CreateTask(NewTask),
@@ -90,6 +91,12 @@ pub enum Command {
     /// Turn this connection into a stream of events, opening with the current state. The
     /// daemon reads nothing more from the connection but its end.
     Subscribe,
+    /// A client has just shown the user the whole working set, whose numbers were `shown`:
+    /// numbers freed before that listing (by tasks that left the set) may now be given to
+    /// new tasks. Numbers in `shown` stay held. Answered with [`Reply::Released`].
+    ReleaseNumbers {
+        shown: Vec<u32>,
+    },
 }
 
 /// Which dead-lettered operations `Retry` revives.
@@ -113,6 +120,8 @@ pub enum Reply {
     ApiToken(String),
     /// Events follow.
     Subscribed,
+    /// How many freed working-set numbers became free to reuse.
+    Released(u64),
 }
 
 /// The outcome of a sync round, as the original challenge's `POST /api/sync` reports it.
@@ -255,9 +264,14 @@ impl IpcError {
     }
 }
 
-/// A task reference checked for shape: a lowercase run of 1..=36 hex digits and dashes.
+/// A task reference checked for shape: a lowercase run of 1..=36 hex digits and dashes. One
+/// of 1 to 6 decimal digits is a working-set number ([`TaskRef::as_number`]), anything else
+/// an id or id prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRef(String);
+
+/// Most digits a working-set number has; a longer run of digits is an id prefix.
+pub const MAX_NUMBER_DIGITS: usize = 6;
 
 impl TaskRef {
     /// Checks and normalises a full id or prefix as typed by a user.
@@ -275,6 +289,13 @@ impl TaskRef {
             ));
         }
         Ok(TaskRef(text))
+    }
+
+    /// The working-set number, if this reference is one (1 to 6 decimal digits).
+    pub fn as_number(&self) -> Option<u32> {
+        let digits =
+            self.0.len() <= MAX_NUMBER_DIGITS && self.0.bytes().all(|b| b.is_ascii_digit());
+        digits.then(|| self.0.parse().ok()).flatten()
     }
 
     /// The full id, if this reference is one.
@@ -305,6 +326,16 @@ mod tests {
         assert_eq!(full.as_full_id(), Some(id));
         assert_eq!(TaskRef::parse("0190").unwrap().as_full_id(), None);
     }
+
+    #[test]
+    fn one_to_six_digits_are_a_number_and_anything_else_a_prefix() {
+        assert_eq!(TaskRef::parse("7").unwrap().as_number(), Some(7));
+        assert_eq!(TaskRef::parse(" 042 ").unwrap().as_number(), Some(42));
+        assert_eq!(TaskRef::parse("999999").unwrap().as_number(), Some(999_999));
+        assert_eq!(TaskRef::parse("1234567").unwrap().as_number(), None);
+        assert_eq!(TaskRef::parse("12a").unwrap().as_number(), None);
+        assert_eq!(TaskRef::parse("01-2").unwrap().as_number(), None);
+    }
 }
 
 #[cfg(test)]
@@ -318,6 +349,7 @@ mod round_trip {
         let now = Timestamp::now();
         Task {
             id: Uuid::now_v7(),
+            number: Some(3),
             title: "Buy milk ✓".into(),
             description: Some("two litres".into()),
             completed: true,
@@ -370,6 +402,9 @@ mod round_trip {
             },
             Command::ApiToken,
             Command::Subscribe,
+            Command::ReleaseNumbers {
+                shown: vec![1, 2, 999_999],
+            },
         ];
         let mut messages = vec![ClientMessage::Hello {
             protocol: PROTOCOL_VERSION,
@@ -442,6 +477,7 @@ mod round_trip {
             Ok(Reply::Retried(4)),
             Ok(Reply::ApiToken("secret".into())),
             Ok(Reply::Subscribed),
+            Ok(Reply::Released(2)),
         ];
         messages.extend(
             results

@@ -24,6 +24,10 @@ pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub id: TaskId,
+    /// The task's working-set number on this device (DESIGN.md section 8): set while the task
+    /// is neither completed nor deleted, `None` otherwise. Local only, like `sync_status`.
+    #[serde(default)]
+    pub number: Option<u32>,
     pub title: String,
     pub description: Option<String>,
     pub completed: bool,
@@ -105,6 +109,14 @@ pub struct TaskPatch {
 pub enum ValidationError {
     #[error("title must not be empty")]
     EmptyTitle,
+    #[error("title must contain a visible character, not only spaces or invisible characters")]
+    InvisibleTitle,
+    #[error("title must not contain control characters (found {0})")]
+    ControlInTitle(String),
+    #[error(
+        "description must not contain control characters other than newline and tab (found {0})"
+    )]
+    ControlInDescription(String),
     #[error("title is {0} characters long; the limit is {MAX_TITLE_CHARS}")]
     TitleTooLong(usize),
     #[error("description is {0} characters long; the limit is {MAX_DESCRIPTION_CHARS}")]
@@ -116,18 +128,84 @@ pub enum ValidationError {
 fn validate_title(title: &str) -> Result<(), ValidationError> {
     let chars = title.trim().chars().count();
     match chars {
-        0 => Err(ValidationError::EmptyTitle),
-        n if n > MAX_TITLE_CHARS => Err(ValidationError::TitleTooLong(n)),
-        _ => Ok(()),
+        0 => return Err(ValidationError::EmptyTitle),
+        n if n > MAX_TITLE_CHARS => return Err(ValidationError::TitleTooLong(n)),
+        _ => {}
     }
+    if let Some(c) = title.chars().find(|c| c.is_control()) {
+        return Err(ValidationError::ControlInTitle(code_point(c)));
+    }
+    if !title.chars().any(is_visible) {
+        return Err(ValidationError::InvisibleTitle);
+    }
+    Ok(())
 }
 
 fn validate_description(description: Option<&str>) -> Result<(), ValidationError> {
-    let chars = description.map_or(0, |d| d.chars().count());
+    let Some(description) = description else {
+        return Ok(());
+    };
+    let chars = description.chars().count();
     if chars > MAX_DESCRIPTION_CHARS {
         return Err(ValidationError::DescriptionTooLong(chars));
     }
+    if let Some(c) = description
+        .chars()
+        .find(|&c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(ValidationError::ControlInDescription(code_point(c)));
+    }
     Ok(())
+}
+
+/// `U+001B` for ESC: how a refused character is named in messages (never raw).
+fn code_point(c: char) -> String {
+    format!("U+{:04X}", u32::from(c))
+}
+
+/// Whether `c` shows something on screen: not whitespace, not a control character (Unicode
+/// category Cc, which `char::is_control` is exactly), and not a format or otherwise
+/// invisible character (category Cf, variation selectors, fillers: the Default_Ignorable
+/// code points of Unicode 16, plus the blank Braille pattern).
+fn is_visible(c: char) -> bool {
+    !(c.is_whitespace() || c.is_control() || is_invisible(c))
+}
+
+/// Code points that render as nothing: Unicode's Default_Ignorable_Code_Point set (which
+/// holds every format character, Cf, that can appear in text: ZWSP, ZWJ, BOM, bidi
+/// controls, ...), the Hangul fillers, and U+2800 BRAILLE PATTERN BLANK. A fixed table: these
+/// sets change rarely, and a title rule must not change with a dependency update.
+fn is_invisible(c: char) -> bool {
+    const RANGES: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),   // soft hyphen
+        (0x034F, 0x034F),   // combining grapheme joiner
+        (0x061C, 0x061C),   // Arabic letter mark
+        (0x0600, 0x0605),   // Arabic number signs (Cf)
+        (0x06DD, 0x06DD),   // Arabic end of ayah (Cf)
+        (0x070F, 0x070F),   // Syriac abbreviation mark (Cf)
+        (0x0890, 0x0891),   // Arabic pound/piastre marks above (Cf)
+        (0x08E2, 0x08E2),   // Arabic disputed end of ayah (Cf)
+        (0x115F, 0x1160),   // Hangul fillers
+        (0x17B4, 0x17B5),   // Khmer inherent vowels
+        (0x180B, 0x180F),   // Mongolian variation selectors, vowel separator
+        (0x200B, 0x200F),   // ZWSP, ZWNJ, ZWJ, LRM, RLM
+        (0x202A, 0x202E),   // bidi embeddings and overrides
+        (0x2060, 0x206F),   // word joiner, invisible operators, bidi isolates
+        (0x2800, 0x2800),   // Braille pattern blank
+        (0x3164, 0x3164),   // Hangul filler
+        (0xFE00, 0xFE0F),   // variation selectors
+        (0xFEFF, 0xFEFF),   // BOM, zero-width no-break space
+        (0xFFA0, 0xFFA0),   // halfwidth Hangul filler
+        (0xFFF0, 0xFFFB),   // unassigned specials, interlinear annotation (Cf)
+        (0x110BD, 0x110BD), // Kaithi number sign (Cf)
+        (0x110CD, 0x110CD), // Kaithi number sign above (Cf)
+        (0x13430, 0x1343F), // Egyptian hieroglyph format controls (Cf)
+        (0x1BCA0, 0x1BCA3), // shorthand format controls (Cf)
+        (0x1D173, 0x1D17A), // musical symbol format controls (Cf)
+        (0xE0000, 0xE0FFF), // tags, variation selectors supplement
+    ];
+    let c = u32::from(c);
+    RANGES.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
 
 impl NewTask {
@@ -177,6 +255,66 @@ mod tests {
             new(&"a".repeat(501)).validate(),
             Err(ValidationError::TitleTooLong(501))
         );
+    }
+
+    #[test]
+    fn titles_refuse_control_characters_and_need_something_visible() {
+        for bad in [
+            "evil\u{1b}]0;pwned\u{7}",
+            "clear\u{1b}[2J",
+            "tab\there",
+            "line\nbreak",
+            "nul\0",
+            "del\u{7f}",
+            "c1\u{9b}31m",
+        ] {
+            assert!(
+                matches!(new(bad).validate(), Err(ValidationError::ControlInTitle(_))),
+                "{bad:?}"
+            );
+        }
+        let err = new("a\u{1b}b").validate().unwrap_err().to_string();
+        assert!(err.contains("U+001B") && !err.contains('\u{1b}'), "{err}");
+        for invisible in [
+            "\u{200b}",
+            "\u{feff}",
+            " \u{200b}\u{feff} ",
+            "\u{2060}\u{200d}",
+            "\u{3164}",
+            "\u{202e}",
+            "\u{2800}",
+        ] {
+            assert_eq!(
+                new(invisible).validate(),
+                Err(ValidationError::InvisibleTitle),
+                "{invisible:?}"
+            );
+        }
+        for fine in ["a\u{200b}", "日本", "👍", "x\u{202e}y", "Ünïcödé"] {
+            assert!(new(fine).validate().is_ok(), "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn descriptions_allow_newlines_and_tabs_but_no_other_control() {
+        let mut task = new("t");
+        task.description = Some("line 1\n\tline 2\n".into());
+        assert!(task.validate().is_ok());
+        for bad in ["a\rb", "\u{1b}[2J", "bell\u{7}", "\u{85}"] {
+            task.description = Some(bad.into());
+            assert!(
+                matches!(
+                    task.validate(),
+                    Err(ValidationError::ControlInDescription(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        let patch = TaskPatch {
+            description: Some(Some("\u{1b}]0;x\u{7}".into())),
+            ..Default::default()
+        };
+        assert!(patch.validate().is_err());
     }
 
     #[test]

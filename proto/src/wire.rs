@@ -73,6 +73,7 @@ impl WireTask {
     pub fn to_task(&self, sync_status: SyncStatus, last_synced_at: Option<Timestamp>) -> Task {
         Task {
             id: self.id,
+            number: None,
             title: self.title.clone(),
             description: self.description.clone(),
             completed: self.completed,

@@ -191,6 +191,11 @@ impl Daemon {
     pub fn ctl(&self, args: &[&str]) -> Ctl {
         ctl_at(&self.socket, args)
     }
+
+    /// Runs taskctl against this daemon with extra environment variables.
+    pub fn ctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Ctl {
+        ctl_env(&self.socket, args, env)
+    }
 }
 
 impl Drop for Daemon {
@@ -236,11 +241,20 @@ impl Ctl {
 
 /// Runs taskctl with `--socket socket`.
 pub fn ctl_at(socket: &Path, args: &[&str]) -> Ctl {
+    ctl_env(socket, args, &[])
+}
+
+/// Runs taskctl with `--socket socket` and extra environment variables (`COLUMNS`,
+/// `NO_COLOR`, ...); the output-shaping variables of the test's own environment are removed.
+pub fn ctl_env(socket: &Path, args: &[&str], env: &[(&str, &str)]) -> Ctl {
     let output = Command::new(bin("taskctl"))
         .arg("--socket")
         .arg(socket)
         .args(args)
         .env_remove("TASKSYNC_SOCKET")
+        .env_remove("COLUMNS")
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run taskctl");

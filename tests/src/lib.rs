@@ -13,7 +13,7 @@ pub mod proxy;
 pub mod scripted;
 pub mod server;
 
-pub use daemon::{ctl_at, Ctl, Daemon};
+pub use daemon::{ctl_at, ctl_env, Ctl, Daemon};
 pub use server::Server;
 
 use std::path::{Path, PathBuf};

@@ -12,10 +12,20 @@ fn the_crud_flow_works_end_to_end_with_json_output() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
 
-    let plain = daemon.ctl(&["add", "Buy milk", "-d", "two litres"]);
+    let plain = daemon.ctl(&["add", "Buy", "milk", "-d", "two litres"]);
     assert_eq!(plain.code(), 0, "{}", plain.stderr());
-    let milk_id = plain.stdout().trim().to_string();
-    assert_eq!(milk_id.len(), 36, "add prints the id: {milk_id:?}");
+    let printed = plain.stdout();
+    let milk_id = printed
+        .trim()
+        .strip_prefix("created task 1 (")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("add prints the number and id: {printed:?}"))
+        .to_string();
+    assert_eq!(
+        milk_id.len(),
+        36,
+        "add prints the number and id: {printed:?}"
+    );
 
     let bread = add(&daemon, "Bake bread");
     assert_eq!(bread["title"], "Bake bread");
@@ -24,6 +34,7 @@ fn the_crud_flow_works_end_to_end_with_json_output() {
     assert_eq!(bread["sync_status"], "pending");
     assert_eq!(bread["description"], Value::Null);
     assert_eq!(bread["last_synced_at"], Value::Null);
+    assert_eq!(bread["number"], 2);
     let bread_id = bread["id"].as_str().unwrap().to_string();
 
     let list = daemon.ctl(&["--json", "list"]).json();
@@ -81,10 +92,12 @@ fn the_crud_flow_works_end_to_end_with_json_output() {
     let all = daemon.ctl(&["--json", "list", "--all"]).json();
     assert_eq!(all.as_array().unwrap().len(), 2);
     let pending = daemon
-        .ctl(&["--json", "list", "--all", "--status", "pending"])
+        .ctl(&["--json", "list", "--all", "--sync-status", "pending"])
         .json();
     assert_eq!(pending.as_array().unwrap().len(), 2);
-    let synced = daemon.ctl(&["--json", "list", "--status", "synced"]).json();
+    let synced = daemon
+        .ctl(&["--json", "list", "--sync-status", "synced"])
+        .json();
     assert_eq!(synced, Value::Array(vec![]));
 
     let status = daemon.ctl(&["--json", "status"]).json();
@@ -111,15 +124,104 @@ fn human_output_is_short_and_messages_go_to_stderr() {
     add(&daemon, "Water the plants");
     let list = daemon.ctl(&["list"]);
     let lines: Vec<String> = list.stdout().lines().map(str::to_string).collect();
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines[0].starts_with("ID"));
-    assert!(lines[1].contains("Water the plants") && lines[1].contains("pending"));
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with("ID  AGE  DONE  SYNC"), "{lines:?}");
+    assert!(lines[1].starts_with("1 ") && lines[1].ends_with("pending  Water the plants"));
+    assert_eq!(lines[2], "1 task (1 pending, 0 done)");
 
     let status = daemon.ctl(&["status"]);
     assert!(
         status.stdout().contains("local-only"),
         "{}",
         status.stdout()
+    );
+}
+
+#[test]
+fn repeated_done_and_rm_say_so_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let task = add(&daemon, "Water the plants");
+    let id = task["id"].as_str().unwrap();
+
+    let done = daemon.ctl(&["done", "1"]);
+    assert_eq!(done.code(), 0, "{}", done.stderr());
+    assert_eq!(done.stdout(), "completed task 1 \"Water the plants\"\n");
+    let again = daemon.ctl(&["done", id]);
+    assert_eq!(again.code(), 0);
+    assert_eq!(again.stdout(), "");
+    assert!(
+        again.stderr().contains("already done; nothing changed"),
+        "{}",
+        again.stderr()
+    );
+    let json = daemon.ctl(&["--json", "done", id]).json();
+    assert_eq!(json["completed"], true);
+    assert_eq!(
+        daemon.ctl(&["--json", "status"]).json()["pending"],
+        2,
+        "create + done"
+    );
+
+    let removed = daemon.ctl(&["rm", id]);
+    assert_eq!(removed.code(), 0);
+    assert!(
+        removed.stdout().starts_with("deleted task "),
+        "{}",
+        removed.stdout()
+    );
+    let again = daemon.ctl(&["rm", id]);
+    assert_eq!(again.code(), 0, "{}", again.stderr());
+    assert!(
+        again.stderr().contains("already deleted; nothing changed"),
+        "{}",
+        again.stderr()
+    );
+    let edit = daemon.ctl(&["--json", "edit", id, "--title", "x"]);
+    assert_eq!(edit.code(), 1);
+    let error = edit.json_error();
+    assert_eq!(error["error"]["code"], "not_found");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is deleted"),
+        "{error}"
+    );
+    assert_eq!(
+        daemon.ctl(&["--json", "status"]).json()["pending"],
+        3,
+        "+ delete"
+    );
+
+    let failed = daemon.ctl(&["queue", "--failed"]);
+    assert_eq!(failed.stdout(), "");
+    assert!(
+        failed.stderr().contains("no dead-lettered operations"),
+        "{}",
+        failed.stderr()
+    );
+    let queue = daemon.ctl(&["queue"]);
+    let stdout = queue.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    let task_column: Vec<&str> = lines[1..4]
+        .iter()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert!(
+        task_column.iter().all(|t| *t == &id[..8]),
+        "{task_column:?}"
+    );
+    assert_eq!(lines[4], "3 operations (0 dead-lettered)");
+
+    let sync = daemon.ctl(&["sync"]);
+    assert_eq!(sync.code(), 4);
+    assert_eq!(sync.stdout(), "", "nothing was tried, so no counts");
+    assert!(
+        sync.stderr().contains("no sync server"),
+        "{}",
+        sync.stderr()
     );
 }
 

@@ -38,6 +38,7 @@ pub async fn dispatch(app: &App, command: Command) -> Result<Reply, IpcError> {
             })
         }
         Command::Retry { target } => Reply::Retried(retry(app, target).await?),
+        Command::ReleaseNumbers { shown } => Reply::Released(store.release_numbers(shown).await?),
         Command::Subscribe => {
             let message = "Subscribe turns a socket connection into an event stream; send it as a request of its own";
             return Err(IpcError::new(ErrorCode::InvalidInput, message));
@@ -58,7 +59,11 @@ async fn retry(app: &App, target: RetryTarget) -> Result<u64, IpcError> {
     let rows = match target {
         RetryTarget::All => app.store.queue(true)?,
         RetryTarget::Id(reference) => {
-            let prefix = TaskRef::parse(&reference)?;
+            let mut prefix = TaskRef::parse(&reference)?;
+            if prefix.as_number().is_some() {
+                // A working-set number names a task: its dead-lettered operations.
+                prefix = TaskRef::parse(&app.store.resolve(&prefix)?.to_string())?;
+            }
             let rows = app.store.failed_matching(&prefix)?;
             let tasks: BTreeSet<Uuid> = rows.iter().map(|row| row.task_id).collect();
             let exact_op = rows

@@ -32,7 +32,7 @@ pub fn apply(
     match op {
         WriteOp::Create(new) => {
             let now = clock.tick(Timestamp::now());
-            let task = Task {
+            let mut task = Task {
                 id: Uuid::now_v7(),
                 title: new.title.clone(),
                 description: new.description.clone(),
@@ -42,12 +42,14 @@ pub fn apply(
                 is_deleted: false,
                 sync_status: SyncStatus::Pending,
                 last_synced_at: None,
+                number: None,
             };
             tx.prepare_cached(
                 "INSERT INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status)
                  VALUES (?1, ?2, ?3, 0, ?4, ?4, 0, 'pending')",
             )?
             .execute(params![task.id.to_string(), task.title, task.description, now.to_string()])?;
+            task.number = number_of(tx, task.id)?;
             enqueue(tx, &task, "create", ALL_FIELDS)?;
             Ok(Ok(task))
         }
@@ -81,6 +83,7 @@ pub fn apply(
                 task.completed,
                 task.updated_at.to_string()
             ])?;
+            task.number = number_of(tx, task.id)?;
             enqueue(tx, &task, "update", &changed)?;
             Ok(Ok(task))
         }
@@ -93,10 +96,31 @@ pub fn apply(
             task.sync_status = SyncStatus::Pending;
             tx.prepare_cached("UPDATE tasks SET is_deleted = 1, updated_at = ?2, sync_status = 'pending' WHERE id = ?1")?
                 .execute(params![id.to_string(), task.updated_at.to_string()])?;
+            task.number = None;
             enqueue(tx, &task, "delete", &["is_deleted"])?;
             Ok(Ok(task))
         }
     }
+}
+
+/// The working-set number the schema's triggers gave the task `id` (see `schema::NUMBERS`).
+fn number_of(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<u32>> {
+    tx.prepare_cached("SELECT number FROM tasks WHERE id = ?1")?
+        .query_row([id.to_string()], |row| row.get(0))
+}
+
+/// Makes every freed working-set number that is not in `shown` reusable: a listing of the
+/// whole set just showed the numbering without them. Returns how many became reusable.
+pub fn release_numbers(tx: &Transaction<'_>, shown: &[u32]) -> rusqlite::Result<u64> {
+    let shown = serde_json::to_string(shown)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let released = tx
+        .prepare_cached(
+            "UPDATE freed_numbers SET reusable = 1
+             WHERE reusable = 0 AND number NOT IN (SELECT value FROM json_each(?1))",
+        )?
+        .execute([shown])?;
+    Ok(released as u64)
 }
 
 /// The task with `id`, deleted or not.

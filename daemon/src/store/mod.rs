@@ -169,7 +169,7 @@ impl Store {
                 });
                 Ok(task)
             }
-            Applied::Sync(_) => Err(StoreError::Storage("a command produced no task".into())),
+            _ => Err(StoreError::Storage("a command produced no task".into())),
         }
     }
 
@@ -189,7 +189,7 @@ impl Store {
                 }
                 Ok(applied.count)
             }
-            Applied::Task(_) => Err(StoreError::Storage("a sync update produced a task".into())),
+            _ => Err(StoreError::Storage("a sync update produced a task".into())),
         }
     }
 
@@ -214,7 +214,22 @@ impl Store {
         self.reads.get(id)
     }
 
-    /// The id a full id or unique prefix names.
+    /// A listing just showed the whole working set with the numbers `shown`: numbers freed
+    /// before it become reusable (DESIGN.md section 8). Returns how many did; writes only
+    /// when some number is held.
+    pub async fn release_numbers(&self, shown: Vec<u32>) -> Result<u64, StoreError> {
+        if !self.reads.holds_freed_numbers()? {
+            return Ok(0);
+        }
+        match self.apply(Change::ReleaseNumbers(shown)).await? {
+            Applied::Released(count) => Ok(count),
+            _ => Err(StoreError::Storage(
+                "releasing numbers produced something else".into(),
+            )),
+        }
+    }
+
+    /// The id a working-set number, full id or unique prefix names.
     pub fn resolve(&self, reference: &TaskRef) -> Result<Uuid, StoreError> {
         self.reads.resolve(reference)
     }
@@ -295,7 +310,7 @@ impl Store {
         };
         match self.apply(Change::Sync(write)).await? {
             Applied::Sync(applied) => Ok(applied.taken),
-            Applied::Task(_) => Err(StoreError::Storage("taking a batch produced a task".into())),
+            _ => Err(StoreError::Storage("taking a batch produced a task".into())),
         }
     }
 

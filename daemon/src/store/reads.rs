@@ -69,28 +69,21 @@ impl ReadPool {
         })
     }
 
-    /// The one task a full id or unique prefix names. Deleted tasks count.
+    /// The one task a working-set number, full id or unique prefix names. A prefix resolves
+    /// among tasks that are not deleted first, then among deleted ones, so the short ids a
+    /// listing computes among the tasks it shows keep naming those tasks.
     pub fn resolve(&self, reference: &TaskRef) -> Result<Uuid, StoreError> {
+        if let Some(number) = reference.as_number() {
+            return self.resolve_number(number);
+        }
         if let Some(id) = reference.as_full_id() {
             return Ok(id);
         }
         let prefix = reference.as_str();
-        // Ids hold only [0-9a-f-], all below 'g': [prefix, prefix + "g") is exactly the ids
-        // that start with the prefix, and the primary key index serves the range.
-        let matches: Vec<String> = self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id FROM tasks WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(
-                rusqlite::params![
-                    prefix,
-                    format!("{prefix}g"),
-                    AMBIGUOUS_LIST_LIMIT as i64 + 1
-                ],
-                |row| row.get(0),
-            )?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })?;
+        let mut matches = self.matching_prefix(prefix, false)?;
+        if matches.is_empty() {
+            matches = self.matching_prefix(prefix, true)?;
+        }
         match matches.as_slice() {
             [] => Err(StoreError::NotFound(prefix.to_string())),
             [only] => Uuid::parse_str(only)
@@ -100,6 +93,54 @@ impl ReadPool {
                 matches,
             }),
         }
+    }
+
+    /// Ids that start with `prefix`, of deleted tasks or of the others, at most one more than
+    /// an ambiguity lists.
+    fn matching_prefix(&self, prefix: &str, deleted: bool) -> Result<Vec<String>, StoreError> {
+        // Ids hold only [0-9a-f-], all below 'g': [prefix, prefix + "g") is exactly the ids
+        // that start with the prefix, and the primary key index serves the range.
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM tasks WHERE id >= ?1 AND id < ?2 AND is_deleted = ?3
+                 ORDER BY id LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(
+                rusqlite::params![
+                    prefix,
+                    format!("{prefix}g"),
+                    deleted,
+                    AMBIGUOUS_LIST_LIMIT as i64 + 1
+                ],
+                |row| row.get(0),
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The task holding working-set number `number`.
+    fn resolve_number(&self, number: u32) -> Result<Uuid, StoreError> {
+        let id: Option<String> = self.with(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT id FROM tasks WHERE number = ?1")?
+                .query_row([number], |row| row.get(0))
+                .optional()?)
+        })?;
+        let id = id.ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "number {number} (only tasks that are neither done nor deleted have numbers; `taskctl list` shows them)"
+            ))
+        })?;
+        Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(format!("task id {id:?}: {e}")))
+    }
+
+    /// Whether any freed working-set number waits to become reusable.
+    pub fn holds_freed_numbers(&self) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM freed_numbers WHERE reusable = 0)")?
+                .query_row([], |row| row.get(0))?)
+        })
     }
 
     /// Tasks, newest first by `created_at`.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 /// The column list every task query selects, in the order [`task_from_row`] reads.
 pub const TASK_COLUMNS: &str =
-    "id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at";
+    "id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at, number";
 
 /// An operation in the sync queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +66,7 @@ pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         is_deleted: row.get(6)?,
         sync_status: status.parse::<SyncStatus>().map_err(|e| corrupt(7, e))?,
         last_synced_at: optional_timestamp_at(row, 8)?,
+        number: row.get(9)?,
     })
 }
 

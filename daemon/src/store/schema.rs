@@ -10,7 +10,8 @@ use std::time::Duration;
 use super::StoreError;
 
 /// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tasks (
     id             TEXT PRIMARY KEY NOT NULL,
     title          TEXT NOT NULL,
@@ -48,7 +49,80 @@ CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
-"#];
+"#,
+    NUMBERS,
+];
+
+/// The body of the triggers that give a task entering the working set its number: the next
+/// free one (see `next_task_number`), taken out of `freed_numbers` if it came from there.
+macro_rules! give_number {
+    () => {
+        r#"BEGIN
+    UPDATE tasks SET number = (SELECT number FROM next_task_number)
+     WHERE id = NEW.id AND (SELECT number FROM next_task_number) <= 999999;
+    DELETE FROM freed_numbers WHERE number = (SELECT number FROM tasks WHERE id = NEW.id);
+END;
+"#
+    };
+}
+
+/// Version 2: working-set numbers (DESIGN.md section 8), kept by triggers so that every
+/// path that writes `tasks` (commands, the HTTP API, pulled and merged tasks) keeps them
+/// right without knowing about them.
+///
+/// - `tasks.number` is set exactly while a task is neither completed nor deleted, and unique.
+/// - A task that leaves the set puts its number in `freed_numbers` (not yet reusable); one
+///   that enters gets the lowest reusable freed number, else one above every number in use
+///   or freed. Numbers stop at 999,999 (six digits): past that a task has none.
+/// - `ReleaseNumbers` (sent after a listing of the whole set) marks freed numbers reusable.
+///
+/// Existing tasks of the set are numbered oldest first.
+const NUMBERS: &str = concat!(
+    r#"
+ALTER TABLE tasks ADD COLUMN number INTEGER;
+CREATE UNIQUE INDEX tasks_by_number ON tasks (number) WHERE number IS NOT NULL;
+
+CREATE TABLE freed_numbers (
+    number   INTEGER PRIMARY KEY,
+    reusable INTEGER NOT NULL DEFAULT 0 CHECK (reusable IN (0, 1))
+);
+
+WITH ranked AS (
+    SELECT id, row_number() OVER (ORDER BY created_at, id) AS n
+    FROM tasks WHERE completed = 0 AND is_deleted = 0
+)
+UPDATE tasks SET number = ranked.n FROM ranked WHERE ranked.id = tasks.id AND ranked.n <= 999999;
+
+CREATE VIEW next_task_number AS
+SELECT COALESCE(
+    (SELECT min(number) FROM freed_numbers WHERE reusable = 1),
+    max(COALESCE((SELECT max(number) FROM tasks WHERE number IS NOT NULL), 0),
+        COALESCE((SELECT max(number) FROM freed_numbers), 0)) + 1) AS number;
+
+CREATE TRIGGER tasks_number_on_insert AFTER INSERT ON tasks
+WHEN NEW.completed = 0 AND NEW.is_deleted = 0 AND NEW.number IS NULL
+"#,
+    give_number!(),
+    r#"
+CREATE TRIGGER tasks_number_on_return AFTER UPDATE OF completed, is_deleted ON tasks
+WHEN NEW.completed = 0 AND NEW.is_deleted = 0 AND NEW.number IS NULL
+"#,
+    give_number!(),
+    r#"
+CREATE TRIGGER tasks_number_on_leave AFTER UPDATE OF completed, is_deleted ON tasks
+WHEN NEW.number IS NOT NULL AND (NEW.completed = 1 OR NEW.is_deleted = 1)
+BEGIN
+    INSERT OR REPLACE INTO freed_numbers (number, reusable) VALUES (NEW.number, 0);
+    UPDATE tasks SET number = NULL WHERE id = NEW.id;
+END;
+
+CREATE TRIGGER tasks_number_on_delete AFTER DELETE ON tasks
+WHEN OLD.number IS NOT NULL
+BEGIN
+    INSERT OR REPLACE INTO freed_numbers (number, reusable) VALUES (OLD.number, 0);
+END;
+"#
+);
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -135,6 +209,106 @@ mod tests {
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
         assert_eq!(sync, 2, "synchronous=FULL");
+    }
+
+    /// A database left at `version` by an older build.
+    fn at_version(path: &Path, version: usize) -> Connection {
+        let conn = open_writer(path).unwrap();
+        for sql in &MIGRATIONS[..version] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as u32)
+            .unwrap();
+        conn
+    }
+
+    fn numbers(conn: &Connection) -> Vec<(String, Option<u32>)> {
+        let mut stmt = conn
+            .prepare("SELECT title, number FROM tasks ORDER BY title")
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    fn insert(conn: &Connection, title: &str, created: &str, completed: bool, deleted: bool) {
+        conn.execute(
+            "INSERT INTO tasks (id, title, created_at, updated_at, completed, is_deleted)
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+            rusqlite::params![
+                uuid::Uuid::now_v7().to_string(),
+                title,
+                created,
+                completed,
+                deleted
+            ],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_numbers_migration_numbers_the_working_set_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut conn = at_version(&path, 1);
+        insert(&conn, "b", "2026-01-02T00:00:00.000Z", false, false);
+        insert(&conn, "a", "2026-01-01T00:00:00.000Z", false, false);
+        insert(&conn, "done", "2026-01-01T00:00:00.000Z", true, false);
+        insert(&conn, "gone", "2026-01-01T00:00:00.000Z", false, true);
+        migrate(&mut conn).unwrap();
+        let expected = [
+            ("a".to_string(), Some(1)),
+            ("b".into(), Some(2)),
+            ("done".into(), None),
+            ("gone".into(), None),
+        ];
+        assert_eq!(numbers(&conn), expected);
+    }
+
+    #[test]
+    fn triggers_hold_freed_numbers_until_released_and_number_arrivals() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut conn = open_writer(&path).unwrap();
+        migrate(&mut conn).unwrap();
+        let t = "2026-01-01T00:00:00.000Z";
+        insert(&conn, "a", t, false, false);
+        insert(&conn, "b", t, false, false);
+        insert(&conn, "c", t, false, false);
+        insert(&conn, "arrived done", t, true, false);
+        conn.execute("UPDATE tasks SET completed = 1 WHERE title = 'a'", [])
+            .unwrap();
+        conn.execute("UPDATE tasks SET is_deleted = 1 WHERE title = 'b'", [])
+            .unwrap();
+        insert(&conn, "d", t, false, false);
+        let got = numbers(&conn);
+        assert_eq!(got[0], ("a".into(), None));
+        assert_eq!(got[2], ("b".into(), None));
+        assert_eq!(got[3], ("c".into(), Some(3)), "stable while in the set");
+        assert_eq!(got[4], ("d".into(), Some(4)), "freed 1 and 2 are held");
+        // A listing showed 3 and 4: 1 and 2 become reusable, lowest first.
+        conn.execute(
+            "UPDATE freed_numbers SET reusable = 1 WHERE number NOT IN (3, 4)",
+            [],
+        )
+        .unwrap();
+        insert(&conn, "e", t, false, false);
+        conn.execute("UPDATE tasks SET completed = 0 WHERE title = 'a'", [])
+            .unwrap();
+        // An upsert that rewrites the flags of a task in the set keeps its number.
+        conn.execute(
+            "UPDATE tasks SET completed = 0, is_deleted = 0 WHERE title = 'c'",
+            [],
+        )
+        .unwrap();
+        let got = numbers(&conn);
+        assert_eq!(got[5], ("e".into(), Some(1)));
+        assert_eq!(got[4], ("d".into(), Some(4)));
+        assert_eq!(got[0], ("a".into(), Some(2)), "undone: back in the set");
+        assert_eq!(got[3], ("c".into(), Some(3)));
+        let held: u32 = conn
+            .query_row("SELECT count(*) FROM freed_numbers", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(held, 0);
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum Change {
     Command(WriteOp),
     /// An update from the sync engine.
     Sync(SyncWrite),
+    /// A listing showed the whole working set with these numbers: release the freed ones.
+    ReleaseNumbers(Vec<u32>),
 }
 
 impl Change {
@@ -35,6 +37,8 @@ impl Change {
         match self {
             Change::Command(_) => true,
             Change::Sync(write) => write.must_be_durable(),
+            // Losing it in a crash only delays the reuse of a number.
+            Change::ReleaseNumbers(_) => false,
         }
     }
 }
@@ -44,6 +48,8 @@ impl Change {
 pub enum Applied {
     Task(Task),
     Sync(SyncApplied),
+    /// How many freed numbers became reusable.
+    Released(u64),
 }
 
 pub enum Message {
@@ -181,6 +187,9 @@ fn commit_group(
                 Change::Command(op) => commands::apply(&tx, clock, op)?.map(Applied::Task),
                 Change::Sync(op) => {
                     sync_writes::apply(&tx, clock, in_flight, op)?.map(Applied::Sync)
+                }
+                Change::ReleaseNumbers(shown) => {
+                    Ok(Applied::Released(commands::release_numbers(&tx, shown)?))
                 }
             });
         }
