@@ -207,28 +207,42 @@ fn short_ids_that_list_prints_always_resolve() {
             assert_eq!(shown["title"], title, "{args:?}: {reference} in {row:?}");
         }
     }
+}
 
-    // A prefix shared by a live and a deleted task names the live one.
-    type Ids<'a> = Vec<(usize, &'a String)>;
-    let (deleted, live): (Ids, Ids) = ids.iter().enumerate().partition(|(i, _)| i % 3 == 0);
-    let mut checked = 0;
-    for (_, l) in &live {
-        for len in 8..36 {
-            let prefix = &l[..len];
-            let live_matches = live.iter().filter(|(_, i)| i.starts_with(prefix)).count();
-            let deleted_matches = deleted
-                .iter()
-                .filter(|(_, i)| i.starts_with(prefix))
-                .count();
-            if live_matches == 1 && deleted_matches > 0 {
-                assert_eq!(show(&daemon, prefix)["id"], l.as_str(), "{prefix}");
-                checked += 1;
-                break;
-            }
-        }
+#[test]
+fn a_prefix_names_a_live_task_before_deleted_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(dir.path());
+    daemon.stop_with(libc::SIGTERM);
+    let db = rusqlite::Connection::open(&daemon.db).unwrap();
+    for (id, deleted) in [
+        ("aaaaaaaa-0000-7000-8000-000000000001", false),
+        ("aaaaaaaa-0000-7000-8000-000000000002", true),
+        ("aaaaaaaa-0000-7000-8000-000000000003", true),
+        ("bbbbbbbb-0000-7000-8000-000000000001", true),
+        ("bbbbbbbb-0000-7000-8000-000000000002", true),
+    ] {
+        db.execute(
+            "INSERT INTO tasks (id, title, created_at, updated_at, is_deleted)
+             VALUES (?1, ?1, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', ?2)",
+            rusqlite::params![id, deleted],
+        )
+        .unwrap();
     }
-    assert!(
-        checked > 0,
-        "no prefix shared by live and deleted tasks: {ids:?}"
+    drop(db);
+    let daemon = daemon.restart(&[], &[]);
+    let live = "aaaaaaaa-0000-7000-8000-000000000001";
+    assert_eq!(show(&daemon, "aaaaaaaa")["id"], live);
+    assert_eq!(
+        show(&daemon, "aaaaaaaa-0000-7000-8000-0000000000")["id"],
+        live
     );
+    assert_eq!(
+        show(&daemon, "aaaaaaaa-0000-7000-8000-000000000003")["is_deleted"],
+        true,
+        "a full id still names a deleted task"
+    );
+    let ambiguous = daemon.ctl(&["--json", "show", "bbbbbbbb"]).json_error();
+    assert_eq!(ambiguous["error"]["code"], "ambiguous");
+    assert_eq!(show(&daemon, "1")["id"], live, "the live task got number 1");
 }
