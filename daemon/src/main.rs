@@ -34,6 +34,13 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let log = init_logging(&settings.log);
+    if settings.token_from_flag() {
+        tracing::warn!(
+            "the sync token was given with --token, where other users of this machine can read \
+             it in the process list; put it in a file readable only by you and name that with \
+             token_file in the config file (or --token-file / TASKSYNC_TOKEN_FILE)"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -300,3 +300,32 @@ fn requests_may_be_pipelined_and_are_answered_in_order() {
         assert_eq!(client.list_tasks(false, None).await.unwrap().len(), 100);
     });
 }
+
+#[test]
+fn a_token_on_the_command_line_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-from-a-file\n").unwrap();
+    let file = tasksync_e2e::subdir(&dir, "file");
+    let quiet = Daemon::start_opts(&file, &["--token-file", token_file.to_str().unwrap()], &[]);
+    let flag = Daemon::start_opts(
+        &tasksync_e2e::subdir(&dir, "flag"),
+        &["--token", "s3cret-on-the-line"],
+        &[],
+    );
+    assert!(
+        flag.log_text().contains("given with --token"),
+        "{}",
+        flag.log_text()
+    );
+    assert!(flag.log_text().contains("token_file"));
+    assert!(
+        !flag.log_text().contains("s3cret"),
+        "the token itself is never logged"
+    );
+    assert!(
+        !quiet.log_text().contains("--token"),
+        "{}",
+        quiet.log_text()
+    );
+}

@@ -493,6 +493,14 @@ fn read_token(path: &Path) -> Result<String, String> {
 }
 
 impl Settings {
+    /// Whether the sync token came from the `--token` flag, where every user of the machine
+    /// can read it (`ps`, `/proc/PID/cmdline`).
+    pub fn token_from_flag(&self) -> bool {
+        self.shown
+            .iter()
+            .any(|(key, _, source)| *key == "token" && matches!(source, Source::Flag(_)))
+    }
+
     /// The sync engine's settings.
     pub fn sync_settings(&self) -> SyncSettings {
         SyncSettings {
@@ -676,6 +684,15 @@ mod tests {
         assert!(matches!(source_of(&s, "retry_attempts"), Source::File(_)));
         assert_eq!(s.pull_interval_ms, 30_000);
         assert_eq!(source_of(&s, "pull_interval_ms"), &Source::Default);
+    }
+
+    #[test]
+    fn a_token_given_as_a_flag_is_noticed() {
+        let flag = settings(&["--token", "s3cret-s3cret"], "").unwrap();
+        assert!(flag.token_from_flag());
+        let file = settings(&[], "token = \"s3cret-s3cret\"\n").unwrap();
+        assert!(!file.token_from_flag());
+        assert!(!settings(&[], "").unwrap().token_from_flag());
     }
 
     #[test]
