@@ -135,6 +135,7 @@ pub async fn create_tasks(daemon: &DaemonProc, count: usize, clients: usize) -> 
                 let new = tasksync_proto::NewTask {
                     title: format!("bench task {i}"),
                     description: None,
+                    id: None,
                 };
                 client.create_task(new).await?;
             }

@@ -67,6 +67,7 @@ async fn creates_per_second(
                 let new = NewTask {
                     title: format!("bench task {worker}-{done}"),
                     description: None,
+                    id: None,
                 };
                 client.create_task(new).await?;
                 done += 1;

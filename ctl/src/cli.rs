@@ -64,6 +64,10 @@ pub enum Cmd {
         /// A longer description (newlines and tabs allowed)
         #[arg(short, long, value_name = "TEXT")]
         description: Option<String>,
+        /// Create the task with this id (a UUID you chose), so that running the same `add`
+        /// again is safe: it answers with the task made the first time
+        #[arg(long, value_name = "UUID")]
+        id: Option<uuid::Uuid>,
     },
     /// List tasks, newest first: numbers, age, done, sync state, title
     #[command(
@@ -245,7 +249,9 @@ mod tests {
     fn add_takes_the_title_as_words() {
         let args = Args::try_parse_from(["taskctl", "add", "Buy", "bread", "-d", "x"]).unwrap();
         match args.command {
-            Cmd::Add { title, description } => {
+            Cmd::Add {
+                title, description, ..
+            } => {
                 assert_eq!(title, ["Buy", "bread"]);
                 assert_eq!(description.as_deref(), Some("x"));
             }

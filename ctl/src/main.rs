@@ -85,10 +85,15 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
         terminal: display::Terminal::detect(),
     };
     match &args.command {
-        Cmd::Add { title, description } => {
+        Cmd::Add {
+            title,
+            description,
+            id,
+        } => {
             let new = tasksync_proto::NewTask {
                 title: title.join(" "),
                 description: description.clone(),
+                id: *id,
             };
             let task = client.create_task(new).await?;
             out.created(&task);
@@ -254,6 +259,12 @@ fn report(args: &Args, error: &ClientError) -> u8 {
         ClientError::Daemon(e) => (
             e.code.as_str(),
             EXIT_REFUSED,
+            display::escape(&e.message).into_owned(),
+        ),
+        // The daemon would not serve us at all (another user, an incompatible version).
+        ClientError::Refused(e) => (
+            e.code.as_str(),
+            EXIT_UNREACHABLE,
             display::escape(&e.message).into_owned(),
         ),
         other => ("unavailable", EXIT_UNREACHABLE, other.to_string()),

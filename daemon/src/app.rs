@@ -1,6 +1,7 @@
-//! The state every front end (IPC today, HTTP later) shares: the store, the sync engine and
-//! what the daemon knows about itself.
+//! The state every front end (postcard and HTTP, on the socket and on TCP) shares: the store,
+//! the sync engine, the event log and what the daemon knows about itself.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,8 +15,12 @@ pub struct App {
     pub store: Arc<Store>,
     pub sync: SyncHandle,
     pub socket: PathBuf,
-    /// The HTTP API's bearer token; `None` while the API is off.
+    /// The HTTP API's bearer token; `None` while the TCP API is off.
     pub api_token: Option<String>,
+    /// The TCP API's address; `None` while it is off.
+    pub http: Option<SocketAddr>,
+    /// The numbered events of `GET /api/events`.
+    pub event_log: crate::http::events::EventLog,
 }
 
 impl App {
@@ -41,6 +46,7 @@ impl App {
             last_sync_at,
             device_id: self.store.device_id(),
             version: env!("CARGO_PKG_VERSION").into(),
+            http: self.http.map(|addr| addr.to_string()),
             tasks: counts.tasks,
             deleted_tasks: counts.deleted_tasks,
             database: self.store.path().display().to_string(),

@@ -7,5 +7,6 @@ pub mod events;
 pub mod http;
 pub mod ipc;
 pub mod service;
+pub(crate) mod slots;
 pub mod store;
 pub mod sync;

@@ -90,6 +90,7 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
     let mut signals = Signals::register()?;
 
     create_private_dir(&db)?;
+    create_private_file(&db)?;
     let _db_lock = InstanceLock::acquire(&lock_path_for(&db), &holder)?;
     let inherited = activation::inherited_listener()?;
     let _socket_lock = match inherited {
@@ -111,17 +112,17 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
         Some(http) => Some(HttpApi::start(http).await?),
         None => None,
     };
-    let listener = match inherited {
-        Some(listener) => {
-            tracing::info!("serving the socket passed by the service manager");
-            listener
+    let (listener, served) = match inherited {
+        Some((listener, path)) => {
+            let name = path.map_or("an unnamed socket".to_string(), |p| p.display().to_string());
+            tracing::info!("serving the socket passed by the service manager: {name}");
+            (listener, name)
         }
-        None => ipc::socket::bind(&socket)?,
+        None => (ipc::socket::bind(&socket)?, socket.display().to_string()),
     };
     tracing::info!(
-        "tasksyncd {} serving {} (database {})",
+        "tasksyncd {} serving {served} (database {})",
         env!("CARGO_PKG_VERSION"),
-        socket.display(),
         db.display()
     );
     match sync.server() {
@@ -133,6 +134,8 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
         sync,
         socket,
         api_token: http.as_ref().map(|api| api.token().to_string()),
+        http: http.as_ref().map(|api| api.local_addr()),
+        event_log: Default::default(),
     });
     let http_server = http.map(|api| tokio::spawn(api.serve(app.clone(), stop.clone())));
     let server = tokio::spawn(ipc::server::run(listener, app.clone(), stop));
@@ -194,6 +197,20 @@ async fn reload(loader: &Loader, current: Settings, app: &App, log: &LogHandle) 
     };
     notify::ready("serving");
     settings
+}
+
+/// Creates the database file empty with mode 0600 if it is missing, so that neither it nor
+/// the journal files SQLite makes beside it (with its mode) are readable by others.
+fn create_private_file(db: &Path) -> Result<(), Error> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(db) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create database {}: {e}", db.display()).into()),
+    }
 }
 
 /// Creates the database's folder (0700) if it is missing.

@@ -4,7 +4,7 @@
 //! # async fn demo() -> Result<(), tasksync_proto::ClientError> {
 //! use tasksync_proto::{Client, NewTask};
 //! let mut client = Client::connect(&tasksync_proto::paths::default_socket_path(), "my-app").await?;
-//! let task = client.create_task(NewTask { title: "Buy milk".into(), description: None }).await?;
+//! let task = client.create_task(NewTask { title: "Buy milk".into(), description: None, id: None }).await?;
 //! println!("created {}", task.id);
 //! # Ok(()) }
 //! ```
@@ -45,6 +45,10 @@ pub enum ClientError {
     /// The daemon answered with an error.
     #[error("{0}")]
     Daemon(#[from] IpcError),
+    /// The daemon refused the connection itself (another user's client, an incompatible
+    /// protocol); the message says why.
+    #[error("tasksyncd refused the connection: {0}")]
+    Refused(IpcError),
     /// The daemon answered something this client does not expect.
     #[error("unexpected answer from tasksyncd: {0}")]
     Protocol(String),
@@ -78,10 +82,17 @@ impl Client {
             protocol: PROTOCOL_VERSION,
             client: client_name.into(),
         };
-        codec::write_frame(client.stream.get_mut(), &hello).await?;
-        match client.receive().await? {
+        // A daemon that refuses us may say why and close before our Hello is written: then
+        // its reason is still there to read, and it matters more than the broken pipe.
+        let sent = codec::write_frame(client.stream.get_mut(), &hello).await;
+        let answer = match (client.receive().await, sent) {
+            (Ok(answer), _) => answer,
+            (Err(_), Err(write_error)) => return Err(write_error.into()),
+            (Err(read_error), Ok(())) => return Err(read_error),
+        };
+        match answer {
             ServerMessage::Welcome { daemon_version, .. } => client.daemon_version = daemon_version,
-            ServerMessage::Fatal(e) => return Err(ClientError::Daemon(e)),
+            ServerMessage::Fatal(e) => return Err(ClientError::Refused(e)),
             other => {
                 return Err(ClientError::Protocol(format!(
                     "{other:?} instead of Welcome"

@@ -196,6 +196,8 @@ pub struct StatusInfo {
     pub device_id: Uuid,
     /// The daemon's version.
     pub version: String,
+    /// The TCP address of the daemon's HTTP API, if it is on.
+    pub http: Option<String>,
     /// Tasks in the database, deleted ones excluded.
     pub tasks: u64,
     /// Soft-deleted tasks (tombstones).
@@ -224,6 +226,10 @@ pub enum ErrorCode {
     Incompatible,
     /// A frame could not be read: malformed, oversized or too slow.
     BadFrame,
+    /// A create with a client-chosen id that a task with other content already has.
+    Conflict,
+    /// The daemon serves only its own user (and root).
+    PermissionDenied,
 }
 
 impl ErrorCode {
@@ -237,6 +243,8 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::Incompatible => "incompatible",
             ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PermissionDenied => "permission_denied",
         }
     }
 }
@@ -367,6 +375,7 @@ mod round_trip {
             Command::CreateTask(NewTask {
                 title: "t".into(),
                 description: None,
+                id: None,
             }),
             Command::GetTask { id: "0190".into() },
             Command::ListTasks {
@@ -433,6 +442,7 @@ mod round_trip {
             last_sync_at: Some(Timestamp::now()),
             device_id: Uuid::now_v7(),
             version: "0.1.0".into(),
+            http: Some("127.0.0.1:3000".into()),
             tasks: 10,
             deleted_tasks: 2,
             database: "/tmp/tasks.db".into(),

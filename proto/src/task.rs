@@ -90,10 +90,15 @@ impl FromStr for SyncStatus {
 }
 
 /// Input of a create.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewTask {
     pub title: String,
     pub description: Option<String>,
+    /// A client-chosen id, so that the create can be retried safely: the same create again
+    /// returns the task made the first time; the id with other content is a conflict.
+    /// `None`: the daemon picks a UUIDv7.
+    #[serde(default)]
+    pub id: Option<Uuid>,
 }
 
 /// Input of an update: `None` leaves a field as it is. `description: Some(None)` clears it.
@@ -242,6 +247,7 @@ mod tests {
         NewTask {
             title: title.into(),
             description: None,
+            id: None,
         }
     }
 

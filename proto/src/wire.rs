@@ -90,6 +90,7 @@ impl WireTask {
         NewTask {
             title: self.title.clone(),
             description: self.description.clone(),
+            id: None,
         }
         .validate()
     }

@@ -1,17 +1,32 @@
-//! A minimal blocking HTTP/1.1 client for tests: one request per connection.
+//! A minimal blocking HTTP/1.1 client for tests: one request per connection, over TCP or
+//! the daemon's local socket.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 
 use crate::DEADLINE;
 
-/// The status and body of an answer.
+/// The status, head and body of an answer.
 pub struct Answer {
     pub status: u16,
+    /// The status line and headers, as received.
+    pub head: String,
     pub body: Vec<u8>,
 }
 
 impl Answer {
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
@@ -26,8 +41,39 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Answer {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    exchange(stream, addr, method, path, headers, body)
+}
+
+/// Sends one request over the daemon's local socket (no token: the peer uid is the
+/// credential) and reads the whole answer.
+pub fn unix_request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    let stream =
+        UnixStream::connect(socket).unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    exchange(stream, "localhost", method, path, headers, body)
+}
+
+/// `GET path` over the local socket.
+pub fn unix_get(socket: &Path, path: &str) -> Answer {
+    unix_request(socket, "GET", path, &[], b"")
+}
+
+fn exchange(
+    mut stream: impl Read + Write,
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -41,6 +87,11 @@ pub fn request(
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read answer");
     parse_answer(&raw)
+}
+
+/// Parses a raw answer (status line, headers, body; chunked bodies are decoded).
+pub fn parse(raw: &[u8]) -> Answer {
+    parse_answer(raw)
 }
 
 pub fn get(addr: &str, path: &str) -> Answer {
@@ -65,7 +116,7 @@ fn parse_answer(raw: &[u8]) -> Answer {
     {
         body = dechunk(&body);
     }
-    Answer { status, body }
+    Answer { status, head, body }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {

@@ -12,6 +12,7 @@ pub mod http;
 pub mod proxy;
 pub mod scripted;
 pub mod server;
+pub mod sse;
 
 pub use daemon::{ctl_at, ctl_env, Ctl, Daemon};
 pub use server::Server;

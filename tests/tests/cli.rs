@@ -392,6 +392,7 @@ fn a_queue_longer_than_one_frame_lists_completely() {
                 let command = tasksync_proto::Command::CreateTask(tasksync_proto::NewTask {
                     title: format!("task {window}-{i}"),
                     description: None,
+                    id: None,
                 });
                 client.send(command).await.unwrap();
             }

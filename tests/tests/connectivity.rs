@@ -35,6 +35,7 @@ fn create_many(daemon: &Daemon, count: usize) {
                         .create_task(NewTask {
                             title: format!("task {i}"),
                             description: None,
+                            id: None,
                         })
                         .await
                         .unwrap();

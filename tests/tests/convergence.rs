@@ -134,6 +134,7 @@ fn run_case(actions: Vec<(usize, Action)>) -> Result<(), TestCaseError> {
                         .create_task(NewTask {
                             title,
                             description: None,
+                            id: None,
                         })
                         .await
                         .unwrap();

@@ -35,6 +35,7 @@ fn acknowledged_creates_survive_sigkill_right_after_the_reply() {
                     let new = NewTask {
                         title: format!("w{worker} #{i}"),
                         description: None,
+                        id: None,
                     };
                     ids.push(client.create_task(new).await.unwrap().id);
                 }
@@ -202,6 +203,7 @@ fn garbage_on_one_connection_closes_only_that_connection() {
         good.create_task(NewTask {
             title: "before".into(),
             description: None,
+            id: None,
         })
         .await
         .unwrap();
@@ -220,10 +222,11 @@ fn garbage_on_one_connection_closes_only_that_connection() {
         let message = expect_fatal_then_close(&mut huge, ErrorCode::BadFrame);
         assert!(message.contains("exceeds the limit"), "{message}");
 
-        // Garbage instead of a handshake.
+        // Garbage instead of a handshake (not HTTP either: that starts with an upper-case
+        // method, and is served as HTTP).
         let mut rude = UnixStream::connect(&daemon.socket).unwrap();
         rude.set_read_timeout(Some(DEADLINE)).unwrap();
-        rude.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        rude.write_all(b"hello daemon\r\n\r\n").unwrap();
         expect_fatal_then_close(&mut rude, ErrorCode::BadFrame);
 
         // A request before Hello, and a connection that hangs up mid-frame.
@@ -244,6 +247,7 @@ fn garbage_on_one_connection_closes_only_that_connection() {
             .create_task(NewTask {
                 title: "after".into(),
                 description: None,
+                id: None,
             })
             .await
             .unwrap();
@@ -285,6 +289,7 @@ fn requests_may_be_pipelined_and_are_answered_in_order() {
             let command = tasksync_proto::Command::CreateTask(NewTask {
                 title: format!("p{i}"),
                 description: None,
+                id: None,
             });
             sent.push(client.send(command).await.unwrap());
         }

@@ -110,7 +110,7 @@ fn text(answer: &Answer) -> String {
     String::from_utf8_lossy(&answer.body).into_owned()
 }
 
-/// Asserts an error answer: its status and the `{error, timestamp, path}` body.
+/// Asserts an error answer: its status and the `{error, code, timestamp, path}` body.
 #[track_caller]
 fn assert_error(answer: &Answer, status: u16, path: &str) -> String {
     assert_eq!(answer.status, status, "{}", text(answer));
@@ -121,7 +121,19 @@ fn assert_error(answer: &Answer, status: u16, path: &str) -> String {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys, ["error", "path", "timestamp"], "{body}");
+    assert_eq!(keys, ["code", "error", "path", "timestamp"], "{body}");
+    let code = body["code"].as_str().unwrap();
+    let expected = match status {
+        400 => "invalid_input",
+        401 => "unauthorized",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "too_large",
+        503 => "unavailable",
+        _ => code,
+    };
+    assert_eq!(code, expected, "{body}");
     assert_eq!(body["path"], path);
     assert!(body["timestamp"].as_str().unwrap().ends_with('Z'), "{body}");
     let message = body["error"].as_str().unwrap().to_string();
@@ -336,12 +348,12 @@ fn bad_requests_get_the_right_code_and_an_error_body_and_change_nothing() {
         assert!(message.contains("no route"), "{message}");
     }
     for (method, path, allow) in [
-        ("DELETE", "/api/tasks", "GET, POST"),
-        ("POST", task_path.as_str(), "GET, PUT, DELETE"),
-        ("PATCH", task_path.as_str(), "GET, PUT, DELETE"),
+        ("DELETE", "/api/tasks", "GET, HEAD, POST"),
+        ("POST", task_path.as_str(), "GET, HEAD, PUT, DELETE"),
+        ("PATCH", task_path.as_str(), "GET, HEAD, PUT, DELETE"),
         ("GET", "/api/sync", "POST"),
-        ("POST", "/api/status", "GET"),
-        ("PUT", "/api/health", "GET"),
+        ("POST", "/api/status", "GET, HEAD"),
+        ("PUT", "/api/health", "GET, HEAD"),
     ] {
         assert_error(&api.call(method, path, None), 405, path);
         let answer = raw(
@@ -418,10 +430,29 @@ fn status_and_sync_report_the_queue_local_only() {
     let api = Api::start(dir.path(), &[]);
     api.create("one");
     api.create("two");
+    let status = api.status();
+    let original = [
+        "pending_sync_count",
+        "last_sync_timestamp",
+        "is_online",
+        "sync_queue_size",
+    ];
+    let original: serde_json::Map<String, Value> = original
+        .iter()
+        .map(|key| (key.to_string(), status[key].clone()))
+        .collect();
     assert_eq!(
-        api.status(),
+        Value::Object(original),
         json!({"pending_sync_count": 2, "last_sync_timestamp": null, "is_online": false, "sync_queue_size": 2})
     );
+    // Plus the fields of `taskctl status --json`, with the TCP API's own address.
+    let ctl = api.daemon.ctl(&["--json", "status"]).json();
+    for (key, value) in ctl.as_object().unwrap() {
+        if key != "since" {
+            assert_eq!(&status[key], value, "{key}");
+        }
+    }
+    assert_eq!(status["http"].as_str(), Some(api.addr.as_str()));
     let answer = api.call("POST", "/api/sync", None);
     assert_eq!(answer.status, 503, "{}", text(&answer));
     let report = answer.json();

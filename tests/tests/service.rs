@@ -318,14 +318,21 @@ fn a_socket_passed_by_the_service_manager_is_served() {
         .spawn()
         .unwrap();
     wait_until("the service manager to listen", || socket.exists());
-    // The first connection starts the daemon, which takes over the listening socket.
+    // The first connection, in HTTP as an app would make it, starts the daemon, which takes
+    // over the listening socket.
+    let listed = tasksync_e2e::http::unix_get(&socket, "/api/tasks");
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json(), serde_json::json!([]));
     let added = ctl_at(&socket, &["--json", "add", "via socket activation"]);
     assert_eq!(added.code(), 0, "{}", added.stderr());
     let listed = ctl_at(&socket, &["--json", "list"]).json();
     assert_eq!(listed[0]["title"], "via socket activation");
     let log_text = std::fs::read_to_string(home.join("daemon.log")).unwrap();
     assert!(
-        log_text.contains("serving the socket passed by the service manager"),
+        log_text.contains(&format!(
+            "serving the socket passed by the service manager: {}",
+            socket.display()
+        )),
         "{log_text}"
     );
     unsafe { libc::kill(manager.id() as i32, libc::SIGTERM) };

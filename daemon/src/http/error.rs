@@ -1,27 +1,111 @@
 //! The one error type of a request, and how it (or a success) becomes an HTTP answer.
 //!
-//! Every error answer has the body `{"error", "timestamp", "path"}`, as the sync server's.
+//! Every error answer has the body `{"error", "code", "timestamp", "path"}`: the sync
+//! server's fields plus a machine-readable `code`, named as `taskctl --json` names its errors.
 //! Client mistakes carry a message that names what was wrong; faults of the daemon are logged
 //! in full and answered with a generic message.
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
-use http_body_util::Full;
+use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
-use tasksync_proto::wire::ErrorBody;
+use serde::{Deserialize, Serialize};
 use tasksync_proto::Timestamp;
+use tokio::sync::mpsc;
 
 use crate::store::StoreError;
 
-pub type HttpResponse = Response<Full<Bytes>>;
+pub type HttpResponse = Response<ApiBody>;
+
+/// An answer's body: all at once, or a stream (the event stream) fed through a channel.
+pub struct ApiBody(Inner);
+
+enum Inner {
+    Full(Option<Bytes>),
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl ApiBody {
+    pub fn full(bytes: Bytes) -> Self {
+        ApiBody(Inner::Full((!bytes.is_empty()).then_some(bytes)))
+    }
+
+    pub fn empty() -> Self {
+        ApiBody(Inner::Full(None))
+    }
+
+    /// A body that sends what arrives on `rx` and ends when every sender is gone.
+    pub fn stream(rx: mpsc::Receiver<Bytes>) -> Self {
+        ApiBody(Inner::Stream(rx))
+    }
+}
+
+impl Body for ApiBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut self.0 {
+            Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Inner::Stream(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(&self.0, Inner::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Inner::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Inner::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub code: String,
+    pub timestamp: Timestamp,
+    pub path: String,
+}
 
 /// A request that cannot be answered with success.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Machine-readable: `not_found`, `invalid_input`, `conflict`, ... (see docs/LOCAL-API.md).
+    pub code: &'static str,
     /// For 405: the methods the route takes.
     pub allow: Option<&'static str>,
+}
+
+/// The code an error of this status has unless a more precise one is given.
+fn default_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "invalid_input",
+        401 => "unauthorized",
+        403 => "permission_denied",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "timeout",
+        409 => "conflict",
+        413 => "too_large",
+        503 => "unavailable",
+        _ => "internal",
+    }
 }
 
 impl ApiError {
@@ -29,8 +113,14 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            code: default_code(status),
             allow: None,
         }
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -73,6 +163,7 @@ impl ApiError {
     pub fn into_response(self, path: &str) -> HttpResponse {
         let body = ErrorBody {
             error: self.message,
+            code: self.code.to_string(),
             timestamp: Timestamp::now(),
             path: path.to_owned(),
         };
@@ -91,10 +182,18 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let status = match &error {
-            StoreError::Invalid(_) | StoreError::Ambiguous { .. } => StatusCode::BAD_REQUEST,
+            StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
+            StoreError::Ambiguous { .. } => {
+                return ApiError::new(StatusCode::BAD_REQUEST, error.to_string())
+                    .with_code("ambiguous")
+            }
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::Conflict(_) => StatusCode::CONFLICT,
             StoreError::Closed | StoreError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
-            StoreError::Open { .. } | StoreError::Sqlite(_) | StoreError::Corrupt(_) => {
+            StoreError::Open { .. }
+            | StoreError::Sqlite(_)
+            | StoreError::Corrupt(_)
+            | StoreError::AlreadyCreated(_) => {
                 return ApiError::internal("database", &error);
             }
         };
@@ -132,7 +231,7 @@ pub fn empty_response(status: StatusCode) -> HttpResponse {
 }
 
 fn with_status(status: StatusCode, body: Bytes) -> HttpResponse {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(ApiBody::full(body));
     *response.status_mut() = status;
     // Answers carry tasks and tokens-protected state: nothing for a cache to keep.
     response
@@ -161,6 +260,7 @@ mod tests {
         let body = body(response).await;
         assert_eq!(body.path, "/api/tasks/x");
         assert!(body.error.contains("PATCH"), "{}", body.error);
+        assert_eq!(body.code, "method_not_allowed");
     }
 
     #[tokio::test]
@@ -168,6 +268,7 @@ mod tests {
         let cases = [
             (StoreError::Invalid(ValidationError::EmptyTitle), 400),
             (StoreError::NotFound("x".into()), 404),
+            (StoreError::Conflict("other content".into()), 409),
             (StoreError::Closed, 503),
             (StoreError::Storage("disk full".into()), 503),
             (StoreError::Corrupt("bad".into()), 500),

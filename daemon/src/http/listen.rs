@@ -82,7 +82,8 @@ impl HttpApi {
     pub async fn serve(self, app: Arc<App>, shutdown: Shutdown) {
         let api = Arc::new(Api {
             app,
-            auth: BearerAuth::new(&self.token),
+            auth: Some(BearerAuth::new(&self.token)),
+            shutdown: shutdown.clone(),
         });
         server::serve(self.listener, api, shutdown).await;
     }

@@ -17,7 +17,9 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod events;
 pub mod listen;
+pub mod query;
 pub mod routes;
 pub mod server;
 pub mod status;

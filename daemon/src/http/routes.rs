@@ -13,6 +13,7 @@ pub const HEALTH: &str = "/api/health";
 pub const TASKS: &str = "/api/tasks";
 pub const SYNC: &str = "/api/sync";
 pub const STATUS: &str = "/api/status";
+pub const EVENTS: &str = "/api/events";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
@@ -22,6 +23,7 @@ pub enum Route<'a> {
     Task(&'a str),
     Sync,
     Status,
+    Events,
 }
 
 impl<'a> Route<'a> {
@@ -31,6 +33,7 @@ impl<'a> Route<'a> {
             TASKS => Some(Route::Tasks),
             SYNC => Some(Route::Sync),
             STATUS => Some(Route::Status),
+            EVENTS => Some(Route::Events),
             _ => {
                 let id = path.strip_prefix(TASKS)?.strip_prefix('/')?;
                 (!id.is_empty() && !id.contains('/')).then_some(Route::Task(id))
@@ -38,12 +41,13 @@ impl<'a> Route<'a> {
         }
     }
 
-    /// The methods this route takes, as the `Allow` header lists them.
+    /// The methods this route takes, as the `Allow` header lists them. HEAD goes wherever
+    /// GET does.
     pub fn allow(self) -> &'static str {
         match self {
-            Route::Health | Route::Status => "GET",
-            Route::Tasks => "GET, POST",
-            Route::Task(_) => "GET, PUT, DELETE",
+            Route::Health | Route::Status | Route::Events => "GET, HEAD",
+            Route::Tasks => "GET, HEAD, POST",
+            Route::Task(_) => "GET, HEAD, PUT, DELETE",
             Route::Sync => "POST",
         }
     }
@@ -86,6 +90,7 @@ mod tests {
         assert_eq!(Route::find("/api/tasks/abc"), Some(Route::Task("abc")));
         assert_eq!(Route::find("/api/sync"), Some(Route::Sync));
         assert_eq!(Route::find("/api/status"), Some(Route::Status));
+        assert_eq!(Route::find("/api/events"), Some(Route::Events));
         for none in [
             "/",
             "/api",
@@ -108,7 +113,9 @@ mod tests {
         assert!(!Route::Task("x").takes(&Method::POST));
         assert!(Route::Sync.takes(&Method::POST));
         assert!(!Route::Sync.takes(&Method::GET));
-        assert!(!Route::Health.takes(&Method::HEAD));
+        assert!(Route::Health.takes(&Method::HEAD));
+        assert!(Route::Task("x").takes(&Method::HEAD));
+        assert!(!Route::Sync.takes(&Method::HEAD));
         assert!(!Route::Health.needs_token());
         assert!(Route::Status.needs_token());
     }

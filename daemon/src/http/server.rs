@@ -1,6 +1,10 @@
-//! The accept loop (one hyper HTTP/1.1 connection task per client), per-request dispatch,
-//! and graceful shutdown.
+//! The HTTP connections of both listeners: the TCP port (bearer token) and the local socket
+//! (peer uid, checked before a connection gets here). One hyper HTTP/1.1 connection task per
+//! client, per-request dispatch, limits and graceful shutdown: the same code for both.
 //!
+//! Limits (DESIGN.md section 7): a connection must send a complete request head within
+//! [`HEADER_TIMEOUT`] of connecting or of its previous answer, else it is closed; when
+//! [`MAX_CONNECTIONS`] are open the idlest one is closed for a newcomer (see `crate::slots`).
 //! When shutdown is requested the listener closes, each connection finishes the request in
 //! hand (idle keep-alive connections close at once), and after [`DRAIN_TIMEOUT`] whatever is
 //! left is dropped.
@@ -14,49 +18,62 @@ use hyper::header::AUTHORIZATION;
 use hyper::http::request::Parts;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use super::auth::BearerAuth;
 use super::body::RequestBody;
 use super::error::{ApiError, HttpResponse};
 use super::routes::Route;
-use super::{status, tasks};
+use super::{events, status, tasks};
 use crate::app::App;
 use crate::service::shutdown::Shutdown;
+use crate::slots::{Activity, Slots, Tracked};
 
 /// How long shutdown waits for requests in hand.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
-/// How long a client may take to send a request's headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Connections served at once; more wait in the listen backlog until some close.
+/// How long a client may take to send a request's head, counted from the connection's start
+/// or the end of the previous answer (so it is also the keep-alive idle timeout).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest request head (request line and headers); a larger one is answered 431.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// TCP connections served at once; past it the idlest one is closed for a newcomer.
 const MAX_CONNECTIONS: usize = 256;
 
 /// What every request shares.
 pub struct Api {
     pub app: Arc<App>,
-    pub auth: BearerAuth,
+    /// The TCP listener's bearer token; `None` on the local socket, where the peer's uid is
+    /// the credential.
+    pub auth: Option<BearerAuth>,
+    /// Ends event streams when the daemon stops.
+    pub shutdown: Shutdown,
 }
+
+impl Api {
+    /// The API as served on the local socket.
+    pub fn local(app: Arc<App>, shutdown: Shutdown) -> Api {
+        Api {
+            app,
+            auth: None,
+            shutdown,
+        }
+    }
+}
+
+/// The connection a request came on (in the request's extensions), so that a handler can
+/// mark it busy or close it.
+#[derive(Clone)]
+struct Connection(Arc<Activity>);
 
 /// Serves `listener` until shutdown is requested, then drains open connections.
 pub async fn serve(listener: TcpListener, api: Arc<Api>, mut shutdown: Shutdown) {
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+    let slots = Slots::new(MAX_CONNECTIONS);
+    let mut connections = JoinSet::new();
     loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = shutdown.requested() => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -67,28 +84,111 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>, mut shutdown: Shutdown)
                     continue;
                 }
             },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             () = shutdown.requested() => break,
         };
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, "HTTP API: cannot set TCP_NODELAY: {error}");
         }
+        let (slot, evicted) = slots.admit();
+        if evicted {
+            tracing::debug!("HTTP API: {MAX_CONNECTIONS} connections open: closed the idlest");
+        }
         let api = api.clone();
-        let service = service_fn(move |request| handle(api.clone(), request));
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, "HTTP API: connection ended: {error}");
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let stream = Tracked::new(stream, slot.activity().clone());
+            tokio::select! {
+                () = serve_connection(stream, api, Some(slot.activity()), shutdown) => {}
+                () = slot.evicted() => tracing::debug!(%peer, "HTTP API: closed an idle connection to make room"),
             }
-            drop(slot);
         });
     }
     drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::debug!("HTTP API: all connections closed"),
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
-            tracing::warn!("HTTP API: connections still open after {DRAIN_TIMEOUT:?}; closing them");
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("HTTP API: connections still open after {DRAIN_TIMEOUT:?}; closing them");
+        connections.abort_all();
+    }
+}
+
+fn builder() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
+    builder
+}
+
+/// Serves one HTTP connection, whatever carries it, until the client closes it, a limit
+/// closes it, or shutdown (after the request in hand).
+pub(crate) async fn serve_connection<S>(
+    io: S,
+    api: Arc<Api>,
+    activity: Option<&Arc<Activity>>,
+    mut shutdown: Shutdown,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = activity.cloned();
+    let service = service_fn(move |mut request: Request<Incoming>| {
+        let api = api.clone();
+        let working = activity.as_ref().map(|a| a.busy());
+        if let Some(activity) = &activity {
+            request
+                .extensions_mut()
+                .insert(Connection(activity.clone()));
+        }
+        async move {
+            let response = handle(api, request).await;
+            drop(working);
+            response
+        }
+    });
+    let connection = builder().serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(error) = ended {
+                    tracing::debug!("HTTP API: connection ended: {error}");
+                }
+                return;
+            }
+            () = shutdown.requested(), if !draining => {
+                connection.as_mut().graceful_shutdown();
+                draining = true;
+            }
         }
     }
+}
+
+/// Answers every request of a connection with 403 and `message` (a peer of another user).
+pub(crate) async fn refuse<S>(io: S, message: &'static str)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request: Request<Incoming>| async move {
+        let error = ApiError::new(StatusCode::FORBIDDEN, message).with_code("permission_denied");
+        let mut response = error.into_response(request.uri().path());
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        Ok::<_, Infallible>(response)
+    });
+    let _ = tokio::time::timeout(
+        HEADER_TIMEOUT,
+        builder()
+            .keep_alive(false)
+            .serve_connection(TokioIo::new(io), service),
+    )
+    .await;
 }
 
 /// The hyper service: answers every request, errors included.
@@ -114,18 +214,37 @@ async fn route(api: &Api, parts: &Parts, body: &mut RequestBody) -> Result<HttpR
     if !route.takes(&parts.method) {
         return Err(ApiError::method_not_allowed(&parts.method, route.allow()));
     }
-    if route.needs_token() {
+    if let Some(auth) = &api.auth {
         let authorization = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
-        if !api.auth.allows(authorization) {
+        if route.needs_token() && !auth.allows(authorization) {
             return Err(ApiError::unauthorized());
         }
     }
     let app = &api.app;
-    match (route, &parts.method) {
+    // HEAD is answered as GET; hyper leaves the body out.
+    let method = if parts.method == Method::HEAD {
+        &Method::GET
+    } else {
+        &parts.method
+    };
+    let query = parts.uri.query().unwrap_or("");
+    match (route, method) {
         (Route::Health, &Method::GET) => Ok(status::health()),
         (Route::Status, &Method::GET) => status::status(app).await,
         (Route::Sync, &Method::POST) => status::sync(app).await,
-        (Route::Tasks, &Method::GET) => tasks::list(app).await,
+        (Route::Events, &Method::GET) => {
+            let connection = parts.extensions.get::<Connection>().map(|c| c.0.clone());
+            let head_only = parts.method == Method::HEAD;
+            events::stream(
+                app,
+                &parts.headers,
+                head_only,
+                connection,
+                api.shutdown.clone(),
+            )
+            .await
+        }
+        (Route::Tasks, &Method::GET) => tasks::list(app, query).await,
         (Route::Tasks, &Method::POST) => tasks::create(app, body).await,
         (Route::Task(id), &Method::GET) => tasks::get(app, id).await,
         (Route::Task(id), &Method::PUT) => tasks::update(app, id, body).await,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use hyper::StatusCode;
 use serde::Serialize;
-use tasksync_proto::ipc::SyncReport;
+use tasksync_proto::ipc::{StatusInfo, SyncReport};
 use tasksync_proto::wire::HealthResponse;
 use tasksync_proto::Timestamp;
 
@@ -29,12 +29,16 @@ struct SyncBody {
     errors: Vec<String>,
 }
 
+/// The body of `GET /api/status` and of the `status` event: the original challenge's four
+/// fields, then those of `taskctl status --json`.
 #[derive(Debug, Serialize)]
-struct StatusBody {
+pub struct StatusBody {
     pending_sync_count: u64,
     last_sync_timestamp: Option<Timestamp>,
     is_online: bool,
     sync_queue_size: u64,
+    #[serde(flatten)]
+    info: StatusInfo,
 }
 
 /// `POST /api/sync`: one sync round now. 200 when the server was reached (`success` says
@@ -57,18 +61,23 @@ pub async fn sync(app: &App) -> Result<HttpResponse, ApiError> {
 
 /// `GET /api/status`.
 pub async fn status(app: &Arc<App>) -> Result<HttpResponse, ApiError> {
+    Ok(json_response(StatusCode::OK, &status_body(app).await?))
+}
+
+/// What `GET /api/status` answers.
+pub async fn status_body(app: &Arc<App>) -> Result<StatusBody, ApiError> {
     let app = app.clone();
     let info = match tokio::task::spawn_blocking(move || app.status()).await {
         Ok(info) => info?,
         Err(error) => return Err(ApiError::internal("status", &error)),
     };
-    let body = StatusBody {
+    Ok(StatusBody {
         pending_sync_count: info.pending,
         last_sync_timestamp: info.last_sync_at,
         is_online: info.online,
         sync_queue_size: info.pending + info.failed,
-    };
-    Ok(json_response(StatusCode::OK, &body))
+        info,
+    })
 }
 
 /// `GET /api/health`: the daemon answers; needs no token.

@@ -1,6 +1,7 @@
 //! The task routes: `GET/POST /api/tasks` and `GET/PUT/DELETE /api/tasks/:id`.
 //!
-//! Bodies are the original challenge's: create `{title, description?}`, update
+//! Bodies are the original challenge's: create `{title, description?, id?}` (a
+//! client-chosen id makes the create safe to retry), update
 //! `{title?, description?, completed?}`; unknown fields are refused. Answers are the `Task`
 //! JSON shape (the same as `taskctl --json show`). What a valid title or description is, and
 //! that an update must change something, is decided by `tasksync_proto::task` inside the
@@ -8,16 +9,19 @@
 
 use std::sync::Arc;
 
-use hyper::header::{HeaderValue, LOCATION};
+use hyper::header::{HeaderValue, LINK, LOCATION};
 use hyper::StatusCode;
 use serde::{Deserialize, Deserializer};
+use tasksync_proto::ipc::{PageCursor, MAX_PAGE_TASKS};
 use tasksync_proto::{NewTask, Task, TaskPatch};
+use uuid::Uuid;
 
 use super::body::{parse_json, RequestBody};
 use super::error::{empty_response, json_response, ApiError, HttpResponse};
+use super::query::{self, Query};
 use super::routes::{parse_task_id, TASKS};
 use crate::app::App;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, TaskFilter};
 
 /// `POST /api/tasks` body.
 #[derive(Debug, Deserialize)]
@@ -26,6 +30,8 @@ struct CreateBody {
     title: String,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    id: Option<Uuid>,
 }
 
 /// `PUT /api/tasks/:id` body. A field left out stays as it is; `"description": null` clears
@@ -46,10 +52,75 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-/// `GET /api/tasks`: live tasks, newest first.
-pub async fn list(app: &App) -> Result<HttpResponse, ApiError> {
-    let tasks = read(app, |store| store.list(false, None)).await?;
-    Ok(json_response(StatusCode::OK, &tasks))
+/// What `GET /api/tasks` was asked for.
+#[derive(Debug, PartialEq, Eq)]
+struct ListQuery {
+    filter: TaskFilter,
+    limit: Option<usize>,
+    after: Option<Uuid>,
+}
+
+fn list_query(raw: &str) -> Result<ListQuery, ApiError> {
+    let query = Query::parse(raw)?;
+    query.only(&["completed", "include_deleted", "q", "limit", "after"])?;
+    let limit = query
+        .number("limit", 1, u64::from(MAX_PAGE_TASKS))?
+        .map(|n| n as usize);
+    let after = match query.get("after") {
+        Some(id) => Some(parse_task_id(id)?),
+        None => None,
+    };
+    let text = query.get("q").filter(|q| !q.is_empty()).map(str::to_owned);
+    Ok(ListQuery {
+        filter: TaskFilter {
+            completed: query.flag("completed")?,
+            include_deleted: query.flag("include_deleted")?.unwrap_or(false),
+            text,
+        },
+        limit,
+        after,
+    })
+}
+
+/// `GET /api/tasks`: tasks, newest first, filtered and paged as the query asks; a bare array,
+/// with `Link: <...>; rel="next"` while more remain.
+pub async fn list(app: &App, raw_query: &str) -> Result<HttpResponse, ApiError> {
+    let asked = list_query(raw_query)?;
+    let filter = asked.filter.clone();
+    let (limit, after) = (asked.limit, asked.after);
+    let page = read(app, move |store| {
+        // The cursor is the task named by `after`; `None` if there is no such task.
+        let cursor = match after {
+            Some(id) => match store.get(id) {
+                Ok(task) => Some(PageCursor {
+                    created_at: task.created_at,
+                    id: task.id,
+                }),
+                Err(StoreError::NotFound(_)) => return Ok(None),
+                Err(error) => return Err(error),
+            },
+            None => None,
+        };
+        Ok(Some(store.filtered(&filter, cursor, limit)?))
+    })
+    .await?;
+    let Some((tasks, next)) = page else {
+        return Err(ApiError::bad_request(format!(
+            "after: no task has the id {}",
+            after.map(|id| id.to_string()).unwrap_or_default()
+        )));
+    };
+    let mut response = json_response(StatusCode::OK, &tasks);
+    if let Some(next) = next {
+        let link = format!(
+            "<{TASKS}?{}>; rel=\"next\"",
+            query::next_page(raw_query, &next.id.to_string())
+        );
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 /// `GET /api/tasks/:id`.
@@ -59,17 +130,24 @@ pub async fn get(app: &App, id: &str) -> Result<HttpResponse, ApiError> {
     Ok(json_response(StatusCode::OK, &task))
 }
 
-/// `POST /api/tasks`: 201 with the task and its `Location`.
+/// `POST /api/tasks`: 201 with the task and its `Location`; with a client-chosen `id` that
+/// was already created with the same content, 200 with that task (nothing new is queued).
 pub async fn create(app: &App, body: &mut RequestBody) -> Result<HttpResponse, ApiError> {
     let input: CreateBody = parse_json(&body.bytes().await?)?;
-    let task = app
+    let (task, created) = app
         .store
-        .create(NewTask {
+        .create_once(NewTask {
             title: input.title,
             description: input.description,
+            id: input.id,
         })
         .await?;
-    let mut response = json_response(StatusCode::CREATED, &task);
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = json_response(status, &task);
     if let Ok(location) = HeaderValue::from_str(&format!("{TASKS}/{}", task.id)) {
         response.headers_mut().insert(LOCATION, location);
     }
@@ -152,6 +230,28 @@ mod tests {
     }
 
     #[test]
+    fn list_queries_filter_and_page() {
+        let asked =
+            list_query("completed=false&q=Milk%20two&limit=2&include_deleted=true").unwrap();
+        assert_eq!(asked.filter.completed, Some(false));
+        assert!(asked.filter.include_deleted);
+        assert_eq!(asked.filter.text.as_deref(), Some("Milk two"));
+        assert_eq!(asked.limit, Some(2));
+        assert_eq!(list_query("").unwrap().filter, TaskFilter::default());
+        for bad in [
+            "completed=yes",
+            "limit=0",
+            "limit=x",
+            "limit=1001",
+            "after=abc",
+            "sort=title",
+        ] {
+            let error = list_query(bad).unwrap_err();
+            assert_eq!(error.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
+
+    #[test]
     fn create_bodies_need_a_string_title_and_nothing_else() {
         let body: CreateBody = parse_json(br#"{"title": "t", "description": null}"#).unwrap();
         assert_eq!((body.title.as_str(), body.description), ("t", None));
@@ -160,6 +260,7 @@ mod tests {
             r#"{"title": null}"#,
             r#"{"title": 3}"#,
             r#"{"title": "t", "completed": true}"#,
+            r#"{"title": "t", "id": "not-a-uuid"}"#,
         ] {
             let error = parse_json::<CreateBody>(bad.as_bytes()).unwrap_err();
             assert_eq!(error.status, StatusCode::BAD_REQUEST, "{bad}");

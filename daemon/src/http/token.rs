@@ -82,7 +82,18 @@ fn read(path: &Path) -> Result<Option<String>, TokenError> {
     }
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt as _;
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        // Root can read anyone's file: a token planted by another user must not become the
+        // key to this daemon.
+        let own = crate::ipc::socket::own_uid();
+        if metadata.uid() != own {
+            return Err(TokenError::Unusable(format!(
+                "the HTTP API token file {} belongs to uid {}, not to this daemon's user \
+                 (uid {own}): delete it or give it to uid {own}",
+                path.display(),
+                metadata.uid()
+            )));
+        }
         let mode = metadata.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(TokenError::Unusable(format!(
@@ -230,6 +241,15 @@ mod tests {
             fs::set_permissions(&open, fs::Permissions::from_mode(0o644)).unwrap();
             let error = load_or_create(&open).unwrap_err().to_string();
             assert!(error.contains("chmod 600"), "{error}");
+
+            // A file of another user (only root can make one here) is refused, even by root.
+            if crate::ipc::socket::own_uid() == 0 {
+                let theirs = dir.path().join("theirs");
+                write_private(&theirs, "0123456789abcdef0123").unwrap();
+                std::os::unix::fs::chown(&theirs, Some(1001), None).unwrap();
+                let error = load_or_create(&theirs).unwrap_err().to_string();
+                assert!(error.contains("belongs to uid 1001"), "{error}");
+            }
         }
         let error = load_or_create(dir.path()).unwrap_err().to_string();
         assert!(error.contains("not a regular file"), "{error}");

@@ -1,4 +1,5 @@
-//! One client connection: peer check, handshake, then requests answered in order.
+//! One client connection: peer check, which dialect it speaks, then for postcard the
+//! handshake and requests answered in order (HTTP connections go to `crate::http`).
 //!
 //! Anything wrong with a frame (malformed, oversized, stalled) ends this connection with a
 //! `Fatal` message naming the problem; the daemon and every other connection go on.
@@ -13,37 +14,107 @@ use tasksync_proto::events::Event;
 use tasksync_proto::ipc::{
     ClientMessage, Command, ErrorCode, IpcError, Reply, ServerMessage, PROTOCOL_VERSION,
 };
-use tokio::io::{AsyncReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::dispatch::dispatch;
+use super::sniff::{first_byte, Dialect, Prefixed};
 use super::socket::{own_uid, peer_allowed};
 use crate::app::{snapshot, App};
+use crate::http::server::Api;
 use crate::service::shutdown::Shutdown;
+use crate::slots::{Slot, Tracked};
 
-/// How long a client has to say Hello after connecting.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has after connecting to send its first byte, and then to say Hello.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a started frame may take to arrive completely.
 const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may leave an answer unread before it is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn serve(stream: Stream, app: Arc<App>, mut shutdown: Shutdown) {
-    let mut writer = &stream;
+/// The refusal a client of another user gets, in either dialect.
+pub(crate) const PERMISSION_DENIED: &str =
+    "permission denied: this daemon serves only its own user (and root)";
+
+/// Serves one accepted socket connection: checks the peer's uid, then serves its dialect.
+pub(crate) async fn accept(
+    stream: Stream,
+    app: Arc<App>,
+    http: Arc<Api>,
+    slot: Slot,
+    shutdown: Shutdown,
+) {
     let peer = stream.peer_creds().ok().and_then(|creds| creds.euid());
-    if !peer_allowed(peer, own_uid()) {
+    let allowed = peer_allowed(peer, own_uid());
+    if !allowed {
+        let who = peer.map_or("an unknown uid".to_string(), |uid| format!("uid {uid}"));
         tracing::warn!(
-            "refused a connection from uid {peer:?}: only uid {} and root may connect",
+            "refused a connection from {who}: only uid {} (this daemon's user) and root may connect",
             own_uid()
         );
-        let refusal = IpcError::new(
-            ErrorCode::Unavailable,
-            "permission denied: this daemon serves only its own user",
-        );
-        send(&mut writer, &ServerMessage::Fatal(refusal)).await;
-        return;
     }
-    let mut reader = BufReader::new(&stream);
+    serve_dialect(stream, allowed, app, http, slot, shutdown).await;
+}
+
+/// Serves a connection in the dialect its first byte names; a refused peer is told why in
+/// that dialect. Generic over the stream, so every kind of local socket is served alike.
+pub(crate) async fn serve_dialect<S>(
+    stream: S,
+    allowed: bool,
+    app: Arc<App>,
+    http: Arc<Api>,
+    slot: Slot,
+    shutdown: Shutdown,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut stream = Tracked::new(stream, slot.activity().clone());
+    let Some(first) = first_byte(&mut stream, HANDSHAKE_TIMEOUT).await else {
+        return;
+    };
+    let dialect = Dialect::of(first);
+    let stream = Prefixed::new(first, stream);
+    let serve = async {
+        match (dialect, allowed) {
+            (Dialect::Http, true) => {
+                crate::http::server::serve_connection(stream, http, Some(slot.activity()), shutdown)
+                    .await
+            }
+            (Dialect::Http, false) => crate::http::server::refuse(stream, PERMISSION_DENIED).await,
+            (Dialect::Postcard, true) => serve_postcard(stream, app, &slot, shutdown).await,
+            (Dialect::Postcard, false) => refuse_postcard(stream).await,
+        }
+    };
+    tokio::select! {
+        () = serve => {}
+        () = slot.evicted() => tracing::debug!("closed an idle connection to make room for a new one"),
+    }
+}
+
+/// Tells a postcard client of another user why it is refused: after its Hello, so that the
+/// client is not writing into a closed socket when the answer comes.
+async fn refuse_postcard<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
+    let (read_half, mut writer) = tokio::io::split(stream);
+    let mut reader = BufReader::new(read_half);
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        codec::read_frame::<_, ClientMessage>(&mut reader, &mut buf, STALL_TIMEOUT),
+    )
+    .await;
+    let refusal = IpcError::new(ErrorCode::PermissionDenied, PERMISSION_DENIED);
+    send(&mut writer, &ServerMessage::Fatal(refusal)).await;
+}
+
+/// The postcard protocol: handshake, then requests answered in order.
+async fn serve_postcard<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    app: Arc<App>,
+    slot: &Slot,
+    mut shutdown: Shutdown,
+) {
+    let (read_half, mut writer) = tokio::io::split(stream);
+    let mut reader = BufReader::new(read_half);
     let mut buf = Vec::new();
 
     let hello = tokio::time::timeout(
@@ -94,8 +165,12 @@ pub async fn serve(stream: Stream, app: Arc<App>, mut shutdown: Shutdown) {
             Ok(Some(ClientMessage::Request {
                 id,
                 command: Command::Subscribe,
-            })) => return stream_events(&app, id, &mut reader, &mut writer, shutdown).await,
+            })) => {
+                let _streaming = slot.activity().busy();
+                return stream_events(&app, id, &mut reader, &mut writer, shutdown).await;
+            }
             Ok(Some(ClientMessage::Request { id, command })) => {
+                let _working = slot.activity().busy();
                 let result = dispatch(&app, command).await;
                 if !send_response(&mut writer, id, result).await {
                     return;
@@ -112,11 +187,11 @@ pub async fn serve(stream: Stream, app: Arc<App>, mut shutdown: Shutdown) {
 /// Serves a subscription: `Subscribed`, the current state, then every event, until the
 /// client hangs up (or sends anything: a subscribed connection only listens) or the daemon
 /// stops. A subscriber too slow to keep up is told how many events it missed.
-async fn stream_events(
+async fn stream_events<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     app: &App,
     id: u64,
-    reader: &mut BufReader<&Stream>,
-    writer: &mut &Stream,
+    reader: &mut R,
+    writer: &mut W,
     mut shutdown: Shutdown,
 ) {
     // Subscribe before taking the snapshot, so nothing falls between the two.
@@ -159,13 +234,17 @@ fn frame_error(error: FrameError) -> IpcError {
 }
 
 /// Reports a connection-level error and ends the connection.
-async fn fail(writer: &mut &Stream, error: IpcError) {
+async fn fail<W: AsyncWrite + Unpin>(writer: &mut W, error: IpcError) {
     tracing::debug!("closing a connection: {}", error.message);
     send(writer, &ServerMessage::Fatal(error)).await;
 }
 
 /// Writes a response; an answer too large for a frame becomes an error answer instead.
-async fn send_response(writer: &mut &Stream, id: u64, result: Result<Reply, IpcError>) -> bool {
+async fn send_response<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    id: u64,
+    result: Result<Reply, IpcError>,
+) -> bool {
     let response = ServerMessage::Response { id, result };
     if let Err(FrameError::TooLarge(size)) = codec::encode(&response) {
         tracing::error!("answer to request {id} is {size} bytes, over the frame limit");
@@ -177,7 +256,7 @@ async fn send_response(writer: &mut &Stream, id: u64, result: Result<Reply, IpcE
 }
 
 /// Writes one message; false if the client is gone or too slow to read.
-async fn send(writer: &mut &Stream, message: &ServerMessage) -> bool {
+async fn send<W: AsyncWrite + Unpin>(writer: &mut W, message: &ServerMessage) -> bool {
     match tokio::time::timeout(WRITE_TIMEOUT, codec::write_frame(writer, message)).await {
         Ok(Ok(())) => true,
         Ok(Err(e)) => {

@@ -12,7 +12,7 @@ use crate::store::{StoreError, SyncWrite};
 pub async fn dispatch(app: &App, command: Command) -> Result<Reply, IpcError> {
     let store = &app.store;
     let reply = match command {
-        Command::CreateTask(new) => Reply::Task(store.create(new).await?),
+        Command::CreateTask(new) => Reply::Task(store.create_once(new).await?.0),
         Command::GetTask { id } => Reply::Task(store.get(resolve(app, &id)?)?),
         Command::ListTasks {
             include_deleted,
@@ -106,8 +106,12 @@ impl From<StoreError> for IpcError {
             StoreError::Invalid(_) => ErrorCode::InvalidInput,
             StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::Ambiguous { .. } => ErrorCode::Ambiguous,
+            StoreError::Conflict(_) => ErrorCode::Conflict,
             StoreError::Closed | StoreError::Storage(_) => ErrorCode::Unavailable,
-            StoreError::Open { .. } | StoreError::Sqlite(_) | StoreError::Corrupt(_) => {
+            StoreError::Open { .. }
+            | StoreError::Sqlite(_)
+            | StoreError::Corrupt(_)
+            | StoreError::AlreadyCreated(_) => {
                 tracing::error!("{error}");
                 ErrorCode::Internal
             }

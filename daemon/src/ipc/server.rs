@@ -1,4 +1,5 @@
-//! The accept loop: one task per connection, and an orderly stop.
+//! The accept loop: one task per connection, a cap that evicts the idlest connection instead
+//! of refusing a new one, and an orderly stop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +10,11 @@ use tokio::task::JoinSet;
 
 use super::connection;
 use crate::app::App;
+use crate::http::server::Api;
 use crate::service::shutdown::Shutdown;
+use crate::slots::Slots;
 
-/// Connections served at once; more are refused until some close.
+/// Connections served at once; past it the idlest open connection is closed for a new one.
 const MAX_CONNECTIONS: usize = 1024;
 /// How long connections may take to finish the command in hand at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
@@ -20,13 +23,19 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
 /// with the listener) and lets each connection finish the command it is running.
 pub async fn run(listener: Listener, app: Arc<App>, mut shutdown: Shutdown) {
     let mut connections = JoinSet::new();
+    let slots = Slots::new(MAX_CONNECTIONS);
+    let http = Arc::new(Api::local(app.clone(), shutdown.clone()));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(stream) if connections.len() < MAX_CONNECTIONS => {
-                    connections.spawn(connection::serve(stream, app.clone(), shutdown.clone()));
+                Ok(stream) => {
+                    let (slot, evicted) = slots.admit();
+                    if evicted {
+                        tracing::debug!("{MAX_CONNECTIONS} connections open: closed the idlest");
+                    }
+                    let serve = connection::accept(stream, app.clone(), http.clone(), slot, shutdown.clone());
+                    connections.spawn(serve);
                 }
-                Ok(_) => tracing::warn!("refused a connection: {MAX_CONNECTIONS} already open"),
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!("accept failed: {e}");

@@ -31,9 +31,22 @@ pub fn apply(
 ) -> rusqlite::Result<Result<Task, StoreError>> {
     match op {
         WriteOp::Create(new) => {
+            if let Some(id) = new.id {
+                if let Some(existing) = load(tx, id)? {
+                    let same =
+                        existing.title == new.title && existing.description == new.description;
+                    return Ok(Err(if same {
+                        StoreError::AlreadyCreated(Box::new(existing))
+                    } else {
+                        StoreError::Conflict(format!(
+                            "task {id} already exists with another title or description"
+                        ))
+                    }));
+                }
+            }
             let now = clock.tick(Timestamp::now());
             let mut task = Task {
-                id: Uuid::now_v7(),
+                id: new.id.unwrap_or_else(Uuid::now_v7),
                 title: new.title.clone(),
                 description: new.description.clone(),
                 completed: false,

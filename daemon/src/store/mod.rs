@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod commands;
+pub mod filter;
 pub mod reads;
 pub mod rows;
 pub mod schema;
@@ -25,6 +26,7 @@ use uuid::Uuid;
 
 use self::clock::HybridClock;
 use self::commands::WriteOp;
+pub use self::filter::TaskFilter;
 pub use self::reads::Counts;
 use self::reads::ReadPool;
 pub use self::rows::QueuedOp;
@@ -62,6 +64,13 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shutting down")]
     Closed,
+    /// A create with a client-chosen id that a task with other content already has.
+    #[error("{0}")]
+    Conflict(String),
+    /// A create with a client-chosen id that was already made with the same content: not an
+    /// error for the client, who gets the task (see [`Store::create_once`]).
+    #[error("task {} already exists", .0.id)]
+    AlreadyCreated(Box<Task>),
 }
 
 impl StoreError {
@@ -195,8 +204,19 @@ impl Store {
 
     /// Creates a task and queues its `create`; returns it once durable.
     pub async fn create(&self, new: NewTask) -> Result<Task, StoreError> {
+        Ok(self.create_once(new).await?.0)
+    }
+
+    /// Creates a task, safely retried when the client chose its id: if a task with that id
+    /// and the same title and description exists, it is returned with `false` and nothing is
+    /// written or queued; with other content the answer is [`StoreError::Conflict`].
+    pub async fn create_once(&self, new: NewTask) -> Result<(Task, bool), StoreError> {
         new.validate()?;
-        self.write(WriteOp::Create(new)).await
+        match self.write(WriteOp::Create(new)).await {
+            Ok(task) => Ok((task, true)),
+            Err(StoreError::AlreadyCreated(task)) => Ok((*task, false)),
+            Err(error) => Err(error),
+        }
     }
 
     /// Changes a live task and queues an `update` naming the changed fields.
@@ -252,6 +272,18 @@ impl Store {
     ) -> Result<TaskPage, StoreError> {
         self.reads
             .list_page(include_deleted, status, after, limit, PAGE_BYTE_BUDGET)
+    }
+
+    /// Tasks matching `filter`, newest first, after `after`, at most `limit`; the cursor is
+    /// `Some` while more remain.
+    pub fn filtered(
+        &self,
+        filter: &TaskFilter,
+        after: Option<PageCursor>,
+        limit: Option<usize>,
+    ) -> Result<(Vec<Task>, Option<PageCursor>), StoreError> {
+        self.reads
+            .with(|conn| filter::page(conn, filter, after, limit))
     }
 
     pub fn needing_sync(&self) -> Result<Vec<Task>, StoreError> {

@@ -43,7 +43,7 @@ impl ReadPool {
     }
 
     /// Runs `f` on a free connection, waiting for one if all are busy.
-    fn with<R>(
+    pub(super) fn with<R>(
         &self,
         f: impl FnOnce(&Connection) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {

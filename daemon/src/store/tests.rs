@@ -13,6 +13,7 @@ fn new_task(title: &str) -> NewTask {
     NewTask {
         title: title.into(),
         description: Some(format!("about {title}")),
+        id: None,
     }
 }
 
@@ -253,6 +254,7 @@ async fn invalid_input_is_refused_and_writes_nothing() {
         .create(NewTask {
             title: "  ".into(),
             description: None,
+            id: None,
         })
         .await
         .unwrap_err();
@@ -264,6 +266,7 @@ async fn invalid_input_is_refused_and_writes_nothing() {
         .create(NewTask {
             title: "x".repeat(501),
             description: None,
+            id: None,
         })
         .await
         .unwrap_err();
@@ -378,6 +381,7 @@ async fn pages_cover_a_listing_exactly_once_and_fit_a_frame() {
             .create(NewTask {
                 title: format!("t{i}"),
                 description,
+                id: None,
             })
             .await
             .unwrap();

@@ -1,0 +1,80 @@
+//! Filtered task listings for apps (`GET /api/tasks`): done or not, deleted or not, a text
+//! search, and paging by cursor.
+
+use rusqlite::Connection;
+use tasksync_proto::ipc::PageCursor;
+use tasksync_proto::Task;
+
+use super::rows::{task_from_row, TASK_COLUMNS};
+use super::StoreError;
+
+/// Which tasks a listing shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    /// Only done (`Some(true)`) or only not done (`Some(false)`) tasks.
+    pub completed: Option<bool>,
+    pub include_deleted: bool,
+    /// Text the title or description contains, compared case-insensitively (Unicode).
+    pub text: Option<String>,
+}
+
+impl TaskFilter {
+    fn matches(&self, task: &Task, needle: Option<&str>) -> bool {
+        let Some(needle) = needle else {
+            return true;
+        };
+        task.title.to_lowercase().contains(needle)
+            || task
+                .description
+                .as_ref()
+                .is_some_and(|d| d.to_lowercase().contains(needle))
+    }
+}
+
+/// Tasks matching `filter`, newest first, after `after`; at most `limit` (all without one).
+/// The cursor is `Some` when more remain.
+pub(super) fn page(
+    conn: &Connection,
+    filter: &TaskFilter,
+    after: Option<PageCursor>,
+    limit: Option<usize>,
+) -> Result<(Vec<Task>, Option<PageCursor>), StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {TASK_COLUMNS} FROM tasks
+         WHERE (?1 OR is_deleted = 0) AND (?2 IS NULL OR completed = ?2)
+           AND (?3 IS NULL OR (created_at, id) < (?3, ?4))
+         ORDER BY created_at DESC, id DESC"
+    ))?;
+    let rows = stmt.query_map(
+        rusqlite::params![
+            filter.include_deleted,
+            filter.completed,
+            after.map(|a| a.created_at.to_string()),
+            after.map(|a| a.id.to_string()),
+        ],
+        task_from_row,
+    )?;
+    let needle = filter.text.as_ref().map(|t| t.to_lowercase());
+    let mut tasks = Vec::new();
+    let mut more = false;
+    for task in rows {
+        let task = task?;
+        if !filter.matches(&task, needle.as_deref()) {
+            continue;
+        }
+        if limit.is_some_and(|limit| tasks.len() == limit) {
+            more = true;
+            break;
+        }
+        tasks.push(task);
+    }
+    let next = more
+        .then(|| {
+            tasks.last().map(|t: &Task| PageCursor {
+                created_at: t.created_at,
+                id: t.id,
+            })
+        })
+        .flatten();
+    Ok((tasks, next))
+}

@@ -1,0 +1,350 @@
+//! The local API over the daemon's real socket: HTTP and postcard on one socket, the event
+//! stream, safe retries, listings for apps, and bad input on the HTTP dialect.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use tasksync_e2e::http::{self, unix_get, unix_request};
+use tasksync_e2e::sse::SseStream;
+use tasksync_e2e::{Daemon, DEADLINE};
+
+const ID: &str = "0190b6e2-7c1e-7a3d-9f00-2b8c4d5e6f70";
+
+fn create(daemon: &Daemon, body: &str) -> http::Answer {
+    unix_request(&daemon.socket, "POST", "/api/tasks", &[], body.as_bytes())
+}
+
+/// Sends raw bytes on a fresh socket connection and reads until the daemon closes it.
+fn raw_exchange(daemon: &Daemon, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = UnixStream::connect(&daemon.socket).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    // The daemon may answer and close before everything is written: that is fine.
+    let _ = stream.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+#[test]
+fn the_socket_speaks_http_without_a_token_beside_postcard() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let listed = unix_get(&daemon.socket, "/api/tasks");
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json(), serde_json::json!([]));
+
+    let created = create(&daemon, r#"{"title":"Buy milk"}"#);
+    assert_eq!(created.status, 201);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    // The same database through postcard, on the same socket.
+    let shown = daemon.ctl(&["--json", "show", &id]).json();
+    assert_eq!(shown["title"], "Buy milk");
+
+    let status = unix_get(&daemon.socket, "/api/status").json();
+    assert_eq!(status["pending_sync_count"], 1);
+    assert_eq!(status["state"], "local-only");
+    assert_eq!(status["pending"], 1);
+    assert!(status["http"].is_null());
+    assert!(status["device_id"].is_string());
+
+    let head = unix_request(
+        &daemon.socket,
+        "HEAD",
+        &format!("/api/tasks/{id}"),
+        &[],
+        b"",
+    );
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    let missing = unix_get(&daemon.socket, &format!("/api/tasks/{ID}"));
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["code"], "not_found");
+    let bad = unix_request(
+        &daemon.socket,
+        "POST",
+        "/api/tasks",
+        &[],
+        b"{\"title\":\"\"}",
+    );
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["code"], "invalid_input");
+    let wrong = unix_request(&daemon.socket, "PATCH", "/api/tasks", &[], b"");
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.header("allow").as_deref(), Some("GET, HEAD, POST"));
+}
+
+#[test]
+fn a_create_with_a_client_id_is_safe_to_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let body = format!(r#"{{"title":"Call mum","description":"Sunday","id":"{ID}"}}"#);
+    let first = create(&daemon, &body);
+    assert_eq!(first.status, 201);
+    assert_eq!(first.json()["id"], ID);
+    let again = create(&daemon, &body);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json(), first.json());
+    let other = create(&daemon, &format!(r#"{{"title":"Call dad","id":"{ID}"}}"#));
+    assert_eq!(other.status, 409);
+    assert_eq!(other.json()["code"], "conflict");
+
+    // taskctl add --id, over postcard: the same rules.
+    let retried = daemon.ctl(&["--json", "add", "Call mum", "-d", "Sunday", "--id", ID]);
+    assert_eq!(retried.code(), 0, "{}", retried.stderr());
+    assert_eq!(retried.json()["created_at"], first.json()["created_at"]);
+    let clash = daemon.ctl(&["--json", "add", "Other", "--id", ID]);
+    assert_eq!(clash.code(), 1);
+    assert_eq!(clash.json_error()["error"]["code"], "conflict");
+
+    // One create, one queue row.
+    let queue = daemon.ctl(&["--json", "queue"]).json();
+    assert_eq!(queue.as_array().unwrap().len(), 1, "{queue}");
+}
+
+#[test]
+fn listings_filter_search_and_page_with_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let mut ids = Vec::new();
+    for title in [
+        "Buy MILK",
+        "Walk the dog",
+        "milkshake",
+        "Crème brûlée",
+        "Taxes",
+    ] {
+        ids.push(create(&daemon, &format!(r#"{{"title":"{title}"}}"#)).json()["id"].clone());
+    }
+    let id = |i: usize| ids[i].as_str().unwrap().to_string();
+    let done = unix_request(
+        &daemon.socket,
+        "PUT",
+        &format!("/api/tasks/{}", id(1)),
+        &[],
+        br#"{"completed":true}"#,
+    );
+    assert_eq!(done.status, 200);
+    let gone = unix_request(
+        &daemon.socket,
+        "DELETE",
+        &format!("/api/tasks/{}", id(4)),
+        &[],
+        b"",
+    );
+    assert_eq!(gone.status, 204);
+
+    let titles = |path: &str| -> Vec<String> {
+        let answer = unix_get(&daemon.socket, path);
+        assert_eq!(
+            answer.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        answer
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(titles("/api/tasks?q=milk"), ["milkshake", "Buy MILK"]);
+    assert_eq!(titles("/api/tasks?q=BR%C3%BBL%C3%89E"), ["Crème brûlée"]);
+    assert_eq!(titles("/api/tasks?completed=true"), ["Walk the dog"]);
+    assert_eq!(titles("/api/tasks?completed=false").len(), 3);
+    assert_eq!(titles("/api/tasks").len(), 4);
+    assert_eq!(titles("/api/tasks?include_deleted=true").len(), 5);
+
+    // Paging: two at a time, following Link until it stops.
+    let mut path = "/api/tasks?include_deleted=true&limit=2".to_string();
+    let mut seen = Vec::new();
+    loop {
+        let answer = unix_get(&daemon.socket, &path);
+        let page = answer.json();
+        assert!(page.as_array().unwrap().len() <= 2);
+        seen.extend(page.as_array().unwrap().iter().map(|t| t["id"].clone()));
+        let Some(link) = answer.header("link") else {
+            break;
+        };
+        assert!(link.ends_with("; rel=\"next\""), "{link}");
+        path = link[1..link.find('>').unwrap()].to_string();
+        assert!(path.contains("include_deleted=true"), "{path}");
+    }
+    let mut expected = ids.clone();
+    expected.reverse();
+    assert_eq!(seen, expected);
+
+    let bad = unix_get(&daemon.socket, "/api/tasks?limit=0");
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["code"], "invalid_input");
+}
+
+#[test]
+fn the_event_stream_opens_with_status_and_resumes_or_resets() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let mut events = SseStream::open(&daemon.socket, None);
+    assert!(events.head.starts_with("HTTP/1.1 200"), "{}", events.head);
+    assert!(events
+        .head
+        .to_ascii_lowercase()
+        .contains("content-type: text/event-stream"));
+    let status = events.next_event().unwrap();
+    assert_eq!(status.event, "status");
+    assert_eq!(status.json()["state"], "local-only");
+    let status_id: u64 = status.id.clone().unwrap().parse().unwrap();
+
+    // A change by taskctl (postcard) reaches the HTTP stream, marked local.
+    let added = daemon.ctl(&["--json", "add", "seen live"]).json();
+    let task = events.until(|e| e.event == "task");
+    assert_eq!(task.json()["task"]["id"], added["id"]);
+    assert_eq!(task.json()["origin"], "local");
+    let task_id: u64 = task.id.clone().unwrap().parse().unwrap();
+    assert!(task_id > status_id);
+    drop(events);
+
+    // Two changes while disconnected; resuming gets exactly those, in order.
+    let a = daemon.ctl(&["--json", "add", "missed a"]).json();
+    let b = daemon.ctl(&["--json", "add", "missed b"]).json();
+    let mut resumed = SseStream::open(&daemon.socket, Some(&task_id.to_string()));
+    let first = resumed.next_event().unwrap();
+    let second = resumed.next_event().unwrap();
+    assert_eq!(first.json()["task"]["id"], a["id"]);
+    assert_eq!(second.json()["task"]["id"], b["id"]);
+    let ids: Vec<u64> = [&first, &second]
+        .iter()
+        .map(|e| e.id.clone().unwrap().parse().unwrap())
+        .collect();
+    assert!(task_id < ids[0] && ids[0] < ids[1]);
+
+    // An id the daemon never gave (an earlier run's): reset, then the status.
+    let mut stale = SseStream::open(&daemon.socket, Some("12"));
+    assert_eq!(stale.next_event().unwrap().event, "reset");
+    assert_eq!(stale.next_event().unwrap().event, "status");
+
+    // HEAD answers the headers only.
+    let head = unix_request(&daemon.socket, "HEAD", "/api/events", &[], b"");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+}
+
+#[test]
+fn bad_http_input_gets_a_4xx_and_a_closed_connection_and_others_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    // A request line that is not HTTP.
+    let answer = raw_exchange(&daemon, b"GARBAGE\r\n\r\n");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // Garbage pipelined after a valid request: the request is answered, then a 400.
+    let answer = raw_exchange(
+        &daemon,
+        b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n\x01\x02NOT HTTP\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("HTTP/1.1 400"), "{text}");
+    // A huge header.
+    let mut huge = b"GET /api/tasks HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 200 * 1024));
+    huge.extend(b"\r\n\r\n");
+    let answer = raw_exchange(&daemon, &huge);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&answer[..answer.len().min(200)])
+    );
+    // A body over the cap.
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    let answer = unix_request(&daemon.socket, "POST", "/api/tasks", &[], &big);
+    assert_eq!(answer.status, 413);
+    assert_eq!(answer.json()["code"], "too_large");
+    // Postcard garbage (not a letter): a frame error, also closed.
+    let answer = raw_exchange(&daemon, b"\xff\xff\xff\xff");
+    assert!(!answer.is_empty());
+
+    // Everyone else is fine.
+    let listed = daemon.ctl(&["--json", "list"]);
+    assert_eq!(listed.code(), 0, "{}", listed.stderr());
+    assert_eq!(unix_get(&daemon.socket, "/api/health").status, 200);
+}
+
+#[test]
+fn silent_connections_are_closed_and_idle_ones_make_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    // One that sends nothing, one that sends half a request head: both closed within a few
+    // seconds, with no effect on others.
+    let mut silent = UnixStream::connect(&daemon.socket).unwrap();
+    let mut partial = UnixStream::connect(&daemon.socket).unwrap();
+    partial
+        .write_all(b"GET /api/tasks HTTP/1.1\r\nHost:")
+        .unwrap();
+    // An event stream whose client never reads.
+    let mut deaf = UnixStream::connect(&daemon.socket).unwrap();
+    deaf.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(unix_get(&daemon.socket, "/api/health").status, 200);
+    let start = Instant::now();
+    for stream in [&mut silent, &mut partial] {
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(daemon.ctl(&["list"]).code(), 0);
+    drop(deaf);
+}
+
+#[test]
+fn the_database_file_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let mode = std::fs::metadata(&daemon.db).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+/// As root, a client of another user (here: the socket opened to everyone on purpose) is
+/// told why it is refused, in both dialects, and taskctl exits 3 with that message.
+#[test]
+fn another_users_client_is_told_it_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::process::CommandExt as _;
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run a client as another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let open = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    open(dir.path(), 0o711);
+    open(daemon.socket.parent().unwrap(), 0o711);
+    open(&daemon.socket, 0o666);
+    let output = std::process::Command::new(tasksync_e2e::bin("taskctl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .arg("list")
+        .uid(1001)
+        .gid(1001)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    let log = daemon.log_text();
+    assert!(log.contains("refused a connection from uid 1001"), "{log}");
+    assert!(!log.contains("Some(1001)"), "{log}");
+}
