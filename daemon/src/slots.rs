@@ -142,15 +142,27 @@ impl Drop for Slot {
     }
 }
 
-/// A stream that notes every read and write in its slot's [`Activity`].
+/// A connection's stream: notes every read and write in its slot's [`Activity`], and can
+/// put back a byte that was read ahead (to tell the dialect).
 pub(crate) struct Tracked<S> {
     inner: S,
     activity: Arc<Activity>,
+    unread: Option<u8>,
 }
 
 impl<S> Tracked<S> {
     pub(crate) fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Tracked { inner, activity }
+        Tracked {
+            inner,
+            activity,
+            unread: None,
+        }
+    }
+
+    /// Puts `byte` back: the next read returns it first.
+    pub(crate) fn unread(mut self, byte: u8) -> Self {
+        self.unread = Some(byte);
+        self
     }
 }
 
@@ -160,6 +172,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if buf.remaining() > 0 {
+            if let Some(byte) = self.unread.take() {
+                buf.put_slice(&[byte]);
+                return Poll::Ready(Ok(()));
+            }
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
@@ -231,6 +249,19 @@ mod tests {
         assert_eq!(slots.len(), 2);
         drop(newcomer);
         assert_eq!(slots.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_byte_put_back_is_read_first() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let slots = Slots::new(1);
+        let (slot, _) = slots.admit();
+        let (mut client, server) = tokio::io::duplex(64);
+        client.write_all(b"ET /").await.unwrap();
+        let mut stream = Tracked::new(server, slot.activity().clone()).unread(b'G');
+        let mut line = [0u8; 5];
+        stream.read_exact(&mut line).await.unwrap();
+        assert_eq!(&line, b"GET /");
     }
 
     #[tokio::test]

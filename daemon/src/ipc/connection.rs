@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::dispatch::dispatch;
-use super::sniff::{first_byte, Dialect, Prefixed};
+use super::sniff::{first_byte, Dialect};
 use super::socket::{own_uid, peer_allowed};
 use crate::app::{snapshot, App};
 use crate::http::server::Api;
@@ -73,7 +73,7 @@ pub(crate) async fn serve_dialect<S>(
         return;
     };
     let dialect = Dialect::of(first);
-    let stream = Prefixed::new(first, stream);
+    let stream = stream.unread(first);
     let serve = async {
         match (dialect, allowed) {
             (Dialect::Http, true) => {

@@ -3,17 +3,14 @@
 //! A postcard frame starts with its 4-byte big-endian length and is at most 1 MiB, so its
 //! first byte is 0. An HTTP/1.1 request starts with its method, an upper-case ASCII word. So
 //! an upper-case letter means HTTP and anything else postcard (where a non-zero first byte
-//! is a frame error the client is told about). Only this byte is read ahead; [`Prefixed`]
-//! hands it back to whichever dialect serves the connection.
+//! is a frame error the client is told about). Only this byte is read ahead;
+//! `crate::slots::Tracked::unread` hands it back to whichever dialect serves the connection.
 //!
 //! Nothing here depends on the stream type, so a Unix socket and a named pipe are served alike.
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Which protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,67 +42,6 @@ pub(crate) async fn first_byte<S: AsyncRead + Unpin>(
     }
 }
 
-/// A stream with one byte read ahead put back in front.
-pub(crate) struct Prefixed<S> {
-    first: Option<u8>,
-    inner: S,
-}
-
-impl<S> Prefixed<S> {
-    pub(crate) fn new(first: u8, inner: S) -> Self {
-        Prefixed {
-            first: Some(first),
-            inner,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if buf.remaining() > 0 {
-            if let Some(first) = self.first.take() {
-                buf.put_slice(&[first]);
-                return Poll::Ready(Ok(()));
-            }
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,17 +59,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_byte_read_ahead_comes_back_first() {
+    async fn the_first_byte_names_the_dialect() {
         let (mut client, mut server) = tokio::io::duplex(64);
         client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
         let first = first_byte(&mut server, Duration::from_secs(1))
             .await
             .unwrap();
         assert_eq!(Dialect::of(first), Dialect::Http);
-        let mut replayed = Prefixed::new(first, server);
-        let mut line = [0u8; 16];
-        replayed.read_exact(&mut line).await.unwrap();
-        assert_eq!(&line, b"GET / HTTP/1.1\r\n");
     }
 
     #[tokio::test]

@@ -68,13 +68,15 @@ pub(super) fn page(
         }
         tasks.push(task);
     }
-    let next = more
-        .then(|| {
-            tasks.last().map(|t: &Task| PageCursor {
-                created_at: t.created_at,
-                id: t.id,
-            })
-        })
-        .flatten();
+    let next = next_cursor(&tasks, more);
     Ok((tasks, next))
+}
+
+/// Where the next page starts: after the last task of this one, if `more` remain.
+pub(super) fn next_cursor(tasks: &[Task], more: bool) -> Option<PageCursor> {
+    let last = tasks.last().filter(|_| more)?;
+    Some(PageCursor {
+        created_at: last.created_at,
+        id: last.id,
+    })
 }

@@ -206,14 +206,7 @@ impl ReadPool {
                 bytes += size;
                 tasks.push(task);
             }
-            let next = more
-                .then(|| {
-                    tasks.last().map(|t: &Task| PageCursor {
-                        created_at: t.created_at,
-                        id: t.id,
-                    })
-                })
-                .flatten();
+            let next = super::filter::next_cursor(&tasks, more);
             Ok(TaskPage { tasks, next })
         })
     }
