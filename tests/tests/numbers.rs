@@ -170,6 +170,7 @@ fn short_ids_that_list_prints_always_resolve() {
             let command = tasksync_proto::Command::CreateTask(tasksync_proto::NewTask {
                 title: format!("task {i}"),
                 description: None,
+                id: None,
             });
             client.send(command).await.unwrap();
         }
