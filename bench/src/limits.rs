@@ -31,6 +31,7 @@ pub fn fdatasync_rate(dir: &Path, window: Duration) -> std::io::Result<f64> {
 pub struct PingPong {
     pub rate: f64,
     pub p50_us: f64,
+    pub p99_us: f64,
 }
 
 /// Bounces 64 bytes between two threads over a Unix socket pair for `window`.
@@ -60,6 +61,7 @@ pub fn unix_ping_pong(window: Duration) -> std::io::Result<PingPong> {
     Ok(PingPong {
         rate,
         p50_us: micros(percentile(&samples, 0.50)),
+        p99_us: micros(percentile(&samples, 0.99)),
     })
 }
 

@@ -39,7 +39,12 @@ impl HttpConn {
     }
 
     /// Sends one request and reads the answer; returns the status and body.
-    async fn call(&mut self, method: &str, path: &str, body: &str) -> Result<(u16, Vec<u8>), Error> {
+    async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Result<(u16, Vec<u8>), Error> {
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
@@ -58,7 +63,11 @@ impl HttpConn {
                 break;
             }
             if status == 0 {
-                status = trimmed.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                status = trimmed
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
             } else if let Some((name, value)) = trimmed.split_once(':') {
                 if name.eq_ignore_ascii_case("content-length") {
                     length = value.trim().parse()?;

@@ -5,6 +5,7 @@
 
 mod idle_bench;
 mod limits;
+mod local_api_bench;
 mod procs;
 mod report;
 mod store_bench;
@@ -53,6 +54,7 @@ enum Part {
     Sync,
     Drain,
     Idle,
+    LocalApi,
 }
 
 fn main() -> ExitCode {
@@ -132,6 +134,58 @@ async fn run(args: &Args) -> Result<(), Error> {
             "GetTask round trip p99",
             format!("{:.1} us", results.get_p99_us),
             format!("{:.1} x socket ping-pong", results.get_p99_us / ping.p50_us),
+            "",
+        );
+    }
+    if wanted(Part::LocalApi) {
+        let ping = limits::unix_ping_pong(window)?;
+        let api = local_api_bench::run(&bins, dir, window, args.clients).await?;
+        report.limit(
+            "Unix socket ping-pong (64 B), local API run",
+            format!("p50 {:.1} us, p99 {:.1} us", ping.p50_us, ping.p99_us),
+        );
+        report.result(
+            "postcard GetTask over the socket, p50 / p99",
+            format!(
+                "{:.1} / {:.1} us",
+                api.postcard_get_p50_us, api.postcard_get_p99_us
+            ),
+            format!(
+                "{:.1} x ping-pong p50",
+                api.postcard_get_p50_us / ping.p50_us
+            ),
+            "",
+        );
+        report.result(
+            "HTTP GET /api/tasks/:id over the socket, p50 / p99",
+            format!("{:.1} / {:.1} us", api.http_get_p50_us, api.http_get_p99_us),
+            format!(
+                "{:.2} x postcard p50",
+                api.http_get_p50_us / api.postcard_get_p50_us
+            ),
+            "≤ 1.5 x postcard p50",
+        );
+        report.result(
+            "local create -> SSE task event, p50 / p99",
+            format!(
+                "{:.2} / {:.2} ms",
+                api.event_p50_us / 1000.0,
+                api.event_p99_us / 1000.0
+            ),
+            "includes the durable commit".into(),
+            "p50 ≤ 5 ms",
+        );
+        report.result(
+            &format!(
+                "durable creates/s, {} HTTP clients on the socket",
+                args.clients
+            ),
+            format!("{:.0}", api.http_creates),
+            format!(
+                "{:.2} x postcard ({:.0} /s, same run)",
+                api.http_creates / api.postcard_creates,
+                api.postcard_creates
+            ),
             "",
         );
     }

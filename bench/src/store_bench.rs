@@ -51,7 +51,7 @@ pub async fn run(
 
 /// `clients` connections each create tasks one after another for `window`; returns the total
 /// acknowledged (durable) creates per second.
-async fn creates_per_second(
+pub async fn creates_per_second(
     daemon: &DaemonProc,
     clients: usize,
     window: Duration,
