@@ -1,12 +1,17 @@
-//! Bearer-token check (DESIGN.md section 11).
+//! Who a request acts for (DESIGN.md sections 4a and 11).
 //!
-//! The token is compared in constant time on SHA-256 digests, so neither its content nor its
-//! length leaks through timing. The token itself is kept only as that digest.
+//! A bearer token is hashed with SHA-256 and looked up among the users' token digests on
+//! every request, so `user add/remove/token` take effect at once, on every process; the found
+//! digest is compared again in constant time. `--token T` is the user `default`. With neither
+//! `--token` nor any user with a token, the server is open: every request is `default`.
+//! Tokens themselves are never stored nor logged.
 
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
-/// The configured token, or none (every request is allowed).
+use crate::storage::{Storage, StorageError, UserId, DEFAULT_USER};
+
+/// The `--token` of single-user mode, kept only as its digest.
 #[derive(Clone)]
 pub struct Auth {
     token_digest: Option<[u8; 32]>,
@@ -15,22 +20,32 @@ pub struct Auth {
 impl Auth {
     pub fn new(token: Option<&str>) -> Self {
         Auth {
-            token_digest: token.map(digest),
+            token_digest: token.map(|t| digest(t.as_bytes())),
         }
     }
 
-    /// Whether a request with this `Authorization` header value may proceed.
-    pub fn allows(&self, authorization: Option<&[u8]>) -> bool {
-        let Some(expected) = &self.token_digest else {
-            return true;
-        };
-        let Some(value) = authorization else {
-            return false;
-        };
-        let Some(presented) = bearer_token(value) else {
-            return false;
-        };
-        bool::from(digest_bytes(presented).ct_eq(expected))
+    /// The user a request with this `Authorization` header value acts for; `None` = 401.
+    pub async fn authenticate(
+        &self,
+        storage: &dyn Storage,
+        authorization: Option<&[u8]>,
+    ) -> Result<Option<UserId>, StorageError> {
+        let presented = authorization.and_then(bearer_token).map(digest);
+        if let (Some(presented), Some(expected)) = (&presented, &self.token_digest) {
+            if bool::from(presented.ct_eq(expected)) {
+                return storage.ensure_user(DEFAULT_USER).await.map(Some);
+            }
+        }
+        if let Some(presented) = presented {
+            if let Some(user) = storage.user_by_token(presented).await? {
+                return Ok(Some(user));
+            }
+        }
+        if self.token_digest.is_none() && !storage.any_token_user().await? {
+            // Open single-user mode (local use): no token configured anywhere.
+            return storage.ensure_user(DEFAULT_USER).await.map(Some);
+        }
+        Ok(None)
     }
 }
 
@@ -44,12 +59,17 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     (rest.first() == Some(&b' ') && !token.is_empty()).then_some(token)
 }
 
-fn digest(token: &str) -> [u8; 32] {
-    digest_bytes(token.as_bytes())
+/// The SHA-256 of a token, as stored.
+pub fn digest(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
 }
 
-fn digest_bytes(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
+/// A fresh token: 32 random bytes, base64url without padding (43 characters).
+pub fn new_token() -> Result<String, getrandom::Error> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 #[cfg(test)]
@@ -57,22 +77,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_token_allows_everything() {
-        assert!(Auth::new(None).allows(None));
-        assert!(Auth::new(None).allows(Some(b"Bearer x")));
+    fn bearer_values_are_parsed_strictly() {
+        assert_eq!(bearer_token(b"Bearer s3cret"), Some(&b"s3cret"[..]));
+        assert_eq!(bearer_token(b"bearer s3cret"), Some(&b"s3cret"[..]));
+        assert_eq!(bearer_token(b"Basic s3cret"), None);
+        assert_eq!(bearer_token(b"Bearers3cret"), None);
+        assert_eq!(bearer_token(b"Bearer "), None);
+        assert_eq!(bearer_token(b""), None);
     }
 
     #[test]
-    fn token_must_match_exactly() {
-        let auth = Auth::new(Some("s3cret"));
-        assert!(auth.allows(Some(b"Bearer s3cret")));
-        assert!(auth.allows(Some(b"bearer s3cret")));
-        assert!(!auth.allows(None));
-        assert!(!auth.allows(Some(b"Bearer s3cre")));
-        assert!(!auth.allows(Some(b"Bearer s3cret2")));
-        assert!(!auth.allows(Some(b"Basic s3cret")));
-        assert!(!auth.allows(Some(b"Bearers3cret")));
-        assert!(!auth.allows(Some(b"Bearer ")));
-        assert!(!auth.allows(Some(b"")));
+    fn tokens_are_fresh_and_url_safe() {
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
     }
 }

@@ -1,139 +1,140 @@
-//! Applying one pushed batch: every item in order, in one SQLite transaction.
+//! What one pushed batch does to a user's tasks: a pure function over what the storage loaded.
 //!
-//! For each item: an op id seen before gets its recorded answer again (nothing is applied
-//! twice); an item that fails its checks gets `error`; otherwise it is merged into the stored
-//! task with field-wise LWW ([`tasksync_proto::lww::merge`]), the task is rewritten under a new
-//! change sequence number when a field won, and the answer is recorded with the op id.
+//! For each item, in order: an op id seen before gets its recorded answer again (nothing is
+//! applied twice); an item that fails its checks gets `error`; otherwise it is merged into the
+//! task with field-wise LWW ([`tasksync_proto::lww::merge`]). The plan lists the answers, the
+//! answers to record with their op ids, and the tasks to write (each once, in the order of its
+//! last change). Backends load the inputs and write the plan in one transaction.
 
-use rusqlite::TransactionBehavior;
-use tasksync_proto::lww::{self, Incoming};
-use tasksync_proto::wire::{BatchRequest, BatchResponse, ItemStatus, ProcessedItem};
+use std::collections::HashMap;
 
-use crate::store::{BatchWriter, Store, StoreError};
+use tasksync_proto::lww::{self, Incoming, Versioned};
+use tasksync_proto::wire::{BatchItem, ItemStatus, ProcessedItem};
+use uuid::Uuid;
+
 use crate::validate::{check_item, ClockLimit};
 
-/// Applies `request` atomically and returns one answer per item, in order, and whether any
-/// task changed (then live pulls are woken).
-pub fn apply(
-    store: &Store,
-    request: &BatchRequest,
-    clock: ClockLimit,
-) -> Result<(BatchResponse, bool), StoreError> {
-    let checked: Vec<_> = request
-        .items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| check_item(index, item, request.device_id, clock))
-        .collect();
+/// An answer recorded earlier for an op id, with the task it was for.
+pub type RecordedAnswer = (Uuid, ProcessedItem);
 
-    store.write(|conn| {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut writer = BatchWriter::new(&tx)?;
-        let mut processed = Vec::with_capacity(request.items.len());
-        let mut any_change = false;
-        for (item, checked) in request.items.iter().zip(checked) {
-            let error = |message: String| ProcessedItem {
-                client_id: item.id,
-                server_id: item.task_id,
-                status: ItemStatus::Error,
-                resolved_data: None,
-                error: Some(message),
-            };
-            if let Some((task_id, answer)) = writer.applied_answer(item.id)? {
-                processed.push(if task_id == item.task_id {
-                    answer
-                } else {
-                    error(format!(
-                        "op id {} was already used for task {task_id}",
-                        item.id
-                    ))
-                });
+/// What a batch changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// One answer per item, in order.
+    pub answers: Vec<ProcessedItem>,
+    /// The answers to record under their op ids (items applied now).
+    pub record: Vec<ProcessedItem>,
+    /// Tasks to write, each once, in the order of their last change in the batch.
+    pub save: Vec<Versioned>,
+}
+
+/// Plans the batch `items` pushed by `device_id`.
+///
+/// `recorded` holds the recorded answers of the batch's op ids, `stored` the stored state of
+/// its tasks (both only for ids that exist).
+pub fn plan(
+    device_id: Uuid,
+    items: &[BatchItem],
+    clock: ClockLimit,
+    recorded: &HashMap<Uuid, RecordedAnswer>,
+    mut stored: HashMap<Uuid, Versioned>,
+) -> Plan {
+    let mut answers = Vec::with_capacity(items.len());
+    let mut record: Vec<ProcessedItem> = Vec::new();
+    // Op ids applied earlier in this batch, with their answer.
+    let mut this_batch: HashMap<Uuid, RecordedAnswer> = HashMap::new();
+    // Task id -> index of its last change in the batch.
+    let mut changed_at: HashMap<Uuid, usize> = HashMap::new();
+    for (index, item) in items.iter().enumerate() {
+        let error = |message: String| ProcessedItem {
+            client_id: item.id,
+            server_id: item.task_id,
+            status: ItemStatus::Error,
+            resolved_data: None,
+            error: Some(message),
+        };
+        if let Some((task_id, answer)) = recorded.get(&item.id).or(this_batch.get(&item.id)) {
+            answers.push(if *task_id == item.task_id {
+                answer.clone()
+            } else {
+                error(format!(
+                    "op id {} was already used for task {task_id}",
+                    item.id
+                ))
+            });
+            continue;
+        }
+        let checked = match check_item(index, item, device_id, clock) {
+            Ok(checked) => checked,
+            Err(message) => {
+                answers.push(error(message));
                 continue;
             }
-            let checked = match checked {
-                Ok(checked) => checked,
-                Err(message) => {
-                    processed.push(error(message));
-                    continue;
-                }
-            };
-            let stored = writer.load_task(item.task_id)?;
-            let merged = lww::merge(
-                stored.as_ref(),
-                Incoming {
-                    data: &checked.data,
-                    operation: checked.operation,
-                    changed_fields: checked.changed_fields.as_deref(),
-                },
-            );
-            let conflict = merged.is_conflict();
-            let changed = stored.is_none() || !merged.applied.is_empty();
-            let versioned = merged.into_versioned();
-            if changed {
-                writer.save_task(&versioned)?;
-                any_change = true;
-            }
-            let answer = ProcessedItem {
-                client_id: item.id,
-                server_id: item.task_id,
-                status: if conflict {
-                    ItemStatus::Conflict
-                } else {
-                    ItemStatus::Success
-                },
-                resolved_data: conflict.then_some(versioned.task),
-                error: None,
-            };
-            writer.record_answer(request.device_id, &answer)?;
-            processed.push(answer);
-        }
-        drop(writer);
-        tx.commit()?;
-        Ok((
-            BatchResponse {
-                processed_items: processed,
+        };
+        let before = stored.get(&item.task_id);
+        let merged = lww::merge(
+            before,
+            Incoming {
+                data: &checked.data,
+                operation: checked.operation,
+                changed_fields: checked.changed_fields.as_deref(),
             },
-            any_change,
-        ))
-    })
+        );
+        let conflict = merged.is_conflict();
+        let changed = before.is_none() || !merged.applied.is_empty();
+        let versioned = merged.into_versioned();
+        let answer = ProcessedItem {
+            client_id: item.id,
+            server_id: item.task_id,
+            status: if conflict {
+                ItemStatus::Conflict
+            } else {
+                ItemStatus::Success
+            },
+            resolved_data: conflict.then(|| versioned.task.clone()),
+            error: None,
+        };
+        if changed {
+            changed_at.insert(item.task_id, index);
+            stored.insert(item.task_id, versioned);
+        }
+        this_batch.insert(item.id, (item.task_id, answer.clone()));
+        record.push(answer.clone());
+        answers.push(answer);
+    }
+    let mut order: Vec<(usize, Uuid)> = changed_at.into_iter().map(|(id, i)| (i, id)).collect();
+    order.sort_unstable();
+    let save = order
+        .into_iter()
+        .filter_map(|(_, id)| stored.remove(&id))
+        .collect();
+    Plan {
+        answers,
+        record,
+        save,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Durability;
-    use tasksync_proto::wire::{BatchItem, Field, Operation, WireTask};
+    use tasksync_proto::wire::{Field, Operation, WireTask};
     use tasksync_proto::Timestamp;
-    use uuid::Uuid;
 
     const TASK: Uuid = Uuid::from_u128(1);
     const LAPTOP: Uuid = Uuid::from_u128(0xA);
-    const PHONE: Uuid = Uuid::from_u128(0xB);
 
-    fn open() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db"), Durability::Normal).unwrap();
-        (dir, store)
-    }
-
-    fn item(
-        op: u128,
-        operation: Operation,
-        fields: &[Field],
-        at: i64,
-        edit: impl FnOnce(&mut WireTask),
-    ) -> BatchItem {
-        let mut data = WireTask {
+    fn item(op: u128, operation: Operation, fields: &[Field], at: i64) -> BatchItem {
+        let data = WireTask {
             id: TASK,
-            title: "t".into(),
+            title: format!("t{op}"),
             description: None,
             completed: false,
             created_at: Timestamp::from_millis(1_000).unwrap(),
             updated_at: Timestamp::from_millis(at).unwrap(),
-            is_deleted: false,
+            is_deleted: operation == Operation::Delete,
             device_id: Uuid::nil(),
         };
-        edit(&mut data);
         BatchItem {
             id: Uuid::from_u128(op),
             task_id: TASK,
@@ -145,99 +146,72 @@ mod tests {
         }
     }
 
-    fn push(store: &Store, device: Uuid, items: Vec<BatchItem>) -> Vec<ProcessedItem> {
-        let request = BatchRequest {
-            device_id: device,
-            client_timestamp: Timestamp::now(),
-            items,
-        };
-        let clock = ClockLimit::new(Timestamp::now(), 600);
-        apply(store, &request, clock).unwrap().0.processed_items
-    }
-
-    fn create(op: u128) -> BatchItem {
-        item(op, Operation::Create, &Field::ALL, 1_000, |_| {})
+    fn clock() -> ClockLimit {
+        ClockLimit::new(Timestamp::now(), 600)
     }
 
     #[test]
-    fn a_resent_item_gets_the_same_answer_and_applies_once() {
-        let (_dir, store) = open();
-        let first = push(&store, LAPTOP, vec![create(1)]);
-        assert_eq!(first[0].status, ItemStatus::Success);
-        let seq_after_first = store.changes(0, 10).unwrap().cursor;
-        let again = push(&store, LAPTOP, vec![create(1)]);
-        assert_eq!(again, first);
-        assert_eq!(store.changes(0, 10).unwrap().cursor, seq_after_first);
-    }
-
-    #[test]
-    fn older_edit_of_the_same_field_conflicts_with_the_newer_value() {
-        let (_dir, store) = open();
-        push(&store, LAPTOP, vec![create(1)]);
-        let newer = item(2, Operation::Update, &[Field::Title], 3_000, |t| {
-            t.title = "phone".into()
-        });
-        assert_eq!(
-            push(&store, PHONE, vec![newer])[0].status,
-            ItemStatus::Success
-        );
-        let older = item(3, Operation::Update, &[Field::Title], 2_000, |t| {
-            t.title = "laptop".into()
-        });
-        let answer = &push(&store, LAPTOP, vec![older])[0];
-        assert_eq!(answer.status, ItemStatus::Conflict);
-        let resolved = answer.resolved_data.as_ref().unwrap();
-        assert_eq!(resolved.title, "phone");
-        assert_eq!(resolved.device_id, PHONE);
-        assert_eq!(resolved.updated_at, Timestamp::from_millis(3_000).unwrap());
-    }
-
-    #[test]
-    fn a_bad_item_is_rejected_alone_and_an_op_id_cannot_change_task() {
-        let (_dir, store) = open();
-        let bad = item(2, Operation::Update, &[Field::Title], 2_000, |t| {
-            t.title = " ".into()
-        });
-        let answers = push(&store, LAPTOP, vec![create(1), bad]);
-        assert_eq!(answers[0].status, ItemStatus::Success);
-        assert_eq!(answers[1].status, ItemStatus::Error);
-        assert!(answers[1]
-            .error
-            .as_deref()
-            .unwrap()
-            .contains("items[1].data.title"));
-
-        let mut reused = item(1, Operation::Create, &Field::ALL, 1_000, |_| {});
-        reused.task_id = Uuid::from_u128(2);
-        reused.data.id = Uuid::from_u128(2);
-        let answer = &push(&store, LAPTOP, vec![reused])[0];
-        assert_eq!(answer.status, ItemStatus::Error);
-        assert_eq!(store.all_tasks().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn items_of_one_task_apply_in_order_within_a_batch() {
-        let (_dir, store) = open();
-        let answers = push(
-            &store,
-            LAPTOP,
-            vec![
-                create(1),
-                item(2, Operation::Update, &[Field::Completed], 2_000, |t| {
-                    t.completed = true
-                }),
-                item(3, Operation::Delete, &[Field::IsDeleted], 3_000, |t| {
-                    t.completed = true;
-                    t.is_deleted = true;
-                }),
-            ],
-        );
-        assert!(answers.iter().all(|a| a.status == ItemStatus::Success));
-        let page = store.changes(0, 10).unwrap();
-        assert_eq!(page.changes.len(), 1);
-        let task = &page.changes[0];
-        assert!(task.completed && task.is_deleted);
+    fn a_task_changed_twice_is_saved_once_in_its_latest_state() {
+        let items = vec![
+            item(1, Operation::Create, &Field::ALL, 1_000),
+            item(2, Operation::Update, &[Field::Title], 2_000),
+            item(3, Operation::Delete, &[Field::IsDeleted], 3_000),
+        ];
+        let plan = plan(LAPTOP, &items, clock(), &HashMap::new(), HashMap::new());
+        assert!(plan.answers.iter().all(|a| a.status == ItemStatus::Success));
+        assert_eq!(plan.record.len(), 3);
+        assert_eq!(plan.save.len(), 1);
+        let task = &plan.save[0].task;
+        assert_eq!(task.title, "t2");
+        assert!(task.is_deleted);
         assert_eq!(task.device_id, LAPTOP);
-        assert_eq!(page.cursor, 3);
+    }
+
+    #[test]
+    fn a_repeated_op_id_gets_its_first_answer_and_changes_nothing() {
+        let first = item(1, Operation::Create, &Field::ALL, 1_000);
+        let items = vec![first.clone(), first.clone()];
+        let plan1 = plan(LAPTOP, &items, clock(), &HashMap::new(), HashMap::new());
+        assert_eq!(plan1.answers[0], plan1.answers[1]);
+        assert_eq!(plan1.record.len(), 1);
+
+        let recorded: HashMap<_, _> = [(first.id, (TASK, plan1.answers[0].clone()))].into();
+        let stored: HashMap<_, _> = [(TASK, plan1.save[0].clone())].into();
+        let again = plan(LAPTOP, &[first.clone()], clock(), &recorded, stored);
+        assert_eq!(again.answers, vec![plan1.answers[0].clone()]);
+        assert!(again.record.is_empty() && again.save.is_empty());
+
+        let mut other_task = first;
+        other_task.task_id = Uuid::from_u128(2);
+        other_task.data.id = other_task.task_id;
+        let reused = plan(LAPTOP, &[other_task], clock(), &recorded, HashMap::new());
+        assert_eq!(reused.answers[0].status, ItemStatus::Error);
+        assert!(reused.save.is_empty());
+    }
+
+    #[test]
+    fn an_older_edit_conflicts_and_a_bad_item_is_rejected_alone() {
+        let create = plan(
+            LAPTOP,
+            &[item(1, Operation::Create, &Field::ALL, 5_000)],
+            clock(),
+            &HashMap::new(),
+            HashMap::new(),
+        );
+        let stored: HashMap<_, _> = [(TASK, create.save[0].clone())].into();
+        let mut bad = item(3, Operation::Update, &[Field::Title], 6_000);
+        bad.data.title = " ".into();
+        let plan = plan(
+            LAPTOP,
+            &[item(2, Operation::Update, &[Field::Title], 2_000), bad],
+            clock(),
+            &HashMap::new(),
+            stored,
+        );
+        assert_eq!(plan.answers[0].status, ItemStatus::Conflict);
+        assert_eq!(plan.answers[0].resolved_data.as_ref().unwrap().title, "t1");
+        assert_eq!(plan.answers[1].status, ItemStatus::Error);
+        assert_eq!(plan.record.len(), 1);
+        assert!(plan.save.is_empty());
     }
 }

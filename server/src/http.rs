@@ -16,23 +16,22 @@ use hyper::header::{AUTHORIZATION, CONTENT_LENGTH};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use tasksync_proto::wire::{
-    self, BatchRequest, ChangesResponse, HealthResponse, BATCH_PATH, CHANGES_PATH,
-    CONTENT_DIGEST_HEADER, DEFAULT_CHANGES_LIMIT, HEALTH_PATH, MAX_BATCH_ITEMS, MAX_BODY_BYTES,
-    MAX_CHANGES_LIMIT, MAX_CHANGES_WAIT_SECS, TASKS_PATH,
+    self, BatchRequest, ChangesResponse, BATCH_PATH, CHANGES_PATH, CONTENT_DIGEST_HEADER,
+    DEFAULT_CHANGES_LIMIT, HEALTH_PATH, MAX_BATCH_ITEMS, MAX_BODY_BYTES, MAX_CHANGES_LIMIT,
+    MAX_CHANGES_WAIT_SECS, TASKS_PATH,
 };
 use tasksync_proto::Timestamp;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::auth::Auth;
-use crate::batch;
 use crate::error::{json_response, ApiError};
-use crate::notify::{Notifier, UserKey};
-use crate::store::Store;
+use crate::notify::Notifier;
+use crate::storage::{BatchInput, Storage, StorageError, UserId};
 use crate::validate::ClockLimit;
 
 /// What every request handler shares.
 pub struct AppState {
-    pub store: Arc<Store>,
+    pub storage: Arc<dyn Storage>,
     pub auth: Auth,
     /// Wakes live pulls when a batch changed tasks.
     pub notifier: Arc<Notifier>,
@@ -40,15 +39,10 @@ pub struct AppState {
     pub max_clock_skew_secs: u32,
     /// Turns true when the server stops: waiting pulls answer at once.
     pub stopping: watch::Sender<bool>,
-    /// Bounds the store reads running at once on the blocking pool, so a burst of live
-    /// pulls cannot spawn a thread each.
-    pub reads: Semaphore,
 }
 
-/// The one user of this server until users arrive (issue 12): the key of its live pulls.
-const SINGLE_USER: UserKey = 0;
-/// Store reads allowed on the blocking pool at once.
-pub const MAX_CONCURRENT_READS: usize = 8;
+/// How long `/api/health` waits for the storage to answer.
+pub const HEALTH_STORAGE_TIMEOUT: Duration = Duration::from_secs(2);
 
 type HttpResponse = Response<Full<Bytes>>;
 
@@ -104,31 +98,69 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Result<HttpRespo
     if request.method() != method {
         return Err(ApiError::method_not_allowed(request.method(), allow));
     }
-    if route != Route::Health {
-        let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-        if !state.auth.allows(authorization) {
-            return Err(ApiError::unauthorized());
-        }
+    if route == Route::Health {
+        return health(state).await;
     }
+    let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+    let user = state
+        .auth
+        .authenticate(state.storage.as_ref(), authorization)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(ApiError::unauthorized)?;
     match route {
-        Route::Health => Ok(json_response(
-            StatusCode::OK,
-            &HealthResponse {
-                status: "ok".into(),
-                timestamp: Timestamp::now(),
-            },
-        )),
-        Route::Batch => push(state, request).await,
-        Route::Changes => pull(state, request.uri().query()).await,
+        Route::Health => health(state).await,
+        Route::Batch => push(state, user, request).await,
+        Route::Changes => pull(state, user, request.uri().query()).await,
         Route::Tasks => {
-            let store = state.store.clone();
-            let tasks = read(state, move || store.all_tasks()).await?;
+            let tasks = state.storage.all_tasks(user).await.map_err(storage_error)?;
             Ok(json_response(StatusCode::OK, &tasks))
         }
     }
 }
 
-async fn push(state: &AppState, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
+/// `GET /api/health`: 200 when the storage answers within [`HEALTH_STORAGE_TIMEOUT`], else
+/// 503 with `Retry-After` (load balancers take the process out of rotation).
+async fn health(state: &AppState) -> Result<HttpResponse, ApiError> {
+    match tokio::time::timeout(HEALTH_STORAGE_TIMEOUT, state.storage.ping()).await {
+        Ok(Ok(())) => Ok(json_response(
+            StatusCode::OK,
+            &Health {
+                status: "ok",
+                timestamp: Timestamp::now(),
+                storage: state.storage.backend(),
+            },
+        )),
+        Ok(Err(error)) => Err(ApiError::unavailable("storage", &error)),
+        Err(_) => Err(ApiError::unavailable(
+            "storage",
+            &format_args!("no answer within {HEALTH_STORAGE_TIMEOUT:?}"),
+        )),
+    }
+}
+
+/// The health body: DESIGN.md's `{status, timestamp}` plus the storage backend.
+#[derive(serde::Serialize)]
+struct Health {
+    status: &'static str,
+    timestamp: Timestamp,
+    storage: &'static str,
+}
+
+/// The answer to a failed storage call.
+fn storage_error(error: StorageError) -> ApiError {
+    match error {
+        StorageError::Unavailable(_) => ApiError::unavailable("storage", &error),
+        StorageError::NoSuchUser => ApiError::unauthorized(),
+        other => ApiError::internal("storage", &other),
+    }
+}
+
+async fn push(
+    state: &AppState,
+    user: UserId,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, ApiError> {
     let digest = request
         .headers()
         .get(CONTENT_DIGEST_HEADER)
@@ -144,30 +176,44 @@ async fn push(state: &AppState, request: Request<Incoming>) -> Result<HttpRespon
             batch.items.len()
         )));
     }
-    let store = state.store.clone();
-    let clock = ClockLimit::new(Timestamp::now(), state.max_clock_skew_secs);
-    let (response, changed) = blocking(move || batch::apply(&store, &batch, clock)).await?;
-    if changed {
-        state.notifier.notify(SINGLE_USER);
+    let input = BatchInput {
+        device_id: batch.device_id,
+        items: batch.items,
+        clock: ClockLimit::new(Timestamp::now(), state.max_clock_skew_secs),
+    };
+    let outcome = state
+        .storage
+        .apply_batch(user, input)
+        .await
+        .map_err(storage_error)?;
+    if outcome.changed {
+        state.notifier.notify(user);
     }
-    Ok(json_response(StatusCode::OK, &response))
+    Ok(json_response(StatusCode::OK, &outcome.response))
 }
 
 /// `GET /api/changes`: one page; with `wait` and nothing new, the request is held until a
 /// change of the user commits, the wait runs out, or the server stops.
-async fn pull(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+async fn pull(
+    state: &AppState,
+    user: UserId,
+    query: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
     let ChangesQuery { since, limit, wait } = changes_query(query)?;
     // Subscribe before reading, so a commit between the read and the wait still wakes us.
     let mut live = wait.map(|wait| {
         (
-            state.notifier.subscribe(SINGLE_USER),
+            state.notifier.subscribe(user),
             tokio::time::Instant::now() + wait,
             state.stopping.subscribe(),
         )
     });
     let page = loop {
-        let store = state.store.clone();
-        let page = read(state, move || store.changes(since, limit)).await?;
+        let page = state
+            .storage
+            .changes(user, since, limit)
+            .await
+            .map_err(storage_error)?;
         let Some((subscription, deadline, stopping)) = live.as_mut() else {
             break page;
         };
@@ -296,32 +342,6 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Runs a store read on the blocking pool, at most [`MAX_CONCURRENT_READS`] at once.
-async fn read<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let _permit = state
-        .reads
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal("read permits", &e))?;
-    blocking(f).await
-}
-
-/// Runs a store call on the blocking pool. A storage that is full, busy or unreachable
-/// answers 503 with `Retry-After`; other failures are server faults (500).
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) if error.is_unavailable() => Err(ApiError::unavailable("database", &error)),
-        Ok(Err(error)) => Err(ApiError::internal("database", &error)),
-        Err(error) => Err(ApiError::internal("database task", &error)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,20 +424,24 @@ mod tests {
     /// A server on a loopback port over a fresh database; the stop sender ends it.
     async fn serve_temp() -> (
         tempfile::TempDir,
+        Arc<crate::storage::sqlite::Sqlite>,
         Arc<AppState>,
         std::net::SocketAddr,
         tokio::sync::oneshot::Sender<()>,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db"), crate::config::Durability::Normal)
-            .expect("open store");
+        let store = crate::storage::sqlite::Sqlite::open(
+            &dir.path().join("s.db"),
+            crate::config::Durability::Normal,
+        )
+        .expect("open store");
+        let store = Arc::new(store);
         let state = Arc::new(AppState {
-            store: Arc::new(store),
+            storage: store.clone(),
             auth: Auth::new(None),
             notifier: Notifier::new(),
             max_clock_skew_secs: 600,
             stopping: watch::Sender::new(false),
-            reads: Semaphore::new(MAX_CONCURRENT_READS),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -425,7 +449,7 @@ mod tests {
         tokio::spawn(crate::server::serve(listener, state.clone(), async move {
             let _ = stopped.await;
         }));
-        (dir, state, addr, stop)
+        (dir, store, state, addr, stop)
     }
 
     /// Sends one request with `Connection: close` and returns the whole raw answer.
@@ -448,8 +472,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_database_answers_503_with_retry_after_and_applies_nothing() {
-        let (_dir, state, addr, _stop) = serve_temp().await;
-        state.store.fill_up().unwrap();
+        let (_dir, store, state, addr, _stop) = serve_temp().await;
+        let user = state
+            .storage
+            .ensure_user(crate::storage::DEFAULT_USER)
+            .await
+            .unwrap();
+        store.fill_up().unwrap();
         let at = Timestamp::now();
         let task = uuid::Uuid::now_v7();
         let body = serde_json::to_vec(&serde_json::json!({
@@ -481,7 +510,7 @@ mod tests {
             "{answer}"
         );
         assert!(answer.contains("storage unavailable"), "{answer}");
-        assert!(state.store.all_tasks().unwrap().is_empty());
+        assert!(state.storage.all_tasks(user).await.unwrap().is_empty());
         // Reads still work while writes cannot.
         let answer = exchange(addr, "GET /api/changes HTTP/1.1", b"").await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -489,7 +518,7 @@ mod tests {
 
     #[tokio::test]
     async fn many_waiting_pulls_share_one_channel_and_all_wake() {
-        let (_dir, state, addr, _stop) = serve_temp().await;
+        let (_dir, _store, state, addr, _stop) = serve_temp().await;
         let pulls: Vec<_> = (0..50)
             .map(|_| {
                 tokio::spawn(exchange(
@@ -505,13 +534,17 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(state.notifier.users_waiting(), 1);
-        let store = state.store.clone();
-        tokio::task::spawn_blocking(move || {
+        let user = state
+            .storage
+            .ensure_user(crate::storage::DEFAULT_USER)
+            .await
+            .unwrap();
+        {
             let at = Timestamp::now();
             let task = uuid::Uuid::now_v7();
-            let request = BatchRequest {
+            let request = BatchInput {
                 device_id: uuid::Uuid::now_v7(),
-                client_timestamp: at,
+                clock: ClockLimit::new(at, 600),
                 items: vec![wire::BatchItem {
                     id: uuid::Uuid::now_v7(),
                     task_id: task,
@@ -531,11 +564,10 @@ mod tests {
                     retry_count: 0,
                 }],
             };
-            batch::apply(&store, &request, ClockLimit::new(at, 600)).unwrap()
-        })
-        .await
-        .unwrap();
-        state.notifier.notify(SINGLE_USER);
+            let outcome = state.storage.apply_batch(user, request).await.unwrap();
+            assert!(outcome.changed);
+        }
+        state.notifier.notify(user);
         for pull in pulls {
             let answer = pull.await.unwrap();
             assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

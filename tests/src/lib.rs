@@ -5,10 +5,12 @@
 //! - [`daemon`]: a tasksyncd process and taskctl runs against it.
 //! - [`server`]: a tasksync-server process and plain HTTP requests to it.
 //! - [`scripted`]: a fake sync server whose answers a test decides, recording every request.
+//! - [`pg`]: a throwaway PostgreSQL database per test.
 //! - [`proxy`]: a TCP proxy a test can cut and restore, and a server that never answers.
 
 pub mod daemon;
 pub mod http;
+pub mod pg;
 pub mod proxy;
 pub mod scripted;
 pub mod server;

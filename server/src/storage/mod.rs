@@ -1,0 +1,209 @@
+//! The server's storage behind one small trait, with two backends: SQLite ([`sqlite`], the
+//! embedded default) and PostgreSQL ([`postgres`], many users and many server processes).
+//!
+//! The trait speaks in whole operations (apply a batch, read a page of changes, manage users),
+//! each one transaction. What a batch does to the stored tasks is decided once, in
+//! [`crate::batch::plan`]; a backend loads what the plan needs, runs it, and writes the result
+//! under its own locking. Both backends pass the same conformance suite
+//! (`server/tests/storage.rs`).
+//!
+//! Invariants every backend keeps:
+//! - every row belongs to one user, and every primary key starts with the user id;
+//! - a user's batches are applied one at a time (a lock on the user's row), and each changed
+//!   task takes the next value of the user's change counter inside that transaction, so change
+//!   numbers commit in order and a cursor never skips a change that committed late;
+//! - an op id is applied once per user; its answer is kept for the retention period.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tasksync_proto::wire::{BatchItem, BatchResponse, WireTask};
+use tasksync_proto::Timestamp;
+use uuid::Uuid;
+
+use crate::notify::Notifier;
+use crate::validate::ClockLimit;
+
+/// A user's id in storage (the first column of every primary key).
+pub type UserId = i64;
+
+/// The user that `--token` and the open single-user mode act as.
+pub const DEFAULT_USER: &str = "default";
+
+/// A boxed future, so that [`Storage`] can be used as `dyn Storage`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Why a storage call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// Full, busy, read-only or unreachable: answered 503 with `Retry-After`.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The user was removed (or never existed): answered 401.
+    #[error("no such user")]
+    NoSuchUser,
+    /// `user add` of a name that is taken.
+    #[error("user {0:?} already exists")]
+    UserExists(String),
+    /// The database was written by a newer server.
+    #[error("database schema version {found} is newer than this server understands ({supported})")]
+    TooNew { found: i64, supported: i64 },
+    /// Anything else: a bug or a corrupt row; answered 500.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// One page of `/api/changes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangesPage {
+    pub changes: Vec<WireTask>,
+    /// The change number of the last change returned, or the requested cursor when none.
+    pub cursor: i64,
+    pub has_more: bool,
+}
+
+/// The result of applying a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub response: BatchResponse,
+    /// Whether any task changed (then the user's live pulls are woken).
+    pub changed: bool,
+}
+
+/// A user as `user list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub name: String,
+    pub created_at: Timestamp,
+    /// Whether the user has a token (the `default` user of open mode has none).
+    pub has_token: bool,
+}
+
+/// A pushed batch, as the storage applies it.
+#[derive(Debug, Clone)]
+pub struct BatchInput {
+    pub device_id: Uuid,
+    pub items: Vec<BatchItem>,
+    pub clock: ClockLimit,
+}
+
+/// The storage of the sync server. Every data call names the user it acts for.
+pub trait Storage: Send + Sync {
+    /// `sqlite` or `postgres`, for logs and `/api/health`.
+    fn backend(&self) -> &'static str;
+
+    /// Answers when the storage answers a trivial query.
+    fn ping(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// The user whose token has this SHA-256, if any.
+    fn user_by_token(&self, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<Option<UserId>>>;
+
+    /// Whether any user has a token (else, without `--token`, the server is open).
+    fn any_token_user(&self) -> BoxFuture<'_, Result<bool>>;
+
+    /// The id of the user `name`, created without a token when missing.
+    fn ensure_user(&self, name: &str) -> BoxFuture<'_, Result<UserId>>;
+
+    /// Creates the user `name` with a token; [`StorageError::UserExists`] if taken.
+    fn add_user(&self, name: &str, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<()>>;
+
+    /// Replaces the user's token; false when there is no such user.
+    fn set_token(&self, name: &str, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<bool>>;
+
+    /// Deletes the user with all its tasks and op ids; false when there is no such user.
+    fn remove_user(&self, name: &str) -> BoxFuture<'_, Result<bool>>;
+
+    /// Every user, by name.
+    fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserInfo>>>;
+
+    /// Applies a batch for `user` in one transaction (see [`crate::batch::plan`]).
+    fn apply_batch(&self, user: UserId, batch: BatchInput) -> BoxFuture<'_, Result<BatchOutcome>>;
+
+    /// The user's tasks changed after `since`, at most `limit`, in change order.
+    fn changes(&self, user: UserId, since: i64, limit: usize)
+        -> BoxFuture<'_, Result<ChangesPage>>;
+
+    /// Every task of the user, tombstones included, oldest first.
+    fn all_tasks(&self, user: UserId) -> BoxFuture<'_, Result<Vec<WireTask>>>;
+
+    /// Forgets op ids applied before `cutoff`; returns how many.
+    fn prune_applied_ops(&self, cutoff: Timestamp) -> BoxFuture<'_, Result<u64>>;
+
+    /// Runs until the process stops, waking `notifier` for changes committed by *other*
+    /// processes (PostgreSQL `LISTEN`); a backend without other processes returns at once.
+    fn watch_other_processes(&self, notifier: Arc<Notifier>) -> BoxFuture<'static, ()>;
+}
+
+/// Where the server keeps its data, from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    Sqlite {
+        path: std::path::PathBuf,
+        durability: crate::config::Durability,
+    },
+    Postgres {
+        url: String,
+    },
+}
+
+/// Opens (creating and migrating the schema) the configured storage.
+pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Storage>> {
+    match config {
+        StorageConfig::Sqlite { path, durability } => {
+            let path = path.clone();
+            let durability = *durability;
+            let store =
+                tokio::task::spawn_blocking(move || sqlite::Sqlite::open(&path, durability))
+                    .await
+                    .map_err(|e| StorageError::Internal(format!("opening SQLite: {e}")))??;
+            Ok(Arc::new(store))
+        }
+        StorageConfig::Postgres { url } => Ok(Arc::new(postgres::Postgres::open(url).await?)),
+    }
+}
+
+/// The recorded answer of op id `op_id` from its stored columns.
+pub(crate) fn decode_answer(
+    op_id: Uuid,
+    task_id: Uuid,
+    status: &str,
+    resolved: Option<String>,
+) -> Result<tasksync_proto::wire::ProcessedItem> {
+    use tasksync_proto::wire::{ItemStatus, ProcessedItem};
+    let corrupt =
+        |what: String| StorageError::Internal(format!("corrupt row in applied_ops: {what}"));
+    let status = match status {
+        "success" => ItemStatus::Success,
+        "conflict" => ItemStatus::Conflict,
+        other => return Err(corrupt(format!("unknown status {other:?}"))),
+    };
+    let resolved_data = resolved
+        .map(|json| serde_json::from_str::<WireTask>(&json))
+        .transpose()
+        .map_err(|e| corrupt(format!("resolved_data: {e}")))?;
+    Ok(ProcessedItem {
+        client_id: op_id,
+        server_id: task_id,
+        status,
+        resolved_data,
+        error: None,
+    })
+}
+
+/// The `resolved_data` column of a recorded answer.
+pub(crate) fn encode_resolved(
+    answer: &tasksync_proto::wire::ProcessedItem,
+) -> Result<Option<String>> {
+    answer
+        .resolved_data
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StorageError::Internal(format!("cannot encode resolved_data: {e}")))
+}

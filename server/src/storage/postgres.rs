@@ -1,0 +1,732 @@
+//! The PostgreSQL backend: many users, and any number of server processes on one database.
+//!
+//! tokio-postgres with a deadpool-postgres pool (README says why). The schema matches the
+//! SQLite one (see [`super::sqlite`]), with native `uuid`, `boolean` and `bigint` columns; its
+//! version lives in `tasksync_schema`, and migrations run under an advisory lock so that
+//! processes starting together migrate once.
+//!
+//! Concurrency: a batch runs in one READ COMMITTED transaction that first locks the user's row
+//! (`SELECT ... FOR UPDATE`). Batches of one user therefore apply one at a time across all
+//! processes, each later one seeing everything the earlier ones committed; batches of
+//! different users run in parallel. Each changed task takes the next value of the user's
+//! counter under that lock, so change numbers commit in order and a cursor never skips a
+//! late commit. Serialization failures and deadlocks are retried; a lost connection or a full
+//! disk is [`StorageError::Unavailable`] (503).
+//!
+//! Live pulls across processes: a committing batch calls `pg_notify('tasksync_changes',
+//! user_id)` inside its transaction (delivered at commit); each process keeps one `LISTEN`
+//! connection and wakes the user's waiting pulls. When that connection is lost, every waiting
+//! pull is woken to read again, so nothing missed meanwhile waits for long.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tasksync_proto::lww::{FieldClock, FieldClocks, Versioned};
+use tasksync_proto::wire::{BatchResponse, WireTask};
+use tasksync_proto::Timestamp;
+use tokio_postgres::{AsyncMessage, NoTls, Row};
+use uuid::Uuid;
+
+use super::{
+    BatchInput, BatchOutcome, BoxFuture, ChangesPage, Result, Storage, StorageError, UserId,
+    UserInfo,
+};
+use crate::batch::{self, RecordedAnswer};
+use crate::notify::Notifier;
+
+/// The schema version this server writes.
+const SCHEMA_VERSION: i64 = 1;
+/// Connections per process.
+pub const POOL_SIZE: usize = 16;
+/// The `NOTIFY` channel of committed changes; the payload is the user id.
+const CHANNEL: &str = "tasksync_changes";
+/// Advisory lock key held while migrating.
+const MIGRATION_LOCK: i64 = 0x7461_736b_7379_6e63;
+/// How long a request waits for a connection, or a connection for the server.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts of a batch that met a serialization failure or a deadlock.
+const ATTEMPTS: usize = 3;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE users (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    token_sha256 BYTEA UNIQUE,
+    change_seq BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE tasks (
+    user_id BIGINT NOT NULL, id UUID NOT NULL, title TEXT NOT NULL, description TEXT,
+    completed BOOLEAN NOT NULL, is_deleted BOOLEAN NOT NULL, created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL, device_id UUID NOT NULL,
+    title_at BIGINT NOT NULL, title_rank SMALLINT NOT NULL, title_device UUID NOT NULL,
+    description_at BIGINT NOT NULL, description_rank SMALLINT NOT NULL,
+    description_device UUID NOT NULL,
+    completed_clock_at BIGINT NOT NULL, completed_clock_rank SMALLINT NOT NULL,
+    completed_clock_device UUID NOT NULL,
+    is_deleted_at BIGINT NOT NULL, is_deleted_rank SMALLINT NOT NULL,
+    is_deleted_device UUID NOT NULL,
+    seq BIGINT NOT NULL,
+    PRIMARY KEY (user_id, id)
+);
+CREATE UNIQUE INDEX tasks_by_seq ON tasks (user_id, seq);
+CREATE TABLE applied_ops (
+    user_id BIGINT NOT NULL, op_id UUID NOT NULL, task_id UUID NOT NULL,
+    device_id UUID NOT NULL, status TEXT NOT NULL, resolved_data TEXT,
+    applied_at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, op_id)
+);
+CREATE INDEX applied_ops_by_time ON applied_ops (applied_at);
+";
+
+const TASK_COLUMNS: &str = "id, title, description, completed, is_deleted, created_at, \
+    updated_at, device_id, title_at, title_rank, title_device, description_at, \
+    description_rank, description_device, completed_clock_at, completed_clock_rank, \
+    completed_clock_device, is_deleted_at, is_deleted_rank, is_deleted_device";
+
+impl From<tokio_postgres::Error> for StorageError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        if is_unavailable(&error) {
+            StorageError::Unavailable(format!("postgres: {error}"))
+        } else {
+            StorageError::Internal(format!("postgres: {error}"))
+        }
+    }
+}
+
+impl From<PoolError> for StorageError {
+    fn from(error: PoolError) -> Self {
+        match error {
+            PoolError::Backend(error) => error.into(),
+            other => StorageError::Unavailable(format!("postgres pool: {other}")),
+        }
+    }
+}
+
+/// Whether a PostgreSQL error is the database's state rather than a bug: connection lost or
+/// refused, disk full, too many connections, shutting down, read-only, lock contention.
+fn is_unavailable(error: &tokio_postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || matches!(code, "40001" | "40P01" | "55P03" | "25006")
+        }
+        None => std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
+fn is_retryable(error: &tokio_postgres::Error) -> bool {
+    error
+        .code()
+        .is_some_and(|c| matches!(c.code(), "40001" | "40P01"))
+}
+
+/// The PostgreSQL storage.
+pub struct Postgres {
+    pool: Pool,
+    config: tokio_postgres::Config,
+}
+
+impl Postgres {
+    /// Connects to `url`, creating or migrating the schema.
+    pub async fn open(url: &str) -> Result<Postgres> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StorageError::Internal(format!("database URL is not a PostgreSQL URL: {e}"))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("tasksync-server");
+        }
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(TIMEOUT))
+            .create_timeout(Some(TIMEOUT))
+            .recycle_timeout(Some(TIMEOUT))
+            .build()
+            .map_err(|e| StorageError::Internal(format!("postgres pool: {e}")))?;
+        let store = Postgres { pool, config };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS tasksync_schema (
+                 id INT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",
+        )
+        .await?;
+        let version: i64 = tx
+            .query_opt("SELECT version FROM tasksync_schema WHERE id = 1", &[])
+            .await?
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if version > SCHEMA_VERSION {
+            return Err(StorageError::TooNew {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < 1 {
+            tx.batch_execute(SCHEMA_V1).await?;
+        }
+        tx.execute(
+            "INSERT INTO tasksync_schema (id, version) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
+            &[&SCHEMA_VERSION],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn try_apply(&self, user: UserId, batch: &BatchInput) -> Result<BatchOutcome, Failure> {
+        let mut client = self.pool.get().await.map_err(Failure::Pool)?;
+        let tx = client.transaction().await?;
+        let lock = tx
+            .prepare_cached("SELECT change_seq FROM users WHERE id = $1 FOR UPDATE")
+            .await?;
+        let Some(row) = tx.query_opt(&lock, &[&user]).await? else {
+            return Err(Failure::Storage(StorageError::NoSuchUser));
+        };
+        let counter: i64 = row.get(0);
+        let op_ids: Vec<Uuid> = batch.items.iter().map(|i| i.id).collect();
+        let task_ids: Vec<Uuid> = batch.items.iter().map(|i| i.task_id).collect();
+        let ops_stmt = tx
+            .prepare_cached(
+                "SELECT op_id, task_id, status, resolved_data FROM applied_ops \
+                 WHERE user_id = $1 AND op_id = ANY($2)",
+            )
+            .await?;
+        let tasks_stmt = tx
+            .prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = $1 AND id = ANY($2)"
+            ))
+            .await?;
+        // Both reads in one round trip.
+        let ops_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&user, &op_ids];
+        let tasks_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&user, &task_ids];
+        let (op_rows, task_rows) = tokio::try_join!(
+            tx.query(&ops_stmt, &ops_params),
+            tx.query(&tasks_stmt, &tasks_params),
+        )?;
+        let mut recorded: HashMap<Uuid, RecordedAnswer> = HashMap::new();
+        for row in &op_rows {
+            let op_id: Uuid = row.get(0);
+            let task_id: Uuid = row.get(1);
+            let answer = super::decode_answer(op_id, task_id, row.get(2), row.get(3))
+                .map_err(Failure::Storage)?;
+            recorded.insert(op_id, (task_id, answer));
+        }
+        let mut stored: HashMap<Uuid, Versioned> = HashMap::new();
+        for row in &task_rows {
+            let versioned = task_from_row(row).map_err(Failure::Storage)?;
+            stored.insert(versioned.task.id, versioned);
+        }
+        let plan = batch::plan(
+            batch.device_id,
+            &batch.items,
+            batch.clock,
+            &recorded,
+            stored,
+        );
+
+        let now = Timestamp::now().as_millis();
+        let save_stmt = tx.prepare_cached(&save_sql()).await?;
+        let record_stmt = tx
+            .prepare_cached(
+                "INSERT INTO applied_ops (user_id, op_id, task_id, device_id, status, \
+                 resolved_data, applied_at) \
+                 SELECT $1, op, task, $3, status, resolved, $4 \
+                 FROM UNNEST($2::uuid[], $5::uuid[], $6::text[], $7::text[]) \
+                 AS r(op, task, status, resolved)",
+            )
+            .await?;
+        let counter_stmt = tx
+            .prepare_cached("UPDATE users SET change_seq = $2 WHERE id = $1")
+            .await?;
+        let notify_stmt = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+
+        let columns = TaskColumns::new(&plan.save, counter);
+        let record_ops: Vec<Uuid> = plan.record.iter().map(|a| a.client_id).collect();
+        let record_tasks: Vec<Uuid> = plan.record.iter().map(|a| a.server_id).collect();
+        let record_status: Vec<&str> = plan.record.iter().map(|a| a.status.as_str()).collect();
+        let record_resolved = plan
+            .record
+            .iter()
+            .map(super::encode_resolved)
+            .collect::<Result<Vec<_>>>()
+            .map_err(Failure::Storage)?;
+        let payload = user.to_string();
+        let changed = !plan.save.is_empty();
+        let new_counter = counter + plan.save.len() as i64;
+        // The writes, pipelined: one round trip.
+        let save = async {
+            if changed {
+                tx.execute(&save_stmt, &columns.params(&user)).await?;
+            }
+            Ok::<_, tokio_postgres::Error>(())
+        };
+        let record = async {
+            if !record_ops.is_empty() {
+                tx.execute(
+                    &record_stmt,
+                    &[
+                        &user,
+                        &record_ops,
+                        &batch.device_id,
+                        &now,
+                        &record_tasks,
+                        &record_status,
+                        &record_resolved,
+                    ],
+                )
+                .await?;
+            }
+            Ok(())
+        };
+        let bump = async {
+            if changed {
+                tx.execute(&counter_stmt, &[&user, &new_counter]).await?;
+                tx.query(&notify_stmt, &[&CHANNEL, &payload]).await?;
+            }
+            Ok(())
+        };
+        tokio::try_join!(save, record, bump)?;
+        tx.commit().await?;
+        Ok(BatchOutcome {
+            changed,
+            response: BatchResponse {
+                processed_items: plan.answers,
+            },
+        })
+    }
+}
+
+/// Why one attempt of a batch failed.
+enum Failure {
+    Postgres(tokio_postgres::Error),
+    Pool(PoolError),
+    Storage(StorageError),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Failure::Postgres(error)
+    }
+}
+
+/// The upsert of every changed task of a batch, as arrays (one statement for the batch).
+fn save_sql() -> String {
+    format!(
+        "INSERT INTO tasks (user_id, {TASK_COLUMNS}, seq) \
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bool[], $6::bool[], \
+         $7::bigint[], $8::bigint[], $9::uuid[], $10::bigint[], $11::smallint[], $12::uuid[], \
+         $13::bigint[], $14::smallint[], $15::uuid[], $16::bigint[], $17::smallint[], \
+         $18::uuid[], $19::bigint[], $20::smallint[], $21::uuid[], $22::bigint[]) \
+         ON CONFLICT (user_id, id) DO UPDATE SET title = EXCLUDED.title, \
+         description = EXCLUDED.description, completed = EXCLUDED.completed, \
+         is_deleted = EXCLUDED.is_deleted, created_at = EXCLUDED.created_at, \
+         updated_at = EXCLUDED.updated_at, device_id = EXCLUDED.device_id, \
+         title_at = EXCLUDED.title_at, title_rank = EXCLUDED.title_rank, \
+         title_device = EXCLUDED.title_device, description_at = EXCLUDED.description_at, \
+         description_rank = EXCLUDED.description_rank, \
+         description_device = EXCLUDED.description_device, \
+         completed_clock_at = EXCLUDED.completed_clock_at, \
+         completed_clock_rank = EXCLUDED.completed_clock_rank, \
+         completed_clock_device = EXCLUDED.completed_clock_device, \
+         is_deleted_at = EXCLUDED.is_deleted_at, is_deleted_rank = EXCLUDED.is_deleted_rank, \
+         is_deleted_device = EXCLUDED.is_deleted_device, seq = EXCLUDED.seq"
+    )
+}
+
+/// The tasks of a plan as one array per column, with their new change numbers.
+#[derive(Default)]
+struct TaskColumns {
+    id: Vec<Uuid>,
+    title: Vec<String>,
+    description: Vec<Option<String>>,
+    completed: Vec<bool>,
+    is_deleted: Vec<bool>,
+    created_at: Vec<i64>,
+    updated_at: Vec<i64>,
+    device_id: Vec<Uuid>,
+    clock_at: [Vec<i64>; 4],
+    clock_rank: [Vec<i16>; 4],
+    clock_device: [Vec<Uuid>; 4],
+    seq: Vec<i64>,
+}
+
+impl TaskColumns {
+    fn new(tasks: &[Versioned], counter: i64) -> Self {
+        let mut c = TaskColumns::default();
+        for (n, v) in tasks.iter().enumerate() {
+            let t = &v.task;
+            c.id.push(t.id);
+            c.title.push(t.title.clone());
+            c.description.push(t.description.clone());
+            c.completed.push(t.completed);
+            c.is_deleted.push(t.is_deleted);
+            c.created_at.push(t.created_at.as_millis());
+            c.updated_at.push(t.updated_at.as_millis());
+            c.device_id.push(t.device_id);
+            let clocks = [
+                v.clocks.title,
+                v.clocks.description,
+                v.clocks.completed,
+                v.clocks.is_deleted,
+            ];
+            for (i, clock) in clocks.iter().enumerate() {
+                c.clock_at[i].push(clock.updated_at.as_millis());
+                c.clock_rank[i].push(i16::from(clock.rank));
+                c.clock_device[i].push(clock.device_id);
+            }
+            c.seq.push(counter + 1 + n as i64);
+        }
+        c
+    }
+
+    fn params<'a>(
+        &'a self,
+        user: &'a UserId,
+    ) -> Vec<&'a (dyn tokio_postgres::types::ToSql + Sync)> {
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+            user,
+            &self.id,
+            &self.title,
+            &self.description,
+            &self.completed,
+            &self.is_deleted,
+            &self.created_at,
+            &self.updated_at,
+            &self.device_id,
+        ];
+        for i in 0..4 {
+            params.push(&self.clock_at[i]);
+            params.push(&self.clock_rank[i]);
+            params.push(&self.clock_device[i]);
+        }
+        params.push(&self.seq);
+        params
+    }
+}
+
+impl Storage for Postgres {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            client.simple_query("SELECT 1").await?;
+            Ok(())
+        })
+    }
+
+    fn user_by_token(&self, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<Option<UserId>>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let stmt = client
+                .prepare_cached("SELECT id FROM users WHERE token_sha256 = $1")
+                .await?;
+            Ok(client
+                .query_opt(&stmt, &[&&token_sha256[..]])
+                .await?
+                .map(|r| r.get(0)))
+        })
+    }
+
+    fn any_token_user(&self) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM users WHERE token_sha256 IS NOT NULL)",
+                )
+                .await?;
+            Ok(client.query_one(&stmt, &[]).await?.get(0))
+        })
+    }
+
+    fn ensure_user(&self, name: &str) -> BoxFuture<'_, Result<UserId>> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let find = client
+                .prepare_cached("SELECT id FROM users WHERE name = $1")
+                .await?;
+            if let Some(row) = client.query_opt(&find, &[&name]).await? {
+                return Ok(row.get(0));
+            }
+            client
+                .execute(
+                    "INSERT INTO users (name, created_at) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&name, &Timestamp::now().as_millis()],
+                )
+                .await?;
+            Ok(client.query_one(&find, &[&name]).await?.get(0))
+        })
+    }
+
+    fn add_user(&self, name: &str, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<()>> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let inserted = client
+                .execute(
+                    "INSERT INTO users (name, token_sha256, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&name, &&token_sha256[..], &Timestamp::now().as_millis()],
+                )
+                .await?;
+            if inserted == 0 {
+                return Err(StorageError::UserExists(name));
+            }
+            Ok(())
+        })
+    }
+
+    fn set_token(&self, name: &str, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<bool>> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            Ok(client
+                .execute(
+                    "UPDATE users SET token_sha256 = $2 WHERE name = $1",
+                    &[&name, &&token_sha256[..]],
+                )
+                .await?
+                > 0)
+        })
+    }
+
+    fn remove_user(&self, name: &str) -> BoxFuture<'_, Result<bool>> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            let Some(row) = tx
+                .query_opt("SELECT id FROM users WHERE name = $1 FOR UPDATE", &[&name])
+                .await?
+            else {
+                return Ok(false);
+            };
+            let id: UserId = row.get(0);
+            tx.execute("DELETE FROM tasks WHERE user_id = $1", &[&id])
+                .await?;
+            tx.execute("DELETE FROM applied_ops WHERE user_id = $1", &[&id])
+                .await?;
+            tx.execute("DELETE FROM users WHERE id = $1", &[&id])
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserInfo>>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let rows = client
+                .query(
+                    "SELECT name, created_at, token_sha256 IS NOT NULL FROM users ORDER BY name",
+                    &[],
+                )
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(UserInfo {
+                        name: row.get(0),
+                        created_at: Timestamp::from_millis(row.get(1)).ok_or_else(|| {
+                            StorageError::Internal("corrupt row in users: created_at".into())
+                        })?,
+                        has_token: row.get(2),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn apply_batch(&self, user: UserId, batch: BatchInput) -> BoxFuture<'_, Result<BatchOutcome>> {
+        Box::pin(async move {
+            let mut attempt = 1;
+            loop {
+                match self.try_apply(user, &batch).await {
+                    Ok(outcome) => return Ok(outcome),
+                    Err(Failure::Postgres(error)) if is_retryable(&error) && attempt < ATTEMPTS => {
+                        tracing::debug!(attempt, "batch retried: {error}");
+                        attempt += 1;
+                    }
+                    Err(Failure::Postgres(error)) => return Err(error.into()),
+                    Err(Failure::Pool(error)) => return Err(error.into()),
+                    Err(Failure::Storage(error)) => return Err(error),
+                }
+            }
+        })
+    }
+
+    fn changes(
+        &self,
+        user: UserId,
+        since: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<ChangesPage>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT {TASK_COLUMNS}, seq FROM tasks WHERE user_id = $1 AND seq > $2 \
+                     ORDER BY seq LIMIT $3"
+                ))
+                .await?;
+            let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+            let rows = client.query(&stmt, &[&user, &since, &fetch]).await?;
+            let mut changes = Vec::new();
+            let mut cursor = since;
+            let has_more = rows.len() > limit;
+            for row in rows.iter().take(limit) {
+                changes.push(task_from_row(row)?.task);
+                cursor = row.get(20);
+            }
+            Ok(ChangesPage {
+                changes,
+                cursor,
+                has_more,
+            })
+        })
+    }
+
+    fn all_tasks(&self, user: UserId) -> BoxFuture<'_, Result<Vec<WireTask>>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = $1 ORDER BY created_at, id"
+                ))
+                .await?;
+            let rows = client.query(&stmt, &[&user]).await?;
+            rows.iter()
+                .map(|row| Ok(task_from_row(row)?.task))
+                .collect()
+        })
+    }
+
+    fn prune_applied_ops(&self, cutoff: Timestamp) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            Ok(client
+                .execute(
+                    "DELETE FROM applied_ops WHERE applied_at < $1",
+                    &[&cutoff.as_millis()],
+                )
+                .await?)
+        })
+    }
+
+    fn watch_other_processes(&self, notifier: Arc<Notifier>) -> BoxFuture<'static, ()> {
+        let config = self.config.clone();
+        Box::pin(async move {
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match listen(&config, &notifier).await {
+                    Ok(()) => tracing::warn!("LISTEN connection closed; reconnecting"),
+                    Err(error) => tracing::warn!("LISTEN connection failed: {error}"),
+                }
+                // Notifications may have been missed: waiting pulls read again.
+                notifier.notify_all();
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        })
+    }
+}
+
+/// Listens on [`CHANNEL`] until the connection ends, waking the user of each notification.
+async fn listen(
+    config: &tokio_postgres::Config,
+    notifier: &Notifier,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let driver = async {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(note))) => {
+                    if let Ok(user) = note.payload().parse::<UserId>() {
+                        notifier.notify(user);
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error),
+                None => return Ok(()),
+            }
+        }
+    };
+    tokio::pin!(driver);
+    let statement = format!("LISTEN {CHANNEL}");
+    tokio::select! {
+        ended = &mut driver => return ended,
+        listening = client.batch_execute(&statement) => listening?,
+    }
+    tracing::debug!("listening for changes of other server processes");
+    // Anything committed before LISTEN took effect is read again by waiting pulls.
+    notifier.notify_all();
+    driver.await
+}
+
+/// Reads the first 20 columns ([`TASK_COLUMNS`]) of a row.
+fn task_from_row(row: &Row) -> Result<Versioned> {
+    let corrupt = |what: &str| StorageError::Internal(format!("corrupt row in tasks: {what}"));
+    let ts = |i: usize, name: &str| -> Result<Timestamp> {
+        Timestamp::from_millis(row.try_get(i).map_err(|_| corrupt(name))?)
+            .ok_or_else(|| corrupt(name))
+    };
+    let clock = |i: usize, name: &str| -> Result<FieldClock> {
+        let rank: i16 = row.try_get(i + 1).map_err(|_| corrupt(name))?;
+        Ok(FieldClock {
+            updated_at: ts(i, name)?,
+            rank: u8::try_from(rank).map_err(|_| corrupt(name))?,
+            device_id: row.try_get(i + 2).map_err(|_| corrupt(name))?,
+        })
+    };
+    let get =
+        |e: tokio_postgres::Error| StorageError::Internal(format!("corrupt row in tasks: {e}"));
+    let task = WireTask {
+        id: row.try_get(0).map_err(get)?,
+        title: row.try_get(1).map_err(get)?,
+        description: row.try_get(2).map_err(get)?,
+        completed: row.try_get(3).map_err(get)?,
+        is_deleted: row.try_get(4).map_err(get)?,
+        created_at: ts(5, "created_at")?,
+        updated_at: ts(6, "updated_at")?,
+        device_id: row.try_get(7).map_err(get)?,
+    };
+    let clocks = FieldClocks {
+        title: clock(8, "title clock")?,
+        description: clock(11, "description clock")?,
+        completed: clock(14, "completed clock")?,
+        is_deleted: clock(17, "is_deleted clock")?,
+    };
+    Ok(Versioned { task, clocks })
+}
