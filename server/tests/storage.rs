@@ -1,0 +1,406 @@
+//! The storage conformance suite: every test runs against SQLite and against PostgreSQL
+//! (a fresh database per test, see `tasksync_e2e::pg`), so both backends behave the same.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tasksync_e2e::pg::TestDatabase;
+use tasksync_proto::wire::{BatchItem, Field, ItemStatus, Operation, WireTask};
+use tasksync_proto::Timestamp;
+use tasksync_server::config::Durability;
+use tasksync_server::storage::{self, BatchInput, Storage, StorageConfig, StorageError, UserId};
+use tasksync_server::validate::ClockLimit;
+use uuid::Uuid;
+
+/// A storage under test and what keeps it alive.
+struct Subject {
+    storage: Arc<dyn Storage>,
+    _dir: Option<tempfile::TempDir>,
+    _db: Option<TestDatabase>,
+}
+
+async fn sqlite() -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = storage::open(&StorageConfig::Sqlite {
+        path: dir.path().join("s.db"),
+        durability: Durability::Normal,
+    })
+    .await
+    .unwrap();
+    Subject {
+        storage,
+        _dir: Some(dir),
+        _db: None,
+    }
+}
+
+async fn postgres() -> Option<Subject> {
+    let db = TestDatabase::create()?;
+    let storage = storage::open(&StorageConfig::Postgres {
+        url: db.url.clone(),
+    })
+    .await
+    .unwrap();
+    Some(Subject {
+        storage,
+        _dir: None,
+        _db: Some(db),
+    })
+}
+
+/// Runs each named test function on both backends.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let subject = super::sqlite().await;
+                    super::$name(subject.storage.clone()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(subject) = super::postgres().await else { return };
+                    super::$name(subject.storage.clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    users_are_added_listed_rotated_and_removed,
+    batches_apply_once_and_pages_follow_the_cursor,
+    users_are_isolated_even_with_the_same_ids,
+    field_wise_lww_conflicts_like_one_server,
+    old_op_ids_are_pruned,
+    concurrent_batches_of_one_user_never_skip_a_change,
+);
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millis(1_700_000_000_000 + ms).unwrap()
+}
+
+fn op(task: Uuid, operation: Operation, fields: &[Field], ms: i64, title: &str) -> BatchItem {
+    BatchItem {
+        id: Uuid::now_v7(),
+        task_id: task,
+        operation,
+        changed_fields: Some(fields.to_vec()),
+        data: WireTask {
+            id: task,
+            title: title.into(),
+            description: Some("d".into()),
+            completed: false,
+            created_at: at(0),
+            updated_at: at(ms),
+            is_deleted: operation == Operation::Delete,
+            device_id: Uuid::nil(),
+        },
+        created_at: at(ms),
+        retry_count: 0,
+    }
+}
+
+fn create(task: Uuid, title: &str) -> BatchItem {
+    op(task, Operation::Create, &Field::ALL, 0, title)
+}
+
+fn input(device: Uuid, items: Vec<BatchItem>) -> BatchInput {
+    BatchInput {
+        device_id: device,
+        items,
+        clock: ClockLimit::new(Timestamp::now(), 600),
+    }
+}
+
+async fn user(storage: &dyn Storage, name: &str) -> UserId {
+    storage
+        .add_user(name, tasksync_server::auth::digest(name.as_bytes()))
+        .await
+        .unwrap();
+    storage
+        .user_by_token(tasksync_server::auth::digest(name.as_bytes()))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn users_are_added_listed_rotated_and_removed(storage: Arc<dyn Storage>) {
+    let s = storage.as_ref();
+    storage.ping().await.unwrap();
+    assert!(!s.any_token_user().await.unwrap());
+    let default = s.ensure_user("default").await.unwrap();
+    assert_eq!(s.ensure_user("default").await.unwrap(), default);
+    assert!(!s.any_token_user().await.unwrap(), "default has no token");
+
+    let alice = user(s, "alice").await;
+    assert_ne!(alice, default);
+    assert!(s.any_token_user().await.unwrap());
+    assert_eq!(
+        s.add_user("alice", [9; 32]).await,
+        Err(StorageError::UserExists("alice".into()))
+    );
+    let names: Vec<_> = s
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.name, u.has_token))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("alice".into(), true), ("default".into(), false)]
+    );
+
+    // Rotation: the old token names nobody, the new one names alice.
+    let old = tasksync_server::auth::digest(b"alice");
+    assert!(s.set_token("alice", [7; 32]).await.unwrap());
+    assert_eq!(s.user_by_token(old).await.unwrap(), None);
+    assert_eq!(s.user_by_token([7; 32]).await.unwrap(), Some(alice));
+    assert!(!s.set_token("nobody", [1; 32]).await.unwrap());
+
+    // Removal deletes the tasks; the removed user cannot push any more.
+    let task = Uuid::now_v7();
+    s.apply_batch(alice, input(Uuid::now_v7(), vec![create(task, "a")]))
+        .await
+        .unwrap();
+    assert!(s.remove_user("alice").await.unwrap());
+    assert!(!s.remove_user("alice").await.unwrap());
+    assert_eq!(s.user_by_token([7; 32]).await.unwrap(), None);
+    assert!(s.all_tasks(alice).await.unwrap().is_empty());
+    assert_eq!(
+        s.apply_batch(alice, input(Uuid::now_v7(), vec![create(task, "a")]))
+            .await,
+        Err(StorageError::NoSuchUser)
+    );
+}
+
+async fn batches_apply_once_and_pages_follow_the_cursor(storage: Arc<dyn Storage>) {
+    let s = storage.as_ref();
+    let u = user(s, "u").await;
+    let device = Uuid::now_v7();
+    let ids: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    let items: Vec<BatchItem> = ids.iter().map(|id| create(*id, "t")).collect();
+    let first = s
+        .apply_batch(u, input(device, items.clone()))
+        .await
+        .unwrap();
+    assert!(first.changed);
+    assert!(first
+        .response
+        .processed_items
+        .iter()
+        .all(|a| a.status == ItemStatus::Success));
+    let cursor = s.changes(u, 0, 100).await.unwrap().cursor;
+    // The same batch again: the same answers, nothing new to pull.
+    let again = s.apply_batch(u, input(device, items)).await.unwrap();
+    assert_eq!(again.response, first.response);
+    assert!(!again.changed);
+    assert_eq!(s.changes(u, 0, 100).await.unwrap().cursor, cursor);
+
+    // Task 0 changes again: it moves to the end of the change order.
+    s.apply_batch(
+        u,
+        input(
+            device,
+            vec![op(ids[0], Operation::Update, &[Field::Title], 5, "again")],
+        ),
+    )
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let page = s.changes(u, cursor, 2).await.unwrap();
+        seen.extend(page.changes.iter().map(|t| t.id));
+        assert!(page.cursor > cursor || page.changes.is_empty());
+        cursor = page.cursor;
+        if !page.has_more {
+            break;
+        }
+    }
+    let mut expected = ids[1..].to_vec();
+    expected.push(ids[0]);
+    assert_eq!(seen, expected);
+    let empty = s.changes(u, cursor, 2).await.unwrap();
+    assert!(empty.changes.is_empty() && !empty.has_more);
+    assert_eq!(empty.cursor, cursor);
+    assert_eq!(s.all_tasks(u).await.unwrap().len(), 5);
+}
+
+async fn users_are_isolated_even_with_the_same_ids(storage: Arc<dyn Storage>) {
+    let s = storage.as_ref();
+    let (alice, bob) = (user(s, "alice").await, user(s, "bob").await);
+    let task = Uuid::now_v7();
+    let item = create(task, "alice's");
+    let a = s
+        .apply_batch(alice, input(Uuid::now_v7(), vec![item.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(a.response.processed_items[0].status, ItemStatus::Success);
+    // Bob sends the very same op id and task id: his own, new task; no replayed answer.
+    let mut bobs = item.clone();
+    bobs.data.title = "bob's".into();
+    let b = s
+        .apply_batch(bob, input(Uuid::now_v7(), vec![bobs]))
+        .await
+        .unwrap();
+    assert!(b.changed, "bob's op must apply, not replay alice's answer");
+    assert_eq!(s.all_tasks(alice).await.unwrap()[0].title, "alice's");
+    assert_eq!(s.all_tasks(bob).await.unwrap()[0].title, "bob's");
+    // Cursors are per user: bob's change does not move alice's cursor.
+    let alice_page = s.changes(alice, 0, 10).await.unwrap();
+    let bob_page = s.changes(bob, 0, 10).await.unwrap();
+    assert_eq!(alice_page.changes.len(), 1);
+    assert_eq!(bob_page.changes.len(), 1);
+    assert_eq!(alice_page.cursor, 1);
+    assert_eq!(bob_page.cursor, 1);
+    assert!(s
+        .changes(alice, alice_page.cursor, 10)
+        .await
+        .unwrap()
+        .changes
+        .is_empty());
+    // Removing bob leaves alice alone.
+    assert!(s.remove_user("bob").await.unwrap());
+    assert_eq!(s.all_tasks(alice).await.unwrap().len(), 1);
+}
+
+async fn field_wise_lww_conflicts_like_one_server(storage: Arc<dyn Storage>) {
+    let s = storage.as_ref();
+    let u = user(s, "u").await;
+    let (laptop, phone) = (Uuid::from_u128(0xA), Uuid::from_u128(0xB));
+    let task = Uuid::now_v7();
+    s.apply_batch(u, input(laptop, vec![create(task, "t")]))
+        .await
+        .unwrap();
+    let newer = op(task, Operation::Update, &[Field::Title], 3_000, "phone");
+    s.apply_batch(u, input(phone, vec![newer])).await.unwrap();
+    let mut done = op(
+        task,
+        Operation::Update,
+        &[Field::Completed],
+        2_000,
+        "laptop",
+    );
+    done.data.completed = true;
+    let older_title = op(task, Operation::Update, &[Field::Title], 2_500, "laptop");
+    let answers = s
+        .apply_batch(u, input(laptop, vec![done, older_title]))
+        .await
+        .unwrap()
+        .response
+        .processed_items;
+    assert_eq!(answers[0].status, ItemStatus::Success);
+    assert_eq!(answers[1].status, ItemStatus::Conflict);
+    let resolved = answers[1].resolved_data.as_ref().unwrap();
+    assert_eq!(resolved.title, "phone");
+    assert!(resolved.completed);
+    assert_eq!(resolved.updated_at, at(3_000));
+    let stored = &s.all_tasks(u).await.unwrap()[0];
+    assert_eq!(stored, resolved);
+}
+
+async fn old_op_ids_are_pruned(storage: Arc<dyn Storage>) {
+    let s = storage.as_ref();
+    let u = user(s, "u").await;
+    let item = create(Uuid::now_v7(), "t");
+    let device = Uuid::now_v7();
+    s.apply_batch(u, input(device, vec![item.clone()]))
+        .await
+        .unwrap();
+    let past = Timestamp::from_millis(Timestamp::now().as_millis() - 60_000).unwrap();
+    assert_eq!(s.prune_applied_ops(past).await.unwrap(), 0);
+    let future = Timestamp::from_millis(Timestamp::now().as_millis() + 60_000).unwrap();
+    assert_eq!(s.prune_applied_ops(future).await.unwrap(), 1);
+    // A resend after pruning is harmless: its fields are not newer, so nothing changes.
+    let cursor = s.changes(u, 0, 10).await.unwrap().cursor;
+    let resent = s.apply_batch(u, input(device, vec![item])).await.unwrap();
+    assert!(!resent.changed);
+    assert_eq!(s.changes(u, 0, 10).await.unwrap().cursor, cursor);
+}
+
+async fn concurrent_batches_of_one_user_never_skip_a_change(storage: Arc<dyn Storage>) {
+    const WRITERS: usize = 6;
+    const BATCHES: usize = 10;
+    let u = user(storage.as_ref(), "u").await;
+    let shared = Uuid::now_v7();
+    storage
+        .apply_batch(u, input(Uuid::now_v7(), vec![create(shared, "t")]))
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let storage = storage.clone();
+            tokio::spawn(async move {
+                let device = Uuid::now_v7();
+                let mut created = Vec::new();
+                for b in 0..BATCHES {
+                    let task = Uuid::now_v7();
+                    created.push(task);
+                    let ms = 10 + (b * WRITERS + w) as i64;
+                    let edit = op(
+                        shared,
+                        Operation::Update,
+                        &[Field::Title],
+                        ms,
+                        &format!("w{w}b{b}"),
+                    );
+                    let answers = storage
+                        .apply_batch(u, input(device, vec![create(task, "n"), edit]))
+                        .await
+                        .unwrap()
+                        .response
+                        .processed_items;
+                    assert_eq!(answers[0].status, ItemStatus::Success);
+                    assert_ne!(answers[1].status, ItemStatus::Error);
+                }
+                created
+            })
+        })
+        .collect();
+    // A reader follows the cursor while the writers commit.
+    let reader = {
+        let storage = storage.clone();
+        tokio::spawn(async move {
+            let mut seen = HashSet::new();
+            let mut cursor = 0;
+            for _ in 0..2_000 {
+                let page = storage.changes(u, cursor, 7).await.unwrap();
+                seen.extend(page.changes.iter().map(|t| t.id));
+                cursor = page.cursor;
+                if seen.len() == WRITERS * BATCHES + 1 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            (seen, cursor)
+        })
+    };
+    let mut all = HashSet::new();
+    for writer in writers {
+        all.extend(writer.await.unwrap());
+    }
+    let (mut seen, mut cursor) = reader.await.unwrap();
+    // Drain what the reader had not reached yet; it must not have skipped anything.
+    loop {
+        let page = storage.changes(u, cursor, 100).await.unwrap();
+        seen.extend(page.changes.iter().map(|t| t.id));
+        cursor = page.cursor;
+        if !page.has_more {
+            break;
+        }
+    }
+    all.insert(shared);
+    assert_eq!(seen, all, "a cursor skipped a change");
+    let tasks = storage.all_tasks(u).await.unwrap();
+    assert_eq!(tasks.len(), WRITERS * BATCHES + 1);
+    let last = tasks.iter().find(|t| t.id == shared).unwrap();
+    let latest = 10 + (WRITERS * BATCHES - 1) as i64;
+    assert_eq!(last.updated_at, at(latest), "the latest edit wins");
+}
