@@ -3,7 +3,8 @@
 //! A bearer token is hashed with SHA-256 and looked up among the users' token digests on
 //! every request, so `user add/remove/token` take effect at once, on every process; the found
 //! digest is compared again in constant time. `--token T` is the user `default`. With neither
-//! `--token` nor any user with a token, the server is open: every request is `default`.
+//! `--token` nor any user ever added with a token, the server is open: every request is
+//! `default`. Removing the last user does not open a server again.
 //! Tokens themselves are never stored nor logged.
 
 use sha2::{Digest as _, Sha256};
@@ -37,11 +38,13 @@ impl Auth {
             }
         }
         if let Some(presented) = presented {
-            if let Some(user) = storage.user_by_token(presented).await? {
-                return Ok(Some(user));
+            if let Some((user, stored)) = storage.user_by_token(presented).await? {
+                if bool::from(presented.ct_eq(&stored)) {
+                    return Ok(Some(user));
+                }
             }
         }
-        if self.token_digest.is_none() && !storage.any_token_user().await? {
+        if self.token_digest.is_none() && !storage.requires_token().await? {
             // Open single-user mode (local use): no token configured anywhere.
             return storage.ensure_user(DEFAULT_USER).await.map(Some);
         }

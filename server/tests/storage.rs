@@ -128,19 +128,20 @@ async fn user(storage: &dyn Storage, name: &str) -> UserId {
         .await
         .unwrap()
         .unwrap()
+        .0
 }
 
 async fn users_are_added_listed_rotated_and_removed(storage: Arc<dyn Storage>) {
     let s = storage.as_ref();
     storage.ping().await.unwrap();
-    assert!(!s.any_token_user().await.unwrap());
+    assert!(!s.requires_token().await.unwrap());
     let default = s.ensure_user("default").await.unwrap();
     assert_eq!(s.ensure_user("default").await.unwrap(), default);
-    assert!(!s.any_token_user().await.unwrap(), "default has no token");
+    assert!(!s.requires_token().await.unwrap(), "default has no token");
 
     let alice = user(s, "alice").await;
     assert_ne!(alice, default);
-    assert!(s.any_token_user().await.unwrap());
+    assert!(s.requires_token().await.unwrap());
     assert_eq!(
         s.add_user("alice", [9; 32]).await,
         Err(StorageError::UserExists("alice".into()))
@@ -161,7 +162,10 @@ async fn users_are_added_listed_rotated_and_removed(storage: Arc<dyn Storage>) {
     let old = tasksync_server::auth::digest(b"alice");
     assert!(s.set_token("alice", [7; 32]).await.unwrap());
     assert_eq!(s.user_by_token(old).await.unwrap(), None);
-    assert_eq!(s.user_by_token([7; 32]).await.unwrap(), Some(alice));
+    assert_eq!(
+        s.user_by_token([7; 32]).await.unwrap(),
+        Some((alice, [7; 32]))
+    );
     assert!(!s.set_token("nobody", [1; 32]).await.unwrap());
 
     // Removal deletes the tasks; the removed user cannot push any more.
@@ -172,6 +176,10 @@ async fn users_are_added_listed_rotated_and_removed(storage: Arc<dyn Storage>) {
     assert!(s.remove_user("alice").await.unwrap());
     assert!(!s.remove_user("alice").await.unwrap());
     assert_eq!(s.user_by_token([7; 32]).await.unwrap(), None);
+    assert!(
+        s.requires_token().await.unwrap(),
+        "removing the last user does not open the server"
+    );
     assert!(s.all_tasks(alice).await.unwrap().is_empty());
     assert_eq!(
         s.apply_batch(alice, input(Uuid::now_v7(), vec![create(task, "a")]))

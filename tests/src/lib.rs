@@ -17,7 +17,7 @@ pub mod server;
 pub mod sse;
 
 pub use daemon::{ctl_at, ctl_env, Ctl, Daemon};
-pub use server::Server;
+pub use server::{add_user, server_cli, Server};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

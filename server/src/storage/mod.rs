@@ -101,11 +101,17 @@ pub trait Storage: Send + Sync {
     /// Answers when the storage answers a trivial query.
     fn ping(&self) -> BoxFuture<'_, Result<()>>;
 
-    /// The user whose token has this SHA-256, if any.
-    fn user_by_token(&self, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<Option<UserId>>>;
+    /// The user whose token has this SHA-256, if any, with the stored digest (which the
+    /// caller compares again in constant time).
+    fn user_by_token(
+        &self,
+        token_sha256: [u8; 32],
+    ) -> BoxFuture<'_, Result<Option<(UserId, [u8; 32])>>>;
 
-    /// Whether any user has a token (else, without `--token`, the server is open).
-    fn any_token_user(&self) -> BoxFuture<'_, Result<bool>>;
+    /// Whether requests need a token: once a user was added with a token, the server is
+    /// never open again, even after the last user is removed (else, without `--token`, the
+    /// server is open).
+    fn requires_token(&self) -> BoxFuture<'_, Result<bool>>;
 
     /// The id of the user `name`, created without a token when missing.
     fn ensure_user(&self, name: &str) -> BoxFuture<'_, Result<UserId>>;

@@ -79,6 +79,7 @@ CREATE TABLE applied_ops (
     PRIMARY KEY (user_id, op_id)
 );
 CREATE INDEX applied_ops_by_time ON applied_ops (applied_at);
+CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
 const TASK_COLUMNS: &str = "id, title, description, completed, is_deleted, created_at, \
@@ -445,25 +446,32 @@ impl Storage for Postgres {
         })
     }
 
-    fn user_by_token(&self, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<Option<UserId>>> {
+    fn user_by_token(
+        &self,
+        token_sha256: [u8; 32],
+    ) -> BoxFuture<'_, Result<Option<(UserId, [u8; 32])>>> {
         Box::pin(async move {
             let client = self.pool.get().await?;
             let stmt = client
-                .prepare_cached("SELECT id FROM users WHERE token_sha256 = $1")
+                .prepare_cached("SELECT id, token_sha256 FROM users WHERE token_sha256 = $1")
                 .await?;
-            Ok(client
-                .query_opt(&stmt, &[&&token_sha256[..]])
-                .await?
-                .map(|r| r.get(0)))
+            let Some(row) = client.query_opt(&stmt, &[&&token_sha256[..]]).await? else {
+                return Ok(None);
+            };
+            let stored: &[u8] = row.get(1);
+            let stored = <[u8; 32]>::try_from(stored)
+                .map_err(|_| StorageError::Internal("corrupt row in users: token_sha256".into()))?;
+            Ok(Some((row.get(0), stored)))
         })
     }
 
-    fn any_token_user(&self) -> BoxFuture<'_, Result<bool>> {
+    fn requires_token(&self) -> BoxFuture<'_, Result<bool>> {
         Box::pin(async move {
             let client = self.pool.get().await?;
             let stmt = client
                 .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM users WHERE token_sha256 IS NOT NULL)",
+                    "SELECT EXISTS (SELECT 1 FROM users WHERE token_sha256 IS NOT NULL) \
+                     OR EXISTS (SELECT 1 FROM settings WHERE name = 'closed')",
                 )
                 .await?;
             Ok(client.query_one(&stmt, &[]).await?.get(0))
@@ -505,6 +513,13 @@ impl Storage for Postgres {
             if inserted == 0 {
                 return Err(StorageError::UserExists(name));
             }
+            client
+                .execute(
+                    "INSERT INTO settings (name, value) VALUES ('closed', 'true') \
+                     ON CONFLICT (name) DO NOTHING",
+                    &[],
+                )
+                .await?;
             Ok(())
         })
     }

@@ -6,6 +6,7 @@
 //! - `tasks` (primary key `user_id, id`): the merged state of each task, the LWW clock of each
 //!   mergeable field, and `seq`, the user's change number of its latest change.
 //! - `applied_ops` (primary key `user_id, op_id`): every op id applied, with its answer.
+//! - `settings`: `closed` once a user was added (the server is never open again).
 //!
 //! Version 1 (before users) is migrated into the user `default`, keeping cursors valid.
 //! Batches run one at a time (a mutex over the writer, and `BEGIN IMMEDIATE` against other
@@ -95,6 +96,7 @@ CREATE TABLE applied_ops (
     PRIMARY KEY (user_id, op_id)
 ) WITHOUT ROWID;
 CREATE INDEX applied_ops_by_time ON applied_ops (applied_at);
+CREATE TABLE settings (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
 INSERT INTO tasks SELECT (SELECT id FROM users WHERE name = 'default'), * FROM tasks_v1;
 INSERT INTO applied_ops SELECT (SELECT id FROM users WHERE name = 'default'), * FROM applied_ops_v1;
 DROP TABLE tasks_v1;
@@ -238,20 +240,30 @@ impl Storage for Sqlite {
         })
     }
 
-    fn user_by_token(&self, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<Option<UserId>>> {
+    fn user_by_token(
+        &self,
+        token_sha256: [u8; 32],
+    ) -> BoxFuture<'_, Result<Option<(UserId, [u8; 32])>>> {
         self.read(move |conn| {
-            Ok(conn
-                .prepare_cached("SELECT id FROM users WHERE token_sha256 = ?1")?
-                .query_row([&token_sha256[..]], |r| r.get(0))
-                .optional()?)
+            let row: Option<(UserId, Vec<u8>)> = conn
+                .prepare_cached("SELECT id, token_sha256 FROM users WHERE token_sha256 = ?1")?
+                .query_row([&token_sha256[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            row.map(|(id, stored)| {
+                let stored = <[u8; 32]>::try_from(stored.as_slice())
+                    .map_err(|_| corrupt("users", "token_sha256"))?;
+                Ok((id, stored))
+            })
+            .transpose()
         })
     }
 
-    fn any_token_user(&self) -> BoxFuture<'_, Result<bool>> {
+    fn requires_token(&self) -> BoxFuture<'_, Result<bool>> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM users WHERE token_sha256 IS NOT NULL)",
+                    "SELECT EXISTS (SELECT 1 FROM users WHERE token_sha256 IS NOT NULL) \
+                     OR EXISTS (SELECT 1 FROM settings WHERE name = 'closed')",
                 )?
                 .query_row([], |r| r.get(0))?)
         })
@@ -299,6 +311,11 @@ impl Storage for Sqlite {
             if inserted == 0 {
                 return Err(StorageError::UserExists(name));
             }
+            conn.execute(
+                "INSERT INTO settings (name, value) VALUES ('closed', 'true') \
+                 ON CONFLICT (name) DO NOTHING",
+                [],
+            )?;
             Ok(())
         })
     }

@@ -1,0 +1,292 @@
+//! The sync server on PostgreSQL, end to end with the real binaries: several server
+//! processes on one database, users, revoked tokens, and a server killed mid-flush.
+//! Each test gets its own database (`tasksync_e2e::pg`); without PostgreSQL they skip loudly
+//! (and fail under `CI=true`).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tasksync_e2e::pg::TestDatabase;
+use tasksync_e2e::{add_user, http, server_cli, subdir, wait_until, Daemon, Server};
+
+fn add(daemon: &Daemon, title: &str) -> String {
+    daemon.ctl(&["--json", "add", title]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn sync(daemon: &Daemon) -> Value {
+    let run = daemon.ctl(&["--json", "sync"]);
+    assert_eq!(run.code(), 0, "{} / {}", run.stdout(), run.stderr());
+    run.json()
+}
+
+/// The synced fields of a task, as the servers and every replica must agree on them.
+fn essence(task: &Value) -> Value {
+    json!({
+        "id": task["id"], "title": task["title"], "description": task["description"],
+        "completed": task["completed"], "is_deleted": task["is_deleted"],
+        "created_at": task["created_at"], "updated_at": task["updated_at"],
+    })
+}
+
+fn local_tasks(daemon: &Daemon) -> Vec<Value> {
+    let mut tasks: Vec<Value> = daemon
+        .ctl(&["--json", "list", "--all"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(essence)
+        .collect();
+    tasks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    tasks
+}
+
+fn server_tasks(server: &Server, token: Option<&str>) -> Vec<Value> {
+    server.tasks_of(token).iter().map(essence).collect()
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[test]
+fn two_daemons_through_two_server_processes_converge_and_pulls_wake_across_processes() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let one = Server::start_pg(&subdir(&dir, "s1"), &db.url, "127.0.0.1:0", &[]);
+    let two = Server::start_pg(&subdir(&dir, "s2"), &db.url, "127.0.0.1:0", &[]);
+    let laptop = Daemon::start_opts(
+        &subdir(&dir, "laptop"),
+        &["--server", &one.url(), "--manual-sync"],
+        &[],
+    );
+    let phone = Daemon::start_opts(
+        &subdir(&dir, "phone"),
+        &["--server", &two.url(), "--manual-sync"],
+        &[],
+    );
+
+    // A live pull waits on process two; the laptop pushes through process one.
+    let cursor = http::get(&two.addr, "/api/changes").json()["cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let two_addr = two.addr.clone();
+    let started = Instant::now();
+    let pull = std::thread::spawn(move || {
+        http::get(&two_addr, &format!("/api/changes?since={cursor}&wait=30"))
+    });
+    let first = add(&laptop, "written on the laptop");
+    sync(&laptop);
+    let woken = pull.join().unwrap();
+    assert_eq!(woken.status, 200);
+    let changes = woken.json()["changes"].as_array().unwrap().clone();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["id"], first.as_str());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the pull on process two woke for a commit through process one"
+    );
+
+    // Edits on both sides, each through its own process.
+    for i in 0..5 {
+        add(&laptop, &format!("laptop {i}"));
+        add(&phone, &format!("phone {i}"));
+    }
+    sync(&laptop);
+    sync(&phone);
+    phone.ctl(&["done", &first]);
+    laptop.ctl(&["edit", &first, "--title", "renamed on the laptop"]);
+    sync(&phone);
+    sync(&laptop);
+    sync(&phone);
+
+    let on_one = server_tasks(&one, None);
+    assert_eq!(on_one.len(), 11);
+    assert_eq!(on_one, server_tasks(&two, None), "one database, one truth");
+    assert_eq!(local_tasks(&laptop), on_one);
+    assert_eq!(local_tasks(&phone), on_one);
+    let merged = on_one.iter().find(|t| t["id"] == first.as_str()).unwrap();
+    assert_eq!(merged["title"], "renamed on the laptop");
+    assert_eq!(merged["completed"], true, "both field edits survive");
+}
+
+#[test]
+fn three_users_are_isolated() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let storage = ["--database-url", db.url.as_str()];
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_pg(&subdir(&dir, "s"), &db.url, "127.0.0.1:0", &[]);
+    // Users added while the server runs work at once.
+    let names = ["alice", "bob", "carol"];
+    let tokens: Vec<String> = names.iter().map(|n| add_user(&storage, n)).collect();
+    let (code, listed, _) = server_cli(&[&["user", "list"][..], &storage].concat());
+    assert_eq!(code, Some(0));
+    let listed: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(listed, names);
+    // With users, the server is no longer open.
+    assert_eq!(http::get(&server.addr, "/api/tasks").status, 401);
+    assert_eq!(http::get(&server.addr, "/api/health").status, 200);
+
+    let daemons: Vec<Daemon> = names
+        .iter()
+        .zip(&tokens)
+        .map(|(name, token)| {
+            Daemon::start_opts(
+                &subdir(&dir, name),
+                &["--server", &server.url(), "--manual-sync", "--token", token],
+                &[],
+            )
+        })
+        .collect();
+    for (daemon, name) in daemons.iter().zip(names) {
+        add(daemon, &format!("{name}'s first"));
+        add(daemon, &format!("{name}'s second"));
+        sync(daemon);
+    }
+    for daemon in &daemons {
+        sync(daemon);
+    }
+    for ((daemon, name), token) in daemons.iter().zip(names).zip(&tokens) {
+        let mine = server_tasks(&server, Some(token));
+        assert_eq!(mine.len(), 2, "{name}");
+        assert!(mine
+            .iter()
+            .all(|t| t["title"].as_str().unwrap().starts_with(name)));
+        assert_eq!(local_tasks(daemon), mine, "{name} pulled only their own");
+        // Cursors are per user: each user's feed numbers only their own changes.
+        let feed = http::request(
+            &server.addr,
+            "GET",
+            "/api/changes",
+            &[("Authorization", &bearer(token))],
+            b"",
+        )
+        .json();
+        assert_eq!(feed["cursor"], "2", "{name}: {feed}");
+    }
+    // Another user's task id is unknown to alice, even by id: her task list has only hers,
+    // and a change of bob's task does not reach her feed.
+    let bobs_task = server_tasks(&server, Some(&tokens[1]))[0]["id"].clone();
+    let alice_ids: Vec<Value> = server_tasks(&server, Some(&tokens[0]))
+        .iter()
+        .map(|t| t["id"].clone())
+        .collect();
+    assert!(!alice_ids.contains(&bobs_task));
+}
+
+#[test]
+fn a_rotated_or_removed_users_token_gets_401_at_once() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let storage = ["--database-url", db.url.as_str()];
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_pg(&subdir(&dir, "s"), &db.url, "127.0.0.1:0", &[]);
+    let old = add_user(&storage, "dana");
+    let tasks = |token: &str| {
+        http::request(
+            &server.addr,
+            "GET",
+            "/api/tasks",
+            &[("Authorization", &bearer(token))],
+            b"",
+        )
+        .status
+    };
+    assert_eq!(tasks(&old), 200);
+    let daemon = Daemon::start_opts(
+        &subdir(&dir, "d"),
+        &["--server", &server.url(), "--manual-sync", "--token", &old],
+        &[],
+    );
+    add(&daemon, "before rotation");
+    sync(&daemon);
+
+    let (code, new, stderr) = server_cli(&[&["user", "token", "dana"][..], &storage].concat());
+    assert_eq!(code, Some(0), "{stderr}");
+    let new = new.trim().to_string();
+    assert_ne!(new, old);
+    assert_eq!(
+        tasks(&old),
+        401,
+        "the old token is revoked on the running server"
+    );
+    assert_eq!(tasks(&new), 200);
+    assert_eq!(server.tasks_of(Some(&new)).len(), 1);
+    // The daemon with the old token is refused; its operation stays queued.
+    add(&daemon, "after rotation");
+    let run = daemon.ctl(&["--json", "sync"]);
+    assert_ne!(run.code(), 0, "a refused token is not a successful sync");
+    assert_eq!(daemon.ctl(&["--json", "status"]).json()["pending"], 1);
+
+    let (code, _, stderr) = server_cli(&[&["user", "remove", "dana"][..], &storage].concat());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        tasks(&new),
+        401,
+        "a removed user's token is refused at once"
+    );
+    let (code, _, stderr) = server_cli(&[&["user", "remove", "dana"][..], &storage].concat());
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("no user named dana"), "{stderr}");
+}
+
+#[test]
+fn killing_a_server_process_mid_flush_loses_nothing_and_applies_nothing_twice() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Server::start_pg(&subdir(&dir, "s1"), &db.url, "127.0.0.1:0", &[]);
+    let addr = first.addr.clone();
+    let url = first.url();
+    let mut daemon = Daemon::start_opts(
+        &subdir(&dir, "d"),
+        &["--server", &url, "--manual-sync"],
+        &[("SYNC_BATCH_SIZE", "1")],
+    );
+    for i in 0..300 {
+        add(&daemon, &format!("t{i}"));
+    }
+    let socket = daemon.socket.clone();
+    let syncing = std::thread::spawn(move || tasksync_e2e::ctl_at(&socket, &["sync"]));
+    wait_until("a few batches to land", || first.tasks().len() >= 20);
+    first.stop();
+    let _ = syncing.join();
+    // Another process on the same database takes over the address (as behind a balancer).
+    let second = Server::start_pg(&subdir(&dir, "s2"), &db.url, &addr, &[]);
+    let reached = second.tasks().len();
+    assert!(
+        reached < 300,
+        "the kill landed mid-flush ({reached} of 300)"
+    );
+    let daemon_again = {
+        daemon.stop_with(libc::SIGTERM);
+        daemon.restart(
+            &["--server", &url, "--manual-sync"],
+            &[("SYNC_BATCH_SIZE", "50")],
+        )
+    };
+    sync(&daemon_again);
+    assert_eq!(daemon_again.ctl(&["--json", "status"]).json()["pending"], 0);
+    let on_server = server_tasks(&second, None);
+    assert_eq!(on_server.len(), 300, "no task lost");
+    assert_eq!(on_server, local_tasks(&daemon_again));
+    let feed = http::get(&second.addr, "/api/changes?limit=5000").json();
+    assert_eq!(feed["changes"].as_array().unwrap().len(), 300);
+    assert_eq!(
+        feed["cursor"], "300",
+        "each create was numbered once: nothing applied twice"
+    );
+}
