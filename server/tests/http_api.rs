@@ -799,6 +799,41 @@ async fn sigterm_answers_waiting_pulls_at_once() {
     assert!(started.elapsed() < Duration::from_secs(8));
 }
 
+#[test]
+fn a_busy_port_is_reported_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tasksync-server"))
+        .args(["--listen", &addr, "--db"])
+        .arg(dir.path().join("s.db"))
+        .env_remove("TASKSYNC_SERVER_DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("cannot listen").count(), 1, "{stderr}");
+    assert!(stderr.contains(&addr), "{stderr}");
+}
+
+#[tokio::test]
+async fn health_names_the_storage_and_needs_no_token() {
+    let server = Server::start_with(Some("s3cret"));
+    let reply = send_raw(
+        server.addr,
+        Request::builder()
+            .uri("/api/health")
+            .header("host", "x")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["storage"], "sqlite");
+}
+
 fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).expect("JSON of the expected shape")
 }

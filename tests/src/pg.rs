@@ -50,6 +50,14 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// Drops the database now, cutting off every connection to it (a storage outage).
+    pub fn drop_now(&self) {
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        admin(&self.admin_url, &drop).expect("drop the test database");
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);

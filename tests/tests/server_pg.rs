@@ -290,3 +290,43 @@ fn killing_a_server_process_mid_flush_loses_nothing_and_applies_nothing_twice() 
         "each create was numbered once: nothing applied twice"
     );
 }
+
+#[test]
+fn an_unreachable_database_answers_503_with_retry_after_and_health_says_so() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_pg(&subdir(&dir, "s"), &db.url, "127.0.0.1:0", &[]);
+    let health = http::get(&server.addr, "/api/health");
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["storage"], "postgres");
+    assert_eq!(http::get(&server.addr, "/api/tasks").status, 200);
+
+    db.drop_now();
+    for path in ["/api/health", "/api/tasks", "/api/changes"] {
+        let answer = http::get(&server.addr, path);
+        assert_eq!(
+            answer.status,
+            503,
+            "{path}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert!(
+            answer.header("retry-after").is_some(),
+            "{path}: {}",
+            answer.head
+        );
+        assert_eq!(answer.json()["path"], path);
+    }
+    let body = br#"{"device_id":"00000000-0000-0000-0000-000000000001","client_timestamp":"2026-01-01T00:00:00.000Z","items":[]}"#;
+    let digest = tasksync_proto::wire::content_digest(body);
+    let push = http::request(
+        &server.addr,
+        "POST",
+        "/api/batch",
+        &[("Content-Digest", &digest)],
+        body,
+    );
+    assert_eq!(push.status, 503, "{}", String::from_utf8_lossy(&push.body));
+}

@@ -89,10 +89,16 @@ const TASK_COLUMNS: &str = "id, title, description, completed, is_deleted, creat
 
 impl From<tokio_postgres::Error> for StorageError {
     fn from(error: tokio_postgres::Error) -> Self {
+        // `Display` says only "db error"; the server's message and code say what happened.
+        let message = match (error.as_db_error(), std::error::Error::source(&error)) {
+            (Some(db), _) => format!("postgres: {} ({})", db.message(), db.code().code()),
+            (None, Some(source)) => format!("postgres: {error}: {source}"),
+            (None, None) => format!("postgres: {error}"),
+        };
         if is_unavailable(&error) {
-            StorageError::Unavailable(format!("postgres: {error}"))
+            StorageError::Unavailable(message)
         } else {
-            StorageError::Internal(format!("postgres: {error}"))
+            StorageError::Internal(message)
         }
     }
 }
@@ -107,7 +113,8 @@ impl From<PoolError> for StorageError {
 }
 
 /// Whether a PostgreSQL error is the database's state rather than a bug: connection lost or
-/// refused, disk full, too many connections, shutting down, read-only, lock contention.
+/// refused, database missing, login refused, disk full, too many connections, shutting down,
+/// read-only, lock contention.
 fn is_unavailable(error: &tokio_postgres::Error) -> bool {
     if error.is_closed() {
         return true;
@@ -118,7 +125,8 @@ fn is_unavailable(error: &tokio_postgres::Error) -> bool {
             code.starts_with("08")
                 || code.starts_with("53")
                 || code.starts_with("57P")
-                || matches!(code, "40001" | "40P01" | "55P03" | "25006")
+                || code.starts_with("28")
+                || matches!(code, "3D000" | "40001" | "40P01" | "55P03" | "25006")
         }
         None => std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>()),
     }
