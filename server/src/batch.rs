@@ -177,7 +177,13 @@ mod tests {
 
         let recorded: HashMap<_, _> = [(first.id, (TASK, plan1.answers[0].clone()))].into();
         let stored: HashMap<_, _> = [(TASK, plan1.save[0].clone())].into();
-        let again = plan(LAPTOP, &[first.clone()], clock(), &recorded, stored);
+        let again = plan(
+            LAPTOP,
+            std::slice::from_ref(&first),
+            clock(),
+            &recorded,
+            stored,
+        );
         assert_eq!(again.answers, vec![plan1.answers[0].clone()]);
         assert!(again.record.is_empty() && again.save.is_empty());
 

@@ -31,6 +31,9 @@ use crate::validate::ClockLimit;
 /// A user's id in storage (the first column of every primary key).
 pub type UserId = i64;
 
+/// A user found by token: its id and the stored SHA-256 of its token.
+pub type TokenOwner = (UserId, [u8; 32]);
+
 /// The user that `--token` and the open single-user mode act as.
 pub const DEFAULT_USER: &str = "default";
 
@@ -103,10 +106,7 @@ pub trait Storage: Send + Sync {
 
     /// The user whose token has this SHA-256, if any, with the stored digest (which the
     /// caller compares again in constant time).
-    fn user_by_token(
-        &self,
-        token_sha256: [u8; 32],
-    ) -> BoxFuture<'_, Result<Option<(UserId, [u8; 32])>>>;
+    fn user_by_token(&self, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<Option<TokenOwner>>>;
 
     /// Whether requests need a token: once a user was added with a token, the server is
     /// never open again, even after the last user is removed (else, without `--token`, the

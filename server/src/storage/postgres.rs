@@ -30,8 +30,8 @@ use tokio_postgres::{AsyncMessage, NoTls, Row};
 use uuid::Uuid;
 
 use super::{
-    BatchInput, BatchOutcome, BoxFuture, ChangesPage, Result, Storage, StorageError, UserId,
-    UserInfo,
+    BatchInput, BatchOutcome, BoxFuture, ChangesPage, Result, Storage, StorageError, TokenOwner,
+    UserId, UserInfo,
 };
 use crate::batch::{self, RecordedAnswer};
 use crate::notify::Notifier;
@@ -454,10 +454,7 @@ impl Storage for Postgres {
         })
     }
 
-    fn user_by_token(
-        &self,
-        token_sha256: [u8; 32],
-    ) -> BoxFuture<'_, Result<Option<(UserId, [u8; 32])>>> {
+    fn user_by_token(&self, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<Option<TokenOwner>>> {
         Box::pin(async move {
             let client = self.pool.get().await?;
             let stmt = client

@@ -13,6 +13,7 @@
 //! processes on the same file), so change numbers always commit in order. Calls run on the
 //! blocking pool; at most [`MAX_CONCURRENT_READS`] reads at once.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,8 +26,8 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::{
-    BatchInput, BatchOutcome, BoxFuture, ChangesPage, Result, Storage, StorageError, UserId,
-    UserInfo,
+    BatchInput, BatchOutcome, BoxFuture, ChangesPage, Result, Storage, StorageError, TokenOwner,
+    UserId, UserInfo,
 };
 use crate::batch::{self, RecordedAnswer};
 use crate::config::Durability;
@@ -240,10 +241,7 @@ impl Storage for Sqlite {
         })
     }
 
-    fn user_by_token(
-        &self,
-        token_sha256: [u8; 32],
-    ) -> BoxFuture<'_, Result<Option<(UserId, [u8; 32])>>> {
+    fn user_by_token(&self, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<Option<TokenOwner>>> {
         self.read(move |conn| {
             let row: Option<(UserId, Vec<u8>)> = conn
                 .prepare_cached("SELECT id, token_sha256 FROM users WHERE token_sha256 = ?1")?
@@ -454,7 +452,7 @@ fn apply_batch(conn: &mut Connection, user: UserId, batch: &BatchInput) -> Resul
             "SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = ?1 AND id = ?2"
         ))?;
         for item in &batch.items {
-            if !recorded.contains_key(&item.id) {
+            if let Entry::Vacant(slot) = recorded.entry(item.id) {
                 let row = answer_get
                     .query_row(rusqlite::params![user, item.id.as_bytes()], |r| {
                         Ok((
@@ -468,13 +466,13 @@ fn apply_batch(conn: &mut Connection, user: UserId, batch: &BatchInput) -> Resul
                     let task_id = Uuid::from_slice(&task_id)
                         .map_err(|_| corrupt("applied_ops", "task_id"))?;
                     let answer = super::decode_answer(item.id, task_id, &status, resolved)?;
-                    recorded.insert(item.id, (task_id, answer));
+                    slot.insert((task_id, answer));
                 }
             }
-            if !stored.contains_key(&item.task_id) {
+            if let Entry::Vacant(slot) = stored.entry(item.task_id) {
                 let mut rows = load.query(rusqlite::params![user, item.task_id.as_bytes()])?;
                 if let Some(row) = rows.next()? {
-                    stored.insert(item.task_id, task_from_row(row)?);
+                    slot.insert(task_from_row(row)?);
                 }
             }
         }
