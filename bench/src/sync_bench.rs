@@ -39,7 +39,7 @@ pub async fn flush_rate(
     let sync = tokio::spawn(async move { client.sync().await });
     let mut answered = 0u64;
     while answered < ops as u64 {
-        match events.next_event().await? {
+        match events.next_event().await?.map(|timed| timed.event) {
             Some(Event::Sync(SyncProgress::BatchAnswered { synced, failed })) => {
                 answered += u64::from(synced + failed)
             }

@@ -198,13 +198,7 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
             out.retried(client.retry(target).await?);
         }
         Cmd::ApiToken => out.api_token(&client.api_token().await?),
-        Cmd::Watch => {
-            let mut events = client.subscribe().await?;
-            while let Some(event) = events.next_event().await? {
-                out.event(&event);
-            }
-            return Err(ClientError::Closed);
-        }
+        Cmd::Watch => return watch(client, &socket, &out).await,
         Cmd::Completions { .. } | Cmd::Man { .. } => {}
     }
     Ok(Outcome::Done)
@@ -234,6 +228,59 @@ async fn live_task(client: &mut Client, reference: &str) -> Result<Task, ClientE
         )));
     }
     Ok(task)
+}
+
+/// `watch`: streams events until interrupted. When the daemon goes away (a restart), says
+/// so on stderr and reconnects as soon as it is back.
+async fn watch(
+    client: Client,
+    socket: &Path,
+    out: &output::Output,
+) -> Result<Outcome, ClientError> {
+    let mut client = Some(client);
+    loop {
+        let connected = match client.take() {
+            Some(client) => client,
+            None => reconnect(socket).await?,
+        };
+        let mut events = connected.subscribe().await?;
+        loop {
+            match events.next_event().await {
+                Ok(Some(event)) => out.event(&event),
+                Ok(None) => break,
+                Err(e) if daemon_went_away(&e) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        eprintln!("taskctl: the daemon went away; waiting for it to come back");
+    }
+}
+
+/// Whether an error means the daemon stopped (or is stopping), rather than a real problem.
+fn daemon_went_away(error: &ClientError) -> bool {
+    match error {
+        ClientError::Closed | ClientError::Frame(_) | ClientError::NotRunning { .. } => true,
+        ClientError::Daemon(e) => e.code == tasksync_proto::ipc::ErrorCode::Unavailable,
+        ClientError::Protocol(_) | ClientError::Refused(_) => false,
+    }
+}
+
+/// Connects again, retrying every few hundred milliseconds while nothing answers; a daemon
+/// that answers but refuses us (an incompatible version) ends the wait.
+async fn reconnect(socket: &Path) -> Result<Client, ClientError> {
+    let mut delay = std::time::Duration::from_millis(100);
+    loop {
+        tokio::time::sleep(delay).await;
+        match Client::connect(socket, concat!("taskctl ", env!("CARGO_PKG_VERSION"))).await {
+            Ok(client) => {
+                eprintln!("taskctl: reconnected to the daemon at {}", socket.display());
+                return Ok(client);
+            }
+            Err(e) if daemon_went_away(&e) => {}
+            Err(e) => return Err(e),
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(2));
+    }
 }
 
 /// How a command that reached the daemon ended.

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anstyle::{AnsiColor, Style};
-use tasksync_proto::events::{ChangeOrigin, ConnectivityState, Event, SyncProgress};
+use tasksync_proto::events::{ChangeOrigin, ConnectivityState, Event, SyncProgress, TimedEvent};
 use tasksync_proto::ipc::{QueueEntry, SyncReport};
 use tasksync_proto::{StatusInfo, SyncStatus, Task, Timestamp};
 use uuid::Uuid;
@@ -184,8 +184,17 @@ impl Output {
             since: status.since,
             next_probe_at: status.next_probe_at,
         };
+        let last_error = match (&status.last_error, status.state.as_str()) {
+            (_, "unauthorized") => format!(
+                "the server refuses our token: fix token / token_file and reload ({})\n",
+                status.last_error.as_deref().unwrap_or("401")
+            ),
+            (Some(error), _) => format!("{error}\n"),
+            (None, _) => "none\n".into(),
+        };
         let out = format!(
-            "state:        {}\nserver:       {server}\npending:      {}\nfailed:       {}\nlast sync:    {last_sync}\n\
+            "state:        {}\nserver:       {server}\npending:      {}\nfailed:       {}\nlast sync:    {last_sync} (the last round that succeeded)\n\
+             last error:   {last_error}\
              tasks:        {} ({} deleted)\ndevice:       {}\ndaemon:       tasksyncd {}\nsocket:       {}\ndatabase:     {}\n",
             describe_connectivity(&connectivity),
             status.pending,
@@ -210,15 +219,35 @@ impl Output {
                 "success": report.success,
                 "synced_items": report.synced_items,
                 "failed_items": report.failed_items,
+                "pulled_items": report.pulled_items,
+                "conflicts": report.conflicts,
+                "resolved": report.resolved,
                 "errors": report.errors,
             }));
         }
         // Offline (or no server): nothing was tried, so only the reason is worth saying.
         if !report.offline {
-            write_stdout(&format!(
-                "synced {}, failed {}\n",
-                report.synced_items, report.failed_items
-            ));
+            let mut out = format!(
+                "pushed {}, pulled {}, conflicts {}, failed {}\n",
+                report.synced_items, report.pulled_items, report.conflicts, report.failed_items
+            );
+            for conflict in &report.resolved {
+                let fields: Vec<String> = conflict
+                    .fields
+                    .iter()
+                    .map(|f| match f.kept.as_str() {
+                        "local" => format!("{} kept this device's value", f.field),
+                        _ => format!("{} took a newer value from another device", f.field),
+                    })
+                    .collect();
+                out.push_str(&format!(
+                    "  conflict on {} \"{}\": {}\n",
+                    conflict.task_id,
+                    escape(&conflict.title),
+                    fields.join(", ")
+                ));
+            }
+            write_stdout(&out);
         }
         for error in &report.errors {
             eprintln!("taskctl: {}", escape(error));
@@ -281,10 +310,13 @@ impl Output {
         write_stdout(&table.render(self.terminal, Some(&count)));
     }
 
-    /// One event of `watch`: a line for people, or one JSON object a line.
-    pub fn event(&self, event: &Event) {
+    /// One event of `watch`: a line for people, or one JSON object a line, with its time.
+    pub fn event(&self, timed: &TimedEvent) {
+        let event = &timed.event;
         if self.json {
-            let line = serde_json::to_string(&event_json(event)).unwrap_or_default();
+            let mut value = event_json(event);
+            value["at"] = serde_json::json!(timed.at);
+            let line = serde_json::to_string(&value).unwrap_or_default();
             return write_stdout(&format!("{line}\n"));
         }
         let line = match event {
@@ -299,7 +331,7 @@ impl Output {
             Event::TaskChanged { task, origin } => {
                 let origin = match origin {
                     ChangeOrigin::Local => "here",
-                    ChangeOrigin::Remote => "from the server",
+                    ChangeOrigin::Remote => "remotely",
                 };
                 let deleted = if task.is_deleted { " (deleted)" } else { "" };
                 let done = if task.completed { "[x]" } else { "[ ]" };
@@ -322,6 +354,8 @@ impl Output {
             Event::Sync(SyncProgress::RoundFinished {
                 success,
                 synced,
+                pulled,
+                conflicts,
                 failed,
             }) => {
                 let how = if *success {
@@ -329,13 +363,13 @@ impl Output {
                 } else {
                     "finished with errors"
                 };
-                format!("sync: round {how}, {synced} synced, {failed} failed")
+                format!("sync: round {how}, {synced} pushed, {pulled} pulled, {conflicts} conflict(s), {failed} failed")
             }
             Event::Lagged { missed } => {
                 format!("(missed {missed} events: this terminal read too slowly)")
             }
         };
-        write_stdout(&format!("{line}\n"));
+        write_stdout(&format!("{} {line}\n", timed.at));
     }
 
     pub fn api_token(&self, token: &str) {
@@ -394,9 +428,11 @@ fn event_json(event: &Event) -> serde_json::Value {
         Event::Sync(SyncProgress::RoundFinished {
             success,
             synced,
+            pulled,
+            conflicts,
             failed,
         }) => {
-            json!({"event": "sync_finished", "success": success, "synced": synced, "failed": failed})
+            json!({"event": "sync_finished", "success": success, "synced": synced, "pulled": pulled, "conflicts": conflicts, "failed": failed})
         }
         Event::Lagged { missed } => json!({"event": "lagged", "missed": missed}),
     }

@@ -44,6 +44,7 @@ impl App {
             pending: counts.pending,
             failed: counts.failed,
             last_sync_at,
+            last_error: self.sync.last_error(),
             device_id: self.store.device_id(),
             version: env!("CARGO_PKG_VERSION").into(),
             http: self.http.map(|addr| addr.to_string()),

@@ -5,14 +5,15 @@
 //! Events are only built when someone subscribed, so an unwatched daemon pays nothing for
 //! them. A subscriber that falls behind gets `Lagged` instead of stalling the daemon.
 
-use tasksync_proto::events::Event;
+use tasksync_proto::events::{Event, TimedEvent};
+use tasksync_proto::Timestamp;
 use tokio::sync::{broadcast, Notify};
 
 /// Events buffered per subscriber before it counts as lagging.
 const CAPACITY: usize = 4096;
 
 pub struct Events {
-    tx: broadcast::Sender<Event>,
+    tx: broadcast::Sender<TimedEvent>,
     local_change: Notify,
 }
 
@@ -26,10 +27,13 @@ impl Default for Events {
 }
 
 impl Events {
-    /// Sends the event `make` builds, if anyone is listening.
+    /// Sends the event `make` builds, stamped with the time, if anyone is listening.
     pub fn publish(&self, make: impl FnOnce() -> Event) {
         if self.tx.receiver_count() > 0 {
-            let _ = self.tx.send(make());
+            let _ = self.tx.send(TimedEvent {
+                at: Timestamp::now(),
+                event: make(),
+            });
         }
     }
 
@@ -37,7 +41,7 @@ impl Events {
         self.tx.receiver_count() > 0
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> broadcast::Receiver<TimedEvent> {
         self.tx.subscribe()
     }
 

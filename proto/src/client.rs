@@ -18,7 +18,7 @@ use interprocess::local_socket::{GenericFilePath, ToFsName};
 use tokio::io::BufReader;
 
 use crate::codec::{self, FrameError};
-use crate::events::Event;
+use crate::events::TimedEvent;
 use crate::ipc::{
     ClientMessage, Command, IpcError, PageCursor, QueueEntry, QueuePage, Reply, RetryTarget,
     ServerMessage, StatusInfo, SyncReport, TaskPage, MAX_PAGE_TASKS, PROTOCOL_VERSION,
@@ -305,7 +305,7 @@ pub struct Subscription {
 
 impl Subscription {
     /// The next event; `None` when the daemon closed the stream (it is shutting down).
-    pub async fn next_event(&mut self) -> Result<Option<Event>, ClientError> {
+    pub async fn next_event(&mut self) -> Result<Option<TimedEvent>, ClientError> {
         let message = codec::read_frame(
             &mut self.client.stream,
             &mut self.client.read_buf,

@@ -6,12 +6,21 @@ use serde::{Deserialize, Serialize};
 use crate::task::Task;
 use crate::timestamp::Timestamp;
 
+/// An event and when it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimedEvent {
+    pub at: Timestamp,
+    pub event: Event,
+}
+
 /// One event of a subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     /// The first event of every subscription: where things stand.
     Snapshot(StateSnapshot),
-    /// A task was created, changed or deleted, here or on another device.
+    /// A task's stored row changed: created, edited or deleted here (`Local`), or changed by
+    /// what the server sent (`Remote`). Our own pushes coming back change nothing and send
+    /// nothing.
     TaskChanged { task: Task, origin: ChangeOrigin },
     /// The daemon's view of the sync server changed.
     Connectivity(ConnectivityState),
@@ -24,7 +33,7 @@ pub enum Event {
 /// Whether the daemon can reach its sync server, since when, and when it next checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectivityState {
-    /// `online`, `offline` or `local-only`.
+    /// `online`, `offline`, `local-only` or `unauthorized` (the server refuses our token).
     pub state: String,
     pub since: Timestamp,
     /// While offline: when the next probe goes out.
@@ -61,10 +70,13 @@ pub enum SyncProgress {
     BatchAnswered { synced: u32, failed: u32 },
     /// Changes pulled from the server.
     Pulled { changes: u64 },
-    /// The round is over.
+    /// The round is over: operations pushed, tasks changed by what was pulled, conflicts the
+    /// server resolved, failed attempts.
     RoundFinished {
         success: bool,
         synced: u64,
+        pulled: u64,
+        conflicts: u64,
         failed: u64,
     },
 }

@@ -14,7 +14,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::events::Event;
+use crate::events::TimedEvent;
 use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
 use crate::timestamp::Timestamp;
 
@@ -41,7 +41,7 @@ pub enum ServerMessage {
     },
     Fatal(IpcError),
     /// An event of a subscription (after `Command::Subscribe` was answered).
-    Event(Event),
+    Event(TimedEvent),
 }
 
 /// One thing a client asks of the daemon. Task references (`id`) are a working-set number (1
@@ -136,6 +136,31 @@ pub struct SyncReport {
     pub errors: Vec<String>,
     /// The server could not be reached (or none is configured).
     pub offline: bool,
+    /// Tasks whose stored row changed through what was pulled from the server.
+    pub pulled_items: u64,
+    /// Operations the server answered with a merge (a conflict), with the details in
+    /// `resolved`.
+    pub conflicts: u64,
+    /// For each conflict: which of the pushed fields kept whose value.
+    pub resolved: Vec<ResolvedConflict>,
+}
+
+/// How the server resolved a conflict on one pushed operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedConflict {
+    pub task_id: Uuid,
+    /// The task's title after the merge.
+    pub title: String,
+    pub fields: Vec<ResolvedField>,
+}
+
+/// One field of a conflict: whether our pushed value or another device's newer one won.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedField {
+    /// `title`, `description`, `completed` or `is_deleted`.
+    pub field: String,
+    /// `local` (this device's value stands) or `remote` (a newer value from elsewhere).
+    pub kept: String,
 }
 
 /// A page of the sync queue; `next` is `None` on the last page.
@@ -183,7 +208,8 @@ pub const MAX_PAGE_TASKS: u32 = 1000;
 /// The daemon's view of itself, for `taskctl status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusInfo {
-    /// `online`, `offline` or `local-only` (no sync server configured).
+    /// `online`, `offline`, `local-only` (no sync server configured) or `unauthorized` (the
+    /// server refuses our token).
     pub state: String,
     pub online: bool,
     /// The sync server's base URL, if one is configured.
@@ -192,7 +218,10 @@ pub struct StatusInfo {
     pub pending: u64,
     /// Dead-lettered operations.
     pub failed: u64,
+    /// The end of the last sync round that succeeded.
     pub last_sync_at: Option<Timestamp>,
+    /// What the last sync round met, if it failed; `None` once a round succeeds.
+    pub last_error: Option<String>,
     pub device_id: Uuid,
     /// The daemon's version.
     pub version: String,
@@ -350,7 +379,7 @@ mod tests {
 mod round_trip {
     use super::*;
     use crate::codec::{decode_frame, encode};
-    use crate::events::{ChangeOrigin, ConnectivityState, StateSnapshot, SyncProgress};
+    use crate::events::{ChangeOrigin, ConnectivityState, Event, StateSnapshot, SyncProgress};
     use crate::task::Task;
 
     fn sample_task() -> Task {
@@ -362,7 +391,7 @@ mod round_trip {
             description: Some("two litres".into()),
             completed: true,
             created_at: now,
-            updated_at: now.next(),
+            updated_at: now.checked_next().unwrap(),
             is_deleted: false,
             sync_status: SyncStatus::InProgress,
             last_synced_at: Some(now),
@@ -440,6 +469,7 @@ mod round_trip {
             pending: 3,
             failed: 1,
             last_sync_at: Some(Timestamp::now()),
+            last_error: Some("503".into()),
             device_id: Uuid::now_v7(),
             version: "0.1.0".into(),
             http: Some("127.0.0.1:3000".into()),
@@ -469,6 +499,16 @@ mod round_trip {
                 failed_items: 1,
                 errors: vec!["boom".into()],
                 offline: false,
+                pulled_items: 4,
+                conflicts: 1,
+                resolved: vec![ResolvedConflict {
+                    task_id: Uuid::now_v7(),
+                    title: "t".into(),
+                    fields: vec![ResolvedField {
+                        field: "title".into(),
+                        kept: "remote".into(),
+                    }],
+                }],
             })),
             Ok(Reply::QueuePage(QueuePage {
                 next: Some(7),
@@ -535,12 +575,19 @@ mod round_trip {
                 Event::Sync(SyncProgress::RoundFinished {
                     success: true,
                     synced: 4,
+                    pulled: 2,
+                    conflicts: 1,
                     failed: 0,
                 }),
                 Event::Lagged { missed: 3 },
             ]
             .into_iter()
-            .map(ServerMessage::Event),
+            .map(|event| {
+                ServerMessage::Event(TimedEvent {
+                    at: Timestamp::now(),
+                    event,
+                })
+            }),
         );
         for message in messages {
             let frame = encode(&message).unwrap();

@@ -49,9 +49,9 @@ impl Timestamp {
         self.0
     }
 
-    /// The next representable instant (one millisecond later), saturating at the maximum.
-    pub fn next(self) -> Self {
-        Timestamp((self.0 + 1).min(MAX_MILLIS))
+    /// The next representable instant (one millisecond later), or `None` at the maximum.
+    pub fn checked_next(self) -> Option<Self> {
+        Timestamp::from_millis(self.0 + 1)
     }
 }
 

@@ -522,6 +522,7 @@ impl Settings {
             pull_interval: Duration::from_millis(self.pull_interval_ms),
             flush_debounce: Duration::from_millis(FLUSH_DEBOUNCE_MS),
             automatic: !self.manual_sync,
+            ..SyncSettings::default()
         }
     }
 

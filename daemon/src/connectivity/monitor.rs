@@ -1,7 +1,9 @@
-//! The connectivity state machine: `local-only` (no server), `online`, `offline`.
+//! The connectivity state machine: `local-only` (no server), `online`, `offline`,
+//! `unauthorized`.
 //!
 //! Online means the server answered a health probe or a sync request; any transport failure
-//! makes it offline at once. While offline, probes go out with a jittered exponential delay
+//! (including a broken live pull) makes it offline at once. Unauthorized means the server
+//! answers but refuses our token: nothing syncs until the token works. While offline, probes go out with a jittered exponential delay
 //! from `min` to `max`, so an outage costs almost nothing; a network change resets the delay
 //! and probes soon. All times are passed in, so the schedule is tested without waiting.
 
@@ -39,6 +41,8 @@ pub enum State {
     LocalOnly,
     Online,
     Offline,
+    /// The server is reachable but refuses our token.
+    Unauthorized,
 }
 
 impl State {
@@ -47,6 +51,7 @@ impl State {
             State::LocalOnly => "local-only",
             State::Online => "online",
             State::Offline => "offline",
+            State::Unauthorized => "unauthorized",
         }
     }
 }
@@ -98,9 +103,10 @@ impl Monitor {
         self.next_probe
     }
 
-    /// The server answered. Returns true if that changed the state.
+    /// The server answered (and, from `unauthorized`, took our token). Returns true if that
+    /// changed the state.
     pub fn reached(&mut self) -> bool {
-        if self.state != State::Offline {
+        if !matches!(self.state, State::Offline | State::Unauthorized) {
             return false;
         }
         self.state = State::Online;
@@ -110,11 +116,22 @@ impl Monitor {
         true
     }
 
+    /// The server answered but refused our token. Returns true if that changed the state.
+    pub fn refused(&mut self) -> bool {
+        if !matches!(self.state, State::Offline | State::Online) {
+            return false;
+        }
+        self.state = State::Unauthorized;
+        self.since = Timestamp::now();
+        self.next_probe = None;
+        true
+    }
+
     /// A request or probe could not reach the server. Returns true if that changed the state.
     pub fn unreachable(&mut self, now: Instant) -> bool {
         match self.state {
             State::LocalOnly => false,
-            State::Online => {
+            State::Online | State::Unauthorized => {
                 self.state = State::Offline;
                 self.since = Timestamp::now();
                 self.delay = self.policy.min;
@@ -221,6 +238,26 @@ mod tests {
             wait >= Duration::from_secs(1) && wait <= Duration::from_millis(1500),
             "{wait:?}"
         );
+    }
+
+    #[test]
+    fn a_refused_token_is_its_own_state_until_the_server_takes_it() {
+        let now = Instant::now();
+        let mut monitor = Monitor::new(true, policy(), now);
+        assert!(monitor.reached());
+        assert!(monitor.refused());
+        assert!(!monitor.refused(), "already unauthorized");
+        assert_eq!(monitor.report(now).state, "unauthorized");
+        assert_eq!(
+            monitor.next_probe(),
+            None,
+            "no probing: the server is there"
+        );
+        assert!(monitor.reached(), "the token works again");
+        assert_eq!(monitor.state(), State::Online);
+        assert!(monitor.refused());
+        assert!(monitor.unreachable(now), "losing the server goes offline");
+        assert_eq!(monitor.state(), State::Offline);
     }
 
     #[test]

@@ -190,6 +190,8 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::Conflict(_) => StatusCode::CONFLICT,
             StoreError::Closed | StoreError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // Not a secret, and the user must see it: the write was refused, not lost.
+            StoreError::Clock(_) => StatusCode::INTERNAL_SERVER_ERROR,
             StoreError::Open { .. }
             | StoreError::Sqlite(_)
             | StoreError::Corrupt(_)

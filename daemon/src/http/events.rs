@@ -19,7 +19,7 @@ use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
-use tasksync_proto::events::{ChangeOrigin, Event, SyncProgress};
+use tasksync_proto::events::{ChangeOrigin, Event, SyncProgress, TimedEvent};
 use tasksync_proto::{Task, Timestamp};
 use tokio::sync::{broadcast, mpsc};
 
@@ -87,12 +87,11 @@ impl EventLog {
 }
 
 /// Numbers the store's events, in the order they were published.
-async fn run_log(log: Arc<Log>, mut events: broadcast::Receiver<Event>) {
-    let mut pulled = 0u64;
+async fn run_log(log: Arc<Log>, mut events: broadcast::Receiver<TimedEvent>) {
     loop {
         match events.recv().await {
             Ok(event) => {
-                if let Some((name, data)) = render(event, &mut pulled) {
+                if let Some((name, data)) = render(event) {
                     log.push(name, &data);
                 }
             }
@@ -111,10 +110,12 @@ async fn run_log(log: Arc<Log>, mut events: broadcast::Receiver<Event>) {
 struct TaskEvent<'a> {
     task: &'a Task,
     origin: ChangeOrigin,
+    at: Timestamp,
 }
 
 #[derive(Serialize)]
 struct SyncEvent {
+    at: Timestamp,
     success: bool,
     pushed: u64,
     pulled: u64,
@@ -123,30 +124,30 @@ struct SyncEvent {
 }
 
 /// The SSE name and JSON data of a store event; `None` for what is not streamed.
-fn render(event: Event, pulled: &mut u64) -> Option<(&'static str, String)> {
+fn render(TimedEvent { at, event }: TimedEvent) -> Option<(&'static str, String)> {
     match event {
         Event::TaskChanged { task, origin } => Some((
             "task",
             json(&TaskEvent {
                 task: &task,
                 origin,
+                at,
             }),
         )),
         Event::Connectivity(state) => Some(("connectivity", json(&state))),
-        Event::Sync(SyncProgress::Pulled { changes }) => {
-            *pulled += changes;
-            None
-        }
         Event::Sync(SyncProgress::RoundFinished {
             success,
             synced,
+            pulled,
+            conflicts,
             failed,
         }) => {
             let event = SyncEvent {
+                at,
                 success,
                 pushed: synced,
-                pulled: std::mem::take(pulled),
-                conflicts: 0,
+                pulled,
+                conflicts,
                 failed,
             };
             Some(("sync", json(&event)))

@@ -10,10 +10,11 @@ use std::time::Duration;
 use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::traits::StreamCommon;
 use tasksync_proto::codec::{self, FrameError};
-use tasksync_proto::events::Event;
+use tasksync_proto::events::{Event, TimedEvent};
 use tasksync_proto::ipc::{
     ClientMessage, Command, ErrorCode, IpcError, Reply, ServerMessage, PROTOCOL_VERSION,
 };
+use tasksync_proto::Timestamp;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -204,7 +205,11 @@ async fn stream_events<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         }
     };
     if !send_response(writer, id, Ok(Reply::Subscribed)).await
-        || !send(writer, &ServerMessage::Event(Event::Snapshot(snapshot))).await
+        || !send(
+            writer,
+            &ServerMessage::Event(timed(Event::Snapshot(snapshot))),
+        )
+        .await
     {
         return;
     }
@@ -213,7 +218,7 @@ async fn stream_events<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         let event = tokio::select! {
             event = events.recv() => match event {
                 Ok(event) => event,
-                Err(RecvError::Lagged(missed)) => Event::Lagged { missed },
+                Err(RecvError::Lagged(missed)) => timed(Event::Lagged { missed }),
                 Err(RecvError::Closed) => return,
             },
             _ = reader.read(&mut byte) => return,
@@ -222,6 +227,14 @@ async fn stream_events<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         if !send(writer, &ServerMessage::Event(event)).await {
             return;
         }
+    }
+}
+
+/// An event that happens now.
+fn timed(event: Event) -> TimedEvent {
+    TimedEvent {
+        at: Timestamp::now(),
+        event,
     }
 }
 

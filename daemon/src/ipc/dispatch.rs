@@ -88,7 +88,7 @@ async fn retry(app: &App, target: RetryTarget) -> Result<u64, IpcError> {
         }
     };
     let seqs = rows.iter().map(|row| row.seq).collect();
-    let revived = app.store.sync_write(SyncWrite::Retry { seqs }).await?;
+    let revived = app.store.sync_write(SyncWrite::Retry { seqs }).await?.count;
     if revived > 0 {
         // Wake the engine as a new change would: these go out with the next flush.
         app.store.events().local_change();
@@ -108,6 +108,10 @@ impl From<StoreError> for IpcError {
             StoreError::Ambiguous { .. } => ErrorCode::Ambiguous,
             StoreError::Conflict(_) => ErrorCode::Conflict,
             StoreError::Closed | StoreError::Storage(_) => ErrorCode::Unavailable,
+            StoreError::Clock(_) => {
+                tracing::error!("{error}");
+                ErrorCode::Internal
+            }
             StoreError::Open { .. }
             | StoreError::Sqlite(_)
             | StoreError::Corrupt(_)

@@ -4,7 +4,7 @@
 //! with the fields it changed (DESIGN.md section 5).
 
 use rusqlite::{params, OptionalExtension, Transaction};
-use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch, Timestamp};
+use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch};
 use uuid::Uuid;
 
 use super::clock::HybridClock;
@@ -44,7 +44,10 @@ pub fn apply(
                     }));
                 }
             }
-            let now = clock.tick(Timestamp::now());
+            let now = match clock.tick() {
+                Ok(now) => now,
+                Err(e) => return Ok(Err(e.into())),
+            };
             let mut task = Task {
                 id: new.id.unwrap_or_else(Uuid::now_v7),
                 title: new.title.clone(),
@@ -83,7 +86,10 @@ pub fn apply(
                 task.completed = completed;
                 changed.push("completed");
             }
-            task.updated_at = clock.tick(Timestamp::now());
+            task.updated_at = match clock.tick() {
+                Ok(now) => now,
+                Err(e) => return Ok(Err(e.into())),
+            };
             task.sync_status = SyncStatus::Pending;
             tx.prepare_cached(
                 "UPDATE tasks SET title = ?2, description = ?3, completed = ?4, updated_at = ?5, sync_status = 'pending'
@@ -105,7 +111,10 @@ pub fn apply(
                 return Ok(Err(StoreError::NotFound(id.to_string())));
             };
             task.is_deleted = true;
-            task.updated_at = clock.tick(Timestamp::now());
+            task.updated_at = match clock.tick() {
+                Ok(now) => now,
+                Err(e) => return Ok(Err(e.into())),
+            };
             task.sync_status = SyncStatus::Pending;
             tx.prepare_cached("UPDATE tasks SET is_deleted = 1, updated_at = ?2, sync_status = 'pending' WHERE id = ?1")?
                 .execute(params![id.to_string(), task.updated_at.to_string()])?;

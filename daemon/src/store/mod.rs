@@ -24,13 +24,13 @@ use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch, Timestamp, Validation
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use self::clock::HybridClock;
+use self::clock::{HybridClock, WallClock};
 use self::commands::WriteOp;
 pub use self::filter::TaskFilter;
 pub use self::reads::Counts;
 use self::reads::ReadPool;
 pub use self::rows::QueuedOp;
-pub use self::sync_writes::{ItemOutcome, QueueRef, SyncWrite};
+pub use self::sync_writes::{ItemOutcome, QueueRef, SyncApplied, SyncWrite};
 use self::writer::{Applied, Change, Message};
 use crate::events::Events;
 
@@ -62,6 +62,8 @@ pub enum StoreError {
     Storage(String),
     #[error("database problem: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Clock(#[from] clock::ClockExhausted),
     #[error("the store is shutting down")]
     Closed,
     /// A create with a client-chosen id that a task with other content already has.
@@ -96,6 +98,8 @@ pub struct Store {
     path: PathBuf,
     events: Arc<Events>,
     in_flight: InFlight,
+    /// A copy of the writer's clock, for its wall-clock time only.
+    clock: HybridClock,
 }
 
 impl Store {
@@ -106,6 +110,15 @@ impl Store {
 
     /// Opens the database and reports changes to `events`.
     pub fn open_with_events(path: &Path, events: Arc<Events>) -> Result<Store, StoreError> {
+        Store::open_with_clock(path, events, clock::system_clock())
+    }
+
+    /// Opens the database with `wall` as its wall clock (tests simulate skewed clocks).
+    pub(crate) fn open_with_clock(
+        path: &Path,
+        events: Arc<Events>,
+        wall: WallClock,
+    ) -> Result<Store, StoreError> {
         let mut conn = schema::open_writer(path)?;
         schema::migrate(&mut conn)?;
         let meta = |key: &str| -> Result<Option<String>, StoreError> {
@@ -134,7 +147,8 @@ impl Store {
             .map(|_| schema::open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
         let in_flight = InFlight::default();
-        let (writer, handle) = writer::spawn(conn, HybridClock::new(watermark), in_flight.clone())
+        let clock = HybridClock::new(watermark, wall);
+        let (writer, handle) = writer::spawn(conn, clock.clone(), in_flight.clone())
             .map_err(|e| StoreError::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             writer,
@@ -144,7 +158,13 @@ impl Store {
             path: path.to_path_buf(),
             events,
             in_flight,
+            clock,
         })
+    }
+
+    /// The wall-clock time, as this store's clock reads it.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// Where this store reports its changes.
@@ -182,8 +202,9 @@ impl Store {
         }
     }
 
-    /// Applies a change from the sync engine; returns how many rows it touched.
-    pub async fn sync_write(&self, write: SyncWrite) -> Result<u64, StoreError> {
+    /// Applies a change from the sync engine; returns what it did. Task events go out only
+    /// for tasks whose stored row changed.
+    pub async fn sync_write(&self, write: SyncWrite) -> Result<SyncApplied, StoreError> {
         match self.apply(Change::Sync(write)).await? {
             Applied::Sync(applied) => {
                 if self.events.has_subscribers() {
@@ -196,7 +217,7 @@ impl Store {
                         }
                     }
                 }
-                Ok(applied.count)
+                Ok(applied)
             }
             _ => Err(StoreError::Storage("a sync update produced a task".into())),
         }
@@ -333,13 +354,9 @@ impl Store {
         &self,
         limit: usize,
         force: bool,
-        round_start: Timestamp,
+        done: Vec<i64>,
     ) -> Result<Vec<QueuedOp>, StoreError> {
-        let write = SyncWrite::TakeBatch {
-            limit,
-            force,
-            round_start,
-        };
+        let write = SyncWrite::TakeBatch { limit, force, done };
         match self.apply(Change::Sync(write)).await? {
             Applied::Sync(applied) => Ok(applied.taken),
             _ => Err(StoreError::Storage("taking a batch produced a task".into())),

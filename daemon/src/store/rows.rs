@@ -89,9 +89,9 @@ pub fn queued_op_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedOp> {
 }
 
 /// The next operations to send, oldest first, at most one per task: each task's earliest
-/// queued row, if it is pending, not in flight (`in_flight`: a JSON array of sequence
-/// numbers) and its retry delay is over. With `force` the delay is ignored for rows not yet
-/// attempted since `round_start`, so one forced round sends each row at most once. A task's
+/// queued row, if it is pending, not excluded (`exclude`: a JSON array of sequence numbers:
+/// rows in flight, and rows that already had their attempt in this round) and its retry delay
+/// is over, or `force` ignores the delay. A task's
 /// later rows wait until its earlier ones are accepted, so its operations reach the server in
 /// order; rows in flight block their task the same way.
 pub fn select_next_batch(
@@ -99,26 +99,18 @@ pub fn select_next_batch(
     limit: usize,
     now: Timestamp,
     force: bool,
-    round_start: Timestamp,
-    in_flight: &str,
+    exclude: &str,
 ) -> rusqlite::Result<Vec<QueuedOp>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {QUEUE_COLUMNS} FROM sync_queue AS q
          WHERE q.state = 'pending'
-           AND q.id NOT IN (SELECT value FROM json_each(?5))
-           AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= ?1
-                OR (?2 AND (q.last_attempt_at IS NULL OR q.last_attempt_at < ?4)))
+           AND q.id NOT IN (SELECT value FROM json_each(?4))
+           AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= ?1 OR ?2)
            AND NOT EXISTS (SELECT 1 FROM sync_queue AS e WHERE e.task_id = q.task_id AND e.id < q.id)
          ORDER BY q.id LIMIT ?3"
     ))?;
     let rows = stmt.query_map(
-        rusqlite::params![
-            now.to_string(),
-            force,
-            limit as i64,
-            round_start.to_string(),
-            in_flight
-        ],
+        rusqlite::params![now.to_string(), force, limit as i64, exclude],
         queued_op_from_row,
     )?;
     rows.collect()

@@ -20,12 +20,13 @@ use super::{InFlight, StoreError};
 /// A change the sync engine asks the writer to make.
 #[derive(Debug)]
 pub enum SyncWrite {
-    /// Take the next batch to send (see [`select_next_batch`]), leaving out rows already in
-    /// flight: note its rows as in flight, mark their tasks in progress, and return them.
+    /// Take the next batch to send (see [`select_next_batch`]), leaving out rows in flight and
+    /// the `done` rows (which had their attempt in this round already): note its rows as in
+    /// flight, mark their tasks in progress, and return them.
     TakeBatch {
         limit: usize,
         force: bool,
-        round_start: Timestamp,
+        done: Vec<i64>,
     },
     /// The server's answers (or the lack of one) for rows that were in flight.
     FinishBatch {
@@ -118,17 +119,14 @@ pub fn apply(
     in_flight: &InFlight,
     write: &SyncWrite,
 ) -> rusqlite::Result<Result<SyncApplied, StoreError>> {
-    let now = Timestamp::now();
+    let now = clock.now();
     match write {
-        SyncWrite::TakeBatch {
-            limit,
-            force,
-            round_start,
-        } => {
+        SyncWrite::TakeBatch { limit, force, done } => {
             let mut flying = lock(in_flight);
-            let flying_json = serde_json::to_string(&*flying)
+            let exclude: Vec<i64> = flying.iter().chain(done).copied().collect();
+            let exclude = serde_json::to_string(&exclude)
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-            let taken = select_next_batch(tx, *limit, now, *force, *round_start, &flying_json)?;
+            let taken = select_next_batch(tx, *limit, now, *force, &exclude)?;
             for row in &taken {
                 flying.insert(row.seq);
                 tx.prepare_cached("UPDATE tasks SET sync_status = 'in-progress' WHERE id = ?1")?
@@ -151,8 +149,9 @@ pub fn apply(
                         tx.prepare_cached("DELETE FROM sync_queue WHERE id = ?1")?
                             .execute([seq])?;
                         if let Some(remote) = resolved {
-                            adopt(tx, clock, remote)?;
-                            adopted.push(remote.id);
+                            if adopt(tx, clock, remote)? == Adoption::Changed {
+                                adopted.push(remote.id);
+                            }
                         }
                     }
                     ItemOutcome::Failed {
@@ -191,14 +190,17 @@ pub fn apply(
             cursor_key,
             cursor,
         } => {
+            let mut adopted = Vec::new();
             for remote in changes {
-                adopt(tx, clock, remote)?;
+                if adopt(tx, clock, remote)? == Adoption::Changed {
+                    adopted.push(remote.id);
+                }
                 refresh_status(tx, remote.id, now)?;
             }
             set_meta(tx, cursor_key, cursor)?;
             Ok(Ok(SyncApplied {
                 count: changes.len() as u64,
-                adopted: changes.iter().map(|c| c.id).collect(),
+                adopted,
                 ..SyncApplied::default()
             }))
         }
@@ -263,12 +265,44 @@ fn protected_fields(tx: &Transaction<'_>, task_id: Uuid) -> rusqlite::Result<BTr
     Ok(fields)
 }
 
+/// What adopting the server's version of a task did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Adoption {
+    /// The stored row changed.
+    Changed,
+    /// The stored row already said exactly this (typically our own push coming back).
+    Unchanged,
+    /// A timestamp lies too far ahead of our clock: the task was left as it was.
+    Refused,
+}
+
 /// Writes the server's version of a task, keeping protected local fields.
-fn adopt(tx: &Transaction<'_>, clock: &mut HybridClock, remote: &WireTask) -> rusqlite::Result<()> {
+fn adopt(
+    tx: &Transaction<'_>,
+    clock: &mut HybridClock,
+    remote: &WireTask,
+) -> rusqlite::Result<Adoption> {
+    if clock.too_far_ahead(remote.updated_at) || clock.too_far_ahead(remote.created_at) {
+        tracing::warn!(
+            "skipping task {} from the server: its updated_at {} or created_at {} lies more than {} s ahead of this device's clock ({})",
+            remote.id,
+            remote.updated_at,
+            remote.created_at,
+            super::clock::MAX_CLOCK_SKEW.as_secs(),
+            clock.now()
+        );
+        return Ok(Adoption::Refused);
+    }
     clock.observe(remote.updated_at);
     let local = load(tx, remote.id)?;
     let protected = protected_fields(tx, remote.id)?;
     let task = merge_remote(local.as_ref(), remote, &protected);
+    if local
+        .as_ref()
+        .is_some_and(|local| same_content(local, &task))
+    {
+        return Ok(Adoption::Unchanged);
+    }
     tx.prepare_cached(
         "INSERT INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -287,7 +321,17 @@ fn adopt(tx: &Transaction<'_>, clock: &mut HybridClock, remote: &WireTask) -> ru
         task.sync_status.as_str(),
         task.last_synced_at.map(|t| t.to_string()),
     ])?;
-    Ok(())
+    Ok(Adoption::Changed)
+}
+
+/// Whether two versions of a task hold the same user-visible content and clock.
+fn same_content(a: &Task, b: &Task) -> bool {
+    a.title == b.title
+        && a.description == b.description
+        && a.completed == b.completed
+        && a.is_deleted == b.is_deleted
+        && a.created_at == b.created_at
+        && a.updated_at == b.updated_at
 }
 
 /// The server's task, except that `protected` fields keep their local values.

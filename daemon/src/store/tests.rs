@@ -408,10 +408,11 @@ async fn pages_cover_a_listing_exactly_once_and_fit_a_frame() {
 
 #[tokio::test]
 async fn an_edit_made_after_pulling_a_newer_version_wins_even_with_a_slow_clock() {
-    // This device's clock is an hour behind the device that made the pulled version.
+    // This device's clock is five minutes behind the device that made the pulled version
+    // (inside the allowed skew).
     let (_dir, store) = open();
     let task = store.create(new_task("mine")).await.unwrap();
-    let ahead = Timestamp::from_millis(Timestamp::now().as_millis() + 3_600_000).unwrap();
+    let ahead = Timestamp::from_millis(Timestamp::now().as_millis() + 300_000).unwrap();
     let pulled = tasksync_proto::wire::WireTask {
         title: "from the future".into(),
         updated_at: ahead,
@@ -471,4 +472,68 @@ async fn queue_pages_cover_the_queue_exactly_once_in_order() {
     assert_eq!(paged, all);
     let (failed, next) = store.queue_page(true, None, 5).unwrap();
     assert!(failed.is_empty() && next.is_none());
+}
+
+#[tokio::test]
+async fn a_pulled_timestamp_far_in_the_future_is_skipped_and_leaves_the_clock_alone() {
+    let (_dir, store) = open();
+    let task = store.create(new_task("mine")).await.unwrap();
+    let mut poisoned = Vec::new();
+    for ahead in [
+        Timestamp::from_millis(253_402_300_799_999).unwrap(),
+        Timestamp::from_millis(Timestamp::now().as_millis() + 3_600_000).unwrap(),
+    ] {
+        poisoned.push(tasksync_proto::wire::WireTask {
+            title: "from a broken clock".into(),
+            updated_at: ahead,
+            ..tasksync_proto::wire::WireTask::from_task(&task, Uuid::now_v7())
+        });
+    }
+    let applied = store
+        .sync_write(SyncWrite::ApplyPulled {
+            changes: poisoned,
+            cursor_key: "pull_cursor test".into(),
+            cursor: "2".into(),
+        })
+        .await
+        .unwrap();
+    assert!(applied.adopted.is_empty(), "nothing was adopted");
+    assert_eq!(store.get(task.id).unwrap().title, "mine");
+    let edited = store
+        .update(
+            task.id,
+            TaskPatch {
+                title: Some("still editable".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let now = Timestamp::now().as_millis();
+    assert!(
+        (edited.updated_at.as_millis() - now).abs() < 60_000,
+        "the clock did not jump: {}",
+        edited.updated_at
+    );
+    assert_eq!(
+        store.meta("pull_cursor test").unwrap().as_deref(),
+        Some("2"),
+        "the cursor moves on past the skipped tasks"
+    );
+}
+
+#[tokio::test]
+async fn our_own_version_coming_back_is_no_change() {
+    let (_dir, store) = open();
+    let task = store.create(new_task("mine")).await.unwrap();
+    let echo = tasksync_proto::wire::WireTask::from_task(&task, store.device_id());
+    let applied = store
+        .sync_write(SyncWrite::ApplyPulled {
+            changes: vec![echo],
+            cursor_key: "pull_cursor test".into(),
+            cursor: "1".into(),
+        })
+        .await
+        .unwrap();
+    assert!(applied.adopted.is_empty());
 }

@@ -1,5 +1,6 @@
-//! The HTTP client for the sync server (DESIGN.md section 4): push a batch, pull changes,
-//! check health. It sorts every failure into what the engine must do about it.
+//! The HTTP client for the sync server (DESIGN.md section 4): push a batch, pull changes
+//! (optionally as a live long-poll), check health. It sorts every failure into what the engine
+//! must do about it; [`super::transport`] checks that the answers make sense.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -17,8 +18,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
 use tasksync_proto::wire::{
-    content_digest, BatchRequest, BatchResponse, ChangesResponse, ErrorBody, ItemStatus,
-    BATCH_PATH, CHANGES_PATH, CONTENT_DIGEST_HEADER, HEALTH_PATH,
+    content_digest, BatchRequest, BatchResponse, ChangesResponse, ErrorBody, BATCH_PATH,
+    CHANGES_PATH, CONTENT_DIGEST_HEADER, HEALTH_PATH,
 };
 
 /// Largest answer we read from the server.
@@ -31,8 +32,19 @@ pub enum SyncError {
     #[error("offline: the sync server is unreachable: {0}")]
     Unreachable(String),
     /// The server refused our credentials; no attempt counts, the user must act.
-    #[error("the server refused our token ({0}): check --token / TASKSYNC_TOKEN")]
+    #[error("the server refused our token ({0}): check token / token_file")]
     Unauthorized(u16),
+    /// The server (or a proxy before it) is there but cannot serve now: 408, 429, 502, 503,
+    /// 504. No attempt counts; try again after `retry_after` (its `Retry-After`) or a backoff.
+    #[error("the sync server is busy or down ({status}): {message}")]
+    Busy {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// 413: the batch is too large for the server; send it in smaller pieces.
+    #[error("the sync server refused the batch as too large (413)")]
+    TooLarge,
     /// The server answered with an error status; the batch counts a failed attempt.
     #[error("server answered {status}: {message}")]
     Failed { status: u16, message: String },
@@ -89,57 +101,33 @@ impl SyncClient {
             .map(drop)
     }
 
-    /// `POST /api/batch`, checking the answer matches the request item for item.
+    /// `POST /api/batch`.
     pub async fn push(&self, batch: &BatchRequest) -> Result<BatchResponse, SyncError> {
         let body = serde_json::to_vec(batch)
             .map_err(|e| SyncError::BadAnswer(format!("cannot encode batch: {e}")))?;
         let answer = self
             .send(Method::POST, BATCH_PATH, Some(body), self.timeout)
             .await?;
-        let response: BatchResponse = parse(&answer)?;
-        if response.processed_items.len() != batch.items.len() {
-            return Err(SyncError::BadAnswer(format!(
-                "{} answers for {} items",
-                response.processed_items.len(),
-                batch.items.len()
-            )));
-        }
-        for (item, processed) in batch.items.iter().zip(&response.processed_items) {
-            if processed.status == ItemStatus::Conflict {
-                let resolved = processed.resolved_data.as_ref().ok_or_else(|| {
-                    SyncError::BadAnswer(format!("conflict for {} without resolved_data", item.id))
-                })?;
-                if resolved.id != item.task_id {
-                    return Err(SyncError::BadAnswer(format!(
-                        "resolved_data for {} names another task",
-                        item.id
-                    )));
-                }
-                resolved.validate().map_err(|e| {
-                    SyncError::BadAnswer(format!("resolved_data for {} is invalid: {e}", item.id))
-                })?;
-            }
-            if processed.client_id != item.id {
-                return Err(SyncError::BadAnswer(format!(
-                    "answer for {} where {} was expected",
-                    processed.client_id, item.id
-                )));
-            }
-        }
-        Ok(response)
+        parse(&answer)
     }
 
-    /// `GET /api/changes?since=..&limit=..`.
-    pub async fn changes(&self, since: &str, limit: usize) -> Result<ChangesResponse, SyncError> {
-        let path = format!("{CHANGES_PATH}?since={}&limit={limit}", encode_query(since));
-        let answer = self.send(Method::GET, &path, None, self.timeout).await?;
-        let response: ChangesResponse = parse(&answer)?;
-        for task in &response.changes {
-            task.validate().map_err(|e| {
-                SyncError::BadAnswer(format!("pulled task {} is invalid: {e}", task.id))
-            })?;
+    /// `GET /api/changes?since=..&limit=..[&wait=..]`. With `wait`, the server holds the
+    /// request until a change lands or `wait` runs out, so the answer may take that long
+    /// plus the usual request timeout.
+    pub async fn changes(
+        &self,
+        since: &str,
+        limit: usize,
+        wait: Option<Duration>,
+    ) -> Result<ChangesResponse, SyncError> {
+        let mut path = format!("{CHANGES_PATH}?since={}&limit={limit}", encode_query(since));
+        let mut timeout = self.timeout;
+        if let Some(wait) = wait {
+            path.push_str(&format!("&wait={}", wait.as_secs()));
+            timeout += wait;
         }
-        Ok(response)
+        let answer = self.send(Method::GET, &path, None, timeout).await?;
+        parse(&answer)
     }
 
     /// Sends one request and returns the body of a 2xx answer.
@@ -174,14 +162,19 @@ impl SyncClient {
                 .await
                 .map_err(|e| SyncError::Unreachable(describe(&e)))?;
             let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(parse_retry_after);
             let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
                 .map_err(|e| SyncError::Unreachable(format!("reading the answer: {e}")))?
                 .to_bytes();
-            Ok::<_, SyncError>((status, bytes))
+            Ok::<_, SyncError>((status, retry_after, bytes))
         };
-        let (status, bytes) = tokio::time::timeout(timeout, exchange)
+        let (status, retry_after, bytes) = tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| SyncError::Unreachable(format!("no answer within {timeout:?}")))??;
         if status.is_success() {
@@ -193,9 +186,14 @@ impl SyncClient {
         let message = serde_json::from_slice::<ErrorBody>(&bytes)
             .map(|body| body.error)
             .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(200).collect());
-        Err(SyncError::Failed {
-            status: status.as_u16(),
-            message,
+        Err(match status.as_u16() {
+            413 => SyncError::TooLarge,
+            status @ (408 | 429 | 502 | 503 | 504) => SyncError::Busy {
+                status,
+                message,
+                retry_after,
+            },
+            status => SyncError::Failed { status, message },
         })
     }
 }
@@ -265,6 +263,12 @@ fn describe(error: &hyper_util::client::legacy::Error) -> String {
     text
 }
 
+/// A `Retry-After` in seconds (the HTTP-date form is not used by sync servers, and a proxy
+/// that sends one simply gets our own backoff).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
 /// Percent-encodes a query value (cursors are opaque strings).
 fn encode_query(value: &str) -> String {
     value
@@ -296,6 +300,13 @@ mod tests {
         for bad in ["127.0.0.1:8080", "ftp://x", "http://", "not a url"] {
             assert!(SyncClient::new(bad, None, timeout, None).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_only() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
     }
 
     #[test]

@@ -1,10 +1,15 @@
-//! The sync engine task: decides when to sync, runs one round at a time, and keeps the
-//! connectivity state.
+//! The sync engine task: decides when to sync, runs one round at a time, keeps one live pull
+//! open while online, and keeps the connectivity state.
 //!
 //! - Offline: probes `GET /api/health` on the monitor's backoff schedule (and soon after a
 //!   network change); when the server answers, flushes the whole queue and pulls at once.
 //! - Online: flushes shortly after local changes (a debounce, so bursts share batches),
-//!   retries operations when their delay is over, and pulls every `pull_interval`.
+//!   retries operations when their delay is over, keeps a live pull (`wait`) open so other
+//!   devices' changes arrive at once, and pulls every `pull_interval` as a fallback. A live
+//!   pull that fails to connect is how the engine first notices the server went away.
+//! - Busy server (408, 429, 502, 503, 504): nothing counts against the queue; the next
+//!   round waits for `Retry-After` (capped) or a growing backoff.
+//! - Unauthorized: the server refuses our token; one round per pull interval checks again.
 //! - `taskctl sync` runs a forced round after any round in progress.
 //!
 //! Commands never wait for any of this: the engine talks to the store like any other client
@@ -15,61 +20,30 @@ use std::time::Duration;
 
 use tasksync_proto::events::{ConnectivityState, Event, SyncProgress};
 use tasksync_proto::ipc::SyncReport;
+use tasksync_proto::wire::ChangesResponse;
 use tasksync_proto::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::backoff::RetryPolicy;
 use super::client::{SyncClient, SyncError};
-use super::round::{Mode, Round};
+use super::round::{read_cursor, store_page, Mode, Outcome, Round, PULL_PAGE};
+use super::settings::SyncSettings;
+use super::transport::{check_changes, Transport};
 use crate::connectivity::monitor::State;
 use crate::connectivity::netlink::NetworkChanges;
-use crate::connectivity::{Monitor, ProbePolicy};
+use crate::connectivity::Monitor;
 use crate::service::shutdown::Shutdown;
 use crate::store::Store;
 
-/// What the engine needs to know.
-#[derive(Debug, Clone)]
-pub struct SyncSettings {
-    /// Base URL of the sync server; `None` = local only.
-    pub server: Option<String>,
-    pub token: Option<String>,
-    /// Extra certificates (PEM) to trust for an `https://` server.
-    pub ca_file: Option<std::path::PathBuf>,
-    /// Most operations per `POST /api/batch` (`SYNC_BATCH_SIZE`).
-    pub batch_size: usize,
-    /// Failed attempts before an operation is dead-lettered (`SYNC_RETRY_ATTEMPTS`).
-    pub max_attempts: u32,
-    pub retry: RetryPolicy,
-    /// How long one sync request may take.
-    pub request_timeout: Duration,
-    pub probe: ProbePolicy,
-    /// How often to pull while online.
-    pub pull_interval: Duration,
-    /// How long to wait after a local change before flushing, so a burst shares batches.
-    pub flush_debounce: Duration,
-    /// Sync on its own (probe, flush after changes, retry, pull); when false, only
-    /// `taskctl sync` does.
-    pub automatic: bool,
-}
+/// Makes the transport for a server (`None`: local only). The daemon connects over HTTP;
+/// tests put an in-memory server here.
+pub(crate) type Connect =
+    Arc<dyn Fn(&SyncSettings) -> Result<Option<Arc<dyn Transport>>, String> + Send + Sync>;
 
-impl Default for SyncSettings {
-    fn default() -> Self {
-        SyncSettings {
-            server: None,
-            token: None,
-            ca_file: None,
-            batch_size: 50,
-            max_attempts: 3,
-            retry: RetryPolicy::default(),
-            request_timeout: Duration::from_secs(10),
-            probe: ProbePolicy::default(),
-            pull_interval: Duration::from_secs(30),
-            flush_debounce: Duration::from_millis(50),
-            automatic: true,
-        }
-    }
-}
+/// A live pull that answers empty this much faster than the wait it asked for did not wait:
+/// an older server, or a proxy that cuts requests short.
+const LIVE_TOO_QUICK: Duration = Duration::from_millis(500);
 
 enum Request {
     /// Run a round now (resending operations that wait out a retry delay) and report.
@@ -84,6 +58,7 @@ pub struct SyncHandle {
     requests: mpsc::Sender<Request>,
     connectivity: watch::Receiver<ConnectivityState>,
     server: watch::Receiver<Option<String>>,
+    last_error: watch::Receiver<Option<String>>,
 }
 
 impl SyncHandle {
@@ -114,36 +89,63 @@ impl SyncHandle {
     pub fn server(&self) -> Option<String> {
         self.server.borrow().clone()
     }
+
+    /// What the last sync round met, if it failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.borrow().clone()
+    }
 }
 
 fn stopped_report() -> SyncReport {
+    offline_report("the sync engine is shutting down")
+}
+
+fn offline_report(error: &str) -> SyncReport {
     SyncReport {
         success: false,
         synced_items: 0,
         failed_items: 0,
-        errors: vec!["the sync engine is shutting down".into()],
+        errors: vec![error.into()],
         offline: true,
+        pulled_items: 0,
+        conflicts: 0,
+        resolved: Vec::new(),
     }
 }
 
-/// Starts the engine task.
+/// The HTTP transport for the configured server.
+fn connect_http(settings: &SyncSettings) -> Result<Option<Arc<dyn Transport>>, String> {
+    match &settings.server {
+        Some(url) => Ok(Some(Arc::new(SyncClient::new(
+            url,
+            settings.token.clone(),
+            settings.request_timeout,
+            settings.ca_file.as_deref(),
+        )?))),
+        None => Ok(None),
+    }
+}
+
+/// Starts the engine task, speaking HTTP to the configured server.
 pub fn spawn(
     store: Arc<Store>,
     settings: SyncSettings,
     shutdown: Shutdown,
 ) -> Result<SyncHandle, String> {
-    let client = match &settings.server {
-        Some(url) => Some(Arc::new(SyncClient::new(
-            url,
-            settings.token.clone(),
-            settings.request_timeout,
-            settings.ca_file.as_deref(),
-        )?)),
-        None => None,
-    };
-    let monitor = Monitor::new(client.is_some(), settings.probe, Instant::now());
+    spawn_with(store, settings, shutdown, Arc::new(connect_http))
+}
+
+/// Starts the engine task with `connect` making its transports.
+pub(crate) fn spawn_with(
+    store: Arc<Store>,
+    settings: SyncSettings,
+    shutdown: Shutdown,
+    connect: Connect,
+) -> Result<SyncHandle, String> {
+    let transport = connect(&settings)?;
+    let monitor = Monitor::new(transport.is_some(), settings.probe, Instant::now());
     let (status, connectivity) = watch::channel(monitor.report(Instant::now()));
-    let network = match (&client, NetworkChanges::open()) {
+    let network = match (&transport, NetworkChanges::open()) {
         (Some(_), Ok(changes)) => Some(changes),
         (Some(_), Err(e)) => {
             tracing::info!("no network-change hints ({e}); relying on probes");
@@ -152,47 +154,85 @@ pub fn spawn(
         (None, _) => None,
     };
     let (requests, receiver) = mpsc::channel(64);
-    let (server_url, server) = watch::channel(client.as_ref().map(|c| c.base().to_string()));
+    let (server_url, server) = watch::channel(transport.as_ref().map(|t| t.base().to_string()));
+    let (last_error_tx, last_error) = watch::channel(None);
     let engine = Engine {
         store,
-        client,
+        transport,
+        connect,
         settings,
         monitor,
         status,
         server_url,
+        last_error: last_error_tx,
         network,
         flush_due: None,
         pull_due: None,
         retry_due: None,
+        busy_streak: 0,
+        live: None,
+        live_paused_until: None,
+        live_streak: 0,
+        pulls: 0,
     };
     tokio::spawn(engine.run(receiver, shutdown));
     Ok(SyncHandle {
         requests,
         connectivity,
         server,
+        last_error,
     })
+}
+
+/// The live pull in progress.
+struct LivePull {
+    answer: JoinHandle<Result<ChangesResponse, SyncError>>,
+    since: String,
+    started: Instant,
+    /// How many pulls had been stored when it started: if a round pulled meanwhile, its
+    /// answer may be older than the stored cursor and is dropped.
+    pulls: u64,
+}
+
+impl Drop for LivePull {
+    fn drop(&mut self) {
+        self.answer.abort();
+    }
 }
 
 struct Engine {
     store: Arc<Store>,
-    client: Option<Arc<SyncClient>>,
+    transport: Option<Arc<dyn Transport>>,
+    connect: Connect,
     settings: SyncSettings,
     monitor: Monitor,
     status: watch::Sender<ConnectivityState>,
     server_url: watch::Sender<Option<String>>,
+    last_error: watch::Sender<Option<String>>,
     network: Option<NetworkChanges>,
     /// A local change waits to be flushed (online only).
     flush_due: Option<Instant>,
     /// The next periodic pull (online only).
     pull_due: Option<Instant>,
-    /// The earliest operation waiting out a retry delay (online only).
+    /// The next round for operations waiting out a retry delay, a busy server or a refused
+    /// token.
     retry_due: Option<Instant>,
+    /// Rounds in a row the server answered busy.
+    busy_streak: u32,
+    live: Option<LivePull>,
+    /// No live pull before this (after an answer that did not wait, or made no sense).
+    live_paused_until: Option<Instant>,
+    /// Live pulls in a row that did not wait or failed.
+    live_streak: u32,
+    /// Pulls stored by rounds so far.
+    pulls: u64,
 }
 
 impl Engine {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>, mut shutdown: Shutdown) {
         let events = self.store.events().clone();
         loop {
+            self.keep_live_pull();
             let wake = self.next_wake();
             tokio::select! {
                 _ = shutdown.requested() => return,
@@ -208,11 +248,15 @@ impl Engine {
                     Some(Request::Reconfigure(settings)) => self.reconfigure(*settings),
                     None => return,
                 },
-                _ = events.local_changed(), if self.client.is_some() && self.settings.automatic => {
+                _ = events.local_changed(), if self.transport.is_some() && self.settings.automatic => {
                     if self.monitor.state() == State::Online && self.flush_due.is_none() {
                         self.flush_due = Some(Instant::now() + self.settings.flush_debounce);
                     }
                 }
+                answer = live_answer(&mut self.live) => tokio::select! {
+                    _ = self.on_live_answer(answer) => {}
+                    _ = shutdown.requested() => return,
+                },
                 changed = next_network_change(self.network.as_ref()) => match changed {
                     Ok(()) => {
                         tracing::debug!("the network changed");
@@ -232,8 +276,8 @@ impl Engine {
         }
     }
 
-    /// Switches to new settings. A new server (or token, timeout, CA file) gets a new client; a new
-    /// server also starts connectivity over (offline, probe at once).
+    /// Switches to new settings. A new server (or token, timeout, CA file) gets a new
+    /// transport; a new server also starts connectivity over (offline, probe at once).
     fn reconfigure(&mut self, new: SyncSettings) {
         let old = &self.settings;
         if new.server != old.server
@@ -241,37 +285,32 @@ impl Engine {
             || new.request_timeout != old.request_timeout
             || new.ca_file != old.ca_file
         {
-            let client = match new.server.as_deref().map(|url| {
-                SyncClient::new(
-                    url,
-                    new.token.clone(),
-                    new.request_timeout,
-                    new.ca_file.as_deref(),
-                )
-            }) {
-                None => None,
-                Some(Ok(client)) => Some(Arc::new(client)),
-                Some(Err(e)) => {
+            let transport = match (self.connect)(&new) {
+                Ok(transport) => transport,
+                Err(e) => {
                     tracing::error!("keeping the previous sync settings: {e}");
                     return;
                 }
             };
-            if new.server != old.server {
-                tracing::info!(
-                    "sync server is now {}",
-                    new.server.as_deref().unwrap_or("none (local only)")
-                );
-                self.monitor = Monitor::new(client.is_some(), new.probe, Instant::now());
+            self.live = None;
+            if new.server != old.server || self.monitor.state() == State::Unauthorized {
+                if new.server != old.server {
+                    tracing::info!(
+                        "sync server is now {}",
+                        new.server.as_deref().unwrap_or("none (local only)")
+                    );
+                }
+                self.monitor = Monitor::new(transport.is_some(), new.probe, Instant::now());
                 self.flush_due = None;
                 self.pull_due = None;
                 self.retry_due = None;
-                if client.is_some() && self.network.is_none() {
+                if transport.is_some() && self.network.is_none() {
                     self.network = NetworkChanges::open().ok();
                 }
                 self.server_url
-                    .send_replace(client.as_ref().map(|c| c.base().to_string()));
+                    .send_replace(transport.as_ref().map(|t| t.base().to_string()));
             }
-            self.client = client;
+            self.transport = transport;
         }
         self.monitor.set_policy(new.probe);
         self.settings = new;
@@ -286,27 +325,41 @@ impl Engine {
         match self.monitor.state() {
             State::LocalOnly => None,
             State::Offline => self.monitor.next_probe(),
-            State::Online => [self.flush_due, self.retry_due, self.pull_due]
-                .into_iter()
-                .flatten()
-                .min(),
+            State::Unauthorized => self.retry_due,
+            State::Online => [
+                self.flush_due,
+                self.retry_due,
+                self.pull_due,
+                self.live_paused_until.filter(|_| self.live.is_none()),
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
         }
     }
 
     async fn on_timer(&mut self) {
         let now = Instant::now();
+        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
         match self.monitor.state() {
             State::LocalOnly => {}
             State::Offline => {
-                if self.monitor.next_probe().is_some_and(|due| due <= now) {
+                if due(self.monitor.next_probe()) {
                     self.probe().await;
                 }
             }
+            State::Unauthorized => {
+                if due(self.retry_due) {
+                    self.automatic_round(true).await;
+                }
+            }
             State::Online => {
-                let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
                 let pull = due(self.pull_due);
                 if pull || due(self.flush_due) || due(self.retry_due) {
                     self.automatic_round(pull).await;
+                }
+                if due(self.live_paused_until) {
+                    self.live_paused_until = None;
                 }
             }
         }
@@ -314,20 +367,22 @@ impl Engine {
 
     /// Asks the server whether it is there; coming online flushes everything and pulls.
     async fn probe(&mut self) {
-        let Some(client) = &self.client else { return };
-        match client.health(self.monitor.policy().timeout).await {
+        let Some(transport) = &self.transport else {
+            return;
+        };
+        match transport.health(self.monitor.policy().timeout).await {
             Ok(()) => {
-                self.went(true);
+                self.server_reached();
                 self.automatic_round(true).await;
             }
             Err(SyncError::Unreachable(reason)) => {
                 tracing::debug!("probe failed: {reason}");
-                self.went(false);
+                self.server_lost();
             }
             Err(other) => {
                 // It answered, if not happily: it is reachable, and the round will say more.
                 tracing::warn!("the server answered the probe with: {other}");
-                self.went(true);
+                self.server_reached();
                 self.automatic_round(true).await;
             }
         }
@@ -341,17 +396,10 @@ impl Engine {
     }
 
     async fn sync_now(&mut self) -> SyncReport {
-        if self.client.is_none() {
-            return SyncReport {
-                success: false,
-                synced_items: 0,
-                failed_items: 0,
-                errors: vec![
-                    "no sync server configured (local only): set --server or TASKSYNC_SERVER_URL"
-                        .into(),
-                ],
-                offline: true,
-            };
+        if self.transport.is_none() {
+            return offline_report(
+                "no sync server configured (local only): set --server or TASKSYNC_SERVER_URL",
+            );
         }
         let outcome = self
             .round(Mode {
@@ -364,28 +412,39 @@ impl Engine {
     }
 
     /// Runs a round and updates connectivity and the schedule from what it saw.
-    async fn round(&mut self, mode: Mode) -> super::round::Outcome {
-        let Some(client) = &self.client else {
-            return Default::default();
+    async fn round(&mut self, mode: Mode) -> Outcome {
+        let Some(transport) = &self.transport else {
+            return Outcome::default();
         };
         self.flush_due = None;
         let round = Round {
             store: &self.store,
-            client,
+            transport,
             settings: &self.settings,
         };
         let outcome = round.run(mode).await;
+        if mode.pull {
+            self.pulls += 1;
+        }
         if outcome.offline {
-            self.went(false);
+            self.server_lost();
+        } else if outcome.unauthorized {
+            if self.monitor.refused() {
+                tracing::warn!(
+                    "the sync server refuses our token; fix token / token_file and send SIGHUP"
+                );
+                self.live = None;
+            }
+            self.publish_connectivity();
         } else if outcome.reached {
-            self.went(true);
+            self.server_reached();
         }
         let now = Instant::now();
         if mode.pull && outcome.reached {
             self.pull_due = Some(now + self.settings.pull_interval);
         }
         self.retry_due = match self.store.next_retry_at() {
-            Ok(Some(at)) => Some(now + until(at)),
+            Ok(Some(at)) => Some(now + until(at, self.store.now())),
             Ok(None) => None,
             Err(e) => {
                 tracing::error!("cannot read retry times: {e}");
@@ -395,46 +454,189 @@ impl Engine {
         if outcome.unauthorized {
             // Nothing changes until someone fixes the token: ask again at the next pull, not
             // in a loop.
-            tracing::warn!(
-                "the sync server refuses our token; fix token / token_file and send SIGHUP"
-            );
             self.flush_due = None;
             self.retry_due = Some(now + self.settings.pull_interval);
         }
-        let report_failed = outcome.failed;
-        self.store.events().publish(|| {
-            Event::Sync(SyncProgress::RoundFinished {
-                success: outcome.reached && !outcome.offline && outcome.errors.is_empty(),
-                synced: outcome.synced,
-                failed: report_failed,
-            })
+        match outcome.busy {
+            Some(retry_after) => {
+                self.busy_streak += 1;
+                let wait = retry_after
+                    .unwrap_or_else(|| self.settings.retry.delay(self.busy_streak))
+                    .clamp(Duration::from_millis(100), self.settings.retry.max);
+                tracing::info!("the sync server is busy; trying again in {wait:?}");
+                self.flush_due = None;
+                self.retry_due = Some(now + wait);
+            }
+            None => self.busy_streak = 0,
+        }
+        self.last_error.send_replace(if outcome.succeeded() {
+            None
+        } else {
+            outcome.round_error.clone()
         });
+        let finished = Event::Sync(SyncProgress::RoundFinished {
+            success: outcome.succeeded(),
+            synced: outcome.synced,
+            pulled: outcome.pulled,
+            conflicts: outcome.resolved.len() as u64,
+            failed: outcome.failed,
+        });
+        self.store.events().publish(|| finished);
         outcome
     }
 
-    /// Records that the server was (`reachable`) or was not reached.
-    fn went(&mut self, reachable: bool) {
-        let now = Instant::now();
-        let changed = if reachable {
-            self.monitor.reached()
-        } else {
-            self.monitor.unreachable(now)
+    /// Opens a live pull while online, unless one is open or they are paused.
+    fn keep_live_pull(&mut self) {
+        let Some(transport) = &self.transport else {
+            return;
         };
-        if changed {
-            tracing::info!(
-                "sync server {} is now {}",
-                self.client.as_ref().map_or("", |c| c.base()),
-                self.monitor.state().as_str()
-            );
-            if reachable {
-                self.pull_due = Some(now + self.settings.pull_interval);
-            } else {
-                self.flush_due = None;
-                self.pull_due = None;
-                self.retry_due = None;
+        if self.live.is_some()
+            || !self.settings.automatic
+            || self.monitor.state() != State::Online
+            || self
+                .live_paused_until
+                .is_some_and(|until| until > Instant::now())
+        {
+            return;
+        }
+        let since = match read_cursor(&self.store, transport.base()) {
+            Ok(since) => since,
+            Err(e) => {
+                tracing::error!("no live pull: {e}");
+                self.pause_live();
+                return;
+            }
+        };
+        let wait = self
+            .settings
+            .live_wait
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let request = transport.clone();
+        let from = since.clone();
+        let answer =
+            tokio::spawn(async move { request.changes(&from, PULL_PAGE, Some(wait)).await });
+        self.live = Some(LivePull {
+            answer,
+            since,
+            started: Instant::now(),
+            pulls: self.pulls,
+        });
+    }
+
+    /// Stores what a live pull brought, or learns from its failure.
+    async fn on_live_answer(
+        &mut self,
+        (live, answer): (LivePull, Result<ChangesResponse, SyncError>),
+    ) {
+        let Some(transport) = self.transport.clone() else {
+            return;
+        };
+        if live.pulls != self.pulls {
+            return; // a round pulled meanwhile; the next live pull starts from its cursor
+        }
+        let answer = answer.and_then(|page| check_changes(&live.since, &page).map(|()| page));
+        match answer {
+            Ok(page) => {
+                let quick = page.changes.is_empty() && live.started.elapsed() < LIVE_TOO_QUICK;
+                let has_more = page.has_more;
+                match store_page(&self.store, transport.base(), page).await {
+                    Ok(changed) if changed > 0 => {
+                        tracing::debug!("live pull: {changed} task(s) changed")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!("live pull: {e}");
+                        self.pause_live();
+                        return;
+                    }
+                }
+                if has_more {
+                    self.pull_rest(&transport).await;
+                }
+                if quick {
+                    if self.live_streak == 0 {
+                        tracing::info!(
+                            "the sync server answers live pulls without waiting; pulling at intervals instead"
+                        );
+                    }
+                    self.pause_live();
+                } else {
+                    self.live_streak = 0;
+                }
+            }
+            Err(SyncError::Unreachable(reason)) => {
+                tracing::info!("live pull lost the server: {reason}");
+                self.server_lost();
+            }
+            Err(SyncError::Unauthorized(_)) => {
+                // The next round finds out properly and sets the state.
+                self.retry_due = Some(Instant::now());
+                self.pause_live();
+            }
+            Err(error) => {
+                tracing::warn!("live pull: {error}; pulling at intervals for now");
+                self.pause_live();
             }
         }
+    }
+
+    /// Pulls the pages after a live pull that said there is more.
+    async fn pull_rest(&mut self, transport: &Arc<dyn Transport>) {
+        let round = Round {
+            store: &self.store,
+            transport,
+            settings: &self.settings,
+        };
+        if let Err(e) = round.pull().await {
+            tracing::warn!("live pull: {e}");
+            if matches!(e, SyncError::Unreachable(_)) {
+                self.server_lost();
+            } else {
+                self.pause_live();
+            }
+        }
+    }
+
+    /// No live pull for a while: a growing backoff, at most one pull interval.
+    fn pause_live(&mut self) {
+        self.live_streak += 1;
+        let wait = self
+            .settings
+            .retry
+            .delay(self.live_streak)
+            .min(self.settings.pull_interval);
+        self.live_paused_until = Some(Instant::now() + wait);
+    }
+
+    /// The server answered.
+    fn server_reached(&mut self) {
+        if self.monitor.reached() {
+            self.log_state();
+            self.pull_due = Some(Instant::now() + self.settings.pull_interval);
+            self.live_paused_until = None;
+            self.live_streak = 0;
+        }
         self.publish_connectivity();
+    }
+
+    /// The server could not be reached: offline, probing.
+    fn server_lost(&mut self) {
+        if self.monitor.unreachable(Instant::now()) {
+            self.log_state();
+            self.flush_due = None;
+            self.pull_due = None;
+            self.retry_due = None;
+            self.live = None;
+        }
+        self.publish_connectivity();
+    }
+
+    fn log_state(&self) {
+        tracing::info!(
+            "sync server {} is now {}",
+            self.transport.as_ref().map_or("", |t| t.base()),
+            self.monitor.state().as_str()
+        );
     }
 
     fn publish_connectivity(&self) {
@@ -450,9 +652,27 @@ impl Engine {
     }
 }
 
+/// The answer of the live pull in progress (pending while there is none).
+async fn live_answer(
+    live: &mut Option<LivePull>,
+) -> (LivePull, Result<ChangesResponse, SyncError>) {
+    let Some(pull) = live.as_mut() else {
+        return std::future::pending().await;
+    };
+    let answer = (&mut pull.answer).await.unwrap_or_else(|e| {
+        Err(SyncError::BadAnswer(format!(
+            "the live pull task failed: {e}"
+        )))
+    });
+    match live.take() {
+        Some(pull) => (pull, answer),
+        None => std::future::pending().await,
+    }
+}
+
 /// How long until the wall-clock time `at` (zero if it has passed).
-fn until(at: Timestamp) -> Duration {
-    Duration::from_millis(u64::try_from(at.as_millis() - Timestamp::now().as_millis()).unwrap_or(0))
+fn until(at: Timestamp, now: Timestamp) -> Duration {
+    Duration::from_millis(u64::try_from(at.as_millis() - now.as_millis()).unwrap_or(0))
 }
 
 async fn sleep_until(at: Option<Instant>) {

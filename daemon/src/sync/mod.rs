@@ -4,7 +4,10 @@
 //! - [`engine`]: the task that decides when to sync, runs one round at a time, and keeps the
 //!   connectivity state (with `crate::connectivity`).
 //! - [`round`]: one round: flush in batches, then pull.
-//! - [`client`]: the HTTP client, which sorts failures into offline / failed attempt / bad answer.
+//! - [`transport`]: the seam to the server (push, changes, health) and the checks every
+//!   answer passes; [`client`] is its HTTP implementation, which sorts failures into offline /
+//!   busy / refused token / failed attempt / bad answer.
+//! - [`settings`]: what the engine needs to know.
 //! - [`backoff`]: how long a failed operation waits before its next automatic attempt.
 //!
 //! Which rows go next is decided by `store::rows::select_next_batch` (ordering per task, retry delays,
@@ -14,5 +17,13 @@ pub mod backoff;
 pub mod client;
 pub mod engine;
 pub mod round;
+pub mod settings;
+pub(crate) mod transport;
 
-pub use engine::{SyncHandle, SyncSettings};
+#[cfg(test)]
+mod fake_server;
+#[cfg(test)]
+mod simulation;
+
+pub use engine::SyncHandle;
+pub use settings::SyncSettings;

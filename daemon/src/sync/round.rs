@@ -8,21 +8,25 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tasksync_proto::events::{Event, SyncProgress};
-use tasksync_proto::ipc::SyncReport;
+use tasksync_proto::ipc::{ResolvedConflict, ResolvedField, SyncReport};
+use tasksync_proto::lww::same_value;
 use tasksync_proto::wire::{
-    BatchItem, BatchRequest, BatchResponse, Field, ItemStatus, Operation, WireTask,
+    BatchItem, BatchRequest, BatchResponse, ChangesResponse, Field, ItemStatus, Operation,
+    ProcessedItem, WireTask,
 };
 use tasksync_proto::{Task, Timestamp};
 use tokio::task::JoinHandle;
 
-use super::client::{SyncClient, SyncError};
-use super::engine::SyncSettings;
+use super::client::SyncError;
+use super::settings::SyncSettings;
+use super::transport::{check_batch_answer, check_changes, Transport};
 use crate::store::{ItemOutcome, QueueRef, QueuedOp, Store, StoreError, SyncWrite};
 
 /// Changes pulled per request.
-const PULL_PAGE: usize = 500;
+pub(crate) const PULL_PAGE: usize = 500;
 
 /// Batches in flight at once.
 const PIPELINE_DEPTH: usize = 4;
@@ -56,6 +60,10 @@ pub struct Outcome {
     pub synced: u64,
     /// Failed attempts of operations that are not dead-lettered.
     pub failed: u64,
+    /// Tasks whose stored row changed through what was pulled.
+    pub pulled: u64,
+    /// The conflicts the server resolved, field by field.
+    pub resolved: Vec<ResolvedConflict>,
     pub errors: Vec<String>,
     /// The server answered at least once.
     pub reached: bool,
@@ -63,19 +71,52 @@ pub struct Outcome {
     pub offline: bool,
     /// The server refused our token.
     pub unauthorized: bool,
+    /// The server asked us to come back later (408, 429, 502, 503, 504), after its
+    /// `Retry-After` if it gave one.
+    pub busy: Option<Option<Duration>>,
+    /// What made the round fail as a whole: no answer, a refused token, a busy server, a
+    /// nonsensical answer or a failed batch. Item errors alone do not.
+    pub round_error: Option<String>,
 }
 
 impl Outcome {
-    fn note(&mut self, error: SyncError) {
-        self.unauthorized |= matches!(error, SyncError::Unauthorized(_));
-        match error {
+    pub(crate) fn note(&mut self, error: SyncError) {
+        match &error {
             SyncError::Unreachable(_) => self.offline = true,
+            SyncError::Unauthorized(_) => {
+                self.unauthorized = true;
+                self.reached = true;
+            }
+            SyncError::Busy { retry_after, .. } => {
+                self.busy = Some(self.busy.flatten().max(*retry_after));
+                self.reached = true;
+            }
             _ => self.reached = true,
         }
         let message = error.to_string();
+        if self.round_error.is_none() {
+            self.round_error = Some(message.clone());
+        }
         if !self.errors.contains(&message) {
             self.errors.push(message);
         }
+    }
+
+    /// A storage failure: the round could not record what it did.
+    fn store_failed(&mut self, error: StoreError) {
+        let message = error.to_string();
+        self.round_error.get_or_insert_with(|| message.clone());
+        self.errors.push(message);
+    }
+
+    /// Whether the server was reached and answered every request it was sent.
+    pub fn succeeded(&self) -> bool {
+        self.reached && self.round_error.is_none()
+    }
+
+    /// Whether pulling makes sense after the flush.
+    fn may_pull(&self) -> bool {
+        !self.offline && !self.unauthorized && self.busy.is_none()
     }
 
     /// The report for `taskctl sync`, counting `dead` dead-lettered operations as failed.
@@ -91,13 +132,16 @@ impl Outcome {
             failed_items: self.failed + dead,
             errors: self.errors,
             offline: self.offline,
+            pulled_items: self.pulled,
+            conflicts: self.resolved.len() as u64,
+            resolved: self.resolved,
         }
     }
 }
 
-pub struct Round<'a> {
+pub(crate) struct Round<'a> {
     pub store: &'a Store,
-    pub client: &'a Arc<SyncClient>,
+    pub transport: &'a Arc<dyn Transport>,
     pub settings: &'a SyncSettings,
 }
 
@@ -106,35 +150,35 @@ impl Round<'_> {
         self.store.clear_in_flight();
         let mut outcome = Outcome::default();
         if let Err(e) = self.flush(mode.force, &mut outcome).await {
-            outcome.errors.push(e.to_string());
+            outcome.store_failed(e);
         }
-        if mode.pull && !outcome.offline {
+        if mode.pull && outcome.may_pull() {
             match self.pull().await {
                 Ok(pulled) => {
                     outcome.reached = true;
-                    if pulled > 0 {
-                        tracing::info!("pulled {pulled} change(s)");
-                    }
+                    outcome.pulled += pulled;
                 }
                 Err(e) => outcome.note(e),
             }
         }
-        if outcome.synced + outcome.failed > 0 {
+        if outcome.synced + outcome.failed + outcome.pulled > 0 || outcome.round_error.is_some() {
             tracing::info!(
-                "sync round: {} operation(s) accepted, {} failed an attempt",
+                "sync round: {} operation(s) accepted, {} failed an attempt, {} task(s) changed by the pull, {} conflict(s) resolved{}",
                 outcome.synced,
-                outcome.failed
+                outcome.failed,
+                outcome.pulled,
+                outcome.resolved.len(),
+                outcome
+                    .round_error
+                    .as_deref()
+                    .map(|e| format!("; {e}"))
+                    .unwrap_or_default()
             );
         }
-        if outcome.reached {
-            if let Err(e) = self
-                .store
-                .sync_write(SyncWrite::RecordSync {
-                    at: Timestamp::now(),
-                })
-                .await
-            {
-                outcome.errors.push(e.to_string());
+        if outcome.succeeded() {
+            let at = self.store.now();
+            if let Err(e) = self.store.sync_write(SyncWrite::RecordSync { at }).await {
+                outcome.store_failed(e);
             }
         }
         outcome
@@ -150,15 +194,18 @@ impl Round<'_> {
     /// batches in flight never share a task (rows in flight block their task's later rows),
     /// so each task's operations still reach the server in order.
     async fn flush(&self, force: bool, outcome: &mut Outcome) -> Result<(), StoreError> {
-        let round_start = Timestamp::now();
+        // Rows that had their attempt in this round: a forced round sends each row once.
+        let mut done = Vec::new();
         let mut flights = VecDeque::new();
         let mut stopped = false;
+        // Shrinks when the server answers 413 (too large): the rows go out again in halves.
+        let mut limit = self.settings.batch_size;
         loop {
             // Fill the pipeline. Nothing eligible now may become eligible once an answer
             // lands (a task's next row waits for the one in flight), so this runs again
             // after every landing.
             while !stopped && flights.len() < PIPELINE_DEPTH {
-                match self.launch(force, round_start).await? {
+                match self.launch(force, &done, limit).await? {
                     Some(flight) => flights.push_back(flight),
                     None => break,
                 }
@@ -169,8 +216,19 @@ impl Round<'_> {
             let answer = flight.answer.await.unwrap_or_else(|e| {
                 Err(SyncError::BadAnswer(format!("the push task failed: {e}")))
             });
-            stopped |= answer.is_err();
+            if matches!(answer, Err(SyncError::TooLarge)) && flight.items.len() > 1 {
+                limit = limit.min(flight.items.len() / 2).max(1);
+                tracing::info!("the server found a batch too large; sending at most {limit} operation(s) a batch");
+            } else {
+                stopped |= answer.is_err();
+            }
             let outcomes = self.judge(&flight.items, answer, outcome);
+            done.extend(
+                outcomes
+                    .iter()
+                    .filter(|(_, o)| matches!(o, ItemOutcome::Failed { .. }))
+                    .map(|(row, _)| row.seq),
+            );
             let synced = outcomes
                 .iter()
                 .filter(|(_, o)| matches!(o, ItemOutcome::Accepted { .. }))
@@ -182,7 +240,7 @@ impl Round<'_> {
                 if stopped {
                     Ok(None)
                 } else {
-                    self.launch(force, round_start).await
+                    self.launch(force, &done, limit).await
                 }
             };
             let (landed, next) = tokio::join!(land, next);
@@ -201,13 +259,11 @@ impl Round<'_> {
     async fn launch(
         &self,
         force: bool,
-        round_start: Timestamp,
+        done: &[i64],
+        limit: usize,
     ) -> Result<Option<Flight>, StoreError> {
         loop {
-            let rows = self
-                .store
-                .take_batch(self.settings.batch_size, force, round_start)
-                .await?;
+            let rows = self.store.take_batch(limit, force, done.to_vec()).await?;
             if rows.is_empty() {
                 return Ok(None);
             }
@@ -222,25 +278,41 @@ impl Round<'_> {
             }
             let request = BatchRequest {
                 device_id: self.store.device_id(),
-                client_timestamp: Timestamp::now(),
+                client_timestamp: self.store.now(),
                 items: items.iter().map(|pending| pending.item.clone()).collect(),
             };
             self.progress(SyncProgress::BatchSent {
                 items: items.len() as u32,
             });
-            let client = self.client.clone();
-            let answer = tokio::spawn(async move { client.push(&request).await });
+            let transport = self.transport.clone();
+            let answer = tokio::spawn(async move {
+                let response = transport.push(&request).await?;
+                check_batch_answer(&request, &response)?;
+                Ok(response)
+            });
             return Ok(Some(Flight { items, answer }));
         }
     }
 
     /// What the server's answer (or its absence) means for each row of a batch.
+    ///
+    /// Answers that blame items (an item `error`, a whole-batch 500 or other 4xx/5xx, an
+    /// answer that makes no sense, a 413 for a single operation) count a failed attempt.
+    /// Answers that blame the server or the path (no answer, 401, 408, 429, 502, 503, 504,
+    /// a 413 for several operations, which go out again in smaller batches) count nothing:
+    /// the rows simply stay queued.
     fn judge(
         &self,
         items: &[Pending],
         answer: Result<BatchResponse, SyncError>,
         outcome: &mut Outcome,
     ) -> Vec<(QueueRef, ItemOutcome)> {
+        let unsent = |items: &[Pending]| {
+            items
+                .iter()
+                .map(|pending| (pending.row, ItemOutcome::Unsent))
+                .collect()
+        };
         match answer {
             Ok(response) => {
                 outcome.reached = true;
@@ -248,33 +320,21 @@ impl Round<'_> {
                     .iter()
                     .zip(response.processed_items)
                     .map(|(pending, processed)| {
-                        let result = match processed.status {
-                            ItemStatus::Success | ItemStatus::Conflict => {
-                                outcome.synced += 1;
-                                if processed.status == ItemStatus::Conflict {
-                                    tracing::info!(
-                                        "conflict on task {}: the server merged it; adopting its version",
-                                        pending.item.task_id
-                                    );
-                                }
-                                ItemOutcome::Accepted { resolved: processed.resolved_data }
-                            }
-                            ItemStatus::Error => {
-                                let error = processed.error.unwrap_or_else(|| "rejected without a reason".into());
-                                outcome.errors.push(format!("task {}: {error}", pending.item.task_id));
-                                self.failed_attempt(outcome, pending, error)
-                            }
-                        };
-                        (pending.row, result)
+                        (pending.row, self.item_outcome(pending, processed, outcome))
                     })
                     .collect()
             }
-            Err(error @ (SyncError::Unreachable(_) | SyncError::Unauthorized(_))) => {
+            Err(SyncError::TooLarge) if items.len() > 1 => {
+                outcome.reached = true;
+                unsent(items)
+            }
+            Err(
+                error @ (SyncError::Unreachable(_)
+                | SyncError::Unauthorized(_)
+                | SyncError::Busy { .. }),
+            ) => {
                 outcome.note(error);
-                items
-                    .iter()
-                    .map(|pending| (pending.row, ItemOutcome::Unsent))
-                    .collect()
+                unsent(items)
             }
             Err(error) => {
                 let message = error.to_string();
@@ -288,6 +348,50 @@ impl Round<'_> {
                         )
                     })
                     .collect()
+            }
+        }
+    }
+
+    /// What one item's answer means for its row.
+    fn item_outcome(
+        &self,
+        pending: &Pending,
+        processed: ProcessedItem,
+        outcome: &mut Outcome,
+    ) -> ItemOutcome {
+        match processed.status {
+            ItemStatus::Success => {
+                outcome.synced += 1;
+                ItemOutcome::Accepted { resolved: None }
+            }
+            ItemStatus::Conflict => {
+                outcome.synced += 1;
+                if let Some(resolved) = &processed.resolved_data {
+                    let conflict = describe_conflict(&pending.item, resolved);
+                    tracing::info!(
+                        "conflict on task {}: the server merged it ({})",
+                        pending.item.task_id,
+                        conflict
+                            .fields
+                            .iter()
+                            .map(|f| format!("{} kept the {} value", f.field, f.kept))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    outcome.resolved.push(conflict);
+                }
+                ItemOutcome::Accepted {
+                    resolved: processed.resolved_data,
+                }
+            }
+            ItemStatus::Error => {
+                let error = processed
+                    .error
+                    .unwrap_or_else(|| "rejected without a reason".into());
+                outcome
+                    .errors
+                    .push(format!("task {}: {error}", pending.item.task_id));
+                self.failed_attempt(outcome, pending, error)
             }
         }
     }
@@ -318,8 +422,9 @@ impl Round<'_> {
             );
         }
         let delay = self.settings.retry.delay(attempts);
-        let next = Timestamp::from_millis(Timestamp::now().as_millis() + delay.as_millis() as i64)
-            .unwrap_or_else(Timestamp::now);
+        let now = self.store.now();
+        let next =
+            Timestamp::from_millis(now.as_millis() + delay.as_millis() as i64).unwrap_or(now);
         ItemOutcome::Failed {
             error,
             next_attempt_at: next,
@@ -346,7 +451,7 @@ impl Round<'_> {
                     );
                     let failed = ItemOutcome::Failed {
                         error,
-                        next_attempt_at: Timestamp::now(),
+                        next_attempt_at: self.store.now(),
                         dead: true,
                     };
                     corrupt.push((queue_ref(row), failed));
@@ -356,42 +461,80 @@ impl Round<'_> {
         (items, corrupt)
     }
 
-    /// Pulls every change since the stored cursor, one local transaction per page.
-    async fn pull(&self) -> Result<u64, SyncError> {
-        let store_error =
-            |e: StoreError| SyncError::BadAnswer(format!("cannot store pulled changes: {e}"));
-        let mut cursor = self
-            .store
-            .meta(&cursor_key(self.client.base()))
-            .map_err(store_error)?
-            .unwrap_or_default();
+    /// Pulls every change since the stored cursor, one local transaction per page; returns
+    /// how many stored tasks changed.
+    pub(crate) async fn pull(&self) -> Result<u64, SyncError> {
+        let mut cursor = read_cursor(self.store, self.transport.base())?;
         let mut pulled = 0;
         loop {
-            let page = self.client.changes(&cursor, PULL_PAGE).await?;
-            if page.cursor == cursor && page.has_more {
-                return Err(SyncError::BadAnswer(
-                    "has_more with a cursor that did not move".into(),
-                ));
-            }
-            let count = page.changes.len() as u64;
-            pulled += count;
+            let page = self.transport.changes(&cursor, PULL_PAGE, None).await?;
+            check_changes(&cursor, &page)?;
             cursor = page.cursor.clone();
             let has_more = page.has_more;
-            self.store
-                .sync_write(SyncWrite::ApplyPulled {
-                    changes: page.changes,
-                    cursor_key: cursor_key(self.client.base()),
-                    cursor: page.cursor,
-                })
-                .await
-                .map_err(store_error)?;
-            if count > 0 {
-                self.progress(SyncProgress::Pulled { changes: count });
-            }
+            pulled += store_page(self.store, self.transport.base(), page).await?;
             if !has_more {
                 return Ok(pulled);
             }
         }
+    }
+}
+
+/// The stored pull cursor for the server at `base` (empty: from the start).
+pub(crate) fn read_cursor(store: &Store, base: &str) -> Result<String, SyncError> {
+    Ok(store
+        .meta(&cursor_key(base))
+        .map_err(store_error)?
+        .unwrap_or_default())
+}
+
+/// Stores one checked page of changes and its cursor; returns how many stored tasks changed.
+pub(crate) async fn store_page(
+    store: &Store,
+    base: &str,
+    page: ChangesResponse,
+) -> Result<u64, SyncError> {
+    let applied = store
+        .sync_write(SyncWrite::ApplyPulled {
+            changes: page.changes,
+            cursor_key: cursor_key(base),
+            cursor: page.cursor,
+        })
+        .await
+        .map_err(store_error)?;
+    let changed = applied.adopted.len() as u64;
+    if changed > 0 {
+        store
+            .events()
+            .publish(|| Event::Sync(SyncProgress::Pulled { changes: changed }));
+    }
+    Ok(changed)
+}
+
+fn store_error(e: StoreError) -> SyncError {
+    SyncError::BadAnswer(format!("cannot store pulled changes: {e}"))
+}
+
+/// Which of the pushed fields kept our value and which another device's newer one.
+fn describe_conflict(item: &BatchItem, resolved: &WireTask) -> ResolvedConflict {
+    let fields = item
+        .changed_fields
+        .clone()
+        .unwrap_or_else(|| Field::ALL.to_vec())
+        .into_iter()
+        .map(|field| ResolvedField {
+            field: field.as_str().into(),
+            kept: if same_value(&item.data, resolved, field) {
+                "local"
+            } else {
+                "remote"
+            }
+            .into(),
+        })
+        .collect();
+    ResolvedConflict {
+        task_id: item.task_id,
+        title: resolved.title.clone(),
+        fields,
     }
 }
 

@@ -1,0 +1,52 @@
+//! What the sync engine needs to know: the server, batch and retry settings, timings.
+
+use std::time::Duration;
+
+use super::backoff::RetryPolicy;
+use crate::connectivity::ProbePolicy;
+
+/// What the engine needs to know.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// Base URL of the sync server; `None` = local only.
+    pub server: Option<String>,
+    pub token: Option<String>,
+    /// Extra certificates (PEM) to trust for an `https://` server.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Most operations per `POST /api/batch` (`SYNC_BATCH_SIZE`).
+    pub batch_size: usize,
+    /// Failed attempts before an operation is dead-lettered (`SYNC_RETRY_ATTEMPTS`).
+    pub max_attempts: u32,
+    pub retry: RetryPolicy,
+    /// How long one sync request may take.
+    pub request_timeout: Duration,
+    pub probe: ProbePolicy,
+    /// How often to pull while online.
+    pub pull_interval: Duration,
+    /// How long to wait after a local change before flushing, so a burst shares batches.
+    pub flush_debounce: Duration,
+    /// Sync on its own (probe, flush after changes, retry, pull); when false, only
+    /// `taskctl sync` does.
+    pub automatic: bool,
+    /// How long the server may hold a live pull (`wait` of `GET /api/changes`, 1..=60 s).
+    pub live_wait: Duration,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            server: None,
+            token: None,
+            ca_file: None,
+            batch_size: 50,
+            max_attempts: 3,
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(10),
+            probe: ProbePolicy::default(),
+            pull_interval: Duration::from_secs(30),
+            flush_debounce: Duration::from_millis(50),
+            automatic: true,
+            live_wait: Duration::from_secs(25),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The seam between the sync engine and the server: push a batch, pull changes, check health.
+//!
+//! [`SyncClient`] speaks HTTP to a real `tasksync-server`; tests put an in-memory server
+//! behind the same trait (`sync::fake_server`) and drive whole sync rounds without a network.
+//! Whatever is behind it, its answers are checked here before anything is stored: a server
+//! that lies gets a [`SyncError::BadAnswer`], never a say over the local database.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tasksync_proto::wire::{BatchRequest, BatchResponse, ChangesResponse, ItemStatus};
+
+use super::client::{SyncClient, SyncError};
+
+/// A boxed future, so the trait can be used as `dyn Transport`.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the sync engine needs from a sync server.
+pub(crate) trait Transport: Send + Sync + 'static {
+    /// The server's base URL (what status shows, and what the pull cursor is kept under).
+    fn base(&self) -> &str;
+
+    /// `GET /api/health`, answered within `timeout`.
+    fn health(&self, timeout: Duration) -> BoxFuture<'_, Result<(), SyncError>>;
+
+    /// `POST /api/batch`.
+    fn push<'a>(
+        &'a self,
+        batch: &'a BatchRequest,
+    ) -> BoxFuture<'a, Result<BatchResponse, SyncError>>;
+
+    /// `GET /api/changes`; with `wait`, a live pull held until a change lands.
+    fn changes<'a>(
+        &'a self,
+        since: &'a str,
+        limit: usize,
+        wait: Option<Duration>,
+    ) -> BoxFuture<'a, Result<ChangesResponse, SyncError>>;
+}
+
+impl Transport for SyncClient {
+    fn base(&self) -> &str {
+        SyncClient::base(self)
+    }
+
+    fn health(&self, timeout: Duration) -> BoxFuture<'_, Result<(), SyncError>> {
+        Box::pin(SyncClient::health(self, timeout))
+    }
+
+    fn push<'a>(
+        &'a self,
+        batch: &'a BatchRequest,
+    ) -> BoxFuture<'a, Result<BatchResponse, SyncError>> {
+        Box::pin(SyncClient::push(self, batch))
+    }
+
+    fn changes<'a>(
+        &'a self,
+        since: &'a str,
+        limit: usize,
+        wait: Option<Duration>,
+    ) -> BoxFuture<'a, Result<ChangesResponse, SyncError>> {
+        Box::pin(SyncClient::changes(self, since, limit, wait))
+    }
+}
+
+/// Checks that a batch answer matches the request item for item, and that every conflict
+/// carries a valid merged task of the right task.
+pub(crate) fn check_batch_answer(
+    batch: &BatchRequest,
+    response: &BatchResponse,
+) -> Result<(), SyncError> {
+    if response.processed_items.len() != batch.items.len() {
+        return Err(SyncError::BadAnswer(format!(
+            "{} answers for {} items",
+            response.processed_items.len(),
+            batch.items.len()
+        )));
+    }
+    for (item, processed) in batch.items.iter().zip(&response.processed_items) {
+        if processed.client_id != item.id {
+            return Err(SyncError::BadAnswer(format!(
+                "answer for {} where {} was expected",
+                processed.client_id, item.id
+            )));
+        }
+        if processed.status == ItemStatus::Conflict {
+            let resolved = processed.resolved_data.as_ref().ok_or_else(|| {
+                SyncError::BadAnswer(format!("conflict for {} without resolved_data", item.id))
+            })?;
+            if resolved.id != item.task_id {
+                return Err(SyncError::BadAnswer(format!(
+                    "resolved_data for {} names another task",
+                    item.id
+                )));
+            }
+            resolved.validate().map_err(|e| {
+                SyncError::BadAnswer(format!("resolved_data for {} is invalid: {e}", item.id))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every pulled task is valid, and that the page does not claim more to come
+/// from a cursor that did not move (which would make the puller loop).
+pub(crate) fn check_changes(since: &str, page: &ChangesResponse) -> Result<(), SyncError> {
+    for task in &page.changes {
+        task.validate().map_err(|e| {
+            SyncError::BadAnswer(format!("pulled task {} is invalid: {e}", task.id))
+        })?;
+    }
+    if page.has_more && page.cursor == since {
+        return Err(SyncError::BadAnswer(
+            "has_more with a cursor that did not move".into(),
+        ));
+    }
+    Ok(())
+}
