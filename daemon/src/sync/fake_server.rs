@@ -211,6 +211,8 @@ pub(crate) enum Fault {
     NoWait,
     /// Every answer is nonsense: wrong counts, has_more that goes nowhere.
     Lie,
+    /// The server refuses our token (401); health still answers.
+    Unauthorized,
 }
 
 /// One device's way to the server.
@@ -277,6 +279,7 @@ impl Transport for FakeLink {
             match self.fault() {
                 Fault::Offline => Err(FakeLink::offline()),
                 Fault::Busy => Err(FakeLink::busy()),
+                Fault::Unauthorized => Err(SyncError::Unauthorized(401)),
                 Fault::Fail => Err(SyncError::Failed {
                     status: 500,
                     message: "simulated failure".into(),
@@ -310,6 +313,7 @@ impl Transport for FakeLink {
             match self.fault() {
                 Fault::Offline => Err(FakeLink::offline()),
                 Fault::Busy => Err(FakeLink::busy()),
+                Fault::Unauthorized => Err(SyncError::Unauthorized(401)),
                 Fault::NoWait => self.server.changes(since, limit, None).await,
                 Fault::Lie => Ok(ChangesResponse {
                     changes: Vec::new(),

@@ -23,6 +23,8 @@ pub(crate) mod transport;
 #[cfg(test)]
 mod fake_server;
 #[cfg(test)]
+mod live_tests;
+#[cfg(test)]
 mod simulation;
 
 pub use engine::SyncHandle;

@@ -1,0 +1,253 @@
+//! The engine against the in-memory server: live pulls, and servers that do not wait, lie,
+//! are busy or refuse our token. Real time, short deadlines, no network.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tasksync_proto::events::{ChangeOrigin, Event};
+use tasksync_proto::NewTask;
+use tokio::time::Instant;
+
+use super::engine::{spawn_with, SyncHandle};
+use super::fake_server::{FakeLink, FakeServer, Fault};
+use super::round::{Mode, Round};
+use super::settings::SyncSettings;
+use super::transport::Transport;
+use crate::events::Events;
+use crate::service::shutdown::{channel, ShutdownTrigger};
+use crate::store::clock::system_clock;
+use crate::store::Store;
+
+fn new(title: &str) -> NewTask {
+    NewTask {
+        title: title.into(),
+        description: None,
+    }
+}
+
+struct Device {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    link: Arc<FakeLink>,
+}
+
+fn device(server: &Arc<FakeServer>) -> Device {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        Store::open_with_clock(
+            &dir.path().join("tasks.db"),
+            Arc::new(Events::default()),
+            system_clock(),
+        )
+        .unwrap(),
+    );
+    Device {
+        _dir: dir,
+        store,
+        link: FakeLink::new(server.clone()),
+    }
+}
+
+/// Settings where only the live pull can bring changes quickly.
+fn settings() -> SyncSettings {
+    SyncSettings {
+        server: Some("fake://server".into()),
+        pull_interval: Duration::from_secs(3600),
+        live_wait: Duration::from_secs(5),
+        ..SyncSettings::default()
+    }
+}
+
+fn engine(device: &Device, settings: SyncSettings) -> (SyncHandle, ShutdownTrigger) {
+    let (trigger, shutdown) = channel();
+    let link = device.link.clone();
+    let handle = spawn_with(
+        device.store.clone(),
+        settings,
+        shutdown,
+        Arc::new(move |_: &SyncSettings| Ok(Some(link.clone() as Arc<dyn Transport>))),
+    )
+    .unwrap();
+    (handle, trigger)
+}
+
+async fn push(device: &Device) {
+    let transport: Arc<dyn Transport> = device.link.clone();
+    let outcome = Round {
+        store: &device.store,
+        transport: &transport,
+        settings: &settings(),
+    }
+    .run(Mode {
+        force: true,
+        pull: false,
+    })
+    .await;
+    assert!(outcome.succeeded(), "{:?}", outcome.errors);
+}
+
+async fn until(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !check() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_change_reaches_an_online_device_through_the_live_pull() {
+    let server = FakeServer::new(system_clock());
+    let (a, b) = (device(&server), device(&server));
+    let (sync, _stop) = engine(&b, settings());
+    until("b online", Duration::from_secs(5), || {
+        sync.connectivity().state == "online"
+    })
+    .await;
+    let mut events = b.store.events().subscribe();
+    let task = a.store.create(new("from a")).await.unwrap();
+    let pushed = Instant::now();
+    push(&a).await;
+    let seen = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            let event = events.recv().await.unwrap().event;
+            if let Event::TaskChanged { task: t, origin } = event {
+                assert_eq!(origin, ChangeOrigin::Remote);
+                if t.id == task.id {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(
+        seen.is_ok(),
+        "b never saw the task (the periodic pull is an hour away)"
+    );
+    assert!(pushed.elapsed() < Duration::from_secs(3));
+    assert_eq!(b.store.get(task.id).unwrap().title, "from a");
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_hold_live_pulls_is_not_hammered() {
+    let server = FakeServer::new(system_clock());
+    let b = device(&server);
+    b.link.set_fault(Fault::NoWait);
+    let (sync, _stop) = engine(&b, settings());
+    until("online", Duration::from_secs(5), || {
+        sync.connectivity().state == "online"
+    })
+    .await;
+    let before = b.link.pulls();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pulls = b.link.pulls() - before;
+    assert!(
+        pulls <= 6,
+        "{pulls} pulls in 2 s from a server that answers at once"
+    );
+    // Commands are not held up meanwhile.
+    let started = Instant::now();
+    b.store.create(new("still fine")).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn a_server_that_lies_to_live_pulls_is_not_hammered_and_pushes_go_on() {
+    let server = FakeServer::new(system_clock());
+    let b = device(&server);
+    let (sync, _stop) = engine(&b, settings());
+    until("online", Duration::from_secs(5), || {
+        sync.connectivity().state == "online"
+    })
+    .await;
+    b.link.set_fault(Fault::Lie);
+    let before = b.link.pulls();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pulls = b.link.pulls() - before;
+    assert!(pulls <= 6, "{pulls} pulls in 2 s from a server that lies");
+    b.link.set_fault(Fault::None);
+    let task = b.store.create(new("pushed anyway")).await.unwrap();
+    until("the push", Duration::from_secs(3), || {
+        server.tasks().iter().any(|t| t.id == task.id)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_busy_server_costs_no_attempt_and_the_queue_waits() {
+    let server = FakeServer::new(system_clock());
+    let b = device(&server);
+    let (sync, _stop) = engine(&b, settings());
+    until("online", Duration::from_secs(5), || {
+        sync.connectivity().state == "online"
+    })
+    .await;
+    b.link.set_fault(Fault::Busy);
+    for i in 0..3 {
+        b.store.create(new(&format!("task {i}"))).await.unwrap();
+    }
+    for _ in 0..5 {
+        let report = sync.sync_now().await;
+        assert!(!report.success);
+        assert!(
+            report.errors.iter().any(|e| e.contains("503")),
+            "{report:?}"
+        );
+    }
+    let queue = b.store.queue(false).unwrap();
+    assert_eq!(queue.len(), 3);
+    assert!(
+        queue
+            .iter()
+            .all(|row| row.retry_count == 0 && row.state == "pending"),
+        "{queue:?}"
+    );
+    assert!(sync.last_error().is_some_and(|e| e.contains("503")));
+    b.link.set_fault(Fault::None);
+    let report = sync.sync_now().await;
+    assert!(report.success, "{report:?}");
+    assert_eq!(report.synced_items, 3);
+    assert!(b.store.queue(false).unwrap().is_empty());
+    assert_eq!(sync.last_error(), None);
+}
+
+#[tokio::test]
+async fn a_refused_token_shows_as_unauthorized_until_it_works() {
+    let server = FakeServer::new(system_clock());
+    let b = device(&server);
+    b.link.set_fault(Fault::Unauthorized);
+    let (sync, _stop) = engine(&b, settings());
+    until("unauthorized", Duration::from_secs(5), || {
+        sync.connectivity().state == "unauthorized"
+    })
+    .await;
+    b.store.create(new("waits")).await.unwrap();
+    let report = sync.sync_now().await;
+    assert!(!report.success);
+    assert_eq!(sync.connectivity().state, "unauthorized");
+    assert!(sync.last_error().is_some_and(|e| e.contains("token")));
+    assert_eq!(b.store.queue(false).unwrap()[0].retry_count, 0);
+    b.link.set_fault(Fault::None);
+    let report = sync.sync_now().await;
+    assert!(report.success, "{report:?}");
+    assert_eq!(sync.connectivity().state, "online");
+}
+
+#[tokio::test]
+async fn a_broken_live_pull_takes_the_device_offline_at_once() {
+    let server = FakeServer::new(system_clock());
+    let b = device(&server);
+    let (sync, _stop) = engine(&b, settings());
+    until("online", Duration::from_secs(5), || {
+        sync.connectivity().state == "online"
+    })
+    .await;
+    // The live pull is waiting; the next one fails to connect.
+    b.link.set_fault(Fault::Offline);
+    let other = device(&server);
+    other.store.create(new("wakes the pull")).await.unwrap();
+    push(&other).await;
+    until("offline", Duration::from_secs(3), || {
+        sync.connectivity().state == "offline"
+    })
+    .await;
+}
