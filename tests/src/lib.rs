@@ -7,6 +7,7 @@
 //! - [`scripted`]: a fake sync server whose answers a test decides, recording every request.
 //! - [`pg`]: a throwaway PostgreSQL database per test.
 //! - [`proxy`]: a TCP proxy a test can cut and restore, and a server that never answers.
+//! - [`watch`]: `taskctl --json watch` as a child process, its events collected.
 
 pub mod daemon;
 pub mod http;
@@ -15,6 +16,7 @@ pub mod proxy;
 pub mod scripted;
 pub mod server;
 pub mod sse;
+pub mod watch;
 
 pub use daemon::{ctl_at, ctl_env, Ctl, Daemon};
 pub use server::{add_user, server_cli, Server};

@@ -153,8 +153,14 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Request>>, handler: &Mutex<Arc<Hand
         });
         let response = current(&request);
         let body = response.body.to_string();
+        // A busy server says when to come back, as tasksync-server does.
+        let retry_after = if response.status == 503 {
+            "Retry-After: 1\r\n"
+        } else {
+            ""
+        };
         let head = format!(
-            "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "HTTP/1.1 {} X\r\nContent-Type: application/json\r\n{retry_after}Content-Length: {}\r\n\r\n",
             response.status,
             body.len()
         );

@@ -2,14 +2,11 @@
 //! surviving a network cut mid-flush and a server that hangs, batching bursts, and the
 //! `watch` stream that reports it all.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-
 use serde_json::Value;
 use tasksync_e2e::proxy::{Hung, Proxy};
 use tasksync_e2e::scripted::{accepting, Scripted};
-use tasksync_e2e::{bin, free_port, subdir, wait_until, Daemon, Server};
+use tasksync_e2e::watch::Watch;
+use tasksync_e2e::{free_port, subdir, wait_until, Daemon, Server};
 use tasksync_proto::{Client, NewTask};
 
 fn status(daemon: &Daemon) -> Value {
@@ -46,60 +43,6 @@ fn create_many(daemon: &Daemon, count: usize) {
             handle.await.unwrap();
         }
     });
-}
-
-/// `taskctl --json watch`, its lines collected as they come.
-struct Watch {
-    child: Child,
-    lines: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Watch {
-    fn start(daemon: &Daemon) -> Watch {
-        let mut child = Command::new(bin("taskctl"))
-            .arg("--socket")
-            .arg(&daemon.socket)
-            .args(["--json", "watch"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock()
-                    .unwrap()
-                    .push(serde_json::from_str(&line).unwrap_or(Value::String(line)));
-            }
-        });
-        let watch = Watch { child, lines };
-        wait_until("watch to open with a snapshot", || {
-            watch.events("snapshot") > 0
-        });
-        watch
-    }
-
-    fn events(&self, name: &str) -> usize {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e["event"] == name)
-            .count()
-    }
-
-    fn all(&self) -> Vec<Value> {
-        self.lines.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

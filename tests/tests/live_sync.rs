@@ -1,0 +1,347 @@
+//! Live, trustworthy sync with the real binaries: changes reach another online device through
+//! the live pull, a busy or refusing server costs no attempt, far-future timestamps never break
+//! a clock, reports say what was pulled and how conflicts ended, `watch` tells the truth and
+//! outlives a daemon restart.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tasksync_e2e::scripted::{accepting, Response, Scripted};
+use tasksync_e2e::watch::Watch;
+use tasksync_e2e::{http, subdir, wait_until, Daemon, Server};
+
+/// The periodic pull is an hour away: only the live pull can bring changes quickly.
+const NO_PERIODIC_PULL: &[&str] = &["--pull-interval-ms", "3600000"];
+
+fn add(daemon: &Daemon, title: &str) -> String {
+    let run = daemon.ctl(&["--json", "add", title]);
+    run.json()["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("add failed: {}", run.stderr()))
+        .to_string()
+}
+
+fn status(daemon: &Daemon) -> Value {
+    daemon.ctl(&["--json", "status"]).json()
+}
+
+fn task(daemon: &Daemon, id: &str) -> Option<Value> {
+    let run = daemon.ctl(&["--json", "show", id]);
+    (run.code() == 0).then(|| run.json())
+}
+
+fn device(dir: &tempfile::TempDir, name: &str, server: &str, extra: &[&str]) -> Daemon {
+    let mut args = vec!["--server", server];
+    args.extend_from_slice(extra);
+    Daemon::start_opts(&subdir(dir, name), &args, &[])
+}
+
+fn wait_online(daemon: &Daemon) {
+    wait_until("the daemon to be online", || {
+        status(daemon)["state"] == "online"
+    });
+}
+
+#[test]
+fn a_change_reaches_the_other_online_device_through_the_live_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&subdir(&dir, "server"));
+    let a = device(&dir, "a", &server.url(), NO_PERIODIC_PULL);
+    let b = device(&dir, "b", &server.url(), NO_PERIODIC_PULL);
+    wait_online(&a);
+    wait_online(&b);
+    let id = add(&a, "made on a");
+    wait_until("b to see a's task", || task(&b, &id).is_some());
+    a.ctl(&["edit", &id, "--title", "edited on a"]);
+    wait_until("b to see a's edit", || {
+        task(&b, &id).is_some_and(|t| t["title"] == "edited on a")
+    });
+    a.ctl(&["rm", &id]);
+    wait_until("b to see the tombstone", || {
+        task(&b, &id).is_some_and(|t| t["is_deleted"] == true)
+    });
+}
+
+#[test]
+fn a_busy_server_dead_letters_nothing_and_the_queue_goes_once_it_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = |request: &tasksync_e2e::scripted::Request| match request.path.as_str() {
+        "/api/batch" | "/api/changes" => Response {
+            status: 503,
+            body: json!({"error": "storage full", "timestamp": "2026-01-01T00:00:00.000Z", "path": request.path}),
+        },
+        _ => accepting(|_| None)(request),
+    };
+    let server = Scripted::start(busy);
+    let daemon = device(&dir, "device", &server.url(), &["--manual-sync"]);
+    for i in 0..3 {
+        add(&daemon, &format!("task {i}"));
+    }
+    for _ in 0..4 {
+        let run = daemon.ctl(&["--json", "sync"]);
+        assert_ne!(run.code(), 0, "a busy server is no success");
+    }
+    let queue = daemon.ctl(&["--json", "queue"]).json();
+    let rows = queue.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in rows {
+        assert_eq!(row["retry_count"], 0, "a 503 counts no attempt: {row}");
+        assert_eq!(row["state"], "pending");
+    }
+    let now = status(&daemon);
+    assert_eq!(now["failed"], 0);
+    assert!(
+        now["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("503")),
+        "{now}"
+    );
+    server.set_handler(accepting(|_| None));
+    let run = daemon.ctl(&["--json", "sync"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.json()["synced_items"], 3);
+    let now = status(&daemon);
+    assert_eq!(now["pending"], 0);
+    assert_eq!(now["last_error"], Value::Null);
+    assert!(now["last_sync_at"].is_string());
+}
+
+#[test]
+fn a_refused_token_is_shown_as_unauthorized_and_costs_no_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_at(
+        &subdir(&dir, "server"),
+        "127.0.0.1:0",
+        &["--token", "the-right-token-0123456789"],
+    );
+    let daemon = Daemon::start_opts(
+        &subdir(&dir, "device"),
+        &["--server", &server.url()],
+        &[("TASKSYNC_TOKEN", "a-wrong-token-0123456789")],
+    );
+    add(&daemon, "waits for a good token");
+    wait_until("the daemon to notice the refused token", || {
+        status(&daemon)["state"] == "unauthorized"
+    });
+    let now = status(&daemon);
+    assert_eq!(now["online"], false);
+    assert_eq!(now["last_sync_at"], Value::Null, "no round succeeded");
+    assert!(
+        now["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("token")),
+        "{now}"
+    );
+    let human = daemon.ctl(&["status"]).stdout();
+    assert!(human.contains("unauthorized"), "{human}");
+    assert!(human.contains("refuses our token"), "{human}");
+    let queue = daemon.ctl(&["--json", "queue"]).json();
+    assert_eq!(queue[0]["retry_count"], 0, "{queue}");
+}
+
+#[test]
+fn a_far_future_timestamp_is_refused_by_the_server_and_skipped_by_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&subdir(&dir, "server"));
+    // A device whose clock lies: the server refuses the item and applies nothing.
+    let future = json!({
+        "id": "01a22f00-0000-7000-8000-000000000001", "title": "from 9999",
+        "description": null, "completed": false,
+        "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "9999-12-31T23:59:59.999Z",
+        "is_deleted": false, "device_id": "01a22f00-0000-7000-8000-0000000000dd"
+    });
+    let batch = json!({
+        "device_id": "01a22f00-0000-7000-8000-0000000000dd",
+        "client_timestamp": "2026-01-01T00:00:00.000Z",
+        "items": [{"id": "01a22f00-0000-7000-8000-0000000000a1",
+                   "task_id": "01a22f00-0000-7000-8000-000000000001", "operation": "create",
+                   "changed_fields": ["title", "description", "completed", "is_deleted"],
+                   "data": future, "created_at": "2026-01-01T00:00:00.000Z", "retry_count": 0}]
+    });
+    let body = batch.to_string();
+    let digest = tasksync_proto::wire::content_digest(body.as_bytes());
+    let answer = http::request(
+        &server.addr,
+        "POST",
+        "/api/batch",
+        &[("Content-Digest", &digest)],
+        body.as_bytes(),
+    );
+    assert_eq!(answer.status, 200);
+    let item = &answer.json()["processed_items"][0];
+    assert_eq!(item["status"], "error", "{item}");
+    assert!(
+        item["error"].as_str().is_some_and(|e| e.contains("clock")),
+        "{item}"
+    );
+    assert!(server.tasks().is_empty(), "nothing was applied");
+
+    // A server that lies anyway: the daemon skips that task and its clock stays sane.
+    let lying = Scripted::start(move |request: &tasksync_e2e::scripted::Request| {
+        match request.path.as_str() {
+            "/api/changes" => Response {
+                status: 200,
+                body: json!({"changes": [future.clone()], "cursor": "1", "has_more": false}),
+            },
+            _ => accepting(|_| None)(request),
+        }
+    });
+    let daemon = device(&dir, "device", &lying.url(), &["--manual-sync"]);
+    let id = add(&daemon, "mine");
+    daemon.ctl(&["--json", "sync"]);
+    assert!(
+        task(&daemon, "01a22f00-0000-7000-8000-000000000001").is_none(),
+        "the far-future task was not stored"
+    );
+    let edited = daemon.ctl(&["--json", "edit", &id, "--title", "still editable"]);
+    assert_eq!(edited.code(), 0, "{}", edited.stderr());
+    let updated_at = edited.json()["updated_at"].as_str().unwrap().to_string();
+    assert!(
+        updated_at.starts_with("20"),
+        "the clock did not jump: {updated_at}"
+    );
+    assert!(!updated_at.starts_with("9999"));
+}
+
+#[test]
+fn live_pulls_from_a_server_that_answers_garbage_or_at_once_do_not_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let pulls = Arc::new(AtomicUsize::new(0));
+    let counted = pulls.clone();
+    let server = Scripted::start(move |request: &tasksync_e2e::scripted::Request| {
+        if request.path == "/api/changes" {
+            counted.fetch_add(1, Ordering::SeqCst);
+            // Alternately garbage and an at-once empty answer (an older server).
+            if counted.load(Ordering::SeqCst).is_multiple_of(2) {
+                return Response {
+                    status: 200,
+                    body: json!("this is not a page of changes"),
+                };
+            }
+        }
+        accepting(|_| None)(request)
+    });
+    let daemon = device(&dir, "device", &server.url(), &[]);
+    wait_online(&daemon);
+    let before = pulls.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(3));
+    let during = pulls.load(Ordering::SeqCst) - before;
+    assert!(during <= 10, "{during} pulls in 3 s: the daemon loops");
+    // Commands and flushes go on meanwhile.
+    let id = add(&daemon, "still works");
+    wait_until("the flush", || {
+        server
+            .batches()
+            .iter()
+            .any(|b| b["items"][0]["task_id"] == id.as_str())
+    });
+}
+
+#[test]
+fn sync_reports_what_it_pulled_and_which_value_won_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&subdir(&dir, "server"));
+    let a = device(&dir, "a", &server.url(), &["--manual-sync"]);
+    let b = device(&dir, "b", &server.url(), &["--manual-sync"]);
+    let id = add(&a, "shared");
+    assert_eq!(a.ctl(&["sync"]).code(), 0);
+    let pulled = b.ctl(&["--json", "sync"]).json();
+    assert_eq!(pulled["pulled_items"], 1, "{pulled}");
+    // a edits first, b later: b's title is newer and wins; a's done flag stands.
+    a.ctl(&["edit", &id, "--title", "older title", "--done"]);
+    std::thread::sleep(Duration::from_millis(5));
+    b.ctl(&["edit", &id, "--title", "newer title"]);
+    assert_eq!(b.ctl(&["sync"]).code(), 0);
+    let report = a.ctl(&["--json", "sync"]).json();
+    assert_eq!(report["conflicts"], 1, "{report}");
+    let fields = &report["resolved"][0]["fields"];
+    let kept = |name: &str| {
+        fields
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["field"] == name)
+            .map(|f| f["kept"].clone())
+    };
+    assert_eq!(kept("title"), Some(json!("remote")), "{report}");
+    assert_eq!(kept("completed"), Some(json!("local")), "{report}");
+    let shown = task(&a, &id).unwrap();
+    assert_eq!(shown["title"], "newer title");
+    assert_eq!(shown["completed"], true);
+
+    // The human line says the same.
+    a.ctl(&["edit", &id, "--title", "older again"]);
+    std::thread::sleep(Duration::from_millis(5));
+    b.ctl(&["sync"]);
+    b.ctl(&["edit", &id, "--title", "newest"]);
+    b.ctl(&["sync"]);
+    let human = a.ctl(&["sync"]).stdout();
+    assert!(human.contains("conflicts 1"), "{human}");
+    assert!(
+        human.contains("title took a newer value from another device"),
+        "{human}"
+    );
+}
+
+#[test]
+fn watch_reports_each_real_change_once_and_never_our_own_pushes_coming_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&subdir(&dir, "server"));
+    let a = device(&dir, "a", &server.url(), &[]);
+    let b = device(&dir, "b", &server.url(), &[]);
+    wait_online(&a);
+    wait_online(&b);
+    let watch = Watch::start(&a);
+    let mine: Vec<String> = (0..20).map(|i| add(&a, &format!("mine {i}"))).collect();
+    wait_until("a's tasks on the server", || server.tasks().len() == 20);
+    let theirs = add(&b, "theirs");
+    wait_until("b's task in a's watch", || {
+        !watch
+            .matching(|e| e["event"] == "task_changed" && e["task"]["id"] == theirs.as_str())
+            .is_empty()
+    });
+    // A last round trip through the server, so any echo would have arrived by now.
+    a.ctl(&["sync"]);
+    let changes = watch.matching(|e| e["event"] == "task_changed");
+    let remote: Vec<&Value> = changes.iter().filter(|e| e["origin"] == "remote").collect();
+    assert_eq!(
+        remote.len(),
+        1,
+        "only b's task is a remote change: {remote:?}"
+    );
+    assert_eq!(remote[0]["task"]["id"], theirs.as_str());
+    let local = changes.iter().filter(|e| e["origin"] == "local").count();
+    assert_eq!(local, mine.len(), "each local create once");
+    assert!(
+        changes.iter().all(|e| e["at"].is_string()),
+        "every event carries its time"
+    );
+}
+
+#[test]
+fn watch_reconnects_when_the_daemon_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(&subdir(&dir, "device"));
+    let mut watch = Watch::start(&daemon);
+    daemon.stop_with(libc::SIGTERM);
+    wait_until("watch to say the daemon went away", || {
+        watch.messages().iter().any(|m| m.contains("went away"))
+    });
+    assert!(watch.running(), "watch waits instead of exiting");
+    let daemon = daemon.restart(&[], &[]);
+    wait_until("watch to reconnect", || {
+        watch.messages().iter().any(|m| m.contains("reconnected"))
+    });
+    let id = add(&daemon, "after the restart");
+    wait_until("the new task in the watch", || {
+        !watch
+            .matching(|e| e["event"] == "task_changed" && e["task"]["id"] == id.as_str())
+            .is_empty()
+    });
+    assert!(
+        watch.events("snapshot") >= 2,
+        "the new stream opens with a snapshot"
+    );
+}
