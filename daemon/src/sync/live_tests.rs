@@ -22,6 +22,7 @@ fn new(title: &str) -> NewTask {
     NewTask {
         title: title.into(),
         description: None,
+        id: None,
     }
 }
 
