@@ -13,7 +13,7 @@ use tokio::net::UnixStream;
 
 use crate::limits::{micros, percentile};
 use crate::procs::{Binaries, DaemonProc, Error};
-use crate::store_bench::creates_per_second;
+use crate::store_bench::{creates_per_second, total_rate};
 
 pub struct Results {
     pub http_get_p50_us: f64,
@@ -219,12 +219,5 @@ async fn http_creates_per_second(
             Ok::<u64, String>(done)
         }));
     }
-    let start = Instant::now();
-    tokio::time::sleep(window).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut total = 0;
-    for handle in handles {
-        total += handle.await??;
-    }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    total_rate(&stop, handles, window).await
 }

@@ -75,12 +75,22 @@ pub async fn creates_per_second(
             Ok::<u64, tasksync_proto::ClientError>(done)
         }));
     }
+    total_rate(&stop, handles, window).await
+}
+
+/// Lets running workers go on for `window`, raises `stop`, and returns how many operations
+/// they completed per second in total.
+pub async fn total_rate<E: Into<Error>>(
+    stop: &AtomicBool,
+    workers: Vec<tokio::task::JoinHandle<Result<u64, E>>>,
+    window: Duration,
+) -> Result<f64, Error> {
     let start = Instant::now();
     tokio::time::sleep(window).await;
     stop.store(true, Ordering::Relaxed);
     let mut total = 0;
-    for handle in handles {
-        total += handle.await??;
+    for worker in workers {
+        total += worker.await?.map_err(Into::into)?;
     }
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }

@@ -88,6 +88,7 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
     let http_settings = settings.http_settings()?;
     let holder = format!("pid {}, socket {}", std::process::id(), socket.display());
     let mut signals = Signals::register()?;
+    tasksyncd::service::fds::raise_limit();
 
     create_private_dir(&db)?;
     create_private_file(&db)?;

@@ -714,3 +714,33 @@ fn a_non_loopback_address_is_refused_unless_allowed() {
     let answer = request(&format!("127.0.0.1:{port}"), "GET", "/api/health", &[], b"");
     assert_eq!(answer.status, 200);
 }
+
+/// Silent TCP connections beyond the cap cannot keep a client out: the health check is
+/// answered while 300 of them are open, a request with the token works too, and the silent
+/// ones are closed (evicted, or after the 5 s head timeout).
+#[test]
+fn silent_connections_cannot_lock_a_client_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(dir.path(), &[]);
+    let mut silent: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(&api.addr).unwrap())
+        .collect();
+    let health = tasksync_e2e::http::get(&api.addr, "/api/health");
+    assert_eq!(health.status, 200);
+    assert_eq!(api.call("GET", "/api/tasks", None).status, 200);
+    for stream in &mut silent {
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut rest = Vec::new();
+        // The daemon ends each one: a clean end, or a reset for the ones evicted.
+        match stream.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("a silent connection was left open: {e}"),
+        }
+        assert!(
+            rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"),
+            "{}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+}

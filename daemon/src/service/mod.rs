@@ -1,7 +1,8 @@
-//! Running as a service: single-instance locks, signals, readiness notification and socket
-//! activation.
+//! Running as a service: single-instance locks, signals, readiness notification, socket
+//! activation and the open-file limit.
 
 pub mod activation;
+pub mod fds;
 pub mod lock;
 pub mod notify;
 pub mod shutdown;
