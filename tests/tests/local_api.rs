@@ -405,3 +405,56 @@ fn idle_postcard_connections_cannot_lock_a_user_out() {
     let mut header = [0u8; 4];
     last.read_exact(&mut header).unwrap();
 }
+
+/// An event-stream client that never reads does not hold up anyone: changes keep being
+/// acknowledged, other clients keep getting their events, and the daemon hangs up on it once
+/// its queue has stayed full for a while.
+#[test]
+fn an_event_stream_client_that_never_reads_is_disconnected() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let mut deaf = UnixStream::connect(&daemon.socket).unwrap();
+    deaf.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut reader = SseStream::open(&daemon.socket, None);
+    assert_eq!(reader.next_event().unwrap().event, "status");
+    // A reader that keeps up, in its own thread, waits for the last change.
+    const LAST: &str = "0190b6e2-7c1e-7a3d-9f00-00000000ffff";
+    let attentive = std::thread::spawn(move || {
+        reader.until(|e| e.event == "task" && e.data.contains(LAST));
+    });
+    // Far more events than fit in the deaf client's socket buffer and queue.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = tasksync_proto::Client::connect(&daemon.socket, "filler")
+            .await
+            .unwrap();
+        let description = "x".repeat(2000);
+        for n in 0..1500 {
+            let new = tasksync_proto::NewTask {
+                title: format!("filler {n}"),
+                description: Some(description.clone()),
+                id: (n == 1499).then(|| LAST.parse().unwrap()),
+            };
+            client.create_task(new).await.unwrap();
+        }
+    });
+    attentive
+        .join()
+        .expect("the attentive reader saw the last change");
+    // The deaf one is hung up on: its peer closed, though unread data is still queued.
+    tasksync_e2e::wait_until("the deaf client to be disconnected", || {
+        let mut poll = libc::pollfd {
+            fd: deaf.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+        ready == 1 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+    });
+    assert_eq!(daemon.ctl(&["status"]).code(), 0);
+}
