@@ -19,7 +19,7 @@ use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
 use crate::timestamp::Timestamp;
 
 /// The version of this message set. A daemon refuses a client that speaks another one.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
