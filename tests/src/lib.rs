@@ -40,6 +40,16 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Runs `future` to completion on a fresh single-threaded runtime (for tests that drive the
+/// async `tasksync_proto::Client`).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
 /// Polls `condition` until it holds or [`DEADLINE`] passes.
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let start = Instant::now();

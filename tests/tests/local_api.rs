@@ -425,11 +425,7 @@ fn an_event_stream_client_that_never_reads_is_disconnected() {
         reader.until(|e| e.event == "task" && e.data.contains(LAST));
     });
     // Far more events than fit in the deaf client's socket buffer and queue.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    tasksync_e2e::block_on(async {
         let mut client = tasksync_proto::Client::connect(&daemon.socket, "filler")
             .await
             .unwrap();
