@@ -14,6 +14,19 @@ fn create(daemon: &Daemon, body: &str) -> http::Answer {
     unix_request(&daemon.socket, "POST", "/api/tasks", &[], body.as_bytes())
 }
 
+/// Whether the daemon closed its end of `stream`, even with unread data still queued.
+fn peer_hung_up(stream: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut poll = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no waiting.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready == 1 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+}
+
 /// Sends raw bytes on a fresh socket connection and reads until the daemon closes it.
 fn raw_exchange(daemon: &Daemon, bytes: &[u8]) -> Vec<u8> {
     let mut stream = UnixStream::connect(&daemon.socket).unwrap();
@@ -392,20 +405,12 @@ fn idle_postcard_connections_cannot_lock_a_user_out() {
     assert_eq!(listed.code(), 0, "{}", listed.stderr());
     // Idle connections were evicted for the newcomers (6 over the cap, then taskctl's): their
     // peer hung up.
-    let hung_up = |stream: &UnixStream| {
-        use std::os::fd::AsRawFd;
-        let mut poll = libc::pollfd {
-            fd: stream.as_raw_fd(),
-            events: libc::POLLRDHUP,
-            revents: 0,
-        };
-        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-        ready == 1 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
-    };
     tasksync_e2e::wait_until("idle connections to be evicted", || {
-        idle.iter().filter(|s| hung_up(s)).count() >= 7
+        idle.iter().filter(|s| peer_hung_up(s)).count() >= 7
     });
-    let evicted: Vec<usize> = (0..idle.len()).filter(|&i| hung_up(&idle[i])).collect();
+    let evicted: Vec<usize> = (0..idle.len())
+        .filter(|&i| peer_hung_up(&idle[i]))
+        .collect();
     // The idlest are the oldest.
     assert!(evicted.iter().all(|&i| i < 100), "{evicted:?}");
     // The newest ones are still served.
@@ -425,7 +430,6 @@ fn idle_postcard_connections_cannot_lock_a_user_out() {
 /// its queue has stayed full for a while.
 #[test]
 fn an_event_stream_client_that_never_reads_is_disconnected() {
-    use std::os::fd::AsRawFd;
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
     let mut deaf = UnixStream::connect(&daemon.socket).unwrap();
@@ -457,14 +461,6 @@ fn an_event_stream_client_that_never_reads_is_disconnected() {
         .join()
         .expect("the attentive reader saw the last change");
     // The deaf one is hung up on: its peer closed, though unread data is still queued.
-    tasksync_e2e::wait_until("the deaf client to be disconnected", || {
-        let mut poll = libc::pollfd {
-            fd: deaf.as_raw_fd(),
-            events: libc::POLLRDHUP,
-            revents: 0,
-        };
-        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-        ready == 1 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
-    });
+    tasksync_e2e::wait_until("the deaf client to be disconnected", || peer_hung_up(&deaf));
     assert_eq!(daemon.ctl(&["status"]).code(), 0);
 }
