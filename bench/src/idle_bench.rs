@@ -38,7 +38,7 @@ pub async fn measure(bins: &Binaries, dir: &Path, window: Duration) -> Result<(I
 }
 
 /// User + system CPU seconds a process has used.
-fn cpu_seconds(pid: u32) -> Result<f64, Error> {
+pub(crate) fn cpu_seconds(pid: u32) -> Result<f64, Error> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat

@@ -3,6 +3,7 @@
 //!
 //! `cargo build --release --workspace && target/release/tasksync-bench`
 
+mod ctl_bench;
 mod idle_bench;
 mod limits;
 mod local_api_bench;
@@ -43,6 +44,9 @@ struct Args {
     /// Probe cap for the drain measurement, in milliseconds
     #[arg(long, default_value_t = 2_000)]
     probe_max_ms: u64,
+    /// Runs of each command in the taskctl / Taskwarrior comparison
+    #[arg(long, default_value_t = 15)]
+    ctl_runs: usize,
     /// Run only these parts (default: all)
     #[arg(long, value_enum)]
     only: Vec<Part>,
@@ -55,6 +59,8 @@ enum Part {
     Drain,
     Idle,
     LocalApi,
+    /// taskctl beside Taskwarrior 2.6 (`task` must be installed)
+    Ctl,
 }
 
 fn main() -> ExitCode {
@@ -89,6 +95,7 @@ async fn run(args: &Args) -> Result<(), Error> {
     let bins = Binaries {
         daemon: bin_dir.join("tasksyncd"),
         server: bin_dir.join("tasksync-server"),
+        ctl: bin_dir.join("taskctl"),
     };
     let scratch = match &args.dir {
         Some(dir) => tempfile::tempdir_in(dir)?,
@@ -239,6 +246,45 @@ async fn run(args: &Args) -> Result<(), Error> {
             );
         }
     }
+    if wanted(Part::Ctl) {
+        let results = ctl_bench::run(&bins, dir, args.ctl_runs.max(1)).await?;
+        report.limit(
+            "Taskwarrior, same run (whole processes, median wall time)",
+            results.task_version.clone(),
+        );
+        let rows = [
+            ("list", "empty database", results.list_empty, ""),
+            ("add", "empty database", results.add_empty, ""),
+            (
+                "list",
+                "10,000 tasks",
+                results.list_full,
+                "≤ 0.2 x task list",
+            ),
+            ("add", "10,000 tasks", results.add_full, "≤ 0.1 x task add"),
+        ];
+        for (command, size, pair, target) in rows {
+            report.result(
+                &format!("`taskctl {command}`, {size}"),
+                format!(
+                    "{} (CPU {}, daemon's included)",
+                    ms(pair.taskctl.wall),
+                    ms(pair.taskctl.cpu)
+                ),
+                format!(
+                    "{:.3} x `task {command}` ({}, CPU {})",
+                    pair.taskctl.wall.as_secs_f64() / pair.task.wall.as_secs_f64(),
+                    ms(pair.task.wall),
+                    ms(pair.task.cpu)
+                ),
+                target,
+            );
+        }
+    }
     report.print();
     Ok(())
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
 }

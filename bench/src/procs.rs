@@ -14,6 +14,7 @@ pub type Error = Box<dyn std::error::Error>;
 pub struct Binaries {
     pub daemon: PathBuf,
     pub server: PathBuf,
+    pub ctl: PathBuf,
 }
 
 /// A running tasksyncd, killed when dropped.

@@ -1,5 +1,6 @@
 //! install.sh: installs the programs, man pages, completions and service files for one user,
 //! makes the systemd unit follow the configured paths, and removes everything again.
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
