@@ -21,7 +21,8 @@ use crate::codec::{self, FrameError};
 use crate::events::TimedEvent;
 use crate::ipc::{
     ClientMessage, Command, IpcError, PageCursor, QueueEntry, QueuePage, Reply, RetryTarget,
-    ServerMessage, StatusInfo, SyncReport, TaskPage, MAX_PAGE_TASKS, PROTOCOL_VERSION,
+    ServerMessage, StatusInfo, SyncReport, TaskPage, MAX_LIST_PAGE_TASKS, MAX_PAGE_TASKS,
+    PROTOCOL_VERSION,
 };
 use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
 
@@ -180,7 +181,7 @@ impl Client {
         let mut after = None;
         loop {
             let page = self
-                .list_page(include_deleted, status, after, MAX_PAGE_TASKS)
+                .list_page(include_deleted, status, after, MAX_LIST_PAGE_TASKS)
                 .await?;
             tasks.extend(page.tasks);
             match page.next {

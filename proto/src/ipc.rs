@@ -205,6 +205,11 @@ pub struct TaskPage {
 /// Most tasks (or queue entries) a page holds.
 pub const MAX_PAGE_TASKS: u32 = 1000;
 
+/// Most tasks a page of [`Command::ListTasks`] holds: more than other pages, because listing
+/// every task is what `taskctl list` does each time and each page is a round trip. The
+/// daemon's byte budget still keeps a page well inside a frame.
+pub const MAX_LIST_PAGE_TASKS: u32 = 5000;
+
 /// The daemon's view of itself, for `taskctl status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusInfo {

@@ -42,7 +42,7 @@ pub(super) fn page(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {TASK_COLUMNS} FROM tasks
          WHERE (?1 OR is_deleted = 0) AND (?2 IS NULL OR completed = ?2)
-           AND (?3 IS NULL OR (created_at, id) < (?3, ?4))
+           AND (created_at, id) < (COALESCE(?3, '~'), COALESCE(?4, '~'))
          ORDER BY created_at DESC, id DESC"
     ))?;
     let rows = stmt.query_map(

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension};
-use tasksync_proto::ipc::{PageCursor, TaskPage, TaskRef, MAX_PAGE_TASKS};
+use tasksync_proto::ipc::{PageCursor, TaskPage, TaskRef, MAX_LIST_PAGE_TASKS, MAX_PAGE_TASKS};
 use tasksync_proto::{SyncStatus, Task, Timestamp};
 use uuid::Uuid;
 
@@ -173,12 +173,15 @@ impl ReadPool {
         limit: u32,
         byte_budget: usize,
     ) -> Result<TaskPage, StoreError> {
-        let limit = limit.clamp(1, MAX_PAGE_TASKS);
+        let limit = limit.clamp(1, MAX_LIST_PAGE_TASKS);
         self.with(|conn| {
+            // The cursor bound is a range the index on created_at (which holds the id too)
+            // serves: a page starts where the last one ended instead of scanning past every
+            // earlier page. Without a cursor, '~' sorts after every timestamp and id.
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {TASK_COLUMNS} FROM tasks
                  WHERE (?1 OR is_deleted = 0) AND (?2 IS NULL OR sync_status = ?2)
-                   AND (?3 IS NULL OR (created_at, id) < (?3, ?4))
+                   AND (created_at, id) < (COALESCE(?3, '~'), COALESCE(?4, '~'))
                  ORDER BY created_at DESC, id DESC LIMIT ?5"
             ))?;
             let rows = stmt.query_map(
