@@ -59,7 +59,7 @@ pub(crate) fn cpu_seconds(pid: u32) -> Result<f64, Error> {
     Ok(ticks / per_second)
 }
 
-fn rss_kib(pid: u32) -> Result<u64, Error> {
+pub fn rss_kib(pid: u32) -> Result<u64, Error> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()

@@ -6,6 +6,7 @@
 mod ctl_bench;
 mod idle_bench;
 mod limits;
+mod live_bench;
 mod local_api_bench;
 mod procs;
 mod report;
@@ -61,6 +62,8 @@ enum Part {
     LocalApi,
     /// taskctl beside Taskwarrior 2.6 (`task` must be installed)
     Ctl,
+    /// Live sync: propagation between two online daemons, waiting pulls on the server
+    Live,
 }
 
 fn main() -> ExitCode {
@@ -213,6 +216,32 @@ async fn run(args: &Args) -> Result<(), Error> {
             format!("{rate:.0} changes/s"),
             "".into(),
             "",
+        );
+    }
+    if wanted(Part::Live) {
+        let live = live_bench::propagation(&bins, dir, 200).await?;
+        report.result(
+            &format!(
+                "change on A -> in B's store, both online, {} changes",
+                live.changes
+            ),
+            format!(
+                "p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+                live.p50_ms, live.p95_ms, live.max_ms
+            ),
+            "periodic pull an hour away".into(),
+            "p95 ≤ 250 ms",
+        );
+        let waiting = live_bench::waiting_pulls(&bins, dir, 1_000).await?;
+        report.result(
+            &format!("server holding {} waiting live pulls", waiting.pulls),
+            format!(
+                "RSS {:.1} MiB, /api/health p99 {:.2} ms",
+                waiting.server_rss_kib as f64 / 1024.0,
+                waiting.health_p99_ms
+            ),
+            "".into(),
+            "≤ 100 MiB, health p99 ≤ 10 ms",
         );
     }
     if wanted(Part::Drain) {

@@ -117,6 +117,10 @@ impl ServerProc {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for ServerProc {
