@@ -142,9 +142,16 @@ fn three_users_are_isolated() {
         .iter()
         .zip(&tokens)
         .map(|(name, token)| {
+            // `--token=T`: a token may start with '-', which a separate argument would not
+            // survive.
             Daemon::start_opts(
                 &subdir(&dir, name),
-                &["--server", &server.url(), "--manual-sync", "--token", token],
+                &[
+                    "--server",
+                    &server.url(),
+                    "--manual-sync",
+                    &format!("--token={token}"),
+                ],
                 &[],
             )
         })
@@ -207,7 +214,12 @@ fn a_rotated_or_removed_users_token_gets_401_at_once() {
     assert_eq!(tasks(&old), 200);
     let daemon = Daemon::start_opts(
         &subdir(&dir, "d"),
-        &["--server", &server.url(), "--manual-sync", "--token", &old],
+        &[
+            "--server",
+            &server.url(),
+            "--manual-sync",
+            &format!("--token={old}"),
+        ],
         &[],
     );
     add(&daemon, "before rotation");

@@ -34,12 +34,14 @@ pub struct Cli {
     #[arg(long = "server", env = "TASKSYNC_SERVER_URL", value_name = "URL")]
     pub server_url: Option<String>,
 
-    /// Bearer token for the sync server
+    /// Bearer token for the sync server (visible to other users in the process list: prefer
+    /// token_file); it may start with '-'
     #[arg(
         long,
         env = "TASKSYNC_TOKEN",
         value_name = "TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        allow_hyphen_values = true
     )]
     pub token: Option<String>,
 

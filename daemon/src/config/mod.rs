@@ -694,6 +694,12 @@ mod tests {
         let file = settings(&[], "token = \"s3cret-s3cret\"\n").unwrap();
         assert!(!file.token_from_flag());
         assert!(!settings(&[], "").unwrap().token_from_flag());
+        let dash = settings(&["--token", "-9s3cret-s3cret"], "").unwrap();
+        assert_eq!(
+            dash.token.as_deref(),
+            Some("-9s3cret-s3cret"),
+            "a token may start with -"
+        );
     }
 
     #[test]
