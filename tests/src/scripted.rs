@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 pub struct Request {
     pub method: String,
     pub path: String,
+    /// What followed `?` in the request target (empty if nothing).
+    pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -139,9 +141,11 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Request>>, handler: &Mutex<Arc<Hand
             return;
         }
         let path = target.split('?').next().unwrap_or("").to_string();
+        let query = target.split_once('?').map_or("", |(_, q)| q).to_string();
         let request = Request {
             method,
             path: target.clone(),
+            query,
             headers,
             body,
         };

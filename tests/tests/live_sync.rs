@@ -345,3 +345,67 @@ fn watch_reconnects_when_the_daemon_restarts() {
         "the new stream opens with a snapshot"
     );
 }
+
+#[test]
+fn a_413_sends_the_batch_again_in_smaller_pieces_and_costs_no_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let accept = accepting(|_| None);
+    let server = Scripted::start(move |request: &tasksync_e2e::scripted::Request| {
+        let items = request.json()["items"].as_array().map_or(0, Vec::len);
+        if request.path == "/api/batch" && items > 2 {
+            return Response {
+                status: 413,
+                body: json!({"error": "too large", "timestamp": "2026-01-01T00:00:00.000Z", "path": request.path}),
+            };
+        }
+        accept(request)
+    });
+    let daemon = device(&dir, "device", &server.url(), &["--manual-sync"]);
+    for i in 0..7 {
+        add(&daemon, &format!("task {i}"));
+    }
+    let run = daemon.ctl(&["--json", "sync"]);
+    assert_eq!(run.code(), 0, "{} {}", run.stdout(), run.stderr());
+    assert_eq!(run.json()["synced_items"], 7);
+    assert_eq!(status(&daemon)["pending"], 0);
+    let sizes: Vec<usize> = server
+        .batches()
+        .iter()
+        .map(|b| b["items"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert!(
+        sizes.iter().any(|&n| n > 2),
+        "the first batch was refused: {sizes:?}"
+    );
+    assert!(
+        sizes.iter().filter(|&&n| n <= 2).sum::<usize>() == 7,
+        "every operation went out in a smaller batch: {sizes:?}"
+    );
+}
+
+#[test]
+fn a_live_pull_that_hangs_holds_up_neither_commands_nor_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let hanging = Scripted::start(|request: &tasksync_e2e::scripted::Request| {
+        if request.path == "/api/changes" && request.query.contains("wait=") {
+            // Never answers within the test.
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        accepting(|_| None)(request)
+    });
+    let daemon = device(&dir, "device", &hanging.url(), &[]);
+    wait_online(&daemon);
+    wait_until("a live pull to be waiting", || {
+        hanging.requests().iter().any(|r| r.path.contains("wait="))
+    });
+    for i in 0..3 {
+        let id = add(&daemon, &format!("during the hang {i}"));
+        wait_until("the flush", || {
+            hanging
+                .batches()
+                .iter()
+                .any(|b| b["items"][0]["task_id"] == id.as_str())
+        });
+    }
+    assert_eq!(status(&daemon)["state"], "online");
+}
