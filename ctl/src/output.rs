@@ -187,9 +187,10 @@ impl Output {
         let last_error = match (&status.last_error, status.state.as_str()) {
             (_, "unauthorized") => format!(
                 "the server refuses our token: fix token / token_file and reload ({})\n",
-                status.last_error.as_deref().unwrap_or("401")
+                escape(status.last_error.as_deref().unwrap_or("401"))
             ),
-            (Some(error), _) => format!("{error}\n"),
+            // The server's words: never raw to a terminal.
+            (Some(error), _) => format!("{}\n", escape(error)),
             (None, _) => "none\n".into(),
         };
         let out = format!(
