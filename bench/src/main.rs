@@ -10,6 +10,7 @@ mod live_bench;
 mod local_api_bench;
 mod procs;
 mod report;
+mod server_bench;
 mod store_bench;
 mod sync_bench;
 
@@ -64,6 +65,8 @@ enum Part {
     Ctl,
     /// Live sync: propagation between two online daemons, waiting pulls on the server
     Live,
+    /// The sync server: push throughput on SQLite and PostgreSQL, wake-up across processes
+    Server,
 }
 
 fn main() -> ExitCode {
@@ -310,10 +313,76 @@ async fn run(args: &Args) -> Result<(), Error> {
             );
         }
     }
+    if wanted(Part::Server) {
+        server_part(&bins, dir, &mut report).await?;
+    }
     report.print();
     Ok(())
 }
 
 fn ms(duration: Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// The sync server: push throughput per storage, live-pull wake-up, waiting pulls.
+async fn server_part(
+    bins: &Binaries,
+    dir: &std::path::Path,
+    report: &mut report::Report,
+) -> Result<(), Error> {
+    use server_bench::{BATCH, DEVICES, DEVICES_PER_USER};
+    // The issue fixes this window: 10 s per configuration.
+    let window = Duration::from_secs(10);
+    let r = server_bench::run(bins, dir, window).await?;
+    let setup = format!(
+        "{DEVICES} devices ({} users), batches of {BATCH}, {} s",
+        DEVICES / DEVICES_PER_USER,
+        window.as_secs()
+    );
+    if let Some(raw) = r.pg_raw {
+        report.limit(
+            &format!("PostgreSQL raw insert, {DEVICES} connections, {BATCH} rows a transaction"),
+            format!("{raw:.0} rows/s"),
+        );
+    }
+    let ratio = |rate: f64| {
+        r.pg_raw.map_or_else(String::new, |raw| {
+            format!("{:.2} x raw PostgreSQL", rate / raw)
+        })
+    };
+    report.result(
+        &format!("push, SQLite, 1 process ({setup})"),
+        format!("{:.0} ops/s", r.sqlite_1),
+        ratio(r.sqlite_1),
+        "",
+    );
+    if let Some(rate) = r.pg_1 {
+        report.result(
+            &format!("push, PostgreSQL, 1 process ({setup})"),
+            format!("{rate:.0} ops/s"),
+            ratio(rate),
+            "",
+        );
+    }
+    if let Some(rate) = r.pg_2 {
+        report.result(
+            &format!("push, PostgreSQL, 2 processes ({setup})"),
+            format!("{rate:.0} ops/s"),
+            ratio(rate),
+            "≥ 0.5 x raw PostgreSQL",
+        );
+    }
+    if let Some((p50, p95)) = r.wakeup {
+        report.result(
+            "live pull wake-up across processes (push via A -> pull on B answers), p50 / p95",
+            format!(
+                "{:.1} / {:.1} ms",
+                p50.as_secs_f64() * 1e3,
+                p95.as_secs_f64() * 1e3
+            ),
+            "200 rounds, PostgreSQL LISTEN/NOTIFY".into(),
+            "p95 ≤ 100 ms",
+        );
+    }
+    Ok(())
 }

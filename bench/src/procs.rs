@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tasksync_proto::Client;
 
-pub type Error = Box<dyn std::error::Error>;
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Where the binaries are: next to this program unless told otherwise.
 #[derive(Debug, Clone)]
@@ -91,13 +91,26 @@ impl ServerProc {
         name: &str,
         listen: &str,
     ) -> Result<ServerProc, Error> {
+        let db = dir.join(name).join("server.db");
+        let db = db.to_string_lossy().into_owned();
+        ServerProc::start_with(bins, dir, name, listen, &["--db", &db])
+    }
+
+    /// Starts tasksync-server on `listen` with the storage `args` (`--db PATH` or
+    /// `--database-url URL`), its files in `dir/name`.
+    pub fn start_with(
+        bins: &Binaries,
+        dir: &Path,
+        name: &str,
+        listen: &str,
+        args: &[&str],
+    ) -> Result<ServerProc, Error> {
         let home = dir.join(name);
         std::fs::create_dir_all(&home)?;
         let mut child = Command::new(&bins.server)
             .arg("--listen")
             .arg(listen)
-            .arg("--db")
-            .arg(home.join("server.db"))
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
