@@ -260,19 +260,24 @@ pub async fn wakeup_latency(
     let mut push_conn = Conn::open(pusher).await?;
     let mut pull_conn = Conn::open(waiter).await?;
     let device = Uuid::now_v7();
-    let (_, first) = pull_conn
-        .send(
-            "GET",
-            "/api/changes?limit=5000",
-            Some(token),
-            &[],
-            Vec::new(),
-        )
-        .await?;
-    let mut cursor = serde_json::from_slice::<serde_json::Value>(&first)?["cursor"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
+    // Start from the end of the user's changes.
+    let mut cursor = String::new();
+    loop {
+        let (_, page) = pull_conn
+            .send(
+                "GET",
+                &format!("/api/changes?since={cursor}&limit=5000"),
+                Some(token),
+                &[],
+                Vec::new(),
+            )
+            .await?;
+        let page: serde_json::Value = serde_json::from_slice(&page)?;
+        cursor = page["cursor"].as_str().unwrap_or("").to_string();
+        if page["has_more"] != true {
+            break;
+        }
+    }
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let path = format!("/api/changes?since={cursor}&wait=30");

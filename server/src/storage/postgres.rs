@@ -13,8 +13,9 @@
 //! late commit. Serialization failures and deadlocks are retried; a lost connection or a full
 //! disk is [`StorageError::Unavailable`] (503).
 //!
-//! Live pulls across processes: a committing batch calls `pg_notify('tasksync_changes',
-//! user_id)` inside its transaction (delivered at commit); each process keeps one `LISTEN`
+//! Live pulls across processes: right after a batch commits, its process sends
+//! `pg_notify('tasksync_changes', user_id)` (outside the batch's transaction, so commits do
+//! not queue on PostgreSQL's notify lock); each process keeps one `LISTEN`
 //! connection and wakes the user's waiting pulls. When that connection is lost, every waiting
 //! pull is woken to read again, so nothing missed meanwhile waits for long.
 
@@ -216,10 +217,6 @@ impl Postgres {
         let lock = tx
             .prepare_cached("SELECT change_seq FROM users WHERE id = $1 FOR UPDATE")
             .await?;
-        let Some(row) = tx.query_opt(&lock, &[&user]).await? else {
-            return Err(Failure::Storage(StorageError::NoSuchUser));
-        };
-        let counter: i64 = row.get(0);
         let op_ids: Vec<Uuid> = batch.items.iter().map(|i| i.id).collect();
         let task_ids: Vec<Uuid> = batch.items.iter().map(|i| i.task_id).collect();
         let ops_stmt = tx
@@ -233,13 +230,21 @@ impl Postgres {
                 "SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = $1 AND id = ANY($2)"
             ))
             .await?;
-        // Both reads in one round trip.
+        // The lock and both reads in one round trip. PostgreSQL runs pipelined statements in
+        // order, and under READ COMMITTED each takes its snapshot when it starts, so the reads
+        // see everything committed by the batch that held the lock before us.
+        let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&user];
         let ops_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&user, &op_ids];
         let tasks_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&user, &task_ids];
-        let (op_rows, task_rows) = tokio::try_join!(
+        let (locked, op_rows, task_rows) = tokio::try_join!(
+            tx.query_opt(&lock, &lock_params),
             tx.query(&ops_stmt, &ops_params),
             tx.query(&tasks_stmt, &tasks_params),
         )?;
+        let Some(row) = locked else {
+            return Err(Failure::Storage(StorageError::NoSuchUser));
+        };
+        let counter: i64 = row.get(0);
         let mut recorded: HashMap<Uuid, RecordedAnswer> = HashMap::new();
         for row in &op_rows {
             let op_id: Uuid = row.get(0);
@@ -318,12 +323,20 @@ impl Postgres {
         let bump = async {
             if changed {
                 tx.execute(&counter_stmt, &[&user, &new_counter]).await?;
-                tx.query(&notify_stmt, &[&CHANNEL, &payload]).await?;
             }
             Ok(())
         };
         tokio::try_join!(save, record, bump)?;
         tx.commit().await?;
+        if changed {
+            // After the commit, in a transaction of its own: a NOTIFY inside the batch's
+            // transaction would hold PostgreSQL's database-wide notify lock across the commit's
+            // WAL flush and serialize every batch of every user. Lost only if this process
+            // dies right here; waiting pulls elsewhere then answer at their `wait`.
+            if let Err(error) = client.execute(&notify_stmt, &[&CHANNEL, &payload]).await {
+                tracing::warn!("NOTIFY after a batch failed: {error}");
+            }
+        }
         Ok(BatchOutcome {
             changed,
             response: BatchResponse {
