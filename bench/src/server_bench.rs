@@ -183,15 +183,7 @@ pub async fn push_rate(
             Ok::<(), Error>(())
         }));
     }
-    let start = Instant::now();
-    tokio::time::sleep(window).await;
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = start.elapsed();
-    let ops = done.load(Ordering::Relaxed);
-    for worker in workers {
-        worker.await??;
-    }
-    Ok(ops as f64 / elapsed.as_secs_f64())
+    finish(window, &stop, &done, workers).await
 }
 
 /// Rows per second PostgreSQL takes when `DEVICES` connections insert the same task rows
@@ -238,15 +230,25 @@ pub async fn raw_pg_rate(url: &str, window: Duration) -> Result<f64, Error> {
             Ok::<(), Error>(())
         }));
     }
+    finish(window, &stop, &done, workers).await
+}
+
+/// Lets `workers` run for `window`, stops them, and returns the rate of `done` per second.
+async fn finish(
+    window: Duration,
+    stop: &AtomicBool,
+    done: &AtomicU64,
+    workers: Vec<tokio::task::JoinHandle<Result<(), Error>>>,
+) -> Result<f64, Error> {
     let start = Instant::now();
     tokio::time::sleep(window).await;
     stop.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed();
-    let rows = done.load(Ordering::Relaxed);
+    let count = done.load(Ordering::Relaxed);
     for worker in workers {
         worker.await??;
     }
-    Ok(rows as f64 / elapsed.as_secs_f64())
+    Ok(count as f64 / elapsed.as_secs_f64())
 }
 
 /// Live-pull wake-up across processes: a pull waits on `waiter`, one item is pushed through

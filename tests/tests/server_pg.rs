@@ -240,6 +240,9 @@ fn a_rotated_or_removed_users_token_gets_401_at_once() {
     add(&daemon, "after rotation");
     let run = daemon.ctl(&["--json", "sync"]);
     assert_ne!(run.code(), 0, "a refused token is not a successful sync");
+    wait_until("the daemon to show the refused token", || {
+        daemon.ctl(&["--json", "status"]).json()["state"] == "unauthorized"
+    });
     assert_eq!(daemon.ctl(&["--json", "status"]).json()["pending"], 1);
 
     let (code, _, stderr) = server_cli(&[&["user", "remove", "dana"][..], &storage].concat());
@@ -341,4 +344,42 @@ fn an_unreachable_database_answers_503_with_retry_after_and_health_says_so() {
         body,
     );
     assert_eq!(push.status, 503, "{}", String::from_utf8_lossy(&push.body));
+}
+
+#[test]
+fn a_change_reaches_a_device_on_another_server_process_live() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let one = Server::start_pg(&subdir(&dir, "s1"), &db.url, "127.0.0.1:0", &[]);
+    let two = Server::start_pg(&subdir(&dir, "s2"), &db.url, "127.0.0.1:0", &[]);
+    // No periodic pull within the test's deadline: only the live pull can bring the change.
+    let slow_pulls = ["--pull-interval-ms", "600000"];
+    let laptop = Daemon::start_opts(
+        &subdir(&dir, "laptop"),
+        &[&["--server", &one.url()][..], &slow_pulls].concat(),
+        &[],
+    );
+    let phone = Daemon::start_opts(
+        &subdir(&dir, "phone"),
+        &[&["--server", &two.url()][..], &slow_pulls].concat(),
+        &[],
+    );
+    wait_until("both daemons online", || {
+        [&laptop, &phone]
+            .iter()
+            .all(|d| d.ctl(&["--json", "status"]).json()["state"] == "online")
+    });
+    let id = add(&laptop, "pushed through process one");
+    wait_until("the phone to receive it through process two", || {
+        local_tasks(&phone).iter().any(|t| t["id"] == id.as_str())
+    });
+    let edit = laptop.ctl(&["edit", &id, "--title", "edited live"]);
+    assert_eq!(edit.code(), 0, "{}", edit.stderr());
+    wait_until("the phone to receive the edit", || {
+        local_tasks(&phone)
+            .iter()
+            .any(|t| t["id"] == id.as_str() && t["title"] == "edited live")
+    });
 }
