@@ -72,6 +72,16 @@ fn engine(device: &Device, settings: SyncSettings) -> (SyncHandle, ShutdownTrigg
     (handle, trigger)
 }
 
+/// An engine for `device` with [`settings`], once it is online.
+async fn online_engine(device: &Device) -> (SyncHandle, ShutdownTrigger) {
+    let (sync, stop) = engine(device, settings());
+    until("online", Duration::from_secs(5), || {
+        sync.connectivity().state == "online"
+    })
+    .await;
+    (sync, stop)
+}
+
 async fn push(device: &Device) {
     let transport: Arc<dyn Transport> = device.link.clone();
     let outcome = Round {
@@ -99,11 +109,7 @@ async fn until(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) 
 async fn a_change_reaches_an_online_device_through_the_live_pull() {
     let server = FakeServer::new(system_clock());
     let (a, b) = (device(&server), device(&server));
-    let (sync, _stop) = engine(&b, settings());
-    until("b online", Duration::from_secs(5), || {
-        sync.connectivity().state == "online"
-    })
-    .await;
+    let (sync, _stop) = online_engine(&b).await;
     let mut events = b.store.events().subscribe();
     let task = a.store.create(new("from a")).await.unwrap();
     let pushed = Instant::now();
@@ -133,11 +139,7 @@ async fn a_server_that_does_not_hold_live_pulls_is_not_hammered() {
     let server = FakeServer::new(system_clock());
     let b = device(&server);
     b.link.set_fault(Fault::NoWait);
-    let (sync, _stop) = engine(&b, settings());
-    until("online", Duration::from_secs(5), || {
-        sync.connectivity().state == "online"
-    })
-    .await;
+    let (sync, _stop) = online_engine(&b).await;
     let before = b.link.pulls();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pulls = b.link.pulls() - before;
@@ -155,11 +157,7 @@ async fn a_server_that_does_not_hold_live_pulls_is_not_hammered() {
 async fn a_server_that_lies_to_live_pulls_is_not_hammered_and_pushes_go_on() {
     let server = FakeServer::new(system_clock());
     let b = device(&server);
-    let (sync, _stop) = engine(&b, settings());
-    until("online", Duration::from_secs(5), || {
-        sync.connectivity().state == "online"
-    })
-    .await;
+    let (sync, _stop) = online_engine(&b).await;
     b.link.set_fault(Fault::Lie);
     let before = b.link.pulls();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -177,11 +175,7 @@ async fn a_server_that_lies_to_live_pulls_is_not_hammered_and_pushes_go_on() {
 async fn a_busy_server_costs_no_attempt_and_the_queue_waits() {
     let server = FakeServer::new(system_clock());
     let b = device(&server);
-    let (sync, _stop) = engine(&b, settings());
-    until("online", Duration::from_secs(5), || {
-        sync.connectivity().state == "online"
-    })
-    .await;
+    let (sync, _stop) = online_engine(&b).await;
     b.link.set_fault(Fault::Busy);
     for i in 0..3 {
         b.store.create(new(&format!("task {i}"))).await.unwrap();
@@ -237,11 +231,7 @@ async fn a_refused_token_shows_as_unauthorized_until_it_works() {
 async fn a_broken_live_pull_takes_the_device_offline_at_once() {
     let server = FakeServer::new(system_clock());
     let b = device(&server);
-    let (sync, _stop) = engine(&b, settings());
-    until("online", Duration::from_secs(5), || {
-        sync.connectivity().state == "online"
-    })
-    .await;
+    let (sync, _stop) = online_engine(&b).await;
     // The live pull is waiting; the next one fails to connect.
     b.link.set_fault(Fault::Offline);
     let other = device(&server);
