@@ -109,7 +109,7 @@ async fn until(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) 
 async fn a_change_reaches_an_online_device_through_the_live_pull() {
     let server = FakeServer::new(system_clock());
     let (a, b) = (device(&server), device(&server));
-    let (sync, _stop) = online_engine(&b).await;
+    let (_sync, _stop) = online_engine(&b).await;
     let mut events = b.store.events().subscribe();
     let task = a.store.create(new("from a")).await.unwrap();
     let pushed = Instant::now();
@@ -139,7 +139,7 @@ async fn a_server_that_does_not_hold_live_pulls_is_not_hammered() {
     let server = FakeServer::new(system_clock());
     let b = device(&server);
     b.link.set_fault(Fault::NoWait);
-    let (sync, _stop) = online_engine(&b).await;
+    let (_sync, _stop) = online_engine(&b).await;
     let before = b.link.pulls();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pulls = b.link.pulls() - before;
@@ -157,7 +157,7 @@ async fn a_server_that_does_not_hold_live_pulls_is_not_hammered() {
 async fn a_server_that_lies_to_live_pulls_is_not_hammered_and_pushes_go_on() {
     let server = FakeServer::new(system_clock());
     let b = device(&server);
-    let (sync, _stop) = online_engine(&b).await;
+    let (_sync, _stop) = online_engine(&b).await;
     b.link.set_fault(Fault::Lie);
     let before = b.link.pulls();
     tokio::time::sleep(Duration::from_secs(2)).await;
