@@ -409,3 +409,42 @@ fn a_live_pull_that_hangs_holds_up_neither_commands_nor_flushes() {
     }
     assert_eq!(status(&daemon)["state"], "online");
 }
+
+#[test]
+fn one_invalid_pulled_task_is_skipped_and_does_not_stop_the_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = |id: &str, title: &str| {
+        json!({
+            "id": id, "title": title, "description": null, "completed": false,
+            "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z",
+            "is_deleted": false, "device_id": "01a22f00-0000-7000-8000-0000000000dd"
+        })
+    };
+    // An older server let a control character in; today's rules refuse it.
+    let bad = task("01a22f00-0000-7000-8000-000000000001", "bell\u{7}");
+    let good = task("01a22f00-0000-7000-8000-000000000002", "fine");
+    let server = Scripted::start(move |request: &tasksync_e2e::scripted::Request| {
+        match request.path.as_str() {
+            "/api/changes" => Response {
+                status: 200,
+                body: json!({"changes": [bad.clone(), good.clone()], "cursor": "2", "has_more": false}),
+            },
+            _ => accepting(|_| None)(request),
+        }
+    });
+    let daemon = device(&dir, "device", &server.url(), &["--manual-sync"]);
+    let run = daemon.ctl(&["--json", "sync"]);
+    assert_eq!(run.code(), 0, "{} {}", run.stdout(), run.stderr());
+    assert_eq!(run.json()["pulled_items"], 1);
+    assert!(task_exists(&daemon, "01a22f00-0000-7000-8000-000000000002"));
+    assert!(!task_exists(
+        &daemon,
+        "01a22f00-0000-7000-8000-000000000001"
+    ));
+    // The next pull starts after the page: nothing is stuck.
+    assert_eq!(daemon.ctl(&["sync"]).code(), 0);
+}
+
+fn task_exists(daemon: &Daemon, id: &str) -> bool {
+    task(daemon, id).is_some()
+}

@@ -534,7 +534,8 @@ impl Engine {
         if live.pulls != self.pulls {
             return; // a round pulled meanwhile; the next live pull starts from its cursor
         }
-        let answer = answer.and_then(|page| check_changes(&live.since, &page).map(|()| page));
+        let answer =
+            answer.and_then(|mut page| check_changes(&live.since, &mut page).map(|()| page));
         match answer {
             Ok(page) => {
                 let quick = page.changes.is_empty() && live.started.elapsed() < LIVE_TOO_QUICK;

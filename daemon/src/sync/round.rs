@@ -286,8 +286,8 @@ impl Round<'_> {
             });
             let transport = self.transport.clone();
             let answer = tokio::spawn(async move {
-                let response = transport.push(&request).await?;
-                check_batch_answer(&request, &response)?;
+                let mut response = transport.push(&request).await?;
+                check_batch_answer(&request, &mut response)?;
                 Ok(response)
             });
             return Ok(Some(Flight { items, answer }));
@@ -467,8 +467,8 @@ impl Round<'_> {
         let mut cursor = read_cursor(self.store, self.transport.base())?;
         let mut pulled = 0;
         loop {
-            let page = self.transport.changes(&cursor, PULL_PAGE, None).await?;
-            check_changes(&cursor, &page)?;
+            let mut page = self.transport.changes(&cursor, PULL_PAGE, None).await?;
+            check_changes(&cursor, &mut page)?;
             cursor = page.cursor.clone();
             let has_more = page.has_more;
             pulled += store_page(self.store, self.transport.base(), page).await?;

@@ -66,10 +66,12 @@ impl Transport for SyncClient {
 }
 
 /// Checks that a batch answer matches the request item for item, and that every conflict
-/// carries a valid merged task of the right task.
+/// carries a merged task of the right task. A merged task that fails today's validation (text
+/// an older version let in) is dropped with a warning: the operation still counts as accepted,
+/// and the local version stays, rather than failing the batch again and again.
 pub(crate) fn check_batch_answer(
     batch: &BatchRequest,
-    response: &BatchResponse,
+    response: &mut BatchResponse,
 ) -> Result<(), SyncError> {
     if response.processed_items.len() != batch.items.len() {
         return Err(SyncError::BadAnswer(format!(
@@ -78,7 +80,7 @@ pub(crate) fn check_batch_answer(
             batch.items.len()
         )));
     }
-    for (item, processed) in batch.items.iter().zip(&response.processed_items) {
+    for (item, processed) in batch.items.iter().zip(&mut response.processed_items) {
         if processed.client_id != item.id {
             return Err(SyncError::BadAnswer(format!(
                 "answer for {} where {} was expected",
@@ -95,22 +97,29 @@ pub(crate) fn check_batch_answer(
                     item.id
                 )));
             }
-            resolved.validate().map_err(|e| {
-                SyncError::BadAnswer(format!("resolved_data for {} is invalid: {e}", item.id))
-            })?;
+            if let Err(e) = resolved.validate() {
+                tracing::warn!(
+                    "the server's merged version of task {} is invalid ({e}); keeping the local version",
+                    item.task_id
+                );
+                processed.resolved_data = None;
+            }
         }
     }
     Ok(())
 }
 
-/// Checks that every pulled task is valid, and that the page does not claim more to come
-/// from a cursor that did not move (which would make the puller loop).
-pub(crate) fn check_changes(since: &str, page: &ChangesResponse) -> Result<(), SyncError> {
-    for task in &page.changes {
-        task.validate().map_err(|e| {
-            SyncError::BadAnswer(format!("pulled task {} is invalid: {e}", task.id))
-        })?;
-    }
+/// Checks that the page does not claim more to come from a cursor that did not move (which
+/// would make the puller loop), and leaves out pulled tasks that fail validation (text an
+/// older version let in), each with a warning: one bad task must not stop every later pull.
+pub(crate) fn check_changes(since: &str, page: &mut ChangesResponse) -> Result<(), SyncError> {
+    page.changes.retain(|task| match task.validate() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("skipping pulled task {}: {e}", task.id);
+            false
+        }
+    });
     if page.has_more && page.cursor == since {
         return Err(SyncError::BadAnswer(
             "has_more with a cursor that did not move".into(),
