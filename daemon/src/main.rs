@@ -9,9 +9,10 @@ use tasksyncd::app::App;
 use tasksyncd::config::{Loader, Settings};
 use tasksyncd::http::HttpApi;
 use tasksyncd::ipc;
+use tasksyncd::ipc::endpoint::Endpoint;
 use tasksyncd::service::lock::{lock_path_for, InstanceLock};
+use tasksyncd::service::notify;
 use tasksyncd::service::shutdown::{self, Signal, Signals};
-use tasksyncd::service::{activation, notify};
 use tasksyncd::store::Store;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -93,16 +94,7 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
     create_private_dir(&db)?;
     create_private_file(&db)?;
     let _db_lock = InstanceLock::acquire(&lock_path_for(&db), &holder)?;
-    let inherited = activation::inherited_listener()?;
-    let _socket_lock = match inherited {
-        Some(_) => None,
-        None => {
-            ipc::socket::prepare_dir(&socket)?;
-            let lock = InstanceLock::acquire(&lock_path_for(&socket), &holder)?;
-            ipc::socket::remove_stale(&socket)?;
-            Some(lock)
-        }
-    };
+    let mut endpoint = Endpoint::claim(&socket, &holder)?;
 
     let store = Arc::new(Store::open(&db)?);
     let (trigger, stop) = shutdown::channel();
@@ -113,14 +105,11 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
         Some(http) => Some(HttpApi::start(http).await?),
         None => None,
     };
-    let (listener, served) = match inherited {
-        Some((listener, path)) => {
-            let name = path.map_or("an unnamed socket".to_string(), |p| p.display().to_string());
-            tracing::info!("serving the socket passed by the service manager: {name}");
-            (listener, name)
-        }
-        None => (ipc::socket::bind(&socket)?, socket.display().to_string()),
-    };
+    let listener = endpoint.listen()?;
+    if let Some(name) = endpoint.inherited() {
+        tracing::info!("serving the socket passed by the service manager: {name}");
+    }
+    let served = endpoint.name();
     tracing::info!(
         "tasksyncd {} serving {served} (database {})",
         env!("CARGO_PKG_VERSION"),

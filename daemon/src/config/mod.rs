@@ -603,11 +603,24 @@ impl Settings {
     }
 }
 
-/// `$XDG_CONFIG_HOME/tasksync/config.toml`, else `~/.config/tasksync/config.toml`.
+/// `$XDG_CONFIG_HOME/tasksync/config.toml`, else `~/.config/tasksync/config.toml`
+/// (Windows: `%APPDATA%\tasksync\config.toml`).
 fn default_config_path() -> Option<PathBuf> {
     config_home().map(|dir| dir.join("tasksync").join("config.toml"))
 }
 
+/// `$XDG_DATA_HOME/tasksync/tasks.db`, else `~/.local/share/tasksync/tasks.db` (Windows:
+/// `%LOCALAPPDATA%\tasksync\tasks.db`), else `./tasks.db` when no home is known.
+fn default_db_path() -> PathBuf {
+    match data_home() {
+        Some(dir) => dir.join("tasksync").join("tasks.db"),
+        None => PathBuf::from("tasks.db"),
+    }
+}
+
+/// Where per-user config lives: the XDG folders on Unix; on Windows the roaming
+/// `%APPDATA%` (FOLDERID_RoamingAppData, through the `dirs` crate).
+#[cfg(unix)]
 fn config_home() -> Option<PathBuf> {
     std::env::var_os("XDG_CONFIG_HOME")
         .filter(|d| !d.is_empty())
@@ -619,21 +632,28 @@ fn config_home() -> Option<PathBuf> {
         })
 }
 
-/// `$XDG_DATA_HOME/tasksync/tasks.db`, else `~/.local/share/tasksync/tasks.db`, else
-/// `./tasks.db` when no home is known.
-fn default_db_path() -> PathBuf {
-    let data_home = std::env::var_os("XDG_DATA_HOME")
+#[cfg(windows)]
+fn config_home() -> Option<PathBuf> {
+    dirs::config_dir()
+}
+
+/// Where per-user data lives: `$XDG_DATA_HOME`, else `~/.local/share`; on Windows the local
+/// (not roaming: the database is this machine's) `%LOCALAPPDATA%` (FOLDERID_LocalAppData).
+#[cfg(unix)]
+fn data_home() -> Option<PathBuf> {
+    std::env::var_os("XDG_DATA_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME")
                 .filter(|h| !h.is_empty())
                 .map(|h| PathBuf::from(h).join(".local/share"))
-        });
-    match data_home {
-        Some(dir) => dir.join("tasksync").join("tasks.db"),
-        None => PathBuf::from("tasks.db"),
-    }
+        })
+}
+
+#[cfg(windows)]
+fn data_home() -> Option<PathBuf> {
+    dirs::data_local_dir()
 }
 
 /// `$XDG_CONFIG_HOME/tasksync/api-token`, else `~/.config/tasksync/api-token`.

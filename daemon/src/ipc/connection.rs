@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interprocess::local_socket::tokio::Stream;
-use interprocess::local_socket::traits::StreamCommon;
 use tasksync_proto::codec::{self, FrameError};
 use tasksync_proto::events::{Event, TimedEvent};
 use tasksync_proto::ipc::{
@@ -19,8 +18,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::dispatch::dispatch;
+use super::endpoint::admit;
 use super::sniff::{first_byte, Dialect};
-use super::socket::{own_uid, peer_allowed};
 use crate::app::{snapshot, App};
 use crate::http::server::Api;
 use crate::service::shutdown::Shutdown;
@@ -45,15 +44,13 @@ pub(crate) async fn accept(
     slot: Slot,
     shutdown: Shutdown,
 ) {
-    let peer = stream.peer_creds().ok().and_then(|creds| creds.euid());
-    let allowed = peer_allowed(peer, own_uid());
-    if !allowed {
-        let who = peer.map_or("an unknown uid".to_string(), |uid| format!("uid {uid}"));
-        tracing::warn!(
-            "refused a connection from {who}: only uid {} (this daemon's user) and root may connect",
-            own_uid()
-        );
-    }
+    let allowed = match admit(&stream) {
+        Ok(()) => true,
+        Err(who) => {
+            tracing::warn!("refused a connection from {who}");
+            false
+        }
+    };
     serve_dialect(stream, allowed, app, http, slot, shutdown).await;
 }
 

@@ -1,4 +1,4 @@
-//! The socket file and who may use it.
+//! The Unix socket file and who may use it (the module exists on Unix only).
 //!
 //! The socket lives in a folder only its owner can write to (created 0700 if missing; an
 //! existing folder writable by others is refused, since anyone who can write there could
@@ -36,7 +36,6 @@ pub enum SocketError {
 }
 
 /// The effective uid of this process.
-#[cfg(unix)]
 pub fn own_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
@@ -48,7 +47,6 @@ pub fn peer_allowed(peer: Option<u32>, own: u32) -> bool {
 }
 
 /// Makes sure the socket's folder exists and is private to us.
-#[cfg(unix)]
 pub fn prepare_dir(socket: &Path) -> Result<(), SocketError> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let dir = socket
@@ -91,7 +89,6 @@ pub fn prepare_dir(socket: &Path) -> Result<(), SocketError> {
 
 /// Removes a socket file left behind by a daemon that died. Call only while holding the
 /// socket's instance lock: then nothing else can be serving it.
-#[cfg(unix)]
 pub fn remove_stale(socket: &Path) -> Result<(), SocketError> {
     use std::os::unix::fs::FileTypeExt;
     match std::fs::symlink_metadata(socket) {
@@ -115,7 +112,6 @@ pub fn remove_stale(socket: &Path) -> Result<(), SocketError> {
 }
 
 /// Binds the listener with mode 0600. The socket file is removed when the listener drops.
-#[cfg(unix)]
 pub fn bind(socket: &Path) -> Result<Listener, SocketError> {
     use interprocess::os::unix::local_socket::ListenerOptionsExt;
     let bind_error = |source| SocketError::Bind {

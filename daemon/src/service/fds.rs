@@ -6,6 +6,7 @@
 //! clients would be locked out. The soft limit is raised towards the hard one at startup.
 
 /// Open files wanted: both connection caps, plus the database, the listeners and some slack.
+#[cfg(unix)]
 const WANTED: u64 = 4096;
 
 /// Raises the soft limit on open files to [`WANTED`] (or the hard limit, if lower).
@@ -36,6 +37,10 @@ pub fn raise_limit() {
         );
     }
 }
+
+/// Windows has no soft limit on handles to raise.
+#[cfg(not(unix))]
+pub fn raise_limit() {}
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
-//! Signals: SIGTERM and SIGINT (Ctrl-C on Windows) stop the daemon, SIGHUP reloads its
-//! config file; and the one shutdown signal every part of the daemon awaits. tokio's signal
-//! handling is built on signal-hook-registry.
+//! Signals: SIGTERM and SIGINT stop the daemon, SIGHUP reloads its config file (on Windows:
+//! Ctrl-C, Ctrl-Break, closing the console, logoff and shutdown stop it); and the one
+//! shutdown signal every part of the daemon awaits. tokio's Unix signal handling is built on
+//! signal-hook-registry.
 
 use tokio::sync::watch;
 
@@ -37,9 +38,10 @@ impl Shutdown {
 /// What a signal asks of the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
-    /// SIGTERM or SIGINT (Ctrl-C elsewhere): stop.
+    /// SIGTERM or SIGINT; on Windows Ctrl-C, Ctrl-Break, closing the console, logoff or
+    /// system shutdown: stop.
     Stop(&'static str),
-    /// SIGHUP: re-read the config file.
+    /// SIGHUP: re-read the config file (Unix only).
     Reload,
 }
 
@@ -51,6 +53,8 @@ pub struct Signals {
     int: tokio::signal::unix::Signal,
     #[cfg(unix)]
     hup: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    console: tokio::sync::mpsc::UnboundedReceiver<&'static str>,
 }
 
 impl Signals {
@@ -64,8 +68,10 @@ impl Signals {
                 hup: signal(SignalKind::hangup())?,
             })
         }
-        #[cfg(not(unix))]
-        Ok(Signals {})
+        #[cfg(windows)]
+        Ok(Signals {
+            console: console::register()?,
+        })
     }
 
     /// Waits for the next signal.
@@ -78,10 +84,69 @@ impl Signals {
                 _ = self.hup.recv() => Ok(Signal::Reload),
             }
         }
-        #[cfg(not(unix))]
-        {
-            tokio::signal::ctrl_c().await?;
-            Ok(Signal::Stop("Ctrl-C"))
+        #[cfg(windows)]
+        match self.console.recv().await {
+            Some(event) => Ok(Signal::Stop(event)),
+            None => Err(std::io::Error::other("the console control handler is gone")),
         }
+    }
+}
+
+/// Console control events on Windows. tokio's own handlers return at once, and for closing
+/// the console, logoff and shutdown Windows ends the process the moment the handler returns,
+/// before any cleanup ran. This handler instead holds that event until the daemon's orderly
+/// shutdown has finished and `main` returns (Windows gives it about 5 seconds).
+#[cfg(windows)]
+mod console {
+    use std::io;
+    use std::sync::OnceLock;
+
+    use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+    use windows_sys::core::BOOL;
+    use windows_sys::Win32::Foundation::{FALSE, TRUE};
+    use windows_sys::Win32::System::Console::{
+        SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_CLOSE_EVENT, CTRL_C_EVENT, CTRL_LOGOFF_EVENT,
+        CTRL_SHUTDOWN_EVENT,
+    };
+
+    static EVENTS: OnceLock<UnboundedSender<&'static str>> = OnceLock::new();
+
+    /// Runs on a thread Windows creates for each event.
+    extern "system" fn handler(event: u32) -> BOOL {
+        let name = match event {
+            CTRL_C_EVENT => "Ctrl-C",
+            CTRL_BREAK_EVENT => "Ctrl-Break",
+            CTRL_CLOSE_EVENT => "console close",
+            CTRL_LOGOFF_EVENT => "logoff",
+            CTRL_SHUTDOWN_EVENT => "system shutdown",
+            _ => return FALSE,
+        };
+        match EVENTS.get() {
+            Some(events) if events.send(name).is_ok() => {}
+            _ => return FALSE,
+        }
+        if matches!(
+            event,
+            CTRL_CLOSE_EVENT | CTRL_LOGOFF_EVENT | CTRL_SHUTDOWN_EVENT
+        ) {
+            // Returning would end the process now; the process ends when `main` returns.
+            loop {
+                std::thread::park();
+            }
+        }
+        TRUE
+    }
+
+    pub(super) fn register() -> io::Result<UnboundedReceiver<&'static str>> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        EVENTS
+            .set(sender)
+            .map_err(|_| io::Error::other("console control handler registered twice"))?;
+        // SAFETY: `handler` is a plain function, valid for the life of the process, with the
+        // signature HandlerRoutine requires; the call has no other preconditions.
+        if unsafe { SetConsoleCtrlHandler(Some(handler), TRUE) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(receiver)
     }
 }

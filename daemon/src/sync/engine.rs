@@ -31,8 +31,7 @@ use super::round::{read_cursor, store_page, Mode, Outcome, Round, PULL_PAGE};
 use super::settings::SyncSettings;
 use super::transport::{check_changes, Transport};
 use crate::connectivity::monitor::State;
-use crate::connectivity::netlink::NetworkChanges;
-use crate::connectivity::Monitor;
+use crate::connectivity::{Monitor, NetworkChanges};
 use crate::service::shutdown::Shutdown;
 use crate::store::Store;
 
