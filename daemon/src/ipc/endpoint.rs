@@ -4,7 +4,8 @@
 //! - Unix: the socket from systemd's socket activation, or our own socket in a private
 //!   folder, guarded by a lock file next to it (see [`super::socket`]).
 //! - Windows: the named pipe, created for the current user only (see [`super::pipe`]). The
-//!   pipe itself is the guard: only its first instance may be created.
+//!   pipe itself is the guard: claiming checks that nobody serves the name, and only the
+//!   first instance of a pipe may be created. The pipe is created just before it is served.
 
 use std::path::{Path, PathBuf};
 
@@ -54,9 +55,10 @@ impl Endpoint {
         #[cfg(windows)]
         {
             let _ = holder;
+            super::pipe::ensure_free(path)?;
             Ok(Endpoint {
                 path: path.to_path_buf(),
-                listener: Some(super::pipe::bind(path)?),
+                listener: None,
                 inherited: false,
             })
         }
@@ -83,7 +85,7 @@ impl Endpoint {
         #[cfg(unix)]
         return Ok(super::socket::bind(&self.path)?);
         #[cfg(windows)]
-        Err(format!("{} is already being served", self.path.display()).into())
+        Ok(super::pipe::bind(&self.path)?)
     }
 }
 

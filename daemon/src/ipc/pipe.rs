@@ -41,9 +41,7 @@ pub fn bind(path: &Path) -> Result<Listener, PipeError> {
             path: path.to_path_buf(),
             source,
         })?;
-    if someone_serves(path) {
-        return Err(PipeError::InUse(path.to_path_buf()));
-    }
+    ensure_free(path)?;
     let sddl = user_only_sddl().map_err(PipeError::Security)?;
     let sddl = U16CString::from_str(&sddl)
         .map_err(|e| PipeError::Security(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
@@ -61,6 +59,14 @@ pub fn bind(path: &Path) -> Result<Listener, PipeError> {
                 source,
             },
         })
+}
+
+/// Refuses a pipe name someone already serves.
+pub fn ensure_free(path: &Path) -> Result<(), PipeError> {
+    match someone_serves(path) {
+        true => Err(PipeError::InUse(path.to_path_buf())),
+        false => Ok(()),
+    }
 }
 
 /// Whether a pipe of that name exists: it opens, or is busy, or belongs to someone else.
