@@ -59,7 +59,7 @@ impl Endpoint {
             Ok(Endpoint {
                 path: path.to_path_buf(),
                 listener: None,
-                inherited: false,
+                inherited: None,
             })
         }
     }
