@@ -70,11 +70,12 @@ export WINEPREFIX=$work/wineprefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,msht
 rm -rf "$WINEPREFIX"
 say "creating the Wine prefix"
 "$wine" wineboot -i >/dev/null 2>&1 || die "wineboot failed"
+/usr/lib/wine/wineserver -w    # the smoke test starts a wineserver of its own
 x86_64-w64-mingw32-gcc -O2 -shared -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
     "$here/processprng.c" -ladvapi32
 x86_64-w64-mingw32-gcc -O2 -o "$work/pipecat.exe" "$here/pipecat.c"
 
 say "smoke test under Wine"
-WINE="$wine" BIN="$bin" PIPECAT="$work/pipecat.exe" SERVER="$root/target/debug/tasksync-server" \
+WINE="$wine" WINESERVER=/usr/lib/wine/wineserver BIN="$bin" PIPECAT="$work/pipecat.exe" SERVER="$root/target/debug/tasksync-server" \
     python3 "$here/smoke.py"
 say "done in $((SECONDS - started)) s"
