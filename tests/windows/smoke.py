@@ -6,6 +6,7 @@ taskctl.exe), PIPECAT (a raw pipe client) and SERVER (the Linux tasksync-server)
 fresh WINEPREFIX. Every wait has a deadline; any failure exits 1 with the daemon's log.
 """
 
+import getpass
 import json
 import os
 import selectors
@@ -22,7 +23,8 @@ PIPECAT = os.environ["PIPECAT"]
 SERVER = os.environ["SERVER"]
 WINESERVER = os.environ.get("WINESERVER", "/usr/lib/wine/wineserver")
 TOKEN = "windows-smoke-test-token-0123456789"
-USER = os.environ.get("USER") or os.environ.get("LOGNAME") or "root"
+# Wine names the Windows user after the Unix one.
+USER = getpass.getuser()
 PIPE = rf"\\.\pipe\tasksyncd-{USER}"
 
 work = tempfile.mkdtemp(prefix="tasksync-windows-")
