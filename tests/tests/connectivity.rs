@@ -75,10 +75,9 @@ fn offline_work_reaches_the_server_when_it_comes_back_without_any_command() {
         .find(|e| e["event"] == "snapshot")
         .unwrap();
     assert_eq!(snapshot["connectivity"]["state"], "offline");
-    assert!(
-        watch.events("task_changed") >= 500,
-        "local changes are streamed"
-    );
+    wait_until("every local change to be streamed", || {
+        watch.events("task_changed") >= 500
+    });
 
     let server = Server::start_at(&subdir(&dir, "server"), &address, &[]);
     wait_until("all 500 tasks to reach the server unasked", || {

@@ -317,7 +317,10 @@ fn a_socket_passed_by_the_service_manager_is_served() {
         .stderr(log)
         .spawn()
         .unwrap();
-    wait_until("the service manager to listen", || socket.exists());
+    // The socket file appears at bind(), a moment before listen(): wait until it accepts.
+    wait_until("the service manager to listen", || {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    });
     // The first connection, in HTTP as an app would make it, starts the daemon, which takes
     // over the listening socket.
     let listed = tasksync_e2e::http::unix_get(&socket, "/api/tasks");
