@@ -32,7 +32,6 @@ pub fn system_clock() -> WallClock {
 #[error("the task clock stands at {0}, the last representable instant, and cannot issue a later updated_at; nothing was written")]
 pub struct ClockExhausted(pub Timestamp);
 
-#[derive(Clone)]
 pub struct HybridClock {
     last: Timestamp,
     wall: WallClock,

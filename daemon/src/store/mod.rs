@@ -98,8 +98,8 @@ pub struct Store {
     path: PathBuf,
     events: Arc<Events>,
     in_flight: InFlight,
-    /// A copy of the writer's clock, for its wall-clock time only.
-    clock: HybridClock,
+    /// The wall clock the writer's hybrid clock reads.
+    wall: WallClock,
 }
 
 impl Store {
@@ -147,8 +147,8 @@ impl Store {
             .map(|_| schema::open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
         let in_flight = InFlight::default();
-        let clock = HybridClock::new(watermark, wall);
-        let (writer, handle) = writer::spawn(conn, clock.clone(), in_flight.clone())
+        let clock = HybridClock::new(watermark, wall.clone());
+        let (writer, handle) = writer::spawn(conn, clock, in_flight.clone())
             .map_err(|e| StoreError::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             writer,
@@ -158,13 +158,13 @@ impl Store {
             path: path.to_path_buf(),
             events,
             in_flight,
-            clock,
+            wall,
         })
     }
 
     /// The wall-clock time, as this store's clock reads it.
     pub fn now(&self) -> Timestamp {
-        self.clock.now()
+        (self.wall)()
     }
 
     /// Where this store reports its changes.
