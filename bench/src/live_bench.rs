@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::time::{Duration, Instant};
+use tasksync_proto::events::Connectivity;
 
 use tasksync_proto::events::{ChangeOrigin, Event};
 use tasksync_proto::{NewTask, TaskPatch};
@@ -32,7 +33,7 @@ pub async fn propagation(
     let b = DaemonProc::start(bins, dir, "live-b", &args).await?;
     for daemon in [&a, &b] {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while daemon.connect().await?.status().await?.state != "online" {
+        while daemon.connect().await?.status().await?.state != Connectivity::Online {
             if Instant::now() > deadline {
                 return Err("a daemon did not come online".into());
             }

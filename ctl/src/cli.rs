@@ -212,6 +212,7 @@ pub enum Cmd {
 
 fn parse_status(text: &str) -> Result<SyncStatus, String> {
     text.parse()
+        .map_err(|e: tasksync_proto::UnknownName| e.to_string())
 }
 
 #[cfg(test)]

@@ -8,8 +8,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anstyle::{AnsiColor, Style};
-use tasksync_proto::events::{ChangeOrigin, ConnectivityState, Event, SyncProgress, TimedEvent};
-use tasksync_proto::ipc::{QueueEntry, SyncReport};
+use tasksync_proto::events::{
+    ChangeOrigin, Connectivity, ConnectivityState, Event, SyncProgress, TimedEvent,
+};
+use tasksync_proto::ipc::{Kept, QueueEntry, QueueState, SyncReport};
 use tasksync_proto::{StatusInfo, SyncStatus, Task, Timestamp};
 use uuid::Uuid;
 
@@ -180,12 +182,12 @@ impl Output {
             .last_sync_at
             .map_or("never".to_string(), |t| t.to_string());
         let connectivity = ConnectivityState {
-            state: status.state.clone(),
+            state: status.state,
             since: status.since,
             next_probe_at: status.next_probe_at,
         };
-        let last_error = match (&status.last_error, status.state.as_str()) {
-            (_, "unauthorized") => format!(
+        let last_error = match (&status.last_error, status.state) {
+            (_, Connectivity::Unauthorized) => format!(
                 "the server refuses our token: fix token / token_file and reload ({})\n",
                 escape(status.last_error.as_deref().unwrap_or("401"))
             ),
@@ -236,9 +238,11 @@ impl Output {
                 let fields: Vec<String> = conflict
                     .fields
                     .iter()
-                    .map(|f| match f.kept.as_str() {
-                        "local" => format!("{} kept this device's value", f.field),
-                        _ => format!("{} took a newer value from another device", f.field),
+                    .map(|f| match f.kept {
+                        Kept::Local => format!("{} kept this device's value", f.field),
+                        Kept::Remote => {
+                            format!("{} took a newer value from another device", f.field)
+                        }
                     })
                     .collect();
                 out.push_str(&format!(
@@ -286,19 +290,19 @@ impl Output {
         ]);
         let mut failed = 0;
         for (entry, op) in entries.iter().zip(ops) {
-            let state_style = match entry.state.as_str() {
-                "failed" => {
+            let state_style = match entry.state {
+                QueueState::Failed => {
                     failed += 1;
                     Style::new().fg_color(Some(AnsiColor::Red.into()))
                 }
-                "in-flight" => Style::new().fg_color(Some(AnsiColor::Blue.into())),
-                _ => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+                QueueState::InFlight => Style::new().fg_color(Some(AnsiColor::Blue.into())),
+                QueueState::Pending => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
             };
             table.push(vec![
                 Cell::new(op),
                 Cell::new(tasks.get(&entry.task_id).cloned().unwrap_or_default()),
-                Cell::new(escape(&entry.operation)),
-                Cell::styled(escape(&entry.state), state_style),
+                Cell::new(entry.operation.to_string()),
+                Cell::styled(entry.state.to_string(), state_style),
                 Cell::new(display::age(now - entry.created_at.as_millis())),
                 Cell::new(entry.retry_count.to_string()),
                 Cell::new(escape(entry.error_message.as_deref().unwrap_or(""))),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tasksync_proto::events::{ConnectivityState, StateSnapshot};
+use tasksync_proto::events::{Connectivity, ConnectivityState, StateSnapshot};
 use tasksync_proto::ipc::{QueueEntry, StatusInfo};
 
 use crate::store::{QueuedOp, Store, StoreError};
@@ -36,7 +36,7 @@ impl App {
             None => None,
         };
         Ok(StatusInfo {
-            online: connectivity.state == "online",
+            online: connectivity.state == Connectivity::Online,
             state: connectivity.state,
             since: connectivity.since,
             next_probe_at: connectivity.next_probe_at,

@@ -33,12 +33,30 @@ pub enum Event {
 /// Whether the daemon can reach its sync server, since when, and when it next checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectivityState {
-    /// `online`, `offline`, `local-only` or `unauthorized` (the server refuses our token).
-    pub state: String,
+    pub state: Connectivity,
     pub since: Timestamp,
     /// While offline: when the next probe goes out.
     pub next_probe_at: Option<Timestamp>,
 }
+
+/// Whether the daemon can sync with its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Connectivity {
+    /// No sync server is configured.
+    LocalOnly,
+    Online,
+    Offline,
+    /// The server is reachable but refuses our token.
+    Unauthorized,
+}
+
+crate::names::named!(Connectivity, "connectivity state", {
+    LocalOnly => "local-only",
+    Online => "online",
+    Offline => "offline",
+    Unauthorized => "unauthorized",
+});
 
 /// The state a subscription opens with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

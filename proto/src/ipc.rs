@@ -14,12 +14,13 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::events::TimedEvent;
+use crate::events::{Connectivity, TimedEvent};
 use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
 use crate::timestamp::Timestamp;
+use crate::wire::{Field, Operation};
 
 /// The version of this message set. A daemon refuses a client that speaks another one.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,11 +158,24 @@ pub struct ResolvedConflict {
 /// One field of a conflict: whether our pushed value or another device's newer one won.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedField {
-    /// `title`, `description`, `completed` or `is_deleted`.
-    pub field: String,
-    /// `local` (this device's value stands) or `remote` (a newer value from elsewhere).
-    pub kept: String,
+    pub field: Field,
+    pub kept: Kept,
 }
+
+/// Whose value a field of a conflict kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kept {
+    /// This device's value stands.
+    Local,
+    /// A newer value from another device.
+    Remote,
+}
+
+crate::names::named!(Kept, "kept value", {
+    Local => "local",
+    Remote => "remote",
+});
 
 /// A page of the sync queue; `next` is `None` on the last page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,17 +190,34 @@ pub struct QueueEntry {
     /// The operation id (`op_id`), also its id on the sync wire.
     pub id: Uuid,
     pub task_id: Uuid,
-    /// `create`, `update` or `delete`.
-    pub operation: String,
-    pub changed_fields: Vec<String>,
+    pub operation: Operation,
+    pub changed_fields: Vec<Field>,
     pub created_at: Timestamp,
     pub retry_count: u32,
     pub error_message: Option<String>,
-    /// `pending`, `in-flight` or `failed` (dead-lettered).
-    pub state: String,
+    pub state: QueueState,
     /// When an automatic retry may send it again.
     pub next_attempt_at: Option<Timestamp>,
 }
+
+/// Where a queued operation stands. SQLite stores `pending` and `failed`; being in flight is
+/// known only to the running daemon's sync engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueState {
+    /// Waiting to be sent (again, after its retry delay if it failed an attempt).
+    Pending,
+    /// Sent to the server and not yet answered.
+    InFlight,
+    /// Dead-lettered: it failed its last attempt and waits for `taskctl retry`.
+    Failed,
+}
+
+crate::names::named!(QueueState, "queue state", {
+    Pending => "pending",
+    InFlight => "in-flight",
+    Failed => "failed",
+});
 
 /// Where a page of tasks ended: the last task's `created_at` and id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,9 +244,7 @@ pub const MAX_LIST_PAGE_TASKS: u32 = 5000;
 /// The daemon's view of itself, for `taskctl status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusInfo {
-    /// `online`, `offline`, `local-only` (no sync server configured) or `unauthorized` (the
-    /// server refuses our token).
-    pub state: String,
+    pub state: Connectivity,
     pub online: bool,
     /// The sync server's base URL, if one is configured.
     pub server: Option<String>,
@@ -468,7 +497,7 @@ mod round_trip {
     #[test]
     fn every_server_message_round_trips() {
         let status = StatusInfo {
-            state: "local-only".into(),
+            state: Connectivity::LocalOnly,
             online: false,
             server: Some("http://127.0.0.1:8080".into()),
             pending: 3,
@@ -510,8 +539,8 @@ mod round_trip {
                     task_id: Uuid::now_v7(),
                     title: "t".into(),
                     fields: vec![ResolvedField {
-                        field: "title".into(),
-                        kept: "remote".into(),
+                        field: Field::Title,
+                        kept: Kept::Remote,
                     }],
                 }],
             })),
@@ -520,12 +549,12 @@ mod round_trip {
                 entries: vec![QueueEntry {
                     id: Uuid::now_v7(),
                     task_id: Uuid::now_v7(),
-                    operation: "update".into(),
-                    changed_fields: vec!["title".into()],
+                    operation: Operation::Update,
+                    changed_fields: vec![Field::Title],
                     created_at: Timestamp::now(),
                     retry_count: 2,
                     error_message: Some("nope".into()),
-                    state: "failed".into(),
+                    state: QueueState::Failed,
                     next_attempt_at: None,
                 }],
             })),
@@ -554,7 +583,7 @@ mod round_trip {
             });
         }
         let connectivity = ConnectivityState {
-            state: "offline".into(),
+            state: Connectivity::Offline,
             since: Timestamp::now(),
             next_probe_at: Some(Timestamp::now()),
         };

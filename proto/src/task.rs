@@ -4,9 +4,6 @@
 //! HTTP, the sync server) validates it through [`NewTask::validate`] and
 //! [`TaskPatch::validate`], so the limits below exist exactly once.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -49,45 +46,13 @@ pub enum SyncStatus {
     Failed,
 }
 
-impl SyncStatus {
-    pub const ALL: [SyncStatus; 5] = [
-        SyncStatus::Pending,
-        SyncStatus::InProgress,
-        SyncStatus::Synced,
-        SyncStatus::Error,
-        SyncStatus::Failed,
-    ];
-
-    /// The name used in JSON, in SQLite and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncStatus::Pending => "pending",
-            SyncStatus::InProgress => "in-progress",
-            SyncStatus::Synced => "synced",
-            SyncStatus::Error => "error",
-            SyncStatus::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for SyncStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SyncStatus {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SyncStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown sync status {s:?}: expected pending, in-progress, synced, error or failed")
-            })
-    }
-}
+crate::names::named!(SyncStatus, "sync status", {
+    Pending => "pending",
+    InProgress => "in-progress",
+    Synced => "synced",
+    Error => "error",
+    Failed => "failed",
+});
 
 /// Input of a create.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

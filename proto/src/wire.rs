@@ -4,8 +4,6 @@
 //! header (RFC 9530) that protects a pushed batch. The server and the daemon both use these
 //! types, so the wire format is defined exactly once.
 
-use std::fmt;
-
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -114,21 +112,13 @@ impl Operation {
             Operation::Delete => 2,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Create => "create",
-            Operation::Update => "update",
-            Operation::Delete => "delete",
-        }
-    }
 }
 
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::names::named!(Operation, "operation", {
+    Create => "create",
+    Update => "update",
+    Delete => "delete",
+});
 
 /// A mergeable task field (DESIGN.md section 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -140,29 +130,12 @@ pub enum Field {
     IsDeleted,
 }
 
-impl Field {
-    pub const ALL: [Field; 4] = [
-        Field::Title,
-        Field::Description,
-        Field::Completed,
-        Field::IsDeleted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Field::Title => "title",
-            Field::Description => "description",
-            Field::Completed => "completed",
-            Field::IsDeleted => "is_deleted",
-        }
-    }
-}
-
-impl fmt::Display for Field {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::names::named!(Field, "field", {
+    Title => "title",
+    Description => "description",
+    Completed => "completed",
+    IsDeleted => "is_deleted",
+});
 
 /// One queued operation in a push.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,15 +175,11 @@ pub enum ItemStatus {
     Error,
 }
 
-impl ItemStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemStatus::Success => "success",
-            ItemStatus::Conflict => "conflict",
-            ItemStatus::Error => "error",
-        }
-    }
-}
+crate::names::named!(ItemStatus, "item status", {
+    Success => "success",
+    Conflict => "conflict",
+    Error => "error",
+});
 
 /// The answer to one [`BatchItem`], in the order of the request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use tasksync_proto::events::ConnectivityState;
+use tasksync_proto::events::{Connectivity, ConnectivityState};
 use tasksync_proto::Timestamp;
 use tokio::time::Instant;
 
@@ -36,30 +36,10 @@ impl Default for ProbePolicy {
 /// (an interface coming up sends several) makes one probe.
 pub const NETWORK_CHANGE_DEBOUNCE: Duration = Duration::from_millis(200);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    LocalOnly,
-    Online,
-    Offline,
-    /// The server is reachable but refuses our token.
-    Unauthorized,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::LocalOnly => "local-only",
-            State::Online => "online",
-            State::Offline => "offline",
-            State::Unauthorized => "unauthorized",
-        }
-    }
-}
-
 #[derive(Debug)]
 pub struct Monitor {
     policy: ProbePolicy,
-    state: State,
+    state: Connectivity,
     since: Timestamp,
     /// The delay used for the last scheduled probe.
     delay: Duration,
@@ -71,9 +51,9 @@ impl Monitor {
     /// starts offline with a probe due at once.
     pub fn new(has_server: bool, policy: ProbePolicy, now: Instant) -> Monitor {
         let state = if has_server {
-            State::Offline
+            Connectivity::Offline
         } else {
-            State::LocalOnly
+            Connectivity::LocalOnly
         };
         Monitor {
             policy,
@@ -84,7 +64,7 @@ impl Monitor {
         }
     }
 
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> Connectivity {
         self.state
     }
 
@@ -106,10 +86,13 @@ impl Monitor {
     /// The server answered (and, from `unauthorized`, took our token). Returns true if that
     /// changed the state.
     pub fn reached(&mut self) -> bool {
-        if !matches!(self.state, State::Offline | State::Unauthorized) {
+        if !matches!(
+            self.state,
+            Connectivity::Offline | Connectivity::Unauthorized
+        ) {
             return false;
         }
-        self.state = State::Online;
+        self.state = Connectivity::Online;
         self.since = Timestamp::now();
         self.delay = self.policy.min;
         self.next_probe = None;
@@ -118,10 +101,10 @@ impl Monitor {
 
     /// The server answered but refused our token. Returns true if that changed the state.
     pub fn refused(&mut self) -> bool {
-        if !matches!(self.state, State::Offline | State::Online) {
+        if !matches!(self.state, Connectivity::Offline | Connectivity::Online) {
             return false;
         }
-        self.state = State::Unauthorized;
+        self.state = Connectivity::Unauthorized;
         self.since = Timestamp::now();
         self.next_probe = None;
         true
@@ -130,15 +113,15 @@ impl Monitor {
     /// A request or probe could not reach the server. Returns true if that changed the state.
     pub fn unreachable(&mut self, now: Instant) -> bool {
         match self.state {
-            State::LocalOnly => false,
-            State::Online | State::Unauthorized => {
-                self.state = State::Offline;
+            Connectivity::LocalOnly => false,
+            Connectivity::Online | Connectivity::Unauthorized => {
+                self.state = Connectivity::Offline;
                 self.since = Timestamp::now();
                 self.delay = self.policy.min;
                 self.next_probe = Some(now + jitter(self.delay));
                 true
             }
-            State::Offline => {
+            Connectivity::Offline => {
                 self.delay = (self.delay * 2).min(self.policy.max);
                 self.next_probe = Some(now + jitter(self.delay).min(self.policy.max));
                 false
@@ -148,7 +131,7 @@ impl Monitor {
 
     /// The OS says the network changed: probe soon and start the backoff over.
     pub fn network_changed(&mut self, now: Instant) {
-        if self.state == State::Offline {
+        if self.state == Connectivity::Offline {
             self.delay = self.policy.min;
             let soon = now + NETWORK_CHANGE_DEBOUNCE;
             self.next_probe = Some(self.next_probe.map_or(soon, |due| due.min(soon)));
@@ -163,7 +146,7 @@ impl Monitor {
                 .unwrap_or_else(Timestamp::now)
         });
         ConnectivityState {
-            state: self.state.as_str().into(),
+            state: self.state,
             since: self.since,
             next_probe_at,
         }
@@ -194,10 +177,10 @@ mod tests {
     fn without_a_server_nothing_is_ever_probed() {
         let now = Instant::now();
         let mut monitor = Monitor::new(false, policy(), now);
-        assert_eq!(monitor.state(), State::LocalOnly);
+        assert_eq!(monitor.state(), Connectivity::LocalOnly);
         assert!(!monitor.unreachable(now));
         assert_eq!(monitor.next_probe(), None);
-        assert_eq!(monitor.report(now).state, "local-only");
+        assert_eq!(monitor.report(now).state, Connectivity::LocalOnly);
     }
 
     #[test]
@@ -230,7 +213,7 @@ mod tests {
         let mut monitor = Monitor::new(true, policy(), now);
         assert!(monitor.reached());
         assert!(!monitor.reached(), "already online");
-        assert_eq!(monitor.state(), State::Online);
+        assert_eq!(monitor.state(), Connectivity::Online);
         assert_eq!(monitor.next_probe(), None);
         assert!(monitor.unreachable(now), "one transport failure is enough");
         let wait = monitor.next_probe().unwrap() - now;
@@ -247,17 +230,17 @@ mod tests {
         assert!(monitor.reached());
         assert!(monitor.refused());
         assert!(!monitor.refused(), "already unauthorized");
-        assert_eq!(monitor.report(now).state, "unauthorized");
+        assert_eq!(monitor.report(now).state, Connectivity::Unauthorized);
         assert_eq!(
             monitor.next_probe(),
             None,
             "no probing: the server is there"
         );
         assert!(monitor.reached(), "the token works again");
-        assert_eq!(monitor.state(), State::Online);
+        assert_eq!(monitor.state(), Connectivity::Online);
         assert!(monitor.refused());
         assert!(monitor.unreachable(now), "losing the server goes offline");
-        assert_eq!(monitor.state(), State::Offline);
+        assert_eq!(monitor.state(), Connectivity::Offline);
     }
 
     #[test]

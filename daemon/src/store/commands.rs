@@ -4,15 +4,13 @@
 //! with the fields it changed (DESIGN.md section 5).
 
 use rusqlite::{params, OptionalExtension, Transaction};
+use tasksync_proto::wire::{Field, Operation};
 use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch};
 use uuid::Uuid;
 
 use super::clock::HybridClock;
-use super::rows::{task_from_row, TASK_COLUMNS};
+use super::rows::{fields_to_json, task_from_row, TASK_COLUMNS};
 use super::StoreError;
-
-/// The fields a `create` sets, in DESIGN.md section 5's names.
-const ALL_FIELDS: &[&str] = &["title", "description", "completed", "is_deleted"];
 
 /// A user's change. Ids are full ids: prefixes are resolved before a write is queued.
 #[derive(Debug)]
@@ -66,7 +64,7 @@ pub fn apply(
             )?
             .execute(params![task.id.to_string(), task.title, task.description, now.to_string()])?;
             task.number = number_of(tx, task.id)?;
-            enqueue(tx, &task, "create", ALL_FIELDS)?;
+            enqueue(tx, &task, Operation::Create, &Field::ALL)?;
             Ok(Ok(task))
         }
         WriteOp::Update { id, patch } => {
@@ -76,15 +74,15 @@ pub fn apply(
             let mut changed = Vec::with_capacity(3);
             if let Some(title) = &patch.title {
                 task.title = title.clone();
-                changed.push("title");
+                changed.push(Field::Title);
             }
             if let Some(description) = &patch.description {
                 task.description = description.clone();
-                changed.push("description");
+                changed.push(Field::Description);
             }
             if let Some(completed) = patch.completed {
                 task.completed = completed;
-                changed.push("completed");
+                changed.push(Field::Completed);
             }
             task.updated_at = match clock.tick() {
                 Ok(now) => now,
@@ -103,7 +101,7 @@ pub fn apply(
                 task.updated_at.to_string()
             ])?;
             task.number = number_of(tx, task.id)?;
-            enqueue(tx, &task, "update", &changed)?;
+            enqueue(tx, &task, Operation::Update, &changed)?;
             Ok(Ok(task))
         }
         WriteOp::Delete { id } => {
@@ -119,7 +117,7 @@ pub fn apply(
             tx.prepare_cached("UPDATE tasks SET is_deleted = 1, updated_at = ?2, sync_status = 'pending' WHERE id = ?1")?
                 .execute(params![id.to_string(), task.updated_at.to_string()])?;
             task.number = None;
-            enqueue(tx, &task, "delete", &["is_deleted"])?;
+            enqueue(tx, &task, Operation::Delete, &[Field::IsDeleted])?;
             Ok(Ok(task))
         }
     }
@@ -161,13 +159,12 @@ fn load_live(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Task>> {
 fn enqueue(
     tx: &Transaction<'_>,
     task: &Task,
-    operation: &str,
-    changed_fields: &[&str],
+    operation: Operation,
+    changed_fields: &[Field],
 ) -> rusqlite::Result<()> {
     let data = serde_json::to_string(task)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let fields = serde_json::to_string(changed_fields)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let fields = fields_to_json(changed_fields)?;
     tx.prepare_cached(
         "INSERT INTO sync_queue (op_id, task_id, operation, data, changed_fields, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

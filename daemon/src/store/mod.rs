@@ -19,7 +19,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use tasksync_proto::events::{ChangeOrigin, Event};
-use tasksync_proto::ipc::{PageCursor, TaskPage, TaskRef};
+use tasksync_proto::ipc::{PageCursor, QueueState, TaskPage, TaskRef};
 use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch, Timestamp, ValidationError};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -335,7 +335,7 @@ impl Store {
     fn mark_in_flight(&self, rows: &mut [QueuedOp]) {
         let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         for row in rows.iter_mut().filter(|row| in_flight.contains(&row.seq)) {
-            row.state = "in-flight".into();
+            row.state = QueueState::InFlight;
         }
     }
 

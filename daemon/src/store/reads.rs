@@ -302,7 +302,7 @@ impl ReadPool {
             for row in rows {
                 let row = row?;
                 let size = row.error_message.as_ref().map_or(0, String::len)
-                    + row.changed_fields.iter().map(String::len).sum::<usize>()
+                    + row.changed_fields.len()
                     + 160;
                 if page.len() == limit as usize || (!page.is_empty() && bytes + size > byte_budget)
                 {

@@ -1,7 +1,9 @@
 //! Conversions between SQLite rows and the proto types.
 
 use rusqlite::Row;
-use tasksync_proto::{SyncStatus, Task, Timestamp};
+use tasksync_proto::ipc::QueueState;
+use tasksync_proto::wire::{Field, Operation};
+use tasksync_proto::{Task, Timestamp};
 use uuid::Uuid;
 
 /// The column list every task query selects, in the order [`task_from_row`] reads.
@@ -15,14 +17,14 @@ pub struct QueuedOp {
     pub seq: i64,
     pub op_id: Uuid,
     pub task_id: Uuid,
-    pub operation: String,
+    pub operation: Operation,
     /// The full task after the operation, as JSON.
     pub data: String,
-    pub changed_fields: Vec<String>,
+    pub changed_fields: Vec<Field>,
     pub created_at: Timestamp,
     pub retry_count: u32,
     pub error_message: Option<String>,
-    pub state: String,
+    pub state: QueueState,
     pub next_attempt_at: Option<Timestamp>,
 }
 
@@ -55,7 +57,6 @@ fn optional_timestamp_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Optio
 
 /// Reads a task from a row selected with [`TASK_COLUMNS`].
 pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
-    let status: String = row.get(7)?;
     Ok(Task {
         id: uuid_at(row, 0)?,
         title: row.get(1)?,
@@ -64,22 +65,31 @@ pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         created_at: timestamp_at(row, 4)?,
         updated_at: timestamp_at(row, 5)?,
         is_deleted: row.get(6)?,
-        sync_status: status.parse::<SyncStatus>().map_err(|e| corrupt(7, e))?,
+        sync_status: row.get(7)?,
         last_synced_at: optional_timestamp_at(row, 8)?,
         number: row.get(9)?,
     })
 }
 
+/// The `changed_fields` column: a JSON array of field names.
+pub fn fields_to_json(fields: &[Field]) -> rusqlite::Result<String> {
+    serde_json::to_string(fields).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// Reads a `changed_fields` column written by [`fields_to_json`].
+pub fn fields_from_json(text: &str) -> serde_json::Result<Vec<Field>> {
+    serde_json::from_str(text)
+}
+
 /// Reads a queue entry from a row selected with [`QUEUE_COLUMNS`].
 pub fn queued_op_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedOp> {
-    let fields: String = row.get(5)?;
     Ok(QueuedOp {
         seq: row.get(0)?,
         op_id: uuid_at(row, 1)?,
         task_id: uuid_at(row, 2)?,
         operation: row.get(3)?,
         data: row.get(4)?,
-        changed_fields: serde_json::from_str(&fields).map_err(|e| corrupt(5, e))?,
+        changed_fields: fields_from_json(&row.get::<_, String>(5)?).map_err(|e| corrupt(5, e))?,
         created_at: timestamp_at(row, 6)?,
         retry_count: row.get(7)?,
         error_message: row.get(8)?,

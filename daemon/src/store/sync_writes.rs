@@ -8,13 +8,13 @@
 use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{params, Transaction};
-use tasksync_proto::wire::WireTask;
+use tasksync_proto::wire::{Field, WireTask};
 use tasksync_proto::{SyncStatus, Task, Timestamp};
 use uuid::Uuid;
 
 use super::clock::HybridClock;
 use super::commands::load;
-use super::rows::{select_next_batch, QueuedOp};
+use super::rows::{fields_from_json, select_next_batch, QueuedOp};
 use super::{InFlight, StoreError};
 
 /// A change the sync engine asks the writer to make.
@@ -249,18 +249,13 @@ pub fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> rusqlite::Resul
 }
 
 /// The fields that still have a local operation queued for `task_id`.
-fn protected_fields(tx: &Transaction<'_>, task_id: Uuid) -> rusqlite::Result<BTreeSet<String>> {
+fn protected_fields(tx: &Transaction<'_>, task_id: Uuid) -> rusqlite::Result<BTreeSet<Field>> {
     let mut stmt = tx.prepare_cached("SELECT changed_fields FROM sync_queue WHERE task_id = ?1")?;
     let rows = stmt.query_map([task_id.to_string()], |row| row.get::<_, String>(0))?;
     let mut fields = BTreeSet::new();
     for row in rows {
-        let names: Vec<String> = serde_json::from_str(&row?).unwrap_or_else(|_| {
-            // Unreadable: protect everything rather than overwrite a local edit.
-            ["title", "description", "completed", "is_deleted"]
-                .map(String::from)
-                .to_vec()
-        });
-        fields.extend(names);
+        // Unreadable: protect everything rather than overwrite a local edit.
+        fields.extend(fields_from_json(&row?).unwrap_or_else(|_| Field::ALL.to_vec()));
     }
     Ok(fields)
 }
@@ -318,7 +313,7 @@ fn adopt(
         task.created_at.to_string(),
         task.updated_at.to_string(),
         task.is_deleted,
-        task.sync_status.as_str(),
+        task.sync_status,
         task.last_synced_at.map(|t| t.to_string()),
     ])?;
     Ok(Adoption::Changed)
@@ -335,20 +330,20 @@ fn same_content(a: &Task, b: &Task) -> bool {
 }
 
 /// The server's task, except that `protected` fields keep their local values.
-pub fn merge_remote(local: Option<&Task>, remote: &WireTask, protected: &BTreeSet<String>) -> Task {
+pub fn merge_remote(local: Option<&Task>, remote: &WireTask, protected: &BTreeSet<Field>) -> Task {
     let mut task = remote.to_task(SyncStatus::Synced, None);
     let Some(local) = local else { return task };
-    let keep = |field: &str| protected.contains(field);
-    if keep("title") {
+    let keep = |field: Field| protected.contains(&field);
+    if keep(Field::Title) {
         task.title = local.title.clone();
     }
-    if keep("description") {
+    if keep(Field::Description) {
         task.description = local.description.clone();
     }
-    if keep("completed") {
+    if keep(Field::Completed) {
         task.completed = local.completed;
     }
-    if keep("is_deleted") {
+    if keep(Field::IsDeleted) {
         task.is_deleted = local.is_deleted;
     }
     if !protected.is_empty() {
@@ -418,7 +413,7 @@ mod tests {
     fn protected_fields_keep_local_values_and_the_rest_follow_the_server() {
         let mut local = remote("local", false, 20).to_task(SyncStatus::Pending, None);
         local.description = Some("mine".into());
-        let protected = BTreeSet::from(["title".to_string()]);
+        let protected = BTreeSet::from([Field::Title]);
         let task = merge_remote(Some(&local), &remote("r", true, 10), &protected);
         assert_eq!(task.title, "local");
         assert!(task.completed);

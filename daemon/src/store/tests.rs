@@ -2,6 +2,8 @@
 
 use super::*;
 use rusqlite::Connection;
+use tasksync_proto::ipc::QueueState;
+use tasksync_proto::wire::{Field, Operation};
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -35,14 +37,11 @@ async fn a_new_task_has_defaults_and_one_create_in_the_queue() {
 
     let queue = store.queue(false).unwrap();
     assert_eq!(queue.len(), 1);
-    assert_eq!(queue[0].operation, "create");
+    assert_eq!(queue[0].operation, Operation::Create);
     assert_eq!(queue[0].task_id, task.id);
-    assert_eq!(queue[0].state, "pending");
+    assert_eq!(queue[0].state, QueueState::Pending);
     assert_eq!(queue[0].retry_count, 0);
-    assert_eq!(
-        queue[0].changed_fields,
-        ["title", "description", "completed", "is_deleted"]
-    );
+    assert_eq!(queue[0].changed_fields, Field::ALL);
     let data: Task = serde_json::from_str(&queue[0].data).unwrap();
     assert_eq!(data, task);
 }
@@ -70,8 +69,8 @@ async fn update_changes_fields_bumps_updated_at_and_queues_an_update() {
 
     let queue = store.queue(false).unwrap();
     assert_eq!(queue.len(), 2);
-    assert_eq!(queue[1].operation, "update");
-    assert_eq!(queue[1].changed_fields, ["title", "completed"]);
+    assert_eq!(queue[1].operation, Operation::Update);
+    assert_eq!(queue[1].changed_fields, [Field::Title, Field::Completed]);
     let data: Task = serde_json::from_str(&queue[1].data).unwrap();
     assert_eq!(data, updated);
 
@@ -125,8 +124,8 @@ async fn delete_is_soft_and_queued() {
         .unwrap();
     assert_eq!(row, (1, "Old".to_string()));
     let queue = store.queue(false).unwrap();
-    assert_eq!(queue.last().unwrap().operation, "delete");
-    assert_eq!(queue.last().unwrap().changed_fields, ["is_deleted"]);
+    assert_eq!(queue.last().unwrap().operation, Operation::Delete);
+    assert_eq!(queue.last().unwrap().changed_fields, [Field::IsDeleted]);
     // A tombstone cannot be edited or deleted again.
     assert!(matches!(
         store.delete(task.id).await,

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tasksync_proto::events::{ConnectivityState, Event, SyncProgress};
+use tasksync_proto::events::{Connectivity, ConnectivityState, Event, SyncProgress};
 use tasksync_proto::ipc::SyncReport;
 use tasksync_proto::wire::ChangesResponse;
 use tasksync_proto::Timestamp;
@@ -30,7 +30,6 @@ use super::client::{SyncClient, SyncError};
 use super::round::{read_cursor, store_page, Mode, Outcome, Round, PULL_PAGE};
 use super::settings::SyncSettings;
 use super::transport::{check_changes, Transport};
-use crate::connectivity::monitor::State;
 use crate::connectivity::{Monitor, NetworkChanges};
 use crate::service::shutdown::Shutdown;
 use crate::store::Store;
@@ -248,7 +247,7 @@ impl Engine {
                     None => return,
                 },
                 _ = events.local_changed(), if self.transport.is_some() && self.settings.automatic => {
-                    if self.monitor.state() == State::Online && self.flush_due.is_none() {
+                    if self.monitor.state() == Connectivity::Online && self.flush_due.is_none() {
                         self.flush_due = Some(Instant::now() + self.settings.flush_debounce);
                     }
                 }
@@ -292,7 +291,7 @@ impl Engine {
                 }
             };
             self.live = None;
-            if new.server != old.server || self.monitor.state() == State::Unauthorized {
+            if new.server != old.server || self.monitor.state() == Connectivity::Unauthorized {
                 if new.server != old.server {
                     tracing::info!(
                         "sync server is now {}",
@@ -322,10 +321,10 @@ impl Engine {
             return None;
         }
         match self.monitor.state() {
-            State::LocalOnly => None,
-            State::Offline => self.monitor.next_probe(),
-            State::Unauthorized => self.retry_due,
-            State::Online => [
+            Connectivity::LocalOnly => None,
+            Connectivity::Offline => self.monitor.next_probe(),
+            Connectivity::Unauthorized => self.retry_due,
+            Connectivity::Online => [
                 self.flush_due,
                 self.retry_due,
                 self.pull_due,
@@ -341,18 +340,18 @@ impl Engine {
         let now = Instant::now();
         let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
         match self.monitor.state() {
-            State::LocalOnly => {}
-            State::Offline => {
+            Connectivity::LocalOnly => {}
+            Connectivity::Offline => {
                 if due(self.monitor.next_probe()) {
                     self.probe().await;
                 }
             }
-            State::Unauthorized => {
+            Connectivity::Unauthorized => {
                 if due(self.retry_due) {
                     self.automatic_round(true).await;
                 }
             }
-            State::Online => {
+            Connectivity::Online => {
                 let pull = due(self.pull_due);
                 if pull || due(self.flush_due) || due(self.retry_due) {
                     self.automatic_round(pull).await;
@@ -491,7 +490,7 @@ impl Engine {
         };
         if self.live.is_some()
             || !self.settings.automatic
-            || self.monitor.state() != State::Online
+            || self.monitor.state() != Connectivity::Online
             || self
                 .live_paused_until
                 .is_some_and(|until| until > Instant::now())
@@ -635,7 +634,7 @@ impl Engine {
         tracing::info!(
             "sync server {} is now {}",
             self.transport.as_ref().map_or("", |t| t.base()),
-            self.monitor.state().as_str()
+            self.monitor.state()
         );
     }
 

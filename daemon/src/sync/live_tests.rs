@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tasksync_proto::events::Connectivity;
+use tasksync_proto::ipc::QueueState;
 
 use tasksync_proto::events::{ChangeOrigin, Event};
 use tasksync_proto::NewTask;
@@ -76,7 +78,7 @@ fn engine(device: &Device, settings: SyncSettings) -> (SyncHandle, ShutdownTrigg
 async fn online_engine(device: &Device) -> (SyncHandle, ShutdownTrigger) {
     let (sync, stop) = engine(device, settings());
     until("online", Duration::from_secs(5), || {
-        sync.connectivity().state == "online"
+        sync.connectivity().state == Connectivity::Online
     })
     .await;
     (sync, stop)
@@ -193,7 +195,7 @@ async fn a_busy_server_costs_no_attempt_and_the_queue_waits() {
     assert!(
         queue
             .iter()
-            .all(|row| row.retry_count == 0 && row.state == "pending"),
+            .all(|row| row.retry_count == 0 && row.state == QueueState::Pending),
         "{queue:?}"
     );
     assert!(sync.last_error().is_some_and(|e| e.contains("503")));
@@ -212,19 +214,19 @@ async fn a_refused_token_shows_as_unauthorized_until_it_works() {
     b.link.set_fault(Fault::Unauthorized);
     let (sync, _stop) = engine(&b, settings());
     until("unauthorized", Duration::from_secs(5), || {
-        sync.connectivity().state == "unauthorized"
+        sync.connectivity().state == Connectivity::Unauthorized
     })
     .await;
     b.store.create(new("waits")).await.unwrap();
     let report = sync.sync_now().await;
     assert!(!report.success);
-    assert_eq!(sync.connectivity().state, "unauthorized");
+    assert_eq!(sync.connectivity().state, Connectivity::Unauthorized);
     assert!(sync.last_error().is_some_and(|e| e.contains("token")));
     assert_eq!(b.store.queue(false).unwrap()[0].retry_count, 0);
     b.link.set_fault(Fault::None);
     let report = sync.sync_now().await;
     assert!(report.success, "{report:?}");
-    assert_eq!(sync.connectivity().state, "online");
+    assert_eq!(sync.connectivity().state, Connectivity::Online);
 }
 
 #[tokio::test]
@@ -238,7 +240,7 @@ async fn a_broken_live_pull_takes_the_device_offline_at_once() {
     other.store.create(new("wakes the pull")).await.unwrap();
     push(&other).await;
     until("offline", Duration::from_secs(3), || {
-        sync.connectivity().state == "offline"
+        sync.connectivity().state == Connectivity::Offline
     })
     .await;
 }

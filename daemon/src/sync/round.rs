@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tasksync_proto::events::{Event, SyncProgress};
-use tasksync_proto::ipc::{ResolvedConflict, ResolvedField, SyncReport};
+use tasksync_proto::ipc::{Kept, ResolvedConflict, ResolvedField, SyncReport};
 use tasksync_proto::lww::same_value;
 use tasksync_proto::wire::{
-    BatchItem, BatchRequest, BatchResponse, ChangesResponse, Field, ItemStatus, Operation,
-    ProcessedItem, WireTask,
+    BatchItem, BatchRequest, BatchResponse, ChangesResponse, Field, ItemStatus, ProcessedItem,
+    WireTask,
 };
 use tasksync_proto::{Task, Timestamp};
 use tokio::task::JoinHandle;
@@ -522,13 +522,12 @@ fn describe_conflict(item: &BatchItem, resolved: &WireTask) -> ResolvedConflict 
         .unwrap_or_else(|| Field::ALL.to_vec())
         .into_iter()
         .map(|field| ResolvedField {
-            field: field.as_str().into(),
+            field,
             kept: if same_value(&item.data, resolved, field) {
-                "local"
+                Kept::Local
             } else {
-                "remote"
-            }
-            .into(),
+                Kept::Remote
+            },
         })
         .collect();
     ResolvedConflict {
@@ -555,27 +554,11 @@ fn queue_ref(row: &QueuedOp) -> QueueRef {
 fn item_from_row(row: &QueuedOp, device_id: uuid::Uuid) -> Result<BatchItem, String> {
     let task: Task =
         serde_json::from_str(&row.data).map_err(|e| format!("unreadable task data: {e}"))?;
-    let operation = match row.operation.as_str() {
-        "create" => Operation::Create,
-        "update" => Operation::Update,
-        "delete" => Operation::Delete,
-        other => return Err(format!("unknown operation {other:?}")),
-    };
-    let changed_fields = row
-        .changed_fields
-        .iter()
-        .map(|name| {
-            Field::ALL
-                .into_iter()
-                .find(|field| field.as_str() == name)
-                .ok_or_else(|| format!("unknown field {name:?}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     Ok(BatchItem {
         id: row.op_id,
         task_id: row.task_id,
-        operation,
-        changed_fields: Some(changed_fields),
+        operation: row.operation,
+        changed_fields: Some(row.changed_fields.clone()),
         data: WireTask::from_task(&task, device_id),
         created_at: row.created_at,
         retry_count: row.retry_count,
