@@ -31,7 +31,7 @@ Exit codes: 0 success, 1 refused (not found, invalid input, ambiguous) or sync f
 )]
 pub struct Args {
     /// The daemon's socket [default: $XDG_RUNTIME_DIR/tasksync/tasksyncd.sock]
-    #[arg(long, global = true, env = "TASKSYNC_SOCKET", value_name = "PATH")]
+    #[arg(long, global = true, env = tasksync_proto::paths::SOCKET_ENV, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
     /// Print stable JSON instead of tables (a task is an object, a list an array)

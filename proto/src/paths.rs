@@ -29,11 +29,3 @@ pub fn default_socket_path() -> PathBuf {
         PathBuf::from(format!(r"\\.\pipe\tasksyncd-{user}"))
     }
 }
-
-/// The socket path in effect: `TASKSYNC_SOCKET` when set, else [`default_socket_path`].
-pub fn socket_path_from_env() -> PathBuf {
-    std::env::var_os(SOCKET_ENV)
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(default_socket_path)
-}
