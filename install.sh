@@ -79,8 +79,10 @@ paths_dropin() {
     echo "[Service]"
     local dirs=()
     [ -n "$db" ] && dirs+=("$(dirname "$db")")
-    [ -n "$api_token_file" ] && dirs+=("$(dirname "$api_token_file")")
     dirs+=("$config_home/tasksync")
+    # --print-config shows the default token file too, which lives in that folder.
+    [ -n "$api_token_file" ] && [ "$(dirname "$api_token_file")" != "$config_home/tasksync" ] &&
+        dirs+=("$(dirname "$api_token_file")")
     for dir in "${dirs[@]}"; do
         echo "ExecStartPre=+/bin/mkdir -p $(systemd_escape "$dir")"
         echo "ReadWritePaths=$(systemd_escape "$dir")"

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         print!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
-    let log = init_logging(&settings.log);
+    let log = init_logging(&settings.values.log);
     if settings.token_from_flag() {
         tracing::warn!(
             "the sync token was given with --token, where other users of this machine can read \
@@ -84,8 +84,8 @@ fn init_logging(filter: &str) -> LogHandle {
 }
 
 async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(), Error> {
-    let db = settings.db.clone();
-    let socket = settings.socket.clone();
+    let db = settings.values.db.clone();
+    let socket = settings.values.socket.clone();
     let http_settings = settings.http_settings()?;
     let holder = format!("pid {}, socket {}", std::process::id(), socket.display());
     let mut signals = Signals::register()?;
@@ -164,12 +164,12 @@ async fn reload(loader: &Loader, current: Settings, app: &App, log: &LogHandle) 
                 tracing::warn!("{key} changed in the config file; it takes effect after a restart");
             }
             app.sync.reconfigure(new.sync_settings()).await;
-            if new.log != current.log {
-                if let Err(e) = EnvFilter::try_new(&new.log)
+            if new.values.log != current.values.log {
+                if let Err(e) = EnvFilter::try_new(&new.values.log)
                     .map_err(|e| e.to_string())
                     .and_then(|filter| log.reload(filter).map_err(|e| e.to_string()))
                 {
-                    tracing::warn!("keeping the log filter {:?}: {e}", current.log);
+                    tracing::warn!("keeping the log filter {:?}: {e}", current.values.log);
                 }
             }
             tracing::info!(

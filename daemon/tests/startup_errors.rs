@@ -63,3 +63,60 @@ fn a_database_that_is_not_sqlite_is_refused_and_left_alone() {
         "this is not a database, and it is mine"
     );
 }
+
+#[test]
+fn printed_settings_pasted_into_a_config_file_give_the_same_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let print = |args: &[&str], env: &[(&str, &str)]| {
+        let out = tasksyncd()
+            .env_remove("TASKSYNC_CONFIG")
+            .env("XDG_CONFIG_HOME", dir.path().join("no-config"))
+            .envs(env.iter().copied())
+            .arg("--print-config")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = print(
+        &[
+            "--db",
+            "relative.db",
+            "--batch-size",
+            "9",
+            "--http",
+            "localhost:0",
+        ],
+        &[
+            ("TASKSYNC_MANUAL_SYNC", "true"),
+            ("TASKSYNC_TOKEN", "hush-hush"),
+        ],
+    );
+    assert!(
+        !first.contains("hush-hush"),
+        "secrets are not printed:\n{first}"
+    );
+    let config = dir.path().join("printed.toml");
+    std::fs::write(&config, &first).unwrap();
+    let second = print(&["--config", config.to_str().unwrap()], &[]);
+    // Every value line, without the comment that says where it came from.
+    let values = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split("  #").next().unwrap_or(l).trim().to_string())
+            .collect()
+    };
+    assert_eq!(values(&second), values(&first), "{first}\n{second}");
+    assert!(
+        second.contains("batch_size = 9") && second.contains("manual_sync = true"),
+        "{second}"
+    );
+    for line in second.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.contains("# config file"), "all from the file: {line}");
+    }
+}

@@ -1,83 +1,83 @@
 //! The config file: TOML, one key per setting, under the same names `--print-config` shows.
-//! An unknown key or a value of the wrong type is an error that names the key and the file.
+//! An unknown key or a bad value is an error that names the key and the file.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use super::error::ConfigError;
+use super::resolve::Source;
+use super::setting::Setting;
+use super::table::TABLE;
+use super::value::Value;
 
-/// Every key the file may hold; all optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSettings {
-    pub db: Option<PathBuf>,
-    pub socket: Option<PathBuf>,
-    pub server_url: Option<String>,
-    pub token: Option<String>,
-    pub token_file: Option<PathBuf>,
-    pub ca_file: Option<PathBuf>,
-    pub batch_size: Option<u32>,
-    pub retry_attempts: Option<u32>,
-    pub retry_base_ms: Option<u64>,
-    pub retry_max_ms: Option<u64>,
-    pub request_timeout_ms: Option<u64>,
-    pub probe_max_ms: Option<u64>,
-    pub probe_timeout_ms: Option<u64>,
-    pub pull_interval_ms: Option<u64>,
-    pub manual_sync: Option<bool>,
-    #[serde(default, deserialize_with = "listen_addr")]
-    pub http_listen: Option<SocketAddr>,
-    pub http_allow_remote: Option<bool>,
-    pub api_token_file: Option<PathBuf>,
-    pub log: Option<String>,
+/// The file's keys, not yet taken by a setting.
+#[derive(Debug, Default)]
+pub(crate) struct ConfigFile {
+    /// The file read, if any.
+    pub path: Option<PathBuf>,
+    table: toml::Table,
 }
 
-fn listen_addr<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<SocketAddr>, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    super::cli::parse_listen_addr(&text)
-        .map(Some)
-        .map_err(serde::de::Error::custom)
-}
-
-/// Reads and checks `path`. A missing file is `Ok(None)` unless it was asked for by name.
-pub fn load(path: &Path, required: bool) -> Result<Option<FileSettings>, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
-        Err(e) => return Err(format!("cannot read config file {}: {e}", path.display())),
-    };
-    let settings: FileSettings = toml::from_str(&text)
-        .map_err(|e| format!("config file {}: {}", path.display(), e.to_string().trim()))?;
-    settings
-        .check()
-        .map_err(|e| format!("config file {}: {e}", path.display()))?;
-    Ok(Some(settings))
-}
-
-impl FileSettings {
-    /// The range checks clap applies to the same settings on the command line.
-    fn check(&self) -> Result<(), String> {
-        let within = |key: &str, value: Option<u64>, min: u64, max: u64| match value {
-            Some(v) if v < min || v > max => {
-                Err(format!("{key} = {v} is out of range {min}..={max}"))
+impl ConfigFile {
+    /// Reads and parses `path`, refusing keys that name no setting. A missing file is empty
+    /// unless it was asked for by name.
+    pub fn load(path: &Path, required: bool) -> Result<ConfigFile, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(ConfigFile::default())
             }
-            _ => Ok(()),
+            Err(source) => {
+                return Err(ConfigError::ReadFile {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
         };
-        within("batch_size", self.batch_size.map(u64::from), 1, 1000)?;
-        within("retry_attempts", self.retry_attempts.map(u64::from), 1, 100)?;
-        for (key, value) in [
-            ("retry_base_ms", self.retry_base_ms),
-            ("retry_max_ms", self.retry_max_ms),
-            ("request_timeout_ms", self.request_timeout_ms),
-            ("probe_max_ms", self.probe_max_ms),
-            ("probe_timeout_ms", self.probe_timeout_ms),
-            ("pull_interval_ms", self.pull_interval_ms),
-        ] {
-            within(key, value, 1, super::cli::MAX_MS)?;
+        let bad = |message: String| ConfigError::File {
+            path: path.to_path_buf(),
+            message,
+        };
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| bad(e.to_string().trim().to_string()))?;
+        if let Some(key) = table.keys().find(|k| !TABLE.iter().any(|s| s.key == *k)) {
+            let known: Vec<_> = TABLE.iter().map(|s| s.key).collect();
+            return Err(bad(format!(
+                "unknown key `{key}`; the keys are {}",
+                known.join(", ")
+            )));
         }
-        Ok(())
+        Ok(ConfigFile {
+            path: Some(path.to_path_buf()),
+            table,
+        })
+    }
+
+    /// Where a value from this file came from.
+    pub fn source(&self) -> Source {
+        self.path.clone().map_or(Source::Default, Source::File)
+    }
+
+    /// The file's value for `setting`, checked, if the file has one.
+    pub fn take<T: Value>(&mut self, setting: &Setting) -> Result<Option<T>, ConfigError> {
+        let Some(value) = self.table.remove(setting.key) else {
+            return Ok(None);
+        };
+        let bad = |message: String| ConfigError::File {
+            path: self.path.clone().unwrap_or_default(),
+            message,
+        };
+        let value = T::from_file(value).map_err(|e| bad(format!("{}: {e}", setting.key)))?;
+        if let (Some(n), Some(range)) = (value.number(), &setting.range) {
+            if !range.contains(&n) {
+                return Err(bad(format!(
+                    "{} = {n} is out of range {}..={}",
+                    setting.key,
+                    range.start(),
+                    range.end()
+                )));
+            }
+        }
+        Ok(Some(value))
     }
 }
 
@@ -85,28 +85,39 @@ impl FileSettings {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Option<FileSettings>, String> {
+    fn parse(text: &str) -> Result<ConfigFile, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         std::fs::write(&path, text).unwrap();
-        load(&path, true)
+        ConfigFile::load(&path, true)
+    }
+
+    fn setting(key: &str) -> &'static Setting {
+        TABLE.iter().find(|s| s.key == key).unwrap()
     }
 
     #[test]
     fn every_key_reads() {
-        let settings = parse(
+        let mut file = parse(
             "batch_size = 7\nserver_url = \"http://127.0.0.1:1\"\nmanual_sync = true\nhttp_listen = \"127.0.0.1:0\"\nlog = \"debug\"\n",
         )
-        .unwrap()
         .unwrap();
-        assert_eq!(settings.batch_size, Some(7));
-        assert_eq!(settings.manual_sync, Some(true));
-        assert_eq!(settings.http_listen, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(file.take::<u32>(setting("batch_size")).unwrap(), Some(7));
+        assert_eq!(
+            file.take::<bool>(setting("manual_sync")).unwrap(),
+            Some(true)
+        );
+        assert_eq!(
+            file.take::<std::net::SocketAddr>(setting("http_listen"))
+                .unwrap(),
+            Some("127.0.0.1:0".parse().unwrap())
+        );
+        assert_eq!(file.take::<u32>(setting("retry_attempts")).unwrap(), None);
     }
 
     #[test]
     fn a_typo_names_the_key_and_the_file() {
-        let error = parse("batch_sise = 7\n").unwrap_err();
+        let error = parse("batch_sise = 7\n").unwrap_err().to_string();
         assert!(
             error.contains("batch_sise") && error.contains("config.toml"),
             "{error}"
@@ -115,11 +126,20 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let error = parse("batch_size = \"many\"\n").unwrap_err();
+        let take = |text: &str, key: &str| {
+            let mut file = parse(text).unwrap();
+            match key {
+                "http_listen" => file.take::<std::net::SocketAddr>(setting(key)).map(drop),
+                _ => file.take::<u32>(setting(key)).map(drop),
+            }
+            .unwrap_err()
+            .to_string()
+        };
+        let error = take("batch_size = \"many\"\n", "batch_size");
         assert!(error.contains("batch_size"), "{error}");
-        let error = parse("batch_size = 0\n").unwrap_err();
+        let error = take("batch_size = 0\n", "batch_size");
         assert!(error.contains("batch_size = 0 is out of range"), "{error}");
-        let error = parse("http_listen = \"somewhere\"\n").unwrap_err();
+        let error = take("http_listen = \"somewhere\"\n", "http_listen");
         assert!(error.contains("http_listen"), "{error}");
     }
 
@@ -127,9 +147,8 @@ mod tests {
     fn a_missing_file_is_fine_unless_asked_for() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nope.toml");
-        assert_eq!(load(&path, false), Ok(None));
-        assert!(load(&path, true)
-            .unwrap_err()
-            .contains("cannot read config file"));
+        assert!(ConfigFile::load(&path, false).unwrap().path.is_none());
+        let error = ConfigFile::load(&path, true).unwrap_err().to_string();
+        assert!(error.contains("cannot read config file"), "{error}");
     }
 }
