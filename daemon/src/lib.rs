@@ -7,6 +7,7 @@ pub mod events;
 pub mod http;
 pub mod ipc;
 pub mod service;
+pub mod setup;
 pub(crate) mod slots;
 pub mod store;
 pub mod sync;

@@ -1,7 +1,6 @@
 //! tasksyncd: wires the parts together; nothing else.
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,12 +12,12 @@ use tasksyncd::ipc::endpoint::Endpoint;
 use tasksyncd::service::lock::{lock_path_for, InstanceLock};
 use tasksyncd::service::notify;
 use tasksyncd::service::shutdown::{self, Signal, Signals};
+use tasksyncd::setup::{create_private_database, SetupError};
 use tasksyncd::store::Store;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
 type LogHandle = reload::Handle<EnvFilter, Registry>;
 
 fn main() -> ExitCode {
@@ -42,17 +41,11 @@ fn main() -> ExitCode {
              token_file in the config file (or --token-file / TASKSYNC_TOKEN_FILE)"
         );
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let started = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("tasksyncd: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(loader, settings, log)) {
+        .map_err(SetupError::Runtime);
+    match started.and_then(|runtime| runtime.block_on(run(loader, settings, log))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tasksyncd: {e}");
@@ -83,29 +76,29 @@ fn init_logging(filter: &str) -> LogHandle {
     handle
 }
 
-async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(), Error> {
+async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(), SetupError> {
     let db = settings.values.db.clone();
     let socket = settings.values.socket.clone();
     let http_settings = settings.http_settings()?;
     let holder = format!("pid {}, socket {}", std::process::id(), socket.display());
-    let mut signals = Signals::register()?;
+    let mut signals = Signals::register().map_err(SetupError::Signals)?;
     tasksyncd::service::fds::raise_limit();
 
-    create_private_dir(&db)?;
-    create_private_file(&db)?;
+    create_private_database(&db)?;
     let _db_lock = InstanceLock::acquire(&lock_path_for(&db), &holder)?;
-    let mut endpoint = Endpoint::claim(&socket, &holder)?;
+    let mut endpoint = Endpoint::claim(&socket, &holder).map_err(SetupError::Endpoint)?;
 
     let store = Arc::new(Store::open(&db)?);
     let (trigger, stop) = shutdown::channel();
     let sync =
-        tasksyncd::sync::engine::spawn(store.clone(), settings.sync_settings(), stop.clone())?;
+        tasksyncd::sync::engine::spawn(store.clone(), settings.sync_settings(), stop.clone())
+            .map_err(SetupError::Sync)?;
     // Bound before the IPC socket, so that once `taskctl` can connect the HTTP API answers too.
     let http = match &http_settings {
         Some(http) => Some(HttpApi::start(http).await?),
         None => None,
     };
-    let listener = endpoint.listen()?;
+    let listener = endpoint.listen().map_err(SetupError::Endpoint)?;
     if let Some(name) = endpoint.inherited() {
         tracing::info!("serving the socket passed by the service manager: {name}");
     }
@@ -132,7 +125,7 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
     notify::ready("serving");
 
     loop {
-        match signals.next().await? {
+        match signals.next().await.map_err(SetupError::Signals)? {
             Signal::Stop(name) => {
                 tracing::info!("{name} received: shutting down");
                 break;
@@ -187,35 +180,4 @@ async fn reload(loader: &Loader, current: Settings, app: &App, log: &LogHandle) 
     };
     notify::ready("serving");
     settings
-}
-
-/// Creates the database file empty with mode 0600 if it is missing, so that neither it nor
-/// the journal files SQLite makes beside it (with its mode) are readable by others.
-fn create_private_file(db: &Path) -> Result<(), Error> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(db) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(format!("cannot create database {}: {e}", db.display()).into()),
-    }
-}
-
-/// Creates the database's folder (0700) if it is missing.
-fn create_private_dir(db: &Path) -> Result<(), Error> {
-    let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) else {
-        return Ok(());
-    };
-    if dir.exists() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| format!("cannot create database folder {}: {e}", dir.display()).into())
 }
