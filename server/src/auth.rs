@@ -5,41 +5,42 @@
 //! digest is compared again in constant time. `--token T` is the user `default`. With neither
 //! `--token` nor any user ever added with a token, the server is open: every request is
 //! `default`. Removing the last user does not open a server again.
-//! Tokens themselves are never stored nor logged.
+//! Tokens themselves are never stored nor logged. Reading the header and comparing digests
+//! is `tasksync_http::bearer`'s, shared with the daemon's API.
 
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
+use hyper::HeaderMap;
+use tasksync_http::bearer::{self, TokenDigest};
 
 use crate::storage::{Storage, StorageError, UserId, DEFAULT_USER};
 
 /// The `--token` of single-user mode, kept only as its digest.
 #[derive(Clone)]
 pub struct Auth {
-    token_digest: Option<[u8; 32]>,
+    token_digest: Option<TokenDigest>,
 }
 
 impl Auth {
     pub fn new(token: Option<&str>) -> Self {
         Auth {
-            token_digest: token.map(|t| digest(t.as_bytes())),
+            token_digest: token.map(|t| TokenDigest::of(t.as_bytes())),
         }
     }
 
-    /// The user a request with this `Authorization` header value acts for; `None` = 401.
+    /// The user a request with these headers acts for; `None` = 401.
     pub async fn authenticate(
         &self,
         storage: &dyn Storage,
-        authorization: Option<&[u8]>,
+        headers: &HeaderMap,
     ) -> Result<Option<UserId>, StorageError> {
-        let presented = authorization.and_then(bearer_token).map(digest);
+        let presented = bearer::presented(headers);
         if let (Some(presented), Some(expected)) = (&presented, &self.token_digest) {
-            if bool::from(presented.ct_eq(expected)) {
+            if presented.matches(expected) {
                 return storage.ensure_user(DEFAULT_USER).await.map(Some);
             }
         }
         if let Some(presented) = presented {
-            if let Some((user, stored)) = storage.user_by_token(presented).await? {
-                if bool::from(presented.ct_eq(&stored)) {
+            if let Some((user, stored)) = storage.user_by_token(presented.to_bytes()).await? {
+                if presented.matches(&TokenDigest::from_bytes(stored)) {
                     return Ok(Some(user));
                 }
             }
@@ -52,19 +53,9 @@ impl Auth {
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive).
-fn bearer_token(value: &[u8]) -> Option<&[u8]> {
-    let (scheme, rest) = value.split_at_checked(6)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return None;
-    }
-    let token = rest.trim_ascii();
-    (rest.first() == Some(&b' ') && !token.is_empty()).then_some(token)
-}
-
 /// The SHA-256 of a token, as stored.
 pub fn digest(token: &[u8]) -> [u8; 32] {
-    Sha256::digest(token).into()
+    TokenDigest::of(token).to_bytes()
 }
 
 /// A fresh token: 32 random bytes, base64url without padding (43 characters).
@@ -78,16 +69,6 @@ pub fn new_token() -> Result<String, getrandom::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bearer_values_are_parsed_strictly() {
-        assert_eq!(bearer_token(b"Bearer s3cret"), Some(&b"s3cret"[..]));
-        assert_eq!(bearer_token(b"bearer s3cret"), Some(&b"s3cret"[..]));
-        assert_eq!(bearer_token(b"Basic s3cret"), None);
-        assert_eq!(bearer_token(b"Bearers3cret"), None);
-        assert_eq!(bearer_token(b"Bearer "), None);
-        assert_eq!(bearer_token(b""), None);
-    }
 
     #[test]
     fn tokens_are_fresh_and_url_safe() {

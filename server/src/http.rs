@@ -9,12 +9,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH};
-use hyper::{Method, Request, Response, StatusCode};
-use serde::de::DeserializeOwned;
+use hyper::{Method, Request, StatusCode};
+use tasksync_http::body::RequestBody;
+use tasksync_http::json::parse_json;
+use tasksync_http::{json_response, ApiError, ErrorFields, HttpResponse};
 use tasksync_proto::wire::{
     self, BatchRequest, ChangesResponse, BATCH_PATH, CHANGES_PATH, CONTENT_DIGEST_HEADER,
     DEFAULT_CHANGES_LIMIT, HEALTH_PATH, MAX_BATCH_ITEMS, MAX_BODY_BYTES, MAX_CHANGES_LIMIT,
@@ -24,9 +23,9 @@ use tasksync_proto::Timestamp;
 use tokio::sync::watch;
 
 use crate::auth::Auth;
-use crate::error::{json_response, ApiError};
+use crate::error::{storage_error, unauthorized, unavailable};
 use crate::notify::Notifier;
-use crate::storage::{BatchInput, Storage, StorageError, UserId};
+use crate::storage::{BatchInput, Storage, UserId};
 use crate::validate::ClockLimit;
 
 /// What every request handler shares.
@@ -43,8 +42,6 @@ pub struct AppState {
 
 /// How long `/api/health` waits for the storage to answer.
 pub const HEALTH_STORAGE_TIMEOUT: Duration = Duration::from_secs(2);
-
-type HttpResponse = Response<Full<Bytes>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -84,7 +81,7 @@ pub async fn handle(
         Ok(response) => response,
         Err(error) => {
             tracing::debug!(%method, %path, status = %error.status, "refused: {}", error.message);
-            error.into_response(&path)
+            error.into_response(&path, ErrorFields::Plain)
         }
     };
     tracing::trace!(%method, %path, status = %response.status(), "answered");
@@ -93,7 +90,7 @@ pub async fn handle(
 
 async fn route(state: &AppState, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
     let path = request.uri().path();
-    let route = Route::find(path).ok_or_else(|| ApiError::not_found(path))?;
+    let route = Route::find(path).ok_or_else(|| ApiError::no_route(path))?;
     let (method, allow) = route.method();
     if request.method() != method {
         return Err(ApiError::method_not_allowed(request.method(), allow));
@@ -101,13 +98,12 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Result<HttpRespo
     if route == Route::Health {
         return health(state).await;
     }
-    let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     let user = state
         .auth
-        .authenticate(state.storage.as_ref(), authorization)
+        .authenticate(state.storage.as_ref(), request.headers())
         .await
         .map_err(storage_error)?
-        .ok_or_else(ApiError::unauthorized)?;
+        .ok_or_else(unauthorized)?;
     match route {
         Route::Health => health(state).await,
         Route::Batch => push(state, user, request).await,
@@ -131,8 +127,8 @@ async fn health(state: &AppState) -> Result<HttpResponse, ApiError> {
                 storage: state.storage.backend(),
             },
         )),
-        Ok(Err(error)) => Err(ApiError::unavailable("storage", &error)),
-        Err(_) => Err(ApiError::unavailable(
+        Ok(Err(error)) => Err(unavailable("storage", &error)),
+        Err(_) => Err(unavailable(
             "storage",
             &format_args!("no answer within {HEALTH_STORAGE_TIMEOUT:?}"),
         )),
@@ -147,15 +143,6 @@ struct Health {
     storage: &'static str,
 }
 
-/// The answer to a failed storage call.
-fn storage_error(error: StorageError) -> ApiError {
-    match error {
-        StorageError::Unavailable(_) => ApiError::unavailable("storage", &error),
-        StorageError::NoSuchUser => ApiError::unauthorized(),
-        other => ApiError::internal("storage", &other),
-    }
-}
-
 async fn push(
     state: &AppState,
     user: UserId,
@@ -166,7 +153,10 @@ async fn push(
         .get(CONTENT_DIGEST_HEADER)
         .map(|v| v.to_str().unwrap_or(""))
         .map(str::to_owned);
-    let body = read_body(request).await?;
+    let (parts, body) = request.into_parts();
+    let body = RequestBody::new(&parts.headers, body, MAX_BODY_BYTES)
+        .bytes()
+        .await?;
     wire::verify_content_digest(digest.as_deref(), &body)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let batch: BatchRequest = parse_json(&body)?;
@@ -295,53 +285,6 @@ fn changes_query(query: Option<&str>) -> Result<ChangesQuery, ApiError> {
     Ok(ChangesQuery { since, limit, wait })
 }
 
-/// The whole body, refusing more than [`MAX_BODY_BYTES`] with 413.
-async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::too_large(format!("body is larger than {MAX_BODY_BYTES} bytes"));
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(request.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(error) => Err(ApiError::bad_request(format!(
-            "cannot read the body: {error}"
-        ))),
-    }
-}
-
-/// Parses JSON; the message of a failure names the field (`items[2].data.title: ...`).
-///
-/// The fast parser runs first; only a body it refuses is parsed again with path tracking.
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if let Ok(value) = serde_json::from_slice(body) {
-        return Ok(value);
-    }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let error = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
-        Ok(_) => match deserializer.end() {
-            Ok(()) => return Err(ApiError::bad_request("invalid JSON")),
-            Err(error) => return Err(ApiError::bad_request(format!("invalid JSON: {error}"))),
-        },
-        Err(error) => error,
-    };
-    let path = error.path().to_string();
-    let inner = error.into_inner();
-    Err(if path == "." || inner.is_syntax() || inner.is_eof() {
-        ApiError::bad_request(format!("invalid JSON: {inner}"))
-    } else {
-        ApiError::bad_request(format!("{path}: {inner}"))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,7 +356,7 @@ mod tests {
         );
         let error = parse_json::<BatchRequest>(b"{").unwrap_err();
         assert!(
-            error.message.starts_with("invalid JSON"),
+            error.message.starts_with("malformed JSON"),
             "{}",
             error.message
         );

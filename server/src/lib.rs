@@ -2,19 +2,20 @@
 //!
 //! A map of the crate, one job per module:
 //! - [`config`]: flags, `user` subcommands and environment variables.
-//! - [`server`]: the accept loop and graceful shutdown.
+//! - [`server`]: the listener and graceful shutdown.
 //! - [`shutdown`]: waiting for SIGTERM/SIGINT.
 //! - [`http`]: routing, bodies and the handlers of `/api/health`, `/api/batch`,
 //!   `/api/changes`, `/api/tasks`.
-//! - [`error`]: the `{error, timestamp, path}` answers.
-//! - [`auth`]: which user a bearer token names (SHA-256 digests, constant-time compare).
+//! - [`error`]: which answer a storage failure gets (503 with `Retry-After`, 401, 500).
+//! - [`auth`]: which user a bearer token names.
 //! - [`notify`]: per-user wake-ups of live pulls (`/api/changes?wait=`).
 //! - [`validate`]: the checks of one batch item (fields, clock skew).
 //! - [`batch`]: what a batch does, as a pure function (field-wise LWW, op-id idempotency).
 //! - [`storage`]: the storage trait and its SQLite and PostgreSQL backends.
 //!
 //! The wire types and the LWW rule live in `tasksync_proto::{wire, lww}`, shared with the
-//! daemon.
+//! daemon; so does the HTTP plumbing (error bodies, bearer check, body limits, JSON parsing,
+//! accept loop), in `tasksync_http`.
 
 pub mod auth;
 pub mod batch;

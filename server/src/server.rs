@@ -1,17 +1,16 @@
-//! The accept loop: one hyper HTTP/1.1 connection task per client, and graceful shutdown.
+//! The accept loop: one hyper HTTP/1.1 connection task per client, and graceful shutdown,
+//! with `tasksync_http::serve` (shared with the daemon's API).
 //!
-//! When `shutdown` resolves the listener closes, connections finish the request in hand
-//! (idle keep-alive connections close at once), and after [`DRAIN_TIMEOUT`] any left over are
-//! dropped.
+//! When `shutdown` resolves, waiting live pulls answer at once, the listener closes,
+//! connections finish the request in hand (idle keep-alive connections close at once), and
+//! after [`DRAIN_TIMEOUT`] any left over are dropped.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use tasksync_http::serve::{accept_loop, serve_connection};
 use tokio::net::TcpListener;
 
 use crate::http::{handle, AppState};
@@ -27,44 +26,18 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!("accept failed: {error}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, "cannot set TCP_NODELAY: {error}");
-        }
+    let stop = async {
+        shutdown.await;
+        state.stopping.send_replace(true);
+    };
+    let connection = |(stream, _peer)| {
         let state = state.clone();
+        let mut stopping = state.stopping.subscribe();
         let service = service_fn(move |request| handle(state.clone(), request));
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, "connection ended: {error}");
-            }
-        });
-    }
-    drop(listener);
-    // Waiting live pulls answer now instead of holding shutdown up.
-    state.stopping.send_replace(true);
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
-            tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
-        }
-    }
+        serve_connection(stream, HEADER_TIMEOUT, service, async move {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        })
+    };
+    accept_loop(listener, stop, DRAIN_TIMEOUT, connection).await;
+    tracing::info!("all connections closed");
 }

@@ -23,7 +23,8 @@ use tasksync_proto::events::{ChangeOrigin, Event, SyncProgress, TimedEvent};
 use tasksync_proto::{Task, Timestamp};
 use tokio::sync::{broadcast, mpsc};
 
-use super::error::{ApiBody, ApiError, HttpResponse};
+use tasksync_http::{ApiError, Body, HttpResponse};
+
 use super::status;
 use crate::app::App;
 use crate::service::shutdown::Shutdown;
@@ -260,7 +261,7 @@ pub(crate) async fn stream(
     connection: Option<Arc<Activity>>,
     shutdown: Shutdown,
 ) -> Result<HttpResponse, ApiError> {
-    let mut response = Response::new(ApiBody::empty());
+    let mut response = Response::new(Body::empty());
     let headers_out = response.headers_mut();
     headers_out.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers_out.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -290,7 +291,7 @@ pub(crate) async fn stream(
             }
         }
     });
-    *response.body_mut() = ApiBody::stream(rx);
+    *response.body_mut() = Body::stream(rx);
     Ok(response)
 }
 

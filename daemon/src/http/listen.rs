@@ -7,9 +7,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tasksync_http::bearer::TokenDigest;
 use tokio::net::TcpListener;
 
-use super::auth::BearerAuth;
 use super::server::{self, Api};
 use super::token::{self, TokenError};
 use crate::app::App;
@@ -82,7 +82,7 @@ impl HttpApi {
     pub async fn serve(self, app: Arc<App>, shutdown: Shutdown) {
         let api = Arc::new(Api {
             app,
-            auth: Some(BearerAuth::new(&self.token)),
+            token: Some(TokenDigest::of(self.token.as_bytes())),
             shutdown: shutdown.clone(),
         });
         server::serve(self.listener, api, shutdown).await;

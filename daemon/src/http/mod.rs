@@ -3,19 +3,22 @@
 //!
 //! - [`listen`]: what the daemon does at startup: load or make the token, bind the port.
 //! - [`token`]: the bearer token's file (made once, 0600, reused).
-//! - [`auth`]: the constant-time `Authorization: Bearer` check.
-//! - [`server`]: the accept loop, per-request dispatch and graceful shutdown.
+//! - [`server`]: the TCP listener, per-request dispatch (token check included) and graceful
+//!   shutdown.
 //! - [`routes`]: which path is which route and what methods it takes (pure).
-//! - [`body`]: reading a request body (1 MiB cap) and parsing JSON.
-//! - [`tasks`]: the five task routes; [`status`]: sync, status and health.
-//! - [`error`]: the one error type and the `{error, timestamp, path}` body.
+//! - [`query`]: query strings.
+//! - [`tasks`]: the five task routes; [`status`]: sync, status and health; [`events`]: the
+//!   event stream.
+//! - [`error`]: which answer each store error gets.
+//!
+//! The error type and its `{error, code, timestamp, path}` body, the constant-time bearer
+//! check, body reading (1 MiB cap here) and JSON parsing, and the accept loop are shared with
+//! the sync server, in the `tasksync-http` crate.
 //!
 //! Order of checks for every request: route (404), method (405), token (401, except
 //! `GET /api/health`), then the handler (400/404/413/503). Validation of task input is not
 //! here: it happens in `tasksync_proto::task`, called by the store, as for IPC commands.
 
-pub mod auth;
-pub mod body;
 pub mod error;
 pub mod events;
 pub mod listen;

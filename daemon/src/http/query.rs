@@ -1,7 +1,7 @@
 //! Query strings (`?completed=false&q=milk&limit=50&after=ID`): percent-decoding, typed
 //! values with clear 400s, and the query of the next page. Pure; no I/O.
 
-use super::error::ApiError;
+use tasksync_http::ApiError;
 
 /// The decoded `name=value` pairs of a query string.
 #[derive(Debug, Default)]

@@ -7,7 +7,7 @@
 use hyper::Method;
 use uuid::Uuid;
 
-use super::error::ApiError;
+use tasksync_http::ApiError;
 
 pub const HEALTH: &str = "/api/health";
 pub const TASKS: &str = "/api/tasks";

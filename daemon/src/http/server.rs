@@ -1,32 +1,33 @@
 //! The HTTP connections of both listeners: the TCP port (bearer token) and the local socket
 //! (peer uid, checked before a connection gets here). One hyper HTTP/1.1 connection task per
-//! client, per-request dispatch, limits and graceful shutdown: the same code for both.
+//! client, per-request dispatch, limits and graceful shutdown: the same code for both. The
+//! accept loop, connection serving, body reading and bearer check are `tasksync_http`'s,
+//! shared with the sync server; what is the daemon's own is here.
 //!
 //! Limits (DESIGN.md section 7): a connection must send a complete request head within
 //! [`HEADER_TIMEOUT`] of connecting or of its previous answer, else it is closed; when
 //! [`MAX_CONNECTIONS`] are open the idlest one is closed for a newcomer (see `crate::slots`).
 //! When shutdown is requested the listener closes, each connection finishes the request in
 //! hand (idle keep-alive connections close at once), and after [`DRAIN_TIMEOUT`] whatever is
-//! left is dropped.
+//! left is dropped. Bodies are capped at [`MAX_BODY_BYTES`].
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::header::AUTHORIZATION;
 use hyper::http::request::Parts;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
+use tasksync_http::bearer::{self, TokenDigest};
+use tasksync_http::body::RequestBody;
+use tasksync_http::serve::{accept_loop, builder};
+use tasksync_http::{ApiError, ErrorFields, HttpResponse};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
+use tokio::net::{TcpListener, TcpStream};
 
-use super::auth::BearerAuth;
-use super::body::RequestBody;
-use super::error::{ApiError, HttpResponse};
 use super::routes::Route;
 use super::{events, status, tasks};
 use crate::app::App;
@@ -38,17 +39,17 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long a client may take to send a request's head, counted from the connection's start
 /// or the end of the previous answer (so it is also the keep-alive idle timeout).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest request head (request line and headers); a larger one is answered 431.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Largest request body read (1 MiB).
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// TCP connections served at once; past it the idlest one is closed for a newcomer.
 const MAX_CONNECTIONS: usize = 256;
 
 /// What every request shares.
 pub struct Api {
     pub app: Arc<App>,
-    /// The TCP listener's bearer token; `None` on the local socket, where the peer's uid is
-    /// the credential.
-    pub auth: Option<BearerAuth>,
+    /// The digest of the TCP listener's bearer token; `None` on the local socket, where the
+    /// peer's uid is the credential.
+    pub token: Option<TokenDigest>,
     /// Ends event streams when the daemon stops.
     pub shutdown: Shutdown,
 }
@@ -58,7 +59,7 @@ impl Api {
     pub fn local(app: Arc<App>, shutdown: Shutdown) -> Api {
         Api {
             app,
-            auth: None,
+            token: None,
             shutdown,
         }
     }
@@ -70,58 +71,30 @@ impl Api {
 struct Connection(Arc<Activity>);
 
 /// Serves `listener` until shutdown is requested, then drains open connections.
-pub async fn serve(listener: TcpListener, api: Arc<Api>, mut shutdown: Shutdown) {
+pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: Shutdown) {
     let slots = Slots::new(MAX_CONNECTIONS);
-    let mut connections = JoinSet::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!("HTTP API: accept failed: {error}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            () = shutdown.requested() => break,
-        };
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, "HTTP API: cannot set TCP_NODELAY: {error}");
-        }
+    let mut stop = shutdown.clone();
+    let connection = |(stream, peer): (TcpStream, SocketAddr)| {
         let (slot, evicted) = slots.admit();
         if evicted {
             tracing::debug!("HTTP API: {MAX_CONNECTIONS} connections open: closed the idlest");
         }
-        let api = api.clone();
-        let shutdown = shutdown.clone();
-        connections.spawn(async move {
+        let (api, shutdown) = (api.clone(), shutdown.clone());
+        async move {
             let stream = Tracked::new(stream, slot.activity().clone());
             tokio::select! {
                 () = serve_connection(stream, api, Some(slot.activity()), shutdown) => {}
                 () = slot.evicted() => tracing::debug!(%peer, "HTTP API: closed an idle connection to make room"),
             }
-        });
-    }
-    drop(listener);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while connections.join_next().await.is_some() {}
-    })
+        }
+    };
+    accept_loop(
+        listener,
+        async move { stop.requested().await },
+        DRAIN_TIMEOUT,
+        connection,
+    )
     .await;
-    if drained.is_err() {
-        tracing::warn!("HTTP API: connections still open after {DRAIN_TIMEOUT:?}; closing them");
-        connections.abort_all();
-    }
-}
-
-fn builder() -> http1::Builder {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .max_buf_size(MAX_HEAD_BYTES);
-    builder
 }
 
 /// Serves one HTTP connection, whatever carries it, until the client closes it, a limit
@@ -149,23 +122,8 @@ pub(crate) async fn serve_connection<S>(
             response
         }
     });
-    let connection = builder().serve_connection(TokioIo::new(io), service);
-    tokio::pin!(connection);
-    let mut draining = false;
-    loop {
-        tokio::select! {
-            ended = connection.as_mut() => {
-                if let Err(error) = ended {
-                    tracing::debug!("HTTP API: connection ended: {error}");
-                }
-                return;
-            }
-            () = shutdown.requested(), if !draining => {
-                connection.as_mut().graceful_shutdown();
-                draining = true;
-            }
-        }
-    }
+    let stop = async move { shutdown.requested().await };
+    tasksync_http::serve::serve_connection(io, HEADER_TIMEOUT, service, stop).await;
 }
 
 /// Answers every request of a connection with 403 and `message` (a peer of another user).
@@ -175,7 +133,7 @@ where
 {
     let service = service_fn(move |request: Request<Incoming>| async move {
         let error = ApiError::new(StatusCode::FORBIDDEN, message).with_code("permission_denied");
-        let mut response = error.into_response(request.uri().path());
+        let mut response = error.into_response(request.uri().path(), ErrorFields::WithCode);
         response.headers_mut().insert(
             hyper::header::CONNECTION,
             hyper::header::HeaderValue::from_static("close"),
@@ -184,7 +142,7 @@ where
     });
     let _ = tokio::time::timeout(
         HEADER_TIMEOUT,
-        builder()
+        builder(HEADER_TIMEOUT)
             .keep_alive(false)
             .serve_connection(TokioIo::new(io), service),
     )
@@ -194,13 +152,13 @@ where
 /// The hyper service: answers every request, errors included.
 pub async fn handle(api: Arc<Api>, request: Request<Incoming>) -> Result<HttpResponse, Infallible> {
     let (parts, body) = request.into_parts();
-    let mut body = RequestBody::new(&parts.headers, body);
+    let mut body = RequestBody::new(&parts.headers, body, MAX_BODY_BYTES);
     let path = parts.uri.path();
     let response = match route(&api, &parts, &mut body).await {
         Ok(response) => response,
         Err(error) => {
             tracing::debug!(method = %parts.method, %path, status = %error.status, "HTTP API refused: {}", error.message);
-            error.into_response(path)
+            error.into_response(path, ErrorFields::WithCode)
         }
     };
     body.drain().await;
@@ -214,10 +172,9 @@ async fn route(api: &Api, parts: &Parts, body: &mut RequestBody) -> Result<HttpR
     if !route.takes(&parts.method) {
         return Err(ApiError::method_not_allowed(&parts.method, route.allow()));
     }
-    if let Some(auth) = &api.auth {
-        let authorization = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
-        if route.needs_token() && !auth.allows(authorization) {
-            return Err(ApiError::unauthorized());
+    if let Some(token) = &api.token {
+        if route.needs_token() && !bearer::allows(&parts.headers, token) {
+            return Err(unauthorized());
         }
     }
     let app = &api.app;
@@ -251,4 +208,13 @@ async fn route(api: &Api, parts: &Parts, body: &mut RequestBody) -> Result<HttpR
         (Route::Task(id), &Method::DELETE) => tasks::delete(app, id).await,
         (route, method) => Err(ApiError::method_not_allowed(method, route.allow())),
     }
+}
+
+/// The answer to a request without the right token.
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong bearer token: send Authorization: Bearer <token> \
+         (`taskctl api-token` prints it)",
+    )
 }

@@ -17,7 +17,8 @@ use tasksync_proto::ipc::{StatusInfo, SyncReport};
 use tasksync_proto::wire::HealthResponse;
 use tasksync_proto::Timestamp;
 
-use super::error::{json_response, ApiError, HttpResponse};
+use tasksync_http::{json_response, ApiError, HttpResponse};
+
 use crate::app::App;
 
 /// The body of `POST /api/sync`, on success and on 503 alike.

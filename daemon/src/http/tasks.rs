@@ -16,8 +16,10 @@ use tasksync_proto::ipc::{PageCursor, MAX_PAGE_TASKS};
 use tasksync_proto::{NewTask, Task, TaskPatch};
 use uuid::Uuid;
 
-use super::body::{parse_json, RequestBody};
-use super::error::{empty_response, json_response, ApiError, HttpResponse};
+use tasksync_http::body::RequestBody;
+use tasksync_http::json::parse_json;
+use tasksync_http::{empty_response, json_response, ApiError, HttpResponse};
+
 use super::query::{self, Query};
 use super::routes::{parse_task_id, TASKS};
 use crate::app::App;

@@ -1,0 +1,22 @@
+//! tasksync-http: the HTTP plumbing the daemon's API (`tasksyncd`, DESIGN.md section 7) and
+//! the sync server (`tasksync-server`, section 4) share, so that a fix lands once.
+//!
+//! - [`error`]: [`ApiError`], the `{error, [code,] timestamp, path}` answer of every refusal.
+//! - [`response`]: the answer body type (whole or streamed) and JSON answers.
+//! - [`bearer`]: reading `Authorization: Bearer <token>` and comparing token digests in
+//!   constant time.
+//! - [`body`]: reading a request body under a size cap and a time limit.
+//! - [`json`]: parsing a body as one JSON object, with messages that name the field.
+//! - [`serve`]: the TCP accept loop and the serving of one connection, with graceful shutdown.
+//!
+//! Routing, handlers and who a token names stay with each program.
+
+pub mod bearer;
+pub mod body;
+pub mod error;
+pub mod json;
+pub mod response;
+pub mod serve;
+
+pub use error::{ApiError, ErrorFields};
+pub use response::{empty_response, json_response, Body, HttpResponse};
