@@ -1,12 +1,13 @@
-//! The accept loop: one task per connection, a cap that evicts the idlest connection instead
-//! of refusing a new one, and an orderly stop.
+//! The accept loop of the local socket: one task per connection, a cap that evicts the
+//! idlest connection instead of refusing a new one, and an orderly stop. The loop itself is
+//! `tasksync_http::serve::accept_loop`, the one the TCP listeners run.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use interprocess::local_socket::tokio::Listener;
+use interprocess::local_socket::tokio::{Listener, Stream};
 use interprocess::local_socket::traits::tokio::Listener as _;
-use tokio::task::JoinSet;
+use tasksync_http::serve::accept_loop;
 
 use super::connection;
 use crate::app::App;
@@ -19,43 +20,30 @@ const MAX_CONNECTIONS: usize = 1024;
 /// How long connections may take to finish the command in hand at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// The socket's listener, as the accept loop takes it.
+struct Local(Listener);
+
+impl tasksync_http::serve::Listener for Local {
+    type Connection = Stream;
+
+    async fn accept(&self) -> std::io::Result<Stream> {
+        self.0.accept().await
+    }
+}
+
 /// Serves `listener` until shutdown is requested, then stops accepting (the socket file goes
 /// with the listener) and lets each connection finish the command it is running.
-pub async fn run(listener: Listener, app: Arc<App>, mut shutdown: Shutdown) {
-    let mut connections = JoinSet::new();
+pub async fn run(listener: Listener, app: Arc<App>, shutdown: Shutdown) {
     let slots = Slots::new(MAX_CONNECTIONS);
     let http = Arc::new(Api::local(app.clone(), shutdown.clone()));
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(stream) => {
-                    let (slot, evicted) = slots.admit();
-                    if evicted {
-                        tracing::debug!("{MAX_CONNECTIONS} connections open: closed the idlest");
-                    }
-                    let serve = connection::accept(stream, app.clone(), http.clone(), slot, shutdown.clone());
-                    connections.spawn(serve);
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = shutdown.requested() => break,
+    let mut stop = shutdown.clone();
+    let connection = |stream| {
+        let (slot, evicted) = slots.admit();
+        if evicted {
+            tracing::debug!("{MAX_CONNECTIONS} connections open: closed the idlest");
         }
-    }
-    drop(listener);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            "{} connection(s) still busy after {DRAIN_TIMEOUT:?}; closing them",
-            connections.len()
-        );
-        connections.abort_all();
-    }
+        connection::accept(stream, app.clone(), http.clone(), slot, shutdown.clone())
+    };
+    let stop = async move { stop.requested().await };
+    accept_loop(Local(listener), stop, DRAIN_TIMEOUT, connection).await;
 }
