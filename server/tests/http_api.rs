@@ -1,11 +1,9 @@
 //! End-to-end tests of the real `tasksync-server` binary over HTTP: each test starts its own
-//! server on `127.0.0.1:0` with a fresh database, reads the port from its stdout, and kills it
-//! when done.
+//! server on `127.0.0.1:0` with a fresh database (through the harness the end-to-end tests
+//! share, `tasksync_e2e::Server`), and kills it when done.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +11,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use tasksync_e2e::DEADLINE;
 use tasksync_proto::wire::{
     content_digest, BatchItem, BatchRequest, BatchResponse, ChangesResponse, ErrorBody, Field,
     Operation, WireTask,
@@ -20,13 +19,13 @@ use tasksync_proto::wire::{
 use tasksync_proto::Timestamp;
 use uuid::Uuid;
 
-/// Upper bound for anything a test waits on (start-up, shutdown).
-const DEADLINE: Duration = Duration::from_secs(30);
 const LAPTOP: Uuid = Uuid::from_u128(0xA);
 const PHONE: Uuid = Uuid::from_u128(0xB);
 
+/// A server process (started by the shared harness, `tasksync_e2e::Server`) and how this file
+/// talks to it.
 struct Server {
-    child: Child,
+    process: tasksync_e2e::Server,
     addr: SocketAddr,
     token: Option<String>,
     dir: tempfile::TempDir,
@@ -43,46 +42,17 @@ impl Server {
 
     /// Starts a server on the database `server.db` in `dir`.
     fn start_in(dir: tempfile::TempDir, token: Option<&str>) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tasksync-server"));
-        command
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--db")
-            .arg(dir.path().join("server.db"))
-            .env_remove("TASKSYNC_SERVER_TOKEN")
-            .env_remove("TASKSYNC_SERVER_LISTEN")
-            .env_remove("TASKSYNC_SERVER_DB")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        let mut builder = tasksync_e2e::Server::builder(dir.path());
         if let Some(token) = token {
-            command.arg("--token").arg(token);
+            builder = builder.token(token);
         }
-        let mut child = command.spawn().expect("start tasksync-server");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(DEADLINE) {
-            Ok(line) => line,
-            Err(error) => {
-                let _ = child.kill();
-                panic!("server printed no address within {DEADLINE:?}: {error}");
-            }
-        };
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let process = builder.start();
+        let addr = process
+            .addr
+            .parse()
+            .unwrap_or_else(|e| panic!("the server's address {:?}: {e}", process.addr));
         Server {
-            child,
+            process,
             addr,
             token: token.map(str::to_owned),
             dir,
@@ -157,35 +127,11 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status; hands back the database folder.
-    #[cfg(unix)]
-    fn terminate(mut self) -> (ExitStatus, tempfile::TempDir) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-        let (tx, rx) = mpsc::channel();
-        let mut child = std::mem::replace(
-            &mut self.child,
-            Command::new("true").spawn().expect("placeholder process"),
-        );
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
-        });
-        let status = rx
-            .recv_timeout(DEADLINE)
-            .expect("server exits after SIGTERM")
-            .expect("wait for server");
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        (status, dir)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn terminate(self) -> (ExitStatus, tempfile::TempDir) {
+        let Server {
+            mut process, dir, ..
+        } = self;
+        (process.terminate(), dir)
     }
 }
 
@@ -804,16 +750,10 @@ fn a_busy_port_is_reported_once() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_tasksync-server"))
-        .args(["--listen", &addr, "--db"])
-        .arg(dir.path().join("s.db"))
-        .env_remove("TASKSYNC_SERVER_DATABASE_URL")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let db = dir.path().join("s.db");
+    let (code, _, stderr) =
+        tasksync_e2e::server_cli(&["--listen", &addr, "--db", db.to_str().unwrap()]);
+    assert_ne!(code, Some(0));
     assert_eq!(stderr.matches("cannot listen").count(), 1, "{stderr}");
     assert!(stderr.contains(&addr), "{stderr}");
 }

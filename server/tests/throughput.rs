@@ -3,8 +3,6 @@
 //! `cargo test --release -p tasksync-server --test throughput -- --ignored --nocapture`;
 //! `TASKSYNC_SERVER_SYNCHRONOUS=normal` compares the durability levels.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,24 +18,12 @@ use uuid::Uuid;
 async fn push_throughput() {
     const OPS: usize = 100_000;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tasksync-server"))
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--db")
-        .arg(dir.path().join("bench.db"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+    let mut server = tasksync_e2e::Server::builder(dir.path());
+    if let Ok(level) = std::env::var("TASKSYNC_SERVER_SYNCHRONOUS") {
+        server = server.env("TASKSYNC_SERVER_SYNCHRONOUS", &level);
+    }
+    let server = server.start();
+    let addr = server.addr.clone();
 
     for batch_size in [50usize, 500] {
         let device = Uuid::now_v7();
@@ -102,6 +88,5 @@ async fn push_throughput() {
             OPS as f64 / elapsed.as_secs_f64()
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 }

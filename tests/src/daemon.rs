@@ -1,112 +1,86 @@
-//! A tasksyncd process on temporary paths, and taskctl runs against it.
+//! A tasksyncd process on temporary paths, started by a [`DaemonBuilder`], and taskctl runs
+//! against it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{bin, DEADLINE};
+use serde_json::Value;
 
-/// A running tasksyncd on a temporary database and socket.
-pub struct Daemon {
-    pub child: Option<Child>,
-    pub db: PathBuf,
-    pub socket: PathBuf,
-    pub log: PathBuf,
+use crate::{bin, wait_until, DEADLINE};
+
+/// How to start a tasksyncd: its files, flags and environment. The environment is clean: the
+/// variables tasksyncd reads are removed and the machine's config folder is replaced by one
+/// beside the log, so only what a test gives counts.
+#[derive(Clone)]
+pub struct DaemonBuilder {
+    db: PathBuf,
+    socket: PathBuf,
+    log: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
-impl Daemon {
-    /// Starts a daemon with its files under `dir` and waits until it accepts connections.
-    pub fn start(dir: &Path) -> Daemon {
-        Daemon::start_with(
-            dir.join("data/tasks.db"),
-            dir.join("run/tasksyncd.sock"),
-            dir.join("daemon.log"),
-        )
+impl DaemonBuilder {
+    /// Syncs with the server at `url`.
+    pub fn server(self, url: &str) -> DaemonBuilder {
+        self.arg("--server").arg(url)
     }
 
-    pub fn start_with(db: PathBuf, socket: PathBuf, log: PathBuf) -> Daemon {
-        Daemon::start_configured(db, socket, log, &[], &[])
+    /// Syncs only when asked (`taskctl sync`).
+    pub fn manual_sync(self) -> DaemonBuilder {
+        self.arg("--manual-sync")
     }
 
-    /// Starts a daemon with its files under `dir`, extra flags and environment.
-    pub fn start_opts(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        Daemon::start_configured(
-            dir.join("data/tasks.db"),
-            dir.join("run/tasksyncd.sock"),
-            dir.join("daemon.log"),
-            args,
-            env,
-        )
+    /// Sends `token` to the server; as `--token=TOKEN`, since a token may start with '-'.
+    pub fn token(self, token: &str) -> DaemonBuilder {
+        self.arg(&format!("--token={token}"))
     }
 
-    /// Starts a new daemon on this one's files (after it stopped) with `args` and `env`.
-    pub fn restart(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        Daemon::start_configured(
-            self.db.clone(),
-            self.socket.clone(),
-            self.log.clone(),
-            args,
-            env,
-        )
+    pub fn arg(mut self, arg: &str) -> DaemonBuilder {
+        self.args.push(arg.to_string());
+        self
     }
 
-    fn start_configured(
-        db: PathBuf,
-        socket: PathBuf,
-        log: PathBuf,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Daemon {
-        let child = Daemon::command(&db, &socket, &log, args, env)
-            .spawn()
-            .expect("start tasksyncd");
-        let mut daemon = Daemon {
-            child: Some(child),
-            db,
-            socket,
-            log,
-        };
-        daemon.wait_ready();
-        daemon
+    pub fn args(self, args: &[&str]) -> DaemonBuilder {
+        args.iter().fold(self, |builder, arg| builder.arg(arg))
     }
 
-    /// Runs tasksyncd on these files until it exits, for a start that must fail; returns its
-    /// exit code and what it logged.
-    pub fn run_to_exit(
-        db: &Path,
-        socket: &Path,
-        log: &Path,
-        args: &[&str],
-    ) -> (Option<i32>, String) {
-        let status = Daemon::command(db, socket, log, args, &[])
-            .status()
-            .expect("run tasksyncd");
-        (
-            status.code(),
-            std::fs::read_to_string(log).unwrap_or_default(),
-        )
+    /// Sets an environment variable (a later one of the same name wins).
+    pub fn env(mut self, name: &str, value: &str) -> DaemonBuilder {
+        self.env.push((name.to_string(), value.to_string()));
+        self
     }
 
-    /// The command that runs tasksyncd on these files, with a clean environment.
-    pub fn command(
-        db: &Path,
-        socket: &Path,
-        log: &Path,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Command {
+    pub fn db(mut self, db: &Path) -> DaemonBuilder {
+        self.db = db.to_path_buf();
+        self
+    }
+
+    pub fn socket(mut self, socket: &Path) -> DaemonBuilder {
+        self.socket = socket.to_path_buf();
+        self
+    }
+
+    pub fn log(mut self, log: &Path) -> DaemonBuilder {
+        self.log = log.to_path_buf();
+        self
+    }
+
+    /// The command that runs tasksyncd so, its stderr appended to the log file.
+    pub fn command(&self) -> Command {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(log)
+            .open(&self.log)
             .expect("log file");
         let mut command = Command::new(bin("tasksyncd"));
         command
             .arg("--db")
-            .arg(db)
+            .arg(&self.db)
             .arg("--socket")
-            .arg(socket)
-            .args(args);
+            .arg(&self.socket)
+            .args(&self.args);
         for var in [
             "TASKSYNC_SOCKET",
             "TASKSYNC_DB",
@@ -124,15 +98,78 @@ impl Daemon {
             command.env_remove(var);
         }
         // Keep the machine's own config file out of the tests.
-        let config_home = log.with_file_name("config");
         command
-            .env("XDG_CONFIG_HOME", config_home)
-            .envs(env.iter().copied())
+            .env("XDG_CONFIG_HOME", self.log.with_file_name("config"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file);
         command
+    }
+
+    /// Starts the daemon and waits until it accepts connections.
+    pub fn start(self) -> Daemon {
+        let child = self.command().spawn().expect("start tasksyncd");
+        let mut daemon = Daemon {
+            child: Some(child),
+            db: self.db.clone(),
+            socket: self.socket.clone(),
+            log: self.log.clone(),
+            builder: self,
+        };
+        daemon.wait_ready();
+        daemon
+    }
+
+    /// Runs tasksyncd until it exits, for a start that must fail; returns its exit code and
+    /// what it logged.
+    pub fn run_to_exit(self) -> (Option<i32>, String) {
+        let status = self.command().status().expect("run tasksyncd");
+        (
+            status.code(),
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+        )
+    }
+}
+
+/// A running tasksyncd on a temporary database and socket.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub db: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    builder: DaemonBuilder,
+}
+
+impl Daemon {
+    /// A daemon with its files under `dir` (`data/tasks.db`, `run/tasksyncd.sock`,
+    /// `daemon.log`), no flags yet.
+    pub fn builder(dir: &Path) -> DaemonBuilder {
+        DaemonBuilder {
+            db: dir.join("data/tasks.db"),
+            socket: dir.join("run/tasksyncd.sock"),
+            log: dir.join("daemon.log"),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Starts a local-only daemon with its files under `dir`.
+    pub fn start(dir: &Path) -> Daemon {
+        Daemon::builder(dir).start()
+    }
+
+    /// Starts the usual device of the sync tests: files under `dir`, syncing with the server
+    /// at `url` only when asked (`taskctl sync`).
+    pub fn start_manual_sync(dir: &Path, url: &str) -> Daemon {
+        Daemon::builder(dir).server(url).manual_sync().start()
+    }
+
+    /// A new daemon on this one's files (after it stopped), with the flags and environment
+    /// this one had; more may be added.
+    pub fn restart(&self) -> DaemonBuilder {
+        self.builder.clone()
     }
 
     fn wait_ready(&mut self) {
@@ -196,6 +233,52 @@ impl Daemon {
     pub fn ctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Ctl {
         ctl_env(&self.socket, args, env)
     }
+
+    /// `taskctl --json add TITLE`: the new task (the run must succeed).
+    pub fn add(&self, title: &str) -> Value {
+        self.ctl(&["--json", "add", title]).json()
+    }
+
+    /// `taskctl --json add TITLE`: the new task's id.
+    pub fn add_id(&self, title: &str) -> String {
+        let task = self.add(title);
+        task["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a task without an id: {task}"))
+            .to_string()
+    }
+
+    /// `taskctl --json show REFERENCE`: the task (the run must succeed).
+    pub fn show(&self, reference: &str) -> Value {
+        self.ctl(&["--json", "show", reference]).json()
+    }
+
+    /// `taskctl --json show REFERENCE`: the task, or `None` when taskctl finds none.
+    pub fn task(&self, reference: &str) -> Option<Value> {
+        let run = self.ctl(&["--json", "show", reference]);
+        (run.code() == 0).then(|| run.json())
+    }
+
+    /// `taskctl --json status`.
+    pub fn status(&self) -> Value {
+        self.ctl(&["--json", "status"]).json()
+    }
+
+    /// `taskctl --json sync`: its exit code and its report.
+    pub fn sync(&self) -> (i32, Value) {
+        let run = self.ctl(&["--json", "sync"]);
+        let report = serde_json::from_slice(&run.output.stdout)
+            .unwrap_or_else(|_| panic!("no sync report: {} / {}", run.stdout(), run.stderr()));
+        (run.code(), report)
+    }
+
+    /// Waits until `taskctl status` reports connectivity `state` (`online`, `offline`,
+    /// `unauthorized`).
+    pub fn wait_for_state(&self, state: &str) {
+        wait_until(&format!("the daemon to be {state}"), || {
+            self.status()["state"] == state
+        });
+    }
 }
 
 impl Drop for Daemon {
@@ -226,14 +309,33 @@ impl Ctl {
     }
 
     /// Asserts success and parses stdout as JSON.
-    pub fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> Value {
         assert_eq!(self.code(), 0, "taskctl failed: {}", self.stderr());
         serde_json::from_slice(&self.output.stdout)
             .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.stdout()))
     }
 
+    /// Asserts the exit code and that stderr (what taskctl told the user) has `words`.
+    #[track_caller]
+    pub fn assert_says(&self, code: i32, words: &str) {
+        let stderr = self.stderr();
+        assert_eq!(self.code(), code, "{stderr}");
+        assert!(stderr.contains(words), "{words:?} not in: {stderr}");
+    }
+
+    /// Asserts the JSON error `--json` prints on stderr: its `code`, and `words` in its
+    /// message; returns it.
+    #[track_caller]
+    pub fn assert_json_error(&self, code: &str, words: &str) -> Value {
+        let error = self.json_error();
+        assert_eq!(error["error"]["code"], code, "{error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(words), "{words:?} not in: {error}");
+        error
+    }
+
     /// Parses stderr as the JSON error object `--json` prints.
-    pub fn json_error(&self) -> serde_json::Value {
+    pub fn json_error(&self) -> Value {
         serde_json::from_slice(&self.output.stderr)
             .unwrap_or_else(|e| panic!("bad JSON error ({e}): {}", self.stderr()))
     }

@@ -2,24 +2,30 @@
 //! ports, and stops them. Binaries are the ones `cargo test --workspace` builds into the same
 //! target folder.
 //!
-//! - [`daemon`]: a tasksyncd process and taskctl runs against it.
-//! - [`server`]: a tasksync-server process and plain HTTP requests to it.
+//! - [`daemon`]: a tasksyncd process, started by a builder, and taskctl runs against it.
+//! - [`server`]: a tasksync-server process, started by a builder, and its user commands.
+//! - [`replica`]: the synced fields of every task a daemon or the server holds.
+//! - [`http`]: one blocking HTTP request, over TCP or the daemon's socket.
 //! - [`scripted`]: a fake sync server whose answers a test decides, recording every request.
 //! - [`pg`]: a throwaway PostgreSQL database per test.
 //! - [`proxy`]: a TCP proxy a test can cut and restore, and a server that never answers.
 //! - [`watch`]: `taskctl --json watch` as a child process, its events collected.
+//! - [`sse`]: the daemon's `GET /api/events` stream, read event by event.
+//! - [`notify`]: a service manager's notify socket, for what the daemon says to systemd.
 
 pub mod daemon;
 pub mod http;
+pub mod notify;
 pub mod pg;
 pub mod proxy;
+pub mod replica;
 pub mod scripted;
 pub mod server;
 pub mod sse;
 pub mod watch;
 
-pub use daemon::{ctl_at, ctl_env, Ctl, Daemon};
-pub use server::{add_user, server_cli, Server};
+pub use daemon::{ctl_at, ctl_env, Ctl, Daemon, DaemonBuilder};
+pub use server::{add_user, server_cli, Server, ServerBuilder};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,60 +1,76 @@
 //! A tasksync-server process on a loopback port and a temporary SQLite database, or on a
-//! PostgreSQL database shared with other server processes; and its `user` subcommands.
+//! PostgreSQL database shared with other server processes; and its `user` subcommands. The
+//! one harness that starts the server, for these tests and the server crate's own.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 
-use crate::{bin, http, DEADLINE};
+use crate::{bin, http, wait_until, DEADLINE};
 
-pub struct Server {
-    child: Option<Child>,
-    /// `127.0.0.1:PORT`.
-    pub addr: String,
-    pub db: PathBuf,
+/// How to start a tasksync-server: where, on which storage, with which flags.
+pub struct ServerBuilder {
+    dir: PathBuf,
+    listen: String,
+    storage: Vec<String>,
+    db: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
-impl Server {
-    /// Starts a server on a free loopback port with its database under `dir`.
-    pub fn start(dir: &Path) -> Server {
-        Server::start_at(dir, "127.0.0.1:0", &[])
+impl ServerBuilder {
+    /// Listens on `addr` (e.g. the address a stopped server had) instead of a free port.
+    pub fn listen(mut self, addr: &str) -> ServerBuilder {
+        self.listen = addr.to_string();
+        self
     }
 
-    /// Starts a server listening on `listen` (e.g. the address a stopped one had).
-    pub fn start_at(dir: &Path, listen: &str, args: &[&str]) -> Server {
-        let db = dir.join("server.db");
-        let db_arg = db.to_string_lossy().into_owned();
-        Server::spawn(dir, listen, &["--db", &db_arg], args, db)
+    /// Stores in the PostgreSQL database `url` instead of SQLite.
+    pub fn postgres(mut self, url: &str) -> ServerBuilder {
+        self.storage = vec!["--database-url".into(), url.into()];
+        self.db = PathBuf::new();
+        self
     }
 
-    /// Starts a server on the PostgreSQL database `url` (logging to `dir/server.log`).
-    pub fn start_pg(dir: &Path, url: &str, listen: &str, args: &[&str]) -> Server {
-        Server::spawn(dir, listen, &["--database-url", url], args, PathBuf::new())
+    /// Opens the server to one user with this bearer token.
+    pub fn token(self, token: &str) -> ServerBuilder {
+        self.arg("--token").arg(token)
     }
 
-    fn spawn(dir: &Path, listen: &str, storage: &[&str], args: &[&str], db: PathBuf) -> Server {
-        let log = std::fs::OpenOptions::new()
+    pub fn arg(mut self, arg: &str) -> ServerBuilder {
+        self.args.push(arg.to_string());
+        self
+    }
+
+    /// Sets an environment variable (none of the server's own are inherited).
+    pub fn env(mut self, name: &str, value: &str) -> ServerBuilder {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Starts the server and waits for the address it prints; its log is `dir/server.log`.
+    pub fn start(self) -> Server {
+        let log = self.dir.join("server.log");
+        let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join("server.log"))
+            .open(&log)
             .expect("log");
-        let mut child = Command::new(bin("tasksync-server"))
+        let mut child = server_command()
             .arg("--listen")
-            .arg(listen)
-            .args(storage)
-            .args(args)
-            .env_remove("TASKSYNC_SERVER_TOKEN")
-            .env_remove("TASKSYNC_SERVER_DB")
-            .env_remove("TASKSYNC_SERVER_DATABASE_URL")
+            .arg(&self.listen)
+            .args(&self.storage)
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(log)
+            .stderr(log_file)
             .spawn()
             .expect("start tasksync-server");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        // Reads every line, so the server never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("listening on ") {
@@ -66,14 +82,48 @@ impl Server {
             let _ = child.kill();
             panic!(
                 "tasksync-server did not start: {}",
-                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+                std::fs::read_to_string(&log).unwrap_or_default()
             )
         });
         Server {
             child: Some(child),
             addr,
-            db,
+            db: self.db,
         }
+    }
+}
+
+/// A running tasksync-server, killed when dropped.
+pub struct Server {
+    child: Option<Child>,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// The SQLite database (empty on PostgreSQL).
+    pub db: PathBuf,
+}
+
+impl Server {
+    /// A server on a free loopback port with its SQLite database `dir/server.db`.
+    pub fn builder(dir: &Path) -> ServerBuilder {
+        let db = dir.join("server.db");
+        ServerBuilder {
+            dir: dir.to_path_buf(),
+            listen: "127.0.0.1:0".into(),
+            storage: vec!["--db".into(), db.to_string_lossy().into_owned()],
+            db,
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Starts an open server on a free loopback port with its database under `dir`.
+    pub fn start(dir: &Path) -> Server {
+        Server::builder(dir).start()
+    }
+
+    /// Starts a server on a free loopback port, on the PostgreSQL database `url`.
+    pub fn start_pg(dir: &Path, url: &str) -> Server {
+        Server::builder(dir).postgres(url).start()
     }
 
     pub fn url(&self) -> String {
@@ -116,6 +166,19 @@ impl Server {
             let _ = child.wait();
         }
     }
+
+    /// Sends SIGTERM and waits (bounded) for the server to exit; returns its exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let mut status = None;
+        wait_until("tasksync-server to exit after SIGTERM", || {
+            status = child.try_wait().expect("wait for tasksync-server");
+            status.is_some()
+        });
+        status.expect("an exit status")
+    }
 }
 
 impl Drop for Server {
@@ -127,13 +190,9 @@ impl Drop for Server {
 /// Runs `tasksync-server ARGS` (e.g. `user add alice --database-url URL`) to its end:
 /// (exit code, stdout, stderr).
 pub fn server_cli(args: &[&str]) -> (Option<i32>, String, String) {
-    let output = Command::new(bin("tasksync-server"))
+    let output = server_command()
         .args(args)
-        .env_remove("TASKSYNC_SERVER_TOKEN")
-        .env_remove("TASKSYNC_SERVER_DB")
-        .env_remove("TASKSYNC_SERVER_DATABASE_URL")
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
         .output()
         .expect("run tasksync-server");
     (
@@ -152,4 +211,16 @@ pub fn add_user(storage: &[&str], name: &str) -> String {
     assert_eq!(stdout.lines().count(), 1, "one line on stdout: {stdout:?}");
     assert!(!token.is_empty());
     token
+}
+
+/// tasksync-server with none of its `TASKSYNC_SERVER_*` variables from the test's environment.
+fn server_command() -> Command {
+    let mut command = Command::new(bin("tasksync-server"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TASKSYNC_SERVER_") {
+            command.env_remove(name);
+        }
+    }
+    command.stdin(Stdio::null());
+    command
 }

@@ -3,10 +3,6 @@
 use serde_json::Value;
 use tasksync_e2e::{ctl_at, Daemon};
 
-fn add(daemon: &Daemon, title: &str) -> Value {
-    daemon.ctl(&["--json", "add", title]).json()
-}
-
 #[test]
 fn the_crud_flow_works_end_to_end_with_json_output() {
     let dir = tempfile::tempdir().unwrap();
@@ -27,7 +23,7 @@ fn the_crud_flow_works_end_to_end_with_json_output() {
         "add prints the number and id: {printed:?}"
     );
 
-    let bread = add(&daemon, "Bake bread");
+    let bread = daemon.add("Bake bread");
     assert_eq!(bread["title"], "Bake bread");
     assert_eq!(bread["completed"], false);
     assert_eq!(bread["is_deleted"], false);
@@ -46,7 +42,7 @@ fn the_crud_flow_works_end_to_end_with_json_output() {
         .collect();
     assert_eq!(titles, ["Bake bread", "Buy milk"], "newest first");
 
-    let shown = daemon.ctl(&["--json", "show", &milk_id]).json();
+    let shown = daemon.show(&milk_id);
     assert_eq!(shown["description"], "two litres");
 
     let edited = daemon
@@ -100,7 +96,7 @@ fn the_crud_flow_works_end_to_end_with_json_output() {
         .json();
     assert_eq!(synced, Value::Array(vec![]));
 
-    let status = daemon.ctl(&["--json", "status"]).json();
+    let status = daemon.status();
     assert_eq!(status["state"], "local-only");
     assert_eq!(status["online"], false);
     assert_eq!(status["server"], Value::Null);
@@ -121,7 +117,7 @@ fn human_output_is_short_and_messages_go_to_stderr() {
     assert_eq!(empty.stdout(), "");
     assert!(empty.stderr().contains("no tasks"));
 
-    add(&daemon, "Water the plants");
+    daemon.add("Water the plants");
     let list = daemon.ctl(&["list"]);
     let lines: Vec<String> = list.stdout().lines().map(str::to_string).collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
@@ -141,27 +137,18 @@ fn human_output_is_short_and_messages_go_to_stderr() {
 fn repeated_done_and_rm_say_so_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
-    let task = add(&daemon, "Water the plants");
+    let task = daemon.add("Water the plants");
     let id = task["id"].as_str().unwrap();
 
     let done = daemon.ctl(&["done", "1"]);
     assert_eq!(done.code(), 0, "{}", done.stderr());
     assert_eq!(done.stdout(), "completed task 1 \"Water the plants\"\n");
     let again = daemon.ctl(&["done", id]);
-    assert_eq!(again.code(), 0);
     assert_eq!(again.stdout(), "");
-    assert!(
-        again.stderr().contains("already done; nothing changed"),
-        "{}",
-        again.stderr()
-    );
+    again.assert_says(0, "already done; nothing changed");
     let json = daemon.ctl(&["--json", "done", id]).json();
     assert_eq!(json["completed"], true);
-    assert_eq!(
-        daemon.ctl(&["--json", "status"]).json()["pending"],
-        2,
-        "create + done"
-    );
+    assert_eq!(daemon.status()["pending"], 2, "create + done");
 
     let removed = daemon.ctl(&["rm", id]);
     assert_eq!(removed.code(), 0);
@@ -171,36 +158,15 @@ fn repeated_done_and_rm_say_so_and_change_nothing() {
         removed.stdout()
     );
     let again = daemon.ctl(&["rm", id]);
-    assert_eq!(again.code(), 0, "{}", again.stderr());
-    assert!(
-        again.stderr().contains("already deleted; nothing changed"),
-        "{}",
-        again.stderr()
-    );
+    again.assert_says(0, "already deleted; nothing changed");
     let edit = daemon.ctl(&["--json", "edit", id, "--title", "x"]);
     assert_eq!(edit.code(), 1);
-    let error = edit.json_error();
-    assert_eq!(error["error"]["code"], "not_found");
-    assert!(
-        error["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("is deleted"),
-        "{error}"
-    );
-    assert_eq!(
-        daemon.ctl(&["--json", "status"]).json()["pending"],
-        3,
-        "+ delete"
-    );
+    edit.assert_json_error("not_found", "is deleted");
+    assert_eq!(daemon.status()["pending"], 3, "+ delete");
 
     let failed = daemon.ctl(&["queue", "--failed"]);
     assert_eq!(failed.stdout(), "");
-    assert!(
-        failed.stderr().contains("no dead-lettered operations"),
-        "{}",
-        failed.stderr()
-    );
+    failed.assert_says(0, "no dead-lettered operations");
     let queue = daemon.ctl(&["queue"]);
     let stdout = queue.stdout();
     let lines: Vec<&str> = stdout.lines().collect();
@@ -216,21 +182,16 @@ fn repeated_done_and_rm_say_so_and_change_nothing() {
     assert_eq!(lines[4], "3 operations (0 dead-lettered)");
 
     let sync = daemon.ctl(&["sync"]);
-    assert_eq!(sync.code(), 4);
     assert_eq!(sync.stdout(), "", "nothing was tried, so no counts");
-    assert!(
-        sync.stderr().contains("no sync server"),
-        "{}",
-        sync.stderr()
-    );
+    sync.assert_says(4, "no sync server");
 }
 
 #[test]
 fn ids_can_be_given_as_unique_prefixes() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
-    let a = add(&daemon, "a")["id"].as_str().unwrap().to_string();
-    let b = add(&daemon, "b")["id"].as_str().unwrap().to_string();
+    let a = daemon.add("a")["id"].as_str().unwrap().to_string();
+    let b = daemon.add("b")["id"].as_str().unwrap().to_string();
     let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
 
     let shown = daemon.ctl(&["--json", "show", &a[..common + 1]]).json();
@@ -262,7 +223,7 @@ fn ids_can_be_given_as_unique_prefixes() {
 fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
-    let kept = add(&daemon, "keep me");
+    let kept = daemon.add("keep me");
     let kept_id = kept["id"].as_str().unwrap();
 
     let cases: Vec<(Vec<String>, &str, &str)> = vec![
@@ -327,15 +288,7 @@ fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
         let run = daemon.ctl(&json_args);
         assert_eq!(run.code(), 1, "{args:?}: {}", run.stderr());
         assert_eq!(run.stdout(), "", "{args:?}");
-        let error = run.json_error();
-        assert_eq!(error["error"]["code"], code, "{args:?}");
-        assert!(
-            error["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(message),
-            "{args:?}: {error}"
-        );
+        run.assert_json_error(code, message);
 
         let plain = daemon.ctl(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(plain.code(), 1);
@@ -348,7 +301,7 @@ fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
 
     let usage = daemon.ctl(&["edit", kept_id, "--done", "--undone"]);
     assert_eq!(usage.code(), 2, "usage errors exit 2");
-    let status = daemon.ctl(&["--json", "status"]).json();
+    let status = daemon.status();
     assert_eq!(status["pending"], 1, "only the first add was queued");
     let list = daemon.ctl(&["--json", "list", "--all"]).json();
     assert_eq!(list.as_array().unwrap().len(), 1);
@@ -378,11 +331,7 @@ fn taskctl_says_when_the_daemon_is_not_running() {
 fn a_queue_longer_than_one_frame_lists_completely() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    tasksync_e2e::block_on(async {
         let mut client = tasksync_proto::Client::connect(&daemon.socket, "filler")
             .await
             .unwrap();

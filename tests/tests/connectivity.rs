@@ -7,11 +7,7 @@ use tasksync_e2e::proxy::{Hung, Proxy};
 use tasksync_e2e::scripted::{accepting, Scripted};
 use tasksync_e2e::watch::Watch;
 use tasksync_e2e::{free_port, subdir, wait_until, Daemon, Server};
-use tasksync_proto::{Client, NewTask};
-
-fn status(daemon: &Daemon) -> Value {
-    daemon.ctl(&["--json", "status"]).json()
-}
+use tasksync_proto::{Client, NewTask, Timestamp};
 
 /// Creates `count` tasks over a few concurrent connections, as fast as the daemon takes them.
 fn create_many(daemon: &Daemon, count: usize) {
@@ -49,19 +45,13 @@ fn create_many(daemon: &Daemon, count: usize) {
 fn offline_work_reaches_the_server_when_it_comes_back_without_any_command() {
     let dir = tempfile::tempdir().unwrap();
     let address = format!("127.0.0.1:{}", free_port());
-    let daemon = Daemon::start_opts(
-        &subdir(&dir, "device"),
-        &[
-            "--server",
-            &format!("http://{address}"),
-            "--probe-max-ms",
-            "1000",
-        ],
-        &[],
-    );
+    let daemon = Daemon::builder(&subdir(&dir, "device"))
+        .server(&format!("http://{address}"))
+        .args(&["--probe-max-ms", "1000"])
+        .start();
     let watch = Watch::start(&daemon);
     create_many(&daemon, 500);
-    let offline = status(&daemon);
+    let offline = daemon.status();
     assert_eq!(offline["state"], "offline");
     assert_eq!(offline["online"], false);
     assert_eq!(offline["pending"], 500);
@@ -79,12 +69,14 @@ fn offline_work_reaches_the_server_when_it_comes_back_without_any_command() {
         watch.events("task_changed") >= 500
     });
 
-    let server = Server::start_at(&subdir(&dir, "server"), &address, &[]);
+    let server = Server::builder(&subdir(&dir, "server"))
+        .listen(&address)
+        .start();
     wait_until("all 500 tasks to reach the server unasked", || {
         server.tasks().len() == 500
     });
-    wait_until("the queue to empty", || status(&daemon)["pending"] == 0);
-    let online = status(&daemon);
+    wait_until("the queue to empty", || daemon.status()["pending"] == 0);
+    let online = daemon.status();
     assert_eq!(online["state"], "online");
     assert_eq!(online["next_probe_at"], Value::Null);
     wait_until("watch to see the round finish", || {
@@ -108,34 +100,22 @@ fn a_network_cut_mid_flush_loses_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&subdir(&dir, "server"));
     let proxy = Proxy::start(&server.addr);
-    let daemon = Daemon::start_opts(
-        &subdir(&dir, "device"),
-        &[
-            "--server",
-            &proxy.url(),
-            "--probe-max-ms",
-            "500",
-            "--batch-size",
-            "1",
-        ],
-        &[],
-    );
-    wait_until("the daemon to come online", || {
-        status(&daemon)["state"] == "online"
-    });
+    let daemon = Daemon::builder(&subdir(&dir, "device"))
+        .server(&proxy.url())
+        .args(&["--probe-max-ms", "500", "--batch-size", "1"])
+        .start();
+    daemon.wait_for_state("online");
     create_many(&daemon, 400);
     wait_until("a flush to be under way", || server.tasks().len() >= 20);
     proxy.cut();
     let during = server.tasks().len();
-    wait_until("the daemon to notice the cut", || {
-        status(&daemon)["state"] == "offline"
-    });
+    daemon.wait_for_state("offline");
     assert!(during < 400, "the cut landed mid-flush ({during} of 400)");
     proxy.restore();
     wait_until("everything to arrive after the network returns", || {
         server.tasks().len() == 400
     });
-    wait_until("the queue to empty", || status(&daemon)["pending"] == 0);
+    wait_until("the queue to empty", || daemon.status()["pending"] == 0);
     let changes = tasksync_e2e::http::get(&server.addr, "/api/changes?since=&limit=5000").json();
     assert_eq!(
         changes["changes"].as_array().unwrap().len(),
@@ -148,26 +128,29 @@ fn a_network_cut_mid_flush_loses_and_doubles_nothing() {
 fn a_hanging_server_makes_the_daemon_offline_but_never_unresponsive() {
     let dir = tempfile::tempdir().unwrap();
     let hung = Hung::start();
-    let daemon = Daemon::start_opts(
-        &subdir(&dir, "device"),
-        &[
-            "--server",
-            &hung.url(),
+    let daemon = Daemon::builder(&subdir(&dir, "device"))
+        .server(&hung.url())
+        .args(&[
             "--probe-timeout-ms",
             "300",
             "--request-timeout-ms",
             "500",
             "--probe-max-ms",
             "500",
-        ],
-        &[],
-    );
+        ])
+        .start();
     daemon.ctl(&["add", "written while the server hangs"]);
+    // The first probe goes out at once; once it has timed out the next one is scheduled from
+    // then, at least the probe timeout after the daemon went offline at start.
     wait_until("a probe to time out", || {
-        daemon.log_text().contains("probe failed")
+        let now = daemon.status();
+        let millis = |key: &str| {
+            serde_json::from_value::<Timestamp>(now[key].clone()).map(Timestamp::as_millis)
+        };
+        matches!((millis("since"), millis("next_probe_at")), (Ok(since), Ok(next)) if next - since >= 300)
     });
     for _ in 0..5 {
-        let now = status(&daemon);
+        let now = daemon.status();
         assert_eq!(now["state"], "offline", "{now}");
         assert_eq!(now["pending"], 1);
     }
@@ -181,20 +164,22 @@ fn a_hanging_server_makes_the_daemon_offline_but_never_unresponsive() {
 
     let address = hung.addr.clone();
     hung.stop();
-    let server = Server::start_at(&subdir(&dir, "server"), &address, &[]);
+    let server = Server::builder(&subdir(&dir, "server"))
+        .listen(&address)
+        .start();
     wait_until("the daemon to recover", || server.tasks().len() == 1);
-    wait_until("the queue to empty", || status(&daemon)["pending"] == 0);
-    assert_eq!(status(&daemon)["state"], "online");
+    wait_until("the queue to empty", || daemon.status()["pending"] == 0);
+    assert_eq!(daemon.status()["state"], "online");
 }
 
 #[test]
 fn a_burst_of_creates_while_online_shares_batches() {
     let dir = tempfile::tempdir().unwrap();
     let scripted = Scripted::start(accepting(|_| None));
-    let daemon = Daemon::start_opts(&subdir(&dir, "device"), &["--server", &scripted.url()], &[]);
-    wait_until("the daemon to come online", || {
-        status(&daemon)["state"] == "online"
-    });
+    let daemon = Daemon::builder(&subdir(&dir, "device"))
+        .server(&scripted.url())
+        .start();
+    daemon.wait_for_state("online");
     create_many(&daemon, 1000);
     let items = || -> usize {
         scripted
@@ -209,5 +194,5 @@ fn a_burst_of_creates_while_online_shares_batches() {
         requests <= 100,
         "1000 creates took {requests} requests; the debounce should batch them"
     );
-    wait_until("the queue to empty", || status(&daemon)["pending"] == 0);
+    wait_until("the queue to empty", || daemon.status()["pending"] == 0);
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use tasksync_e2e::{Daemon, Server};
+use tasksync_e2e::{subdir, Daemon, Server};
 use tasksync_proto::{Client, NewTask, Task, TaskPatch, Timestamp};
 use uuid::Uuid;
 
@@ -97,20 +97,11 @@ fn by_id(tasks: &[serde_json::Value]) -> BTreeMap<Uuid, serde_json::Value> {
 
 fn run_case(actions: Vec<(usize, Action)>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("server")).unwrap();
-    let server = Server::start(&dir.path().join("server"));
+    let server = Server::start(&subdir(&dir, "server"));
     let daemons: Vec<Daemon> = (0..REPLICAS)
-        .map(|r| {
-            let home = dir.path().join(format!("replica{r}"));
-            std::fs::create_dir_all(&home).unwrap();
-            Daemon::start_opts(&home, &["--server", &server.url(), "--manual-sync"], &[])
-        })
+        .map(|r| Daemon::start_manual_sync(&subdir(&dir, &format!("replica{r}")), &server.url()))
         .collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let model = runtime.block_on(async {
+    let model = tasksync_e2e::block_on(async {
         let mut clients = Vec::new();
         let mut devices = Vec::new();
         for daemon in &daemons {
@@ -216,10 +207,7 @@ fn run_case(actions: Vec<(usize, Action)>) -> Result<(), TestCaseError> {
         let local = daemon.ctl(&["--json", "list", "--all"]).json();
         let local = by_id(local.as_array().unwrap());
         prop_assert_eq!(&local, &expected, "a replica equals the model");
-        prop_assert_eq!(
-            daemon.ctl(&["--json", "status"]).json()["pending"].as_u64(),
-            Some(0)
-        );
+        prop_assert_eq!(daemon.status()["pending"].as_u64(), Some(0));
     }
     Ok(())
 }

@@ -5,12 +5,11 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 
 use serde_json::{json, Value};
 use tasksync_e2e::http::{request, Answer};
 use tasksync_e2e::scripted::{accepting, Scripted};
-use tasksync_e2e::{wait_until, Daemon, Server, DEADLINE};
+use tasksync_e2e::{free_port, subdir, Daemon, DaemonBuilder, Server, DEADLINE};
 
 /// A daemon serving the HTTP API on a free loopback port, with its config folder in the
 /// test's temporary folder.
@@ -22,11 +21,14 @@ struct Api {
 }
 
 impl Api {
-    fn start(dir: &Path, args: &[&str]) -> Api {
-        let config_home = dir.join("config");
-        let home = config_home.to_str().unwrap().to_string();
-        let args = [&["--http", "127.0.0.1:0"][..], args].concat();
-        let daemon = Daemon::start_opts(dir, &args, &[("XDG_CONFIG_HOME", &home)]);
+    fn start(dir: &Path) -> Api {
+        Api::start_with(Daemon::builder(dir))
+    }
+
+    /// Starts `daemon` with the API on, its config folder `config` beside its log.
+    fn start_with(daemon: DaemonBuilder) -> Api {
+        let daemon = daemon.args(&["--http", "127.0.0.1:0"]).start();
+        let config_home = daemon.log.with_file_name("config");
         Api::attach(daemon, config_home)
     }
 
@@ -44,12 +46,10 @@ impl Api {
         }
     }
 
-    /// Restarts the daemon (after a clean stop) on the same files and config folder.
-    fn restart(mut self, args: &[&str]) -> Api {
+    /// Restarts the daemon (after a clean stop) on the same files, flags and config folder.
+    fn restart(mut self) -> Api {
         assert!(self.daemon.stop_with(libc::SIGTERM).success());
-        let home = self.config_home.to_str().unwrap().to_string();
-        let args = [&["--http", "127.0.0.1:0"][..], args].concat();
-        let daemon = self.daemon.restart(&args, &[("XDG_CONFIG_HOME", &home)]);
+        let daemon = self.daemon.restart().start();
         Api::attach(daemon, self.config_home.clone())
     }
 
@@ -91,19 +91,13 @@ fn token_path(config_home: &Path) -> PathBuf {
     config_home.join("tasksync/api-token")
 }
 
-/// The address the daemon logged as "HTTP API listening on ADDR" (the latest one).
+/// The address the daemon's HTTP API listens on, as `taskctl status` reports it.
 fn http_addr(daemon: &Daemon) -> String {
-    const MARK: &str = "HTTP API listening on ";
-    let mut addr = None;
-    wait_until("the HTTP API address in the log", || {
-        let log = daemon.log_text();
-        addr = log
-            .rfind(MARK)
-            .and_then(|at| log[at + MARK.len()..].split_whitespace().next())
-            .map(str::to_string);
-        addr.is_some()
-    });
-    addr.unwrap()
+    let status = daemon.status();
+    status["http"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the HTTP API is on: {status}"))
+        .to_string()
 }
 
 fn text(answer: &Answer) -> String {
@@ -151,20 +145,10 @@ fn raw(addr: &str, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-/// Waits for a process that should exit on its own; returns its status.
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let mut status = None;
-    wait_until("tasksyncd to exit", || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    status.unwrap()
-}
-
 #[test]
 fn tasks_can_be_created_read_updated_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let api = Api::start(dir.path(), &[]);
+    let api = Api::start(dir.path());
 
     let answer = api.call(
         "POST",
@@ -181,11 +165,7 @@ fn tasks_can_be_created_read_updated_and_deleted() {
     assert_eq!(milk["sync_status"], "pending");
     assert_eq!(milk["last_synced_at"], Value::Null);
     assert_eq!(milk["created_at"], milk["updated_at"]);
-    assert_eq!(
-        milk,
-        api.daemon.ctl(&["--json", "show", &id]).json(),
-        "the same Task JSON as taskctl"
-    );
+    assert_eq!(milk, api.daemon.show(&id), "the same Task JSON as taskctl");
     let bread = api.create("Bake bread");
     assert_eq!(bread["description"], Value::Null);
 
@@ -233,7 +213,7 @@ fn tasks_can_be_created_read_updated_and_deleted() {
     );
     assert_error(&api.call("DELETE", &path, None), 404, &path);
     assert_eq!(api.call("GET", "/api/tasks", None).json(), json!([bread]));
-    let tombstone = api.daemon.ctl(&["--json", "show", &id]).json();
+    let tombstone = api.daemon.show(&id);
     assert_eq!(tombstone["is_deleted"], true, "a soft delete");
 
     let unknown = "0190b6e2-7c1e-7a3d-9f00-2b8c4d5e6f70";
@@ -250,7 +230,7 @@ fn tasks_can_be_created_read_updated_and_deleted() {
 #[test]
 fn bad_requests_get_the_right_code_and_an_error_body_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let api = Api::start(dir.path(), &[]);
+    let api = Api::start(dir.path());
     let task = api.create("keep me");
     let id = task["id"].as_str().unwrap();
     let task_path = format!("/api/tasks/{id}");
@@ -381,7 +361,7 @@ fn bad_requests_get_the_right_code_and_an_error_body_and_change_nothing() {
 #[test]
 fn every_route_but_health_needs_the_bearer_token() {
     let dir = tempfile::tempdir().unwrap();
-    let api = Api::start(dir.path(), &[]);
+    let api = Api::start(dir.path());
     assert_eq!(api.token.len(), 64, "256 bits as hex");
     assert!(api.token.bytes().all(|b| b.is_ascii_hexdigit()));
     let task = api.create("secret");
@@ -418,16 +398,18 @@ fn every_route_but_health_needs_the_bearer_token() {
         }
     }
     assert_eq!(api.call("GET", "/api/tasks", None).json(), json!([task]));
+    let log = api.daemon.log_text();
     assert!(
-        !api.daemon.log_text().contains(&api.token),
-        "the token never reaches the log"
+        log.contains(&api.addr),
+        "the log read is this daemon's, which names its API's address: {log}"
     );
+    assert!(!log.contains(&api.token), "the token never reaches the log");
 }
 
 #[test]
 fn status_and_sync_report_the_queue_local_only() {
     let dir = tempfile::tempdir().unwrap();
-    let api = Api::start(dir.path(), &[]);
+    let api = Api::start(dir.path());
     api.create("one");
     api.create("two");
     let status = api.status();
@@ -446,7 +428,7 @@ fn status_and_sync_report_the_queue_local_only() {
         json!({"pending_sync_count": 2, "last_sync_timestamp": null, "is_online": false, "sync_queue_size": 2})
     );
     // Plus the fields of `taskctl status --json`, with the TCP API's own address.
-    let ctl = api.daemon.ctl(&["--json", "status"]).json();
+    let ctl = api.daemon.status();
     for (key, value) in ctl.as_object().unwrap() {
         if key != "since" {
             assert_eq!(&status[key], value, "{key}");
@@ -478,9 +460,10 @@ fn status_counts_dead_letters_in_the_queue_size_only() {
     let scripted = Scripted::start(accepting(|item| {
         (item["data"]["title"] == "doomed").then(|| "refused".to_string())
     }));
-    let api = Api::start(
-        dir.path(),
-        &["--server", &scripted.url(), "--retry-attempts", "1"],
+    let api = Api::start_with(
+        Daemon::builder(dir.path())
+            .server(&scripted.url())
+            .args(&["--retry-attempts", "1"]),
     );
     api.create("doomed");
     api.create("fine");
@@ -507,16 +490,9 @@ fn status_counts_dead_letters_in_the_queue_size_only() {
 #[test]
 fn the_original_challenge_flow_works_over_http() {
     let dir = tempfile::tempdir().unwrap();
-    let server_dir = dir.path().join("server");
-    std::fs::create_dir_all(&server_dir).unwrap();
-    // The server is down: a port nothing listens on yet (bound, noted, closed).
-    let server_addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
-    let url = format!("http://{server_addr}");
-    let api = Api::start(dir.path(), &["--server", &url]);
+    // The server is down: a port nothing listens on yet.
+    let server_addr = format!("127.0.0.1:{}", free_port());
+    let api = Api::start_with(Daemon::builder(dir.path()).server(&format!("http://{server_addr}")));
 
     let a = api.create("Task A");
     let a_id = a["id"].as_str().unwrap().to_string();
@@ -564,7 +540,9 @@ fn the_original_challenge_flow_works_over_http() {
     assert_eq!(answer.json()["success"], false);
     assert_eq!(api.status()["pending_sync_count"], 4, "nothing lost");
 
-    let server = Server::start_at(&server_dir, &server_addr, &[]);
+    let server = Server::builder(&subdir(&dir, "server"))
+        .listen(&server_addr)
+        .start();
     let answer = api.call("POST", "/api/sync", None);
     assert_eq!(answer.status, 200, "{}", text(&answer));
     let report = answer.json();
@@ -596,7 +574,7 @@ fn the_original_challenge_flow_works_over_http() {
 fn the_token_file_is_private_reused_and_printed_by_taskctl() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
-    let api = Api::start(dir.path(), &[]);
+    let api = Api::start(dir.path());
     let file = token_path(&api.config_home);
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&file), 0o600);
@@ -608,7 +586,7 @@ fn the_token_file_is_private_reused_and_printed_by_taskctl() {
 
     let first = api.token.clone();
     let task = api.create("survives restarts");
-    let api = api.restart(&[]);
+    let api = api.restart();
     assert_eq!(api.token, first, "the same token after a restart");
     let answer = api.call("GET", "/api/tasks", None);
     assert_eq!(answer.status, 200);
@@ -626,17 +604,16 @@ fn the_token_file_is_private_reused_and_printed_by_taskctl() {
 fn a_token_file_can_be_chosen_and_the_api_is_off_by_default() {
     use std::os::unix::fs::OpenOptionsExt as _;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("plain")).unwrap();
-    let plain = Daemon::start_opts(
-        &dir.path().join("plain"),
-        &[],
-        &[("XDG_CONFIG_HOME", dir.path().join("cfg").to_str().unwrap())],
-    );
+    let config_home = dir.path().join("cfg");
+    let plain = Daemon::builder(&subdir(&dir, "plain"))
+        .env("XDG_CONFIG_HOME", config_home.to_str().unwrap())
+        .start();
     let off = plain.ctl(&["api-token"]);
     assert_ne!(off.code(), 0);
     assert!(off.stderr().contains("--http"), "{}", off.stderr());
-    assert!(!plain.log_text().contains("HTTP API"));
-    assert!(!token_path(&dir.path().join("cfg")).exists());
+    let status = plain.status();
+    assert_eq!(status["http"], Value::Null, "no HTTP API: {status}");
+    assert!(!token_path(&config_home).exists());
     drop(plain);
 
     let chosen = dir.path().join("my-token");
@@ -648,17 +625,11 @@ fn a_token_file_can_be_chosen_and_the_api_is_off_by_default() {
         .unwrap();
     file.write_all(b"my-own-long-token-123456\n").unwrap();
     drop(file);
-    let config_home = dir.path().join("cfg");
-    let api_dir = dir.path().join("api");
-    std::fs::create_dir_all(&api_dir).unwrap();
-    let daemon = Daemon::start_opts(
-        &api_dir,
-        &["--http", "127.0.0.1:0"],
-        &[
-            ("XDG_CONFIG_HOME", config_home.to_str().unwrap()),
-            ("TASKSYNC_API_TOKEN_FILE", chosen.to_str().unwrap()),
-        ],
-    );
+    let daemon = Daemon::builder(&subdir(&dir, "api"))
+        .args(&["--http", "127.0.0.1:0"])
+        .env("XDG_CONFIG_HOME", config_home.to_str().unwrap())
+        .env("TASKSYNC_API_TOKEN_FILE", chosen.to_str().unwrap())
+        .start();
     let addr = http_addr(&daemon);
     let auth = [("Authorization", "Bearer my-own-long-token-123456")];
     assert_eq!(request(&addr, "GET", "/api/tasks", &auth, b"").status, 200);
@@ -673,40 +644,32 @@ fn a_token_file_can_be_chosen_and_the_api_is_off_by_default() {
 fn a_non_loopback_address_is_refused_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let config_home = dir.path().join("config");
-    let env = [("XDG_CONFIG_HOME", config_home.to_str().unwrap())];
-    let (db, socket, log) = (
-        dir.path().join("data/tasks.db"),
-        dir.path().join("run/tasksyncd.sock"),
-        dir.path().join("daemon.log"),
-    );
+    let builder = Daemon::builder(dir.path());
     for addr in ["0.0.0.0:0", "[::]:0"] {
-        let mut child = Daemon::command(&db, &socket, &log, &["--http", addr], &env)
-            .spawn()
-            .unwrap();
-        assert!(!wait_exit(&mut child).success());
-        let text = std::fs::read_to_string(&log).unwrap();
+        let (code, text) = builder.clone().args(&["--http", addr]).run_to_exit();
+        assert_ne!(code, Some(0));
         assert!(
             text.contains(&format!("refusing to serve the HTTP API on {addr}")),
             "{text}"
         );
         assert!(text.contains("--http-allow-remote"), "{text}");
     }
-    assert!(!socket.exists(), "refused before serving anything");
+    assert!(
+        !dir.path().join("run/tasksyncd.sock").exists(),
+        "refused before serving anything"
+    );
     assert!(!token_path(&config_home).exists());
 
-    let mut child = Daemon::command(&db, &socket, &log, &["--http", "example.com:80"], &env)
-        .spawn()
-        .unwrap();
-    assert!(!wait_exit(&mut child).success());
-    assert!(std::fs::read_to_string(&log)
-        .unwrap()
-        .contains("not an address to listen on"));
+    let (code, text) = builder
+        .clone()
+        .args(&["--http", "example.com:80"])
+        .run_to_exit();
+    assert_ne!(code, Some(0));
+    assert!(text.contains("not an address to listen on"), "{text}");
 
-    let daemon = Daemon::start_opts(
-        dir.path(),
-        &["--http", "0.0.0.0:0", "--http-allow-remote"],
-        &env,
-    );
+    let daemon = builder
+        .args(&["--http", "0.0.0.0:0", "--http-allow-remote"])
+        .start();
     let addr = http_addr(&daemon);
     assert!(addr.starts_with("0.0.0.0:"), "{addr}");
     let port = addr.rsplit(':').next().unwrap();
@@ -721,7 +684,7 @@ fn a_non_loopback_address_is_refused_unless_allowed() {
 #[test]
 fn silent_connections_cannot_lock_a_client_out() {
     let dir = tempfile::tempdir().unwrap();
-    let api = Api::start(dir.path(), &[]);
+    let api = Api::start(dir.path());
     let mut silent: Vec<TcpStream> = (0..300)
         .map(|_| TcpStream::connect(&api.addr).unwrap())
         .collect();

@@ -15,33 +15,11 @@ use tasksync_e2e::{http, subdir, wait_until, Daemon, Server};
 /// The periodic pull is an hour away: only the live pull can bring changes quickly.
 const NO_PERIODIC_PULL: &[&str] = &["--pull-interval-ms", "3600000"];
 
-fn add(daemon: &Daemon, title: &str) -> String {
-    let run = daemon.ctl(&["--json", "add", title]);
-    run.json()["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("add failed: {}", run.stderr()))
-        .to_string()
-}
-
-fn status(daemon: &Daemon) -> Value {
-    daemon.ctl(&["--json", "status"]).json()
-}
-
-fn task(daemon: &Daemon, id: &str) -> Option<Value> {
-    let run = daemon.ctl(&["--json", "show", id]);
-    (run.code() == 0).then(|| run.json())
-}
-
 fn device(dir: &tempfile::TempDir, name: &str, server: &str, extra: &[&str]) -> Daemon {
-    let mut args = vec!["--server", server];
-    args.extend_from_slice(extra);
-    Daemon::start_opts(&subdir(dir, name), &args, &[])
-}
-
-fn wait_online(daemon: &Daemon) {
-    wait_until("the daemon to be online", || {
-        status(daemon)["state"] == "online"
-    });
+    Daemon::builder(&subdir(dir, name))
+        .server(server)
+        .args(extra)
+        .start()
 }
 
 #[test]
@@ -50,17 +28,17 @@ fn a_change_reaches_the_other_online_device_through_the_live_pull() {
     let server = Server::start(&subdir(&dir, "server"));
     let a = device(&dir, "a", &server.url(), NO_PERIODIC_PULL);
     let b = device(&dir, "b", &server.url(), NO_PERIODIC_PULL);
-    wait_online(&a);
-    wait_online(&b);
-    let id = add(&a, "made on a");
-    wait_until("b to see a's task", || task(&b, &id).is_some());
+    a.wait_for_state("online");
+    b.wait_for_state("online");
+    let id = a.add_id("made on a");
+    wait_until("b to see a's task", || b.task(&id).is_some());
     a.ctl(&["edit", &id, "--title", "edited on a"]);
     wait_until("b to see a's edit", || {
-        task(&b, &id).is_some_and(|t| t["title"] == "edited on a")
+        b.task(&id).is_some_and(|t| t["title"] == "edited on a")
     });
     a.ctl(&["rm", &id]);
     wait_until("b to see the tombstone", || {
-        task(&b, &id).is_some_and(|t| t["is_deleted"] == true)
+        b.task(&id).is_some_and(|t| t["is_deleted"] == true)
     });
 }
 
@@ -77,7 +55,7 @@ fn a_busy_server_dead_letters_nothing_and_the_queue_goes_once_it_recovers() {
     let server = Scripted::start(busy);
     let daemon = device(&dir, "device", &server.url(), &["--manual-sync"]);
     for i in 0..3 {
-        add(&daemon, &format!("task {i}"));
+        daemon.add_id(&format!("task {i}"));
     }
     for _ in 0..4 {
         let run = daemon.ctl(&["--json", "sync"]);
@@ -90,7 +68,7 @@ fn a_busy_server_dead_letters_nothing_and_the_queue_goes_once_it_recovers() {
         assert_eq!(row["retry_count"], 0, "a 503 counts no attempt: {row}");
         assert_eq!(row["state"], "pending");
     }
-    let now = status(&daemon);
+    let now = daemon.status();
     assert_eq!(now["failed"], 0);
     assert!(
         now["last_error"]
@@ -102,7 +80,7 @@ fn a_busy_server_dead_letters_nothing_and_the_queue_goes_once_it_recovers() {
     let run = daemon.ctl(&["--json", "sync"]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
     assert_eq!(run.json()["synced_items"], 3);
-    let now = status(&daemon);
+    let now = daemon.status();
     assert_eq!(now["pending"], 0);
     assert_eq!(now["last_error"], Value::Null);
     assert!(now["last_sync_at"].is_string());
@@ -111,21 +89,16 @@ fn a_busy_server_dead_letters_nothing_and_the_queue_goes_once_it_recovers() {
 #[test]
 fn a_refused_token_is_shown_as_unauthorized_and_costs_no_attempt() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_at(
-        &subdir(&dir, "server"),
-        "127.0.0.1:0",
-        &["--token", "the-right-token-0123456789"],
-    );
-    let daemon = Daemon::start_opts(
-        &subdir(&dir, "device"),
-        &["--server", &server.url()],
-        &[("TASKSYNC_TOKEN", "a-wrong-token-0123456789")],
-    );
-    add(&daemon, "waits for a good token");
-    wait_until("the daemon to notice the refused token", || {
-        status(&daemon)["state"] == "unauthorized"
-    });
-    let now = status(&daemon);
+    let server = Server::builder(&subdir(&dir, "server"))
+        .token("the-right-token-0123456789")
+        .start();
+    let daemon = Daemon::builder(&subdir(&dir, "device"))
+        .server(&server.url())
+        .env("TASKSYNC_TOKEN", "a-wrong-token-0123456789")
+        .start();
+    daemon.add_id("waits for a good token");
+    daemon.wait_for_state("unauthorized");
+    let now = daemon.status();
     assert_eq!(now["online"], false);
     assert_eq!(now["last_sync_at"], Value::Null, "no round succeeded");
     assert!(
@@ -189,10 +162,12 @@ fn a_far_future_timestamp_is_refused_by_the_server_and_skipped_by_the_daemon() {
         }
     });
     let daemon = device(&dir, "device", &lying.url(), &["--manual-sync"]);
-    let id = add(&daemon, "mine");
+    let id = daemon.add_id("mine");
     daemon.ctl(&["--json", "sync"]);
     assert!(
-        task(&daemon, "01a22f00-0000-7000-8000-000000000001").is_none(),
+        daemon
+            .task("01a22f00-0000-7000-8000-000000000001")
+            .is_none(),
         "the far-future task was not stored"
     );
     let edited = daemon.ctl(&["--json", "edit", &id, "--title", "still editable"]);
@@ -224,13 +199,13 @@ fn live_pulls_from_a_server_that_answers_garbage_or_at_once_do_not_loop() {
         accepting(|_| None)(request)
     });
     let daemon = device(&dir, "device", &server.url(), &[]);
-    wait_online(&daemon);
+    daemon.wait_for_state("online");
     let before = pulls.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_secs(3));
     let during = pulls.load(Ordering::SeqCst) - before;
     assert!(during <= 10, "{during} pulls in 3 s: the daemon loops");
     // Commands and flushes go on meanwhile.
-    let id = add(&daemon, "still works");
+    let id = daemon.add_id("still works");
     wait_until("the flush", || {
         server
             .batches()
@@ -245,7 +220,7 @@ fn sync_reports_what_it_pulled_and_which_value_won_a_conflict() {
     let server = Server::start(&subdir(&dir, "server"));
     let a = device(&dir, "a", &server.url(), &["--manual-sync"]);
     let b = device(&dir, "b", &server.url(), &["--manual-sync"]);
-    let id = add(&a, "shared");
+    let id = a.add_id("shared");
     assert_eq!(a.ctl(&["sync"]).code(), 0);
     let pulled = b.ctl(&["--json", "sync"]).json();
     assert_eq!(pulled["pulled_items"], 1, "{pulled}");
@@ -267,7 +242,7 @@ fn sync_reports_what_it_pulled_and_which_value_won_a_conflict() {
     };
     assert_eq!(kept("title"), Some(json!("remote")), "{report}");
     assert_eq!(kept("completed"), Some(json!("local")), "{report}");
-    let shown = task(&a, &id).unwrap();
+    let shown = a.task(&id).unwrap();
     assert_eq!(shown["title"], "newer title");
     assert_eq!(shown["completed"], true);
 
@@ -291,12 +266,12 @@ fn watch_reports_each_real_change_once_and_never_our_own_pushes_coming_back() {
     let server = Server::start(&subdir(&dir, "server"));
     let a = device(&dir, "a", &server.url(), &[]);
     let b = device(&dir, "b", &server.url(), &[]);
-    wait_online(&a);
-    wait_online(&b);
+    a.wait_for_state("online");
+    b.wait_for_state("online");
     let watch = Watch::start(&a);
-    let mine: Vec<String> = (0..20).map(|i| add(&a, &format!("mine {i}"))).collect();
+    let mine: Vec<String> = (0..20).map(|i| a.add_id(&format!("mine {i}"))).collect();
     wait_until("a's tasks on the server", || server.tasks().len() == 20);
-    let theirs = add(&b, "theirs");
+    let theirs = b.add_id("theirs");
     wait_until("b's task in a's watch", || {
         !watch
             .matching(|e| e["event"] == "task_changed" && e["task"]["id"] == theirs.as_str())
@@ -330,11 +305,11 @@ fn watch_reconnects_when_the_daemon_restarts() {
         watch.messages().iter().any(|m| m.contains("went away"))
     });
     assert!(watch.running(), "watch waits instead of exiting");
-    let daemon = daemon.restart(&[], &[]);
+    let daemon = daemon.restart().start();
     wait_until("watch to reconnect", || {
         watch.messages().iter().any(|m| m.contains("reconnected"))
     });
-    let id = add(&daemon, "after the restart");
+    let id = daemon.add_id("after the restart");
     wait_until("the new task in the watch", || {
         !watch
             .matching(|e| e["event"] == "task_changed" && e["task"]["id"] == id.as_str())
@@ -362,12 +337,12 @@ fn a_413_sends_the_batch_again_in_smaller_pieces_and_costs_no_attempt() {
     });
     let daemon = device(&dir, "device", &server.url(), &["--manual-sync"]);
     for i in 0..7 {
-        add(&daemon, &format!("task {i}"));
+        daemon.add_id(&format!("task {i}"));
     }
     let run = daemon.ctl(&["--json", "sync"]);
     assert_eq!(run.code(), 0, "{} {}", run.stdout(), run.stderr());
     assert_eq!(run.json()["synced_items"], 7);
-    assert_eq!(status(&daemon)["pending"], 0);
+    assert_eq!(daemon.status()["pending"], 0);
     let sizes: Vec<usize> = server
         .batches()
         .iter()
@@ -394,12 +369,12 @@ fn a_live_pull_that_hangs_holds_up_neither_commands_nor_flushes() {
         accepting(|_| None)(request)
     });
     let daemon = device(&dir, "device", &hanging.url(), &[]);
-    wait_online(&daemon);
+    daemon.wait_for_state("online");
     wait_until("a live pull to be waiting", || {
         hanging.requests().iter().any(|r| r.path.contains("wait="))
     });
     for i in 0..3 {
-        let id = add(&daemon, &format!("during the hang {i}"));
+        let id = daemon.add_id(&format!("during the hang {i}"));
         wait_until("the flush", || {
             hanging
                 .batches()
@@ -407,7 +382,7 @@ fn a_live_pull_that_hangs_holds_up_neither_commands_nor_flushes() {
                 .any(|b| b["items"][0]["task_id"] == id.as_str())
         });
     }
-    assert_eq!(status(&daemon)["state"], "online");
+    assert_eq!(daemon.status()["state"], "online");
 }
 
 #[test]
@@ -436,15 +411,12 @@ fn one_invalid_pulled_task_is_skipped_and_does_not_stop_the_pull() {
     let run = daemon.ctl(&["--json", "sync"]);
     assert_eq!(run.code(), 0, "{} {}", run.stdout(), run.stderr());
     assert_eq!(run.json()["pulled_items"], 1);
-    assert!(task_exists(&daemon, "01a22f00-0000-7000-8000-000000000002"));
-    assert!(!task_exists(
-        &daemon,
-        "01a22f00-0000-7000-8000-000000000001"
-    ));
+    assert!(daemon
+        .task("01a22f00-0000-7000-8000-000000000002")
+        .is_some());
+    assert!(daemon
+        .task("01a22f00-0000-7000-8000-000000000001")
+        .is_none());
     // The next pull starts after the page: nothing is stuck.
     assert_eq!(daemon.ctl(&["sync"]).code(), 0);
-}
-
-fn task_exists(daemon: &Daemon, id: &str) -> bool {
-    task(daemon, id).is_some()
 }

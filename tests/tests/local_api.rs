@@ -50,7 +50,7 @@ fn the_socket_speaks_http_without_a_token_beside_postcard() {
     assert_eq!(created.status, 201);
     let id = created.json()["id"].as_str().unwrap().to_string();
     // The same database through postcard, on the same socket.
-    let shown = daemon.ctl(&["--json", "show", &id]).json();
+    let shown = daemon.show(&id);
     assert_eq!(shown["title"], "Buy milk");
 
     let status = unix_get(&daemon.socket, "/api/status").json();

@@ -4,25 +4,17 @@
 use serde_json::Value;
 use tasksync_e2e::{subdir, Daemon, Server};
 
-fn add(daemon: &Daemon, title: &str) -> Value {
-    daemon.ctl(&["--json", "add", title]).json()
-}
-
 fn number(task: &Value) -> Option<u64> {
     task["number"].as_u64()
-}
-
-fn show(daemon: &Daemon, reference: &str) -> Value {
-    daemon.ctl(&["--json", "show", reference]).json()
 }
 
 #[test]
 fn numbers_stay_put_and_freed_ones_wait_for_the_next_list() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
-    let a = add(&daemon, "a");
-    let b = add(&daemon, "b");
-    let c = add(&daemon, "c");
+    let a = daemon.add("a");
+    let b = daemon.add("b");
+    let c = daemon.add("c");
     assert_eq!(
         [number(&a), number(&b), number(&c)],
         [Some(1), Some(2), Some(3)]
@@ -33,17 +25,16 @@ fn numbers_stay_put_and_freed_ones_wait_for_the_next_list() {
     assert_eq!(done["id"], a["id"]);
     assert_eq!(done["completed"], true);
     assert_eq!(done["number"], Value::Null, "done tasks have no number");
-    assert_eq!(show(&daemon, "2")["id"], b["id"], "others keep theirs");
+    assert_eq!(daemon.show("2")["id"], b["id"], "others keep theirs");
 
-    let d = add(&daemon, "d");
+    let d = daemon.add("d");
     assert_eq!(number(&d), Some(4), "1 is not reused before a list");
     let gone = daemon.ctl(&["show", "1"]);
-    assert_eq!(gone.code(), 1);
-    assert!(gone.stderr().contains("number 1"), "{}", gone.stderr());
+    gone.assert_says(1, "number 1");
 
     let list = daemon.ctl(&["list"]);
     assert_eq!(list.code(), 0, "{}", list.stderr());
-    let e = add(&daemon, "e");
+    let e = daemon.add("e");
     assert_eq!(
         number(&e),
         Some(1),
@@ -81,28 +72,20 @@ fn numbers_stay_put_and_freed_ones_wait_for_the_next_list() {
     // Numbers survive a restart: they are stored, not computed per listing.
     let mut daemon = daemon;
     daemon.stop_with(libc::SIGTERM);
-    let daemon = daemon.restart(&[], &[]);
-    assert_eq!(show(&daemon, "4")["title"], "d");
-    assert_eq!(show(&daemon, "5")["title"], "a");
+    let daemon = daemon.restart().start();
+    assert_eq!(daemon.show("4")["title"], "d");
+    assert_eq!(daemon.show("5")["title"], "a");
 }
 
 #[test]
 fn one_to_six_digits_are_a_number_and_longer_digits_a_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
-    let a = add(&daemon, "a");
-    assert_eq!(show(&daemon, "000001")["id"], a["id"], "leading zeros");
+    let a = daemon.add("a");
+    assert_eq!(daemon.show("000001")["id"], a["id"], "leading zeros");
     let prefix = daemon.ctl(&["--json", "show", "0000001"]);
     assert_eq!(prefix.code(), 1);
-    let error = prefix.json_error();
-    assert_eq!(error["error"]["code"], "not_found");
-    assert!(
-        error["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no task matches 0000001"),
-        "{error}"
-    );
+    prefix.assert_json_error("not_found", "no task matches 0000001");
     let none = daemon.ctl(&["--json", "done", "42"]).json_error();
     assert_eq!(none["error"]["code"], "not_found");
 }
@@ -111,15 +94,14 @@ fn one_to_six_digits_are_a_number_and_longer_digits_a_prefix() {
 fn tasks_arriving_by_sync_get_the_next_free_number() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&subdir(&dir, "s"));
-    let args = ["--server", &server.url(), "--manual-sync"];
-    let laptop = Daemon::start_opts(&subdir(&dir, "laptop"), &args, &[]);
-    let phone = Daemon::start_opts(&subdir(&dir, "phone"), &args, &[]);
+    let laptop = Daemon::start_manual_sync(&subdir(&dir, "laptop"), &server.url());
+    let phone = Daemon::start_manual_sync(&subdir(&dir, "phone"), &server.url());
 
-    let mine = add(&phone, "made on the phone");
+    let mine = phone.add("made on the phone");
     assert_eq!(number(&mine), Some(1));
-    add(&laptop, "one");
-    add(&laptop, "two");
-    let done = add(&laptop, "done before it synced");
+    laptop.add("one");
+    laptop.add("two");
+    let done = laptop.add("done before it synced");
     laptop.ctl(&["done", done["id"].as_str().unwrap()]);
     assert_eq!(laptop.ctl(&["sync"]).code(), 0);
     assert_eq!(phone.ctl(&["sync"]).code(), 0);
@@ -148,7 +130,7 @@ fn tasks_arriving_by_sync_get_the_next_free_number() {
     assert_eq!(phone.ctl(&["sync"]).code(), 0);
     let one = phone.ctl(&["--json", "show", "2"]);
     assert_eq!(one.code(), 1, "number 2 left with the task");
-    let fresh = add(&phone, "fresh");
+    let fresh = phone.add("fresh");
     assert_eq!(number(&fresh), Some(4));
 }
 
@@ -158,11 +140,7 @@ fn tasks_arriving_by_sync_get_the_next_free_number() {
 fn short_ids_that_list_prints_always_resolve() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ids: Vec<String> = runtime.block_on(async {
+    let ids: Vec<String> = tasksync_e2e::block_on(async {
         let mut client = tasksync_proto::Client::connect(&daemon.socket, "filler")
             .await
             .unwrap();
@@ -204,7 +182,7 @@ fn short_ids_that_list_prints_always_resolve() {
                 .last()
                 .unwrap()
                 .trim_end_matches(" (deleted)");
-            let shown = show(&daemon, reference);
+            let shown = daemon.show(reference);
             assert_eq!(shown["title"], title, "{args:?}: {reference} in {row:?}");
         }
     }
@@ -231,19 +209,19 @@ fn a_prefix_names_a_live_task_before_deleted_ones() {
         .unwrap();
     }
     drop(db);
-    let daemon = daemon.restart(&[], &[]);
+    let daemon = daemon.restart().start();
     let live = "aaaaaaaa-0000-7000-8000-000000000001";
-    assert_eq!(show(&daemon, "aaaaaaaa")["id"], live);
+    assert_eq!(daemon.show("aaaaaaaa")["id"], live);
     assert_eq!(
-        show(&daemon, "aaaaaaaa-0000-7000-8000-0000000000")["id"],
+        daemon.show("aaaaaaaa-0000-7000-8000-0000000000")["id"],
         live
     );
     assert_eq!(
-        show(&daemon, "aaaaaaaa-0000-7000-8000-000000000003")["is_deleted"],
+        daemon.show("aaaaaaaa-0000-7000-8000-000000000003")["is_deleted"],
         true,
         "a full id still names a deleted task"
     );
     let ambiguous = daemon.ctl(&["--json", "show", "bbbbbbbb"]).json_error();
     assert_eq!(ambiguous["error"]["code"], "ambiguous");
-    assert_eq!(show(&daemon, "1")["id"], live, "the live task got number 1");
+    assert_eq!(daemon.show("1")["id"], live, "the live task got number 1");
 }

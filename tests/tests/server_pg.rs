@@ -5,47 +5,15 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tasksync_e2e::pg::TestDatabase;
 use tasksync_e2e::{add_user, http, server_cli, subdir, wait_until, Daemon, Server};
 
-fn add(daemon: &Daemon, title: &str) -> String {
-    daemon.ctl(&["--json", "add", title]).json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
+/// `taskctl --json sync`, which must succeed: its report.
 fn sync(daemon: &Daemon) -> Value {
-    let run = daemon.ctl(&["--json", "sync"]);
-    assert_eq!(run.code(), 0, "{} / {}", run.stdout(), run.stderr());
-    run.json()
-}
-
-/// The synced fields of a task, as the servers and every replica must agree on them.
-fn essence(task: &Value) -> Value {
-    json!({
-        "id": task["id"], "title": task["title"], "description": task["description"],
-        "completed": task["completed"], "is_deleted": task["is_deleted"],
-        "created_at": task["created_at"], "updated_at": task["updated_at"],
-    })
-}
-
-fn local_tasks(daemon: &Daemon) -> Vec<Value> {
-    let mut tasks: Vec<Value> = daemon
-        .ctl(&["--json", "list", "--all"])
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(essence)
-        .collect();
-    tasks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    tasks
-}
-
-fn server_tasks(server: &Server, token: Option<&str>) -> Vec<Value> {
-    server.tasks_of(token).iter().map(essence).collect()
+    let (code, report) = daemon.sync();
+    assert_eq!(code, 0, "{report}");
+    report
 }
 
 fn bearer(token: &str) -> String {
@@ -58,18 +26,10 @@ fn two_daemons_through_two_server_processes_converge_and_pulls_wake_across_proce
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let one = Server::start_pg(&subdir(&dir, "s1"), &db.url, "127.0.0.1:0", &[]);
-    let two = Server::start_pg(&subdir(&dir, "s2"), &db.url, "127.0.0.1:0", &[]);
-    let laptop = Daemon::start_opts(
-        &subdir(&dir, "laptop"),
-        &["--server", &one.url(), "--manual-sync"],
-        &[],
-    );
-    let phone = Daemon::start_opts(
-        &subdir(&dir, "phone"),
-        &["--server", &two.url(), "--manual-sync"],
-        &[],
-    );
+    let one = Server::start_pg(&subdir(&dir, "s1"), &db.url);
+    let two = Server::start_pg(&subdir(&dir, "s2"), &db.url);
+    let laptop = Daemon::start_manual_sync(&subdir(&dir, "laptop"), &one.url());
+    let phone = Daemon::start_manual_sync(&subdir(&dir, "phone"), &two.url());
 
     // A live pull waits on process two; the laptop pushes through process one.
     let cursor = http::get(&two.addr, "/api/changes").json()["cursor"]
@@ -81,7 +41,7 @@ fn two_daemons_through_two_server_processes_converge_and_pulls_wake_across_proce
     let pull = std::thread::spawn(move || {
         http::get(&two_addr, &format!("/api/changes?since={cursor}&wait=30"))
     });
-    let first = add(&laptop, "written on the laptop");
+    let first = laptop.add_id("written on the laptop");
     sync(&laptop);
     let woken = pull.join().unwrap();
     assert_eq!(woken.status, 200);
@@ -95,8 +55,8 @@ fn two_daemons_through_two_server_processes_converge_and_pulls_wake_across_proce
 
     // Edits on both sides, each through its own process.
     for i in 0..5 {
-        add(&laptop, &format!("laptop {i}"));
-        add(&phone, &format!("phone {i}"));
+        laptop.add_id(&format!("laptop {i}"));
+        phone.add_id(&format!("phone {i}"));
     }
     sync(&laptop);
     sync(&phone);
@@ -106,11 +66,11 @@ fn two_daemons_through_two_server_processes_converge_and_pulls_wake_across_proce
     sync(&laptop);
     sync(&phone);
 
-    let on_one = server_tasks(&one, None);
+    let on_one = one.replica(None);
     assert_eq!(on_one.len(), 11);
-    assert_eq!(on_one, server_tasks(&two, None), "one database, one truth");
-    assert_eq!(local_tasks(&laptop), on_one);
-    assert_eq!(local_tasks(&phone), on_one);
+    assert_eq!(on_one, two.replica(None), "one database, one truth");
+    assert_eq!(laptop.replica(), on_one);
+    assert_eq!(phone.replica(), on_one);
     let merged = on_one.iter().find(|t| t["id"] == first.as_str()).unwrap();
     assert_eq!(merged["title"], "renamed on the laptop");
     assert_eq!(merged["completed"], true, "both field edits survive");
@@ -123,7 +83,7 @@ fn three_users_are_isolated() {
     };
     let storage = ["--database-url", db.url.as_str()];
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_pg(&subdir(&dir, "s"), &db.url, "127.0.0.1:0", &[]);
+    let server = Server::start_pg(&subdir(&dir, "s"), &db.url);
     // Users added while the server runs work at once.
     let names = ["alice", "bob", "carol"];
     let tokens: Vec<String> = names.iter().map(|n| add_user(&storage, n)).collect();
@@ -142,35 +102,28 @@ fn three_users_are_isolated() {
         .iter()
         .zip(&tokens)
         .map(|(name, token)| {
-            // `--token=T`: a token may start with '-', which a separate argument would not
-            // survive.
-            Daemon::start_opts(
-                &subdir(&dir, name),
-                &[
-                    "--server",
-                    &server.url(),
-                    "--manual-sync",
-                    &format!("--token={token}"),
-                ],
-                &[],
-            )
+            Daemon::builder(&subdir(&dir, name))
+                .server(&server.url())
+                .manual_sync()
+                .token(token)
+                .start()
         })
         .collect();
     for (daemon, name) in daemons.iter().zip(names) {
-        add(daemon, &format!("{name}'s first"));
-        add(daemon, &format!("{name}'s second"));
+        daemon.add_id(&format!("{name}'s first"));
+        daemon.add_id(&format!("{name}'s second"));
         sync(daemon);
     }
     for daemon in &daemons {
         sync(daemon);
     }
     for ((daemon, name), token) in daemons.iter().zip(names).zip(&tokens) {
-        let mine = server_tasks(&server, Some(token));
+        let mine = server.replica(Some(token));
         assert_eq!(mine.len(), 2, "{name}");
         assert!(mine
             .iter()
             .all(|t| t["title"].as_str().unwrap().starts_with(name)));
-        assert_eq!(local_tasks(daemon), mine, "{name} pulled only their own");
+        assert_eq!(daemon.replica(), mine, "{name} pulled only their own");
         // Cursors are per user: each user's feed numbers only their own changes.
         let feed = http::request(
             &server.addr,
@@ -184,8 +137,9 @@ fn three_users_are_isolated() {
     }
     // Another user's task id is unknown to alice, even by id: her task list has only hers,
     // and a change of bob's task does not reach her feed.
-    let bobs_task = server_tasks(&server, Some(&tokens[1]))[0]["id"].clone();
-    let alice_ids: Vec<Value> = server_tasks(&server, Some(&tokens[0]))
+    let bobs_task = server.replica(Some(&tokens[1]))[0]["id"].clone();
+    let alice_ids: Vec<Value> = server
+        .replica(Some(&tokens[0]))
         .iter()
         .map(|t| t["id"].clone())
         .collect();
@@ -199,7 +153,7 @@ fn a_rotated_or_removed_users_token_gets_401_at_once() {
     };
     let storage = ["--database-url", db.url.as_str()];
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_pg(&subdir(&dir, "s"), &db.url, "127.0.0.1:0", &[]);
+    let server = Server::start_pg(&subdir(&dir, "s"), &db.url);
     let old = add_user(&storage, "dana");
     let tasks = |token: &str| {
         http::request(
@@ -212,17 +166,12 @@ fn a_rotated_or_removed_users_token_gets_401_at_once() {
         .status
     };
     assert_eq!(tasks(&old), 200);
-    let daemon = Daemon::start_opts(
-        &subdir(&dir, "d"),
-        &[
-            "--server",
-            &server.url(),
-            "--manual-sync",
-            &format!("--token={old}"),
-        ],
-        &[],
-    );
-    add(&daemon, "before rotation");
+    let daemon = Daemon::builder(&subdir(&dir, "d"))
+        .server(&server.url())
+        .manual_sync()
+        .token(&old)
+        .start();
+    daemon.add_id("before rotation");
     sync(&daemon);
 
     let (code, new, stderr) = server_cli(&[&["user", "token", "dana"][..], &storage].concat());
@@ -237,13 +186,11 @@ fn a_rotated_or_removed_users_token_gets_401_at_once() {
     assert_eq!(tasks(&new), 200);
     assert_eq!(server.tasks_of(Some(&new)).len(), 1);
     // The daemon with the old token is refused; its operation stays queued.
-    add(&daemon, "after rotation");
+    daemon.add_id("after rotation");
     let run = daemon.ctl(&["--json", "sync"]);
     assert_ne!(run.code(), 0, "a refused token is not a successful sync");
-    wait_until("the daemon to show the refused token", || {
-        daemon.ctl(&["--json", "status"]).json()["state"] == "unauthorized"
-    });
-    assert_eq!(daemon.ctl(&["--json", "status"]).json()["pending"], 1);
+    daemon.wait_for_state("unauthorized");
+    assert_eq!(daemon.status()["pending"], 1);
 
     let (code, _, stderr) = server_cli(&[&["user", "remove", "dana"][..], &storage].concat());
     assert_eq!(code, Some(0), "{stderr}");
@@ -263,16 +210,16 @@ fn killing_a_server_process_mid_flush_loses_nothing_and_applies_nothing_twice() 
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut first = Server::start_pg(&subdir(&dir, "s1"), &db.url, "127.0.0.1:0", &[]);
+    let mut first = Server::start_pg(&subdir(&dir, "s1"), &db.url);
     let addr = first.addr.clone();
     let url = first.url();
-    let mut daemon = Daemon::start_opts(
-        &subdir(&dir, "d"),
-        &["--server", &url, "--manual-sync"],
-        &[("SYNC_BATCH_SIZE", "1")],
-    );
+    let mut daemon = Daemon::builder(&subdir(&dir, "d"))
+        .server(&url)
+        .manual_sync()
+        .env("SYNC_BATCH_SIZE", "1")
+        .start();
     for i in 0..300 {
-        add(&daemon, &format!("t{i}"));
+        daemon.add_id(&format!("t{i}"));
     }
     let socket = daemon.socket.clone();
     let syncing = std::thread::spawn(move || tasksync_e2e::ctl_at(&socket, &["sync"]));
@@ -280,7 +227,10 @@ fn killing_a_server_process_mid_flush_loses_nothing_and_applies_nothing_twice() 
     first.stop();
     let _ = syncing.join();
     // Another process on the same database takes over the address (as behind a balancer).
-    let second = Server::start_pg(&subdir(&dir, "s2"), &db.url, &addr, &[]);
+    let second = Server::builder(&subdir(&dir, "s2"))
+        .postgres(&db.url)
+        .listen(&addr)
+        .start();
     let reached = second.tasks().len();
     assert!(
         reached < 300,
@@ -288,16 +238,13 @@ fn killing_a_server_process_mid_flush_loses_nothing_and_applies_nothing_twice() 
     );
     let daemon_again = {
         daemon.stop_with(libc::SIGTERM);
-        daemon.restart(
-            &["--server", &url, "--manual-sync"],
-            &[("SYNC_BATCH_SIZE", "50")],
-        )
+        daemon.restart().env("SYNC_BATCH_SIZE", "50").start()
     };
     sync(&daemon_again);
-    assert_eq!(daemon_again.ctl(&["--json", "status"]).json()["pending"], 0);
-    let on_server = server_tasks(&second, None);
+    assert_eq!(daemon_again.status()["pending"], 0);
+    let on_server = second.replica(None);
     assert_eq!(on_server.len(), 300, "no task lost");
-    assert_eq!(on_server, local_tasks(&daemon_again));
+    assert_eq!(on_server, daemon_again.replica());
     let feed = http::get(&second.addr, "/api/changes?limit=5000").json();
     assert_eq!(feed["changes"].as_array().unwrap().len(), 300);
     assert_eq!(
@@ -312,7 +259,7 @@ fn an_unreachable_database_answers_503_with_retry_after_and_health_says_so() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_pg(&subdir(&dir, "s"), &db.url, "127.0.0.1:0", &[]);
+    let server = Server::start_pg(&subdir(&dir, "s"), &db.url);
     let health = http::get(&server.addr, "/api/health");
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["storage"], "postgres");
@@ -352,33 +299,29 @@ fn a_change_reaches_a_device_on_another_server_process_live() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let one = Server::start_pg(&subdir(&dir, "s1"), &db.url, "127.0.0.1:0", &[]);
-    let two = Server::start_pg(&subdir(&dir, "s2"), &db.url, "127.0.0.1:0", &[]);
+    let one = Server::start_pg(&subdir(&dir, "s1"), &db.url);
+    let two = Server::start_pg(&subdir(&dir, "s2"), &db.url);
     // No periodic pull within the test's deadline: only the live pull can bring the change.
     let slow_pulls = ["--pull-interval-ms", "600000"];
-    let laptop = Daemon::start_opts(
-        &subdir(&dir, "laptop"),
-        &[&["--server", &one.url()][..], &slow_pulls].concat(),
-        &[],
-    );
-    let phone = Daemon::start_opts(
-        &subdir(&dir, "phone"),
-        &[&["--server", &two.url()][..], &slow_pulls].concat(),
-        &[],
-    );
-    wait_until("both daemons online", || {
-        [&laptop, &phone]
-            .iter()
-            .all(|d| d.ctl(&["--json", "status"]).json()["state"] == "online")
-    });
-    let id = add(&laptop, "pushed through process one");
+    let laptop = Daemon::builder(&subdir(&dir, "laptop"))
+        .server(&one.url())
+        .args(&slow_pulls)
+        .start();
+    let phone = Daemon::builder(&subdir(&dir, "phone"))
+        .server(&two.url())
+        .args(&slow_pulls)
+        .start();
+    laptop.wait_for_state("online");
+    phone.wait_for_state("online");
+    let id = laptop.add_id("pushed through process one");
     wait_until("the phone to receive it through process two", || {
-        local_tasks(&phone).iter().any(|t| t["id"] == id.as_str())
+        phone.replica().iter().any(|t| t["id"] == id.as_str())
     });
     let edit = laptop.ctl(&["edit", &id, "--title", "edited live"]);
     assert_eq!(edit.code(), 0, "{}", edit.stderr());
     wait_until("the phone to receive the edit", || {
-        local_tasks(&phone)
+        phone
+            .replica()
             .iter()
             .any(|t| t["id"] == id.as_str() && t["title"] == "edited live")
     });

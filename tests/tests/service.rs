@@ -1,26 +1,19 @@
 //! The daemon as a service: configuration precedence and errors, SIGTERM mid-flush, SIGHUP
 //! reloads, readiness notification, socket activation, and journal-friendly logs.
 
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tasksync_e2e::notify::NotifySocket;
 use tasksync_e2e::scripted::{accepting, Scripted};
-use tasksync_e2e::{bin, ctl_at, subdir, wait_until, Daemon};
+use tasksync_e2e::{bin, ctl_at, subdir, wait_until, Daemon, DaemonBuilder};
 
-fn print_config(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut command = Daemon::command(
-        &dir.join("tasks.db"),
-        &dir.join("run/s.sock"),
-        &dir.join("print.log"),
-        args,
-        env,
-    );
-    command
-        .arg("--print-config")
-        .stdout(std::process::Stdio::piped());
+/// `tasksyncd --print-config` run as `daemon` says.
+fn print_config(daemon: DaemonBuilder) -> std::process::Output {
+    let mut command = daemon.arg("--print-config").command();
+    command.stdout(std::process::Stdio::piped());
     command.output().unwrap()
 }
 
@@ -35,9 +28,9 @@ fn each_level_of_configuration_overrides_the_next() {
     .unwrap();
     let config_arg = config.display().to_string();
     let out = print_config(
-        dir.path(),
-        &["--config", &config_arg, "--batch-size", "9"],
-        &[("SYNC_RETRY_ATTEMPTS", "6")],
+        Daemon::builder(dir.path())
+            .args(&["--config", &config_arg, "--batch-size", "9"])
+            .env("SYNC_RETRY_ATTEMPTS", "6"),
     );
     assert!(
         out.status.success(),
@@ -81,21 +74,20 @@ fn a_typo_in_the_config_file_stops_the_start_and_names_the_key() {
     let config = dir.path().join("config.toml");
     std::fs::write(&config, "batch_sise = 7\n").unwrap();
     let config_arg = config.display().to_string();
-    let (db, socket, log) = (
-        dir.path().join("tasks.db"),
-        dir.path().join("run/s.sock"),
-        dir.path().join("daemon.log"),
-    );
-    let (code, message) = Daemon::run_to_exit(&db, &socket, &log, &["--config", &config_arg]);
+    let daemon = Daemon::builder(dir.path()).args(&["--config", &config_arg]);
+    let (code, message) = daemon.clone().run_to_exit();
     assert_eq!(code, Some(1));
     assert!(
         message.contains("batch_sise") && message.contains(&config_arg),
         "{message}"
     );
-    assert!(!db.exists(), "nothing was touched");
+    assert!(
+        !dir.path().join("data/tasks.db").exists(),
+        "nothing was touched"
+    );
 
     std::fs::write(&config, "retry_attempts = 0\n").unwrap();
-    let (code, message) = Daemon::run_to_exit(&db, &socket, &log, &["--config", &config_arg]);
+    let (code, message) = daemon.run_to_exit();
     assert_eq!(code, Some(1));
     assert!(
         message.contains("retry_attempts = 0 is out of range"),
@@ -109,11 +101,8 @@ fn the_default_config_file_is_read_from_xdg_config_home() {
     let home = subdir(&dir, "xdg");
     std::fs::create_dir_all(home.join("tasksync")).unwrap();
     std::fs::write(home.join("tasksync/config.toml"), "batch_size = 11\n").unwrap();
-    let out = print_config(
-        dir.path(),
-        &[],
-        &[("XDG_CONFIG_HOME", home.to_str().unwrap())],
-    );
+    let out =
+        print_config(Daemon::builder(dir.path()).env("XDG_CONFIG_HOME", home.to_str().unwrap()));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.lines().any(|l| l.starts_with("batch_size = 11")),
@@ -135,7 +124,22 @@ fn sighup_reloads_the_batch_size_and_survives_a_broken_file() {
     )
     .unwrap();
     let config_arg = config.display().to_string();
-    let mut daemon = Daemon::start_opts(&subdir(&dir, "device"), &["--config", &config_arg], &[]);
+    // The daemon tells its service manager when a reload begins (RELOADING=1) and when it is
+    // over, whether the file was good or not (READY=1).
+    let manager = NotifySocket::bind(dir.path());
+    let mut daemon = Daemon::builder(&subdir(&dir, "device"))
+        .args(&["--config", &config_arg])
+        .env("NOTIFY_SOCKET", manager.env())
+        .start();
+    manager.until("READY=1");
+    let reload = || {
+        let logged = daemon.log_text().len();
+        unsafe { libc::kill(daemon.pid(), libc::SIGHUP) };
+        manager.until("RELOADING=1");
+        manager.until("READY=1");
+        // What the reload logged.
+        daemon.log_text()[logged..].to_string()
+    };
     let add = |n: usize| {
         for i in 0..n {
             assert_eq!(daemon.ctl(&["add", &format!("task {i}")]).code(), 0);
@@ -147,6 +151,12 @@ fn sighup_reloads_the_batch_size_and_survives_a_broken_file() {
             .map(|b| b["items"].as_array().unwrap().len())
             .collect()
     };
+    let errors = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains(" ERROR "))
+            .map(str::to_string)
+            .collect()
+    };
 
     std::fs::write(
         &config,
@@ -156,10 +166,12 @@ fn sighup_reloads_the_batch_size_and_survives_a_broken_file() {
         ),
     )
     .unwrap();
-    unsafe { libc::kill(daemon.pid(), libc::SIGHUP) };
-    wait_until("the reload", || {
-        daemon.log_text().contains("configuration reloaded")
-    });
+    let logged = reload();
+    assert_eq!(
+        errors(&logged),
+        Vec::<String>::new(),
+        "a good file: {logged}"
+    );
     add(8);
     assert_eq!(daemon.ctl(&["sync"]).code(), 0);
     let mut sizes = sizes_since(0);
@@ -167,13 +179,12 @@ fn sighup_reloads_the_batch_size_and_survives_a_broken_file() {
     assert_eq!(sizes, [2, 3, 3], "the next flush uses batch_size = 3");
 
     std::fs::write(&config, "batch_size = \"lots\"\n").unwrap();
-    unsafe { libc::kill(daemon.pid(), libc::SIGHUP) };
-    wait_until("the failed reload to be logged", || {
-        daemon.log_text().contains("reload failed")
-    });
+    let logged = reload();
+    assert_eq!(errors(&logged).len(), 1, "one error: {logged}");
+    let error = &logged[logged.find(" ERROR ").unwrap_or(0)..];
     assert!(
-        daemon.log_text().contains("batch_size"),
-        "the error names the key"
+        error.contains("batch_size"),
+        "the error names the key: {error}"
     );
     let before = scripted.batches().len();
     add(4);
@@ -200,14 +211,11 @@ fn sigterm_during_a_flush_exits_cleanly_and_the_batch_is_sent_again_after_restar
         }
         accept(request)
     });
-    let args = [
-        "--server",
-        &scripted.url(),
-        "--manual-sync",
-        "--batch-size",
-        "10",
-    ];
-    let mut daemon = Daemon::start_opts(&subdir(&dir, "device"), &args, &[]);
+    let mut daemon = Daemon::builder(&subdir(&dir, "device"))
+        .server(&scripted.url())
+        .manual_sync()
+        .args(&["--batch-size", "10"])
+        .start();
     for i in 0..10 {
         daemon.ctl(&["add", &format!("t{i}")]);
     }
@@ -226,12 +234,8 @@ fn sigterm_during_a_flush_exits_cleanly_and_the_batch_is_sent_again_after_restar
     let _ = syncing.join();
 
     *slow.lock().unwrap() = false;
-    let daemon = daemon.restart(&args, &[]);
-    assert_eq!(
-        daemon.ctl(&["--json", "status"]).json()["pending"],
-        10,
-        "nothing lost"
-    );
+    let daemon = daemon.restart().start();
+    assert_eq!(daemon.status()["pending"], 10, "nothing lost");
     assert_eq!(daemon.ctl(&["sync"]).code(), 0);
     let batches = scripted.batches();
     assert_eq!(
@@ -243,36 +247,22 @@ fn sigterm_during_a_flush_exits_cleanly_and_the_batch_is_sent_again_after_restar
         batches[0]["items"], batches[1]["items"],
         "the same operations, same op ids"
     );
-    assert_eq!(daemon.ctl(&["--json", "status"]).json()["pending"], 0);
+    assert_eq!(daemon.status()["pending"], 0);
 }
 
 #[test]
 fn readiness_is_announced_only_once_the_socket_serves_and_stopping_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let notify_path = dir.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify
-        .set_read_timeout(Some(tasksync_e2e::DEADLINE))
-        .unwrap();
+    let manager = NotifySocket::bind(dir.path());
     let home = subdir(&dir, "device");
-    let (db, socket, log) = (
-        home.join("tasks.db"),
-        home.join("run/s.sock"),
-        home.join("daemon.log"),
-    );
-    let mut child = Daemon::command(
-        &db,
-        &socket,
-        &log,
-        &[],
-        &[("NOTIFY_SOCKET", notify_path.to_str().unwrap())],
-    )
-    .spawn()
-    .unwrap();
-    let mut buf = [0u8; 512];
-    let n = notify.recv(&mut buf).expect("READY=1 arrives");
-    let message = String::from_utf8_lossy(&buf[..n]).to_string();
-    assert!(message.lines().any(|l| l == "READY=1"), "{message}");
+    let mut child = Daemon::builder(&home)
+        .env("NOTIFY_SOCKET", manager.env())
+        .command()
+        .spawn()
+        .unwrap();
+    let socket = home.join("run/tasksyncd.sock");
+    let message = manager.next();
+    assert!(message.iter().any(|l| l == "READY=1"), "{message:?}");
     // At the moment READY=1 arrived the socket already accepted connections.
     assert!(
         std::os::unix::net::UnixStream::connect(&socket).is_ok(),
@@ -281,9 +271,8 @@ fn readiness_is_announced_only_once_the_socket_serves_and_stopping_on_sigterm() 
     assert_eq!(ctl_at(&socket, &["status"]).code(), 0);
 
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let n = notify.recv(&mut buf).expect("STOPPING=1 arrives");
-    let message = String::from_utf8_lossy(&buf[..n]).to_string();
-    assert!(message.lines().any(|l| l == "STOPPING=1"), "{message}");
+    let message = manager.next();
+    assert!(message.iter().any(|l| l == "STOPPING=1"), "{message:?}");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
 
@@ -345,11 +334,9 @@ fn a_socket_passed_by_the_service_manager_is_served() {
 #[test]
 fn logs_under_the_journal_have_no_timestamps() {
     let dir = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start_opts(
-        &subdir(&dir, "device"),
-        &[],
-        &[("JOURNAL_STREAM", "8:1234")],
-    );
+    let mut daemon = Daemon::builder(&subdir(&dir, "device"))
+        .env("JOURNAL_STREAM", "8:1234")
+        .start();
     daemon.stop_with(libc::SIGTERM);
     let log = daemon.log_text();
     let first = log.lines().next().unwrap_or_default();
@@ -361,14 +348,9 @@ fn logs_under_the_journal_have_no_timestamps() {
         !first.contains(":00Z") && !first.starts_with("20"),
         "no timestamp: {first}"
     );
-    let plain = Daemon::start_opts(&subdir(&dir, "other"), &[], &[]);
-    assert!(
-        plain
-            .log_text()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .starts_with("20"),
-        "timestamps otherwise"
-    );
+    let mut plain = Daemon::start(&subdir(&dir, "other"));
+    plain.stop_with(libc::SIGTERM);
+    let log = plain.log_text();
+    let first = log.lines().next().unwrap_or_default();
+    assert!(first.starts_with("20"), "timestamps otherwise: {first}");
 }

@@ -5,68 +5,20 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use tasksync_e2e::scripted::{accepting, Response, Scripted};
-use tasksync_e2e::{subdir, Daemon, Server};
-
-fn add(daemon: &Daemon, title: &str) -> String {
-    daemon.ctl(&["--json", "add", title]).json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn sync(daemon: &Daemon) -> (i32, Value) {
-    let run = daemon.ctl(&["--json", "sync"]);
-    let report = serde_json::from_slice(&run.output.stdout)
-        .unwrap_or_else(|_| panic!("{} / {}", run.stdout(), run.stderr()));
-    (run.code(), report)
-}
-
-fn status(daemon: &Daemon) -> Value {
-    daemon.ctl(&["--json", "status"]).json()
-}
-
-/// The synced fields of a task, as the server and every replica must agree on them.
-fn essence(task: &Value) -> Value {
-    json!({
-        "id": task["id"], "title": task["title"], "description": task["description"],
-        "completed": task["completed"], "is_deleted": task["is_deleted"],
-        "created_at": task["created_at"], "updated_at": task["updated_at"],
-    })
-}
-
-fn local_tasks(daemon: &Daemon) -> Vec<Value> {
-    let mut tasks: Vec<Value> = daemon
-        .ctl(&["--json", "list", "--all"])
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(essence)
-        .collect();
-    tasks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    tasks
-}
-
-fn server_tasks(server: &Server) -> Vec<Value> {
-    server.tasks().iter().map(essence).collect()
-}
+use tasksync_e2e::{free_port, subdir, Daemon, Server};
 
 #[test]
 fn every_queued_operation_is_processed_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&subdir(&dir, "s"));
-    let daemon = Daemon::start_opts(
-        dir.path(),
-        &["--server", &server.url(), "--manual-sync"],
-        &[],
-    );
-    let a = add(&daemon, "first");
-    add(&daemon, "second");
+    let daemon = Daemon::start_manual_sync(dir.path(), &server.url());
+    let a = daemon.add_id("first");
+    daemon.add_id("second");
     daemon.ctl(&["done", &a]);
     daemon.ctl(&["rm", &a]);
-    assert_eq!(status(&daemon)["pending"], 4);
+    assert_eq!(daemon.status()["pending"], 4);
 
-    let (code, report) = sync(&daemon);
+    let (code, report) = daemon.sync();
     assert_eq!(code, 0, "{report}");
     assert_eq!(
         report,
@@ -74,7 +26,7 @@ fn every_queued_operation_is_processed_and_counted() {
                "conflicts": 0, "resolved": [], "errors": []}),
         "our own operations coming back in the pull change nothing and count nothing"
     );
-    let after = status(&daemon);
+    let after = daemon.status();
     assert_eq!(after["pending"], 0);
     assert_eq!(after["state"], "online");
     assert!(after["last_sync_at"].is_string());
@@ -87,7 +39,7 @@ fn every_queued_operation_is_processed_and_counted() {
         assert_eq!(task["sync_status"], "synced");
         assert!(task["last_synced_at"].is_string());
     }
-    assert_eq!(server_tasks(&server), local_tasks(&daemon));
+    assert_eq!(server.replica(None), daemon.replica());
     assert_eq!(
         server
             .tasks()
@@ -108,16 +60,11 @@ fn every_queued_operation_is_processed_and_counted() {
 #[test]
 fn an_unreachable_server_leaves_everything_queued_and_counts_no_attempt() {
     let dir = tempfile::tempdir().unwrap();
-    // A port nothing listens on: bind one, note it, close it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let daemon = Daemon::start_opts(dir.path(), &["--server", &url, "--manual-sync"], &[]);
-    add(&daemon, "offline work");
-    let (code, report) = sync(&daemon);
+    // A port nothing listens on.
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let daemon = Daemon::start_manual_sync(dir.path(), &url);
+    daemon.add_id("offline work");
+    let (code, report) = daemon.sync();
     assert_eq!(code, 4, "offline exit code: {report}");
     assert_eq!(report["success"], false);
     assert!(
@@ -133,16 +80,11 @@ fn an_unreachable_server_leaves_everything_queued_and_counts_no_attempt() {
         queue[0]["retry_count"], 0,
         "being offline is not a failed attempt"
     );
-    assert_eq!(status(&daemon)["state"], "offline");
+    assert_eq!(daemon.status()["state"], "offline");
 
     let local_only = Daemon::start(&subdir(&dir, "solo"));
     let run = local_only.ctl(&["sync"]);
-    assert_eq!(run.code(), 4);
-    assert!(
-        run.stderr().contains("no sync server configured"),
-        "{}",
-        run.stderr()
-    );
+    run.assert_says(4, "no sync server configured");
 }
 
 #[test]
@@ -155,13 +97,9 @@ fn a_failing_server_is_survived_and_items_stay_queued() {
         },
         _ => accepting(|_| None)(request),
     });
-    let daemon = Daemon::start_opts(
-        dir.path(),
-        &["--server", &scripted.url(), "--manual-sync"],
-        &[],
-    );
-    add(&daemon, "precious");
-    let (code, report) = sync(&daemon);
+    let daemon = Daemon::start_manual_sync(dir.path(), &scripted.url());
+    daemon.add_id("precious");
+    let (code, report) = daemon.sync();
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["success"], false);
     assert_eq!(report["failed_items"], 1);
@@ -188,16 +126,16 @@ fn a_failing_server_is_survived_and_items_stay_queued() {
 fn batches_hold_at_most_sync_batch_size_items_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let scripted = Scripted::start(accepting(|_| None));
-    let daemon = Daemon::start_opts(
-        dir.path(),
-        &["--server", &scripted.url(), "--manual-sync"],
-        &[("SYNC_BATCH_SIZE", "7")],
-    );
+    let daemon = Daemon::builder(dir.path())
+        .server(&scripted.url())
+        .manual_sync()
+        .env("SYNC_BATCH_SIZE", "7")
+        .start();
     let mut made = Vec::new();
     for i in 0..20 {
-        made.push(add(&daemon, &format!("task {i}")));
+        made.push(daemon.add_id(&format!("task {i}")));
     }
-    let (code, report) = sync(&daemon);
+    let (code, report) = daemon.sync();
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["synced_items"], 20);
     // Two batches may be in flight at once, so the server may see them in either order;
@@ -226,7 +164,7 @@ fn batches_hold_at_most_sync_batch_size_items_in_order() {
         .collect();
     assert_eq!(sent, made, "in the order made");
     for batch in &batches {
-        assert_eq!(batch["device_id"], status(&daemon)["device_id"]);
+        assert_eq!(batch["device_id"], daemon.status()["device_id"]);
         for item in batch["items"].as_array().unwrap() {
             assert_eq!(item["operation"], "create");
             assert_eq!(
@@ -257,22 +195,18 @@ fn a_rejected_task_is_dead_lettered_after_three_attempts_while_others_sync() {
         let bad = poison.lock().unwrap().clone();
         (item["task_id"].as_str() == bad.as_deref()).then(|| "title rejected by policy".to_string())
     }));
-    let daemon = Daemon::start_opts(
-        dir.path(),
-        &["--server", &scripted.url(), "--manual-sync"],
-        &[],
-    );
-    let bad = add(&daemon, "bad one");
+    let daemon = Daemon::start_manual_sync(dir.path(), &scripted.url());
+    let bad = daemon.add_id("bad one");
     *poisoned.lock().unwrap() = Some(bad.clone());
     daemon.ctl(&["edit", &bad, "--title", "bad one, edited"]);
 
     for attempt in 1..=3 {
-        let good = add(&daemon, &format!("good {attempt}"));
-        let (code, report) = sync(&daemon);
+        let good = daemon.add_id(&format!("good {attempt}"));
+        let (code, report) = daemon.sync();
         assert_eq!(code, 1, "{report}");
         assert_eq!(report["synced_items"], 1, "the good task syncs: {report}");
         assert_eq!(report["failed_items"], 1);
-        let task = daemon.ctl(&["--json", "show", &good]).json();
+        let task = daemon.show(&good);
         assert_eq!(task["sync_status"], "synced");
     }
     // The edit of the poisoned task was never sent before its create succeeded: a batch
@@ -293,11 +227,8 @@ fn a_rejected_task_is_dead_lettered_after_three_attempts_while_others_sync() {
     assert_eq!(failed[0]["retry_count"], 3);
     assert_eq!(failed[0]["state"], "failed");
     assert_eq!(failed[0]["error_message"], "title rejected by policy");
-    assert_eq!(
-        daemon.ctl(&["--json", "show", &bad]).json()["sync_status"],
-        "failed"
-    );
-    let st = status(&daemon);
+    assert_eq!(daemon.show(&bad)["sync_status"], "failed");
+    let st = daemon.status();
     assert_eq!(
         (st["failed"].as_u64(), st["pending"].as_u64()),
         (Some(1), Some(1)),
@@ -306,7 +237,7 @@ fn a_rejected_task_is_dead_lettered_after_three_attempts_while_others_sync() {
 
     // A fourth sync does not send it again.
     let before = scripted.batches().len();
-    let (code, report) = sync(&daemon);
+    let (code, report) = daemon.sync();
     assert_eq!(code, 1, "dead letters keep sync failing: {report}");
     assert_eq!(report["failed_items"], 1);
     assert_eq!(
@@ -319,7 +250,7 @@ fn a_rejected_task_is_dead_lettered_after_three_attempts_while_others_sync() {
     *poisoned.lock().unwrap() = None;
     let retried = daemon.ctl(&["--json", "retry", &bad[..13]]).json();
     assert_eq!(retried["retried"], 1);
-    let (code, report) = sync(&daemon);
+    let (code, report) = daemon.sync();
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["synced_items"], 2);
     let ops: Vec<String> = scripted.batches()[before..]
@@ -329,117 +260,87 @@ fn a_rejected_task_is_dead_lettered_after_three_attempts_while_others_sync() {
         .map(|item| item["operation"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ops, ["create", "update"]);
-    assert_eq!(
-        daemon.ctl(&["--json", "show", &bad]).json()["sync_status"],
-        "synced"
-    );
+    assert_eq!(daemon.show(&bad)["sync_status"], "synced");
 
     let nothing = daemon.ctl(&["--json", "retry", "--all"]).json();
     assert_eq!(nothing["retried"], 0);
     let missing = daemon.ctl(&["retry", "ffff"]);
-    assert_eq!(missing.code(), 1);
-    assert!(
-        missing.stderr().contains("no dead-lettered operation"),
-        "{}",
-        missing.stderr()
-    );
+    missing.assert_says(1, "no dead-lettered operation");
 }
 
 #[test]
 fn a_conflict_is_resolved_in_favour_of_the_later_edit_on_both_devices() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&subdir(&dir, "s"));
-    let laptop = Daemon::start_opts(
-        &subdir(&dir, "laptop"),
-        &["--server", &server.url(), "--manual-sync"],
-        &[],
-    );
-    let phone = Daemon::start_opts(
-        &subdir(&dir, "phone"),
-        &["--server", &server.url(), "--manual-sync"],
-        &[],
-    );
-    let id = add(&laptop, "original");
-    assert_eq!(sync(&laptop).0, 0);
-    assert_eq!(sync(&phone).0, 0);
-    assert_eq!(
-        phone.ctl(&["--json", "show", &id]).json()["title"],
-        "original"
-    );
+    let laptop = Daemon::start_manual_sync(&subdir(&dir, "laptop"), &server.url());
+    let phone = Daemon::start_manual_sync(&subdir(&dir, "phone"), &server.url());
+    let id = laptop.add_id("original");
+    assert_eq!(laptop.sync().0, 0);
+    assert_eq!(phone.sync().0, 0);
+    assert_eq!(phone.show(&id)["title"], "original");
 
     // Both edit the title while "offline" (before syncing); the phone edits last.
     laptop.ctl(&["edit", &id, "--title", "laptop title"]);
     phone.ctl(&["edit", &id, "--title", "phone title"]);
     // The later edit syncs first, the earlier one second: it must lose.
-    assert_eq!(sync(&phone).0, 0);
-    let (code, report) = sync(&laptop);
+    assert_eq!(phone.sync().0, 0);
+    let (code, report) = laptop.sync();
     assert_eq!(code, 0, "{report}");
-    assert_eq!(sync(&phone).0, 0);
+    assert_eq!(phone.sync().0, 0);
     for daemon in [&laptop, &phone] {
-        assert_eq!(
-            daemon.ctl(&["--json", "show", &id]).json()["title"],
-            "phone title"
-        );
+        assert_eq!(daemon.show(&id)["title"], "phone title");
     }
-    assert_eq!(server_tasks(&server), local_tasks(&laptop));
-    assert_eq!(local_tasks(&laptop), local_tasks(&phone));
+    assert_eq!(server.replica(None), laptop.replica());
+    assert_eq!(laptop.replica(), phone.replica());
 }
 
 #[test]
 fn concurrent_edits_of_different_fields_both_survive() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&subdir(&dir, "s"));
-    let laptop = Daemon::start_opts(
-        &subdir(&dir, "laptop"),
-        &["--server", &server.url(), "--manual-sync"],
-        &[],
-    );
-    let phone = Daemon::start_opts(
-        &subdir(&dir, "phone"),
-        &["--server", &server.url(), "--manual-sync"],
-        &[],
-    );
-    let renamed = add(&laptop, "rename me");
-    let deleted = add(&laptop, "delete me");
-    sync(&laptop);
-    sync(&phone);
+    let laptop = Daemon::start_manual_sync(&subdir(&dir, "laptop"), &server.url());
+    let phone = Daemon::start_manual_sync(&subdir(&dir, "phone"), &server.url());
+    let renamed = laptop.add_id("rename me");
+    let deleted = laptop.add_id("delete me");
+    laptop.sync();
+    phone.sync();
 
     laptop.ctl(&["edit", &renamed, "--title", "renamed on the laptop"]);
     phone.ctl(&["done", &renamed]);
     phone.ctl(&["rm", &deleted]);
     laptop.ctl(&["edit", &deleted, "--title", "edited after the delete"]);
     for daemon in [&phone, &laptop, &phone] {
-        let (code, report) = sync(daemon);
+        let (code, report) = daemon.sync();
         assert_eq!(code, 0, "{report}");
     }
     for daemon in [&laptop, &phone] {
-        let task = daemon.ctl(&["--json", "show", &renamed]).json();
+        let task = daemon.show(&renamed);
         assert_eq!(
             (task["title"].as_str(), task["completed"].as_bool()),
             (Some("renamed on the laptop"), Some(true))
         );
-        let task = daemon.ctl(&["--json", "show", &deleted]).json();
+        let task = daemon.show(&deleted);
         assert_eq!(
             (task["title"].as_str(), task["is_deleted"].as_bool()),
             (Some("edited after the delete"), Some(true))
         );
     }
-    assert_eq!(server_tasks(&server), local_tasks(&laptop));
-    assert_eq!(local_tasks(&laptop), local_tasks(&phone));
+    assert_eq!(server.replica(None), laptop.replica());
+    assert_eq!(laptop.replica(), phone.replica());
 }
 
 #[test]
 fn a_daemon_killed_mid_flush_resends_and_nothing_is_lost_or_doubled() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&subdir(&dir, "s"));
-    let mut daemon = Daemon::start_opts(
-        dir.path(),
-        &["--server", &server.url(), "--manual-sync"],
-        &[("SYNC_BATCH_SIZE", "1")],
-    );
+    let mut daemon = Daemon::builder(dir.path())
+        .server(&server.url())
+        .manual_sync()
+        .env("SYNC_BATCH_SIZE", "1")
+        .start();
     let mut ids = Vec::new();
     for i in 0..300 {
-        ids.push(add(&daemon, &format!("t{i}")));
+        ids.push(daemon.add_id(&format!("t{i}")));
     }
     // Start a sync and kill the daemon while batches are going out.
     let socket = daemon.socket.clone();
@@ -453,16 +354,13 @@ fn a_daemon_killed_mid_flush_resends_and_nothing_is_lost_or_doubled() {
         "the kill landed mid-flush ({reached} of 300 synced)"
     );
 
-    let daemon = daemon.restart(
-        &["--server", &server.url(), "--manual-sync"],
-        &[("SYNC_BATCH_SIZE", "1")],
-    );
-    let (code, report) = sync(&daemon);
+    let daemon = daemon.restart().start();
+    let (code, report) = daemon.sync();
     assert_eq!(code, 0, "{report}");
-    assert_eq!(status(&daemon)["pending"], 0);
-    let on_server = server_tasks(&server);
+    assert_eq!(daemon.status()["pending"], 0);
+    let on_server = server.replica(None);
     assert_eq!(on_server.len(), 300, "no task lost");
-    assert_eq!(on_server, local_tasks(&daemon), "server and daemon agree");
+    assert_eq!(on_server, daemon.replica(), "server and daemon agree");
     let changes = tasksync_e2e::http::get(&server.addr, "/api/changes?since=&limit=5000").json();
     assert_eq!(
         changes["changes"].as_array().unwrap().len(),
@@ -491,13 +389,9 @@ fn a_conflict_answer_without_the_merged_task_is_refused_as_a_bad_answer() {
         }
         _ => accepting(|_| None)(request),
     });
-    let daemon = Daemon::start_opts(
-        dir.path(),
-        &["--server", &scripted.url(), "--manual-sync"],
-        &[],
-    );
-    add(&daemon, "kept until the server makes sense");
-    let (code, report) = sync(&daemon);
+    let daemon = Daemon::start_manual_sync(dir.path(), &scripted.url());
+    daemon.add_id("kept until the server makes sense");
+    let (code, report) = daemon.sync();
     assert_eq!(code, 1, "{report}");
     assert!(
         report["errors"][0]
@@ -523,18 +417,13 @@ fn a_refused_token_does_not_make_the_daemon_retry_in_a_loop() {
         },
         _ => accepting(|_| None)(request),
     });
-    let daemon = Daemon::start_opts(
-        dir.path(),
-        &["--server", &scripted.url(), "--pull-interval-ms", "60000"],
-        &[],
-    );
-    tasksync_e2e::wait_until("the daemon to come online", || {
-        status(&daemon)["state"] == "online"
-    });
-    add(&daemon, "waits for a good token");
-    tasksync_e2e::wait_until("the refusal", || {
-        daemon.log_text().contains("refuses our token")
-    });
+    let daemon = Daemon::builder(dir.path())
+        .server(&scripted.url())
+        .args(&["--pull-interval-ms", "60000"])
+        .start();
+    daemon.wait_for_state("online");
+    daemon.add_id("waits for a good token");
+    daemon.wait_for_state("unauthorized");
     // An absence can only be seen over a window: half a second in which a loop would have
     // sent hundreds of requests.
     std::thread::sleep(std::time::Duration::from_millis(500));

@@ -39,7 +39,7 @@ fn control_characters_are_refused_in_new_titles_and_descriptions() {
         .ctl(&["--json", "add", "fine", "-d", "line one\n\tline two"])
         .json();
     assert_eq!(ok["description"], "line one\n\tline two");
-    let status = daemon.ctl(&["--json", "status"]).json();
+    let status = daemon.status();
     assert_eq!(status["pending"], 1, "only the valid task was queued");
 }
 
@@ -58,7 +58,7 @@ fn list_and_show_escape_stored_control_characters() {
     )
     .unwrap();
     drop(db);
-    let daemon = daemon.restart(&[], &[]);
+    let daemon = daemon.restart().start();
 
     let list = daemon.ctl(&["list"]);
     assert_eq!(list.code(), 0, "{}", list.stderr());

@@ -8,7 +8,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use serde_json::Value;
 use tasksync_e2e::{subdir, Daemon, Server};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
@@ -96,33 +95,21 @@ fn tasks_sync_over_https_with_a_private_ca_and_an_unknown_one_is_refused() {
     let proxy = TlsProxy::start(cert, key, server.addr.clone());
     let url = format!("https://{}", proxy.addr);
 
-    let trusting = Daemon::start_opts(
-        &subdir(&dir, "trusting"),
-        &[
-            "--server",
-            &url,
-            "--ca-file",
-            ca_file.to_str().unwrap(),
-            "--manual-sync",
-        ],
-        &[],
-    );
+    let trusting = Daemon::builder(&subdir(&dir, "trusting"))
+        .server(&url)
+        .args(&["--ca-file", ca_file.to_str().unwrap()])
+        .manual_sync()
+        .start();
     let added = trusting.ctl(&["--json", "add", "over TLS"]).json();
-    let run = trusting.ctl(&["--json", "sync"]);
-    let report: Value = serde_json::from_slice(&run.output.stdout).unwrap();
-    assert_eq!(run.code(), 0, "{report}");
+    let (code, report) = trusting.sync();
+    assert_eq!(code, 0, "{report}");
     assert_eq!(report["synced_items"], 1);
     assert_eq!(server.tasks()[0]["id"], added["id"]);
 
-    let wary = Daemon::start_opts(
-        &subdir(&dir, "wary"),
-        &["--server", &url, "--manual-sync"],
-        &[],
-    );
+    let wary = Daemon::start_manual_sync(&subdir(&dir, "wary"), &url);
     wary.ctl(&["add", "stays home"]);
-    let run = wary.ctl(&["--json", "sync"]);
-    let report: Value = serde_json::from_slice(&run.output.stdout).unwrap();
-    assert_eq!(run.code(), 4, "{report}");
+    let (code, report) = wary.sync();
+    assert_eq!(code, 4, "{report}");
     let error = report["errors"][0].as_str().unwrap();
     assert!(
         error.contains("certificate") || error.contains("UnknownIssuer"),
@@ -140,18 +127,10 @@ fn a_ca_file_without_certificates_is_a_startup_error() {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("empty.pem");
     std::fs::write(&ca_file, "not a certificate\n").unwrap();
-    let args = [
-        "--server",
-        "https://127.0.0.1:9",
-        "--ca-file",
-        ca_file.to_str().unwrap(),
-    ];
-    let (code, message) = Daemon::run_to_exit(
-        &dir.path().join("tasks.db"),
-        &dir.path().join("run/s.sock"),
-        &dir.path().join("daemon.log"),
-        &args,
-    );
+    let (code, message) = Daemon::builder(dir.path())
+        .server("https://127.0.0.1:9")
+        .args(&["--ca-file", ca_file.to_str().unwrap()])
+        .run_to_exit();
     assert_eq!(code, Some(1));
     assert!(
         message.contains("ca_file") && message.contains("no PEM certificate"),
