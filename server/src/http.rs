@@ -3,14 +3,17 @@
 //! Order of checks for every request: route (404), method (405), bearer token (401, except
 //! `/api/health`), then the handler. `POST /api/batch` reads at most
 //! [`MAX_BODY_BYTES`] (413), verifies `Content-Digest` over the exact bytes (400), parses them
-//! (400 naming the field), caps the items (413), and only then applies anything.
+//! (400 naming the field), caps the items (413), and only then applies anything. What of a
+//! body no handler read is read and dropped before the answer (bounded; as the daemon does),
+//! so a client still sending gets the answer instead of a broken connection.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::{Method, Request, StatusCode};
+use hyper::http::request::Parts;
+use hyper::{HeaderMap, Method, Request, StatusCode};
 use tasksync_http::body::RequestBody;
 use tasksync_http::json::parse_json;
 use tasksync_http::{json_response, ApiError, ErrorFields, HttpResponse};
@@ -75,39 +78,47 @@ pub async fn handle(
     state: Arc<AppState>,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, Infallible> {
-    let path = request.uri().path().to_owned();
-    let method = request.method().clone();
-    let response = match route(&state, request).await {
+    let (parts, body) = request.into_parts();
+    let mut body = RequestBody::new(&parts.headers, body, MAX_BODY_BYTES);
+    let (method, path) = (&parts.method, parts.uri.path());
+    let response = match route(&state, &parts, &mut body).await {
         Ok(response) => response,
         Err(error) => {
             tracing::debug!(%method, %path, status = %error.status, "refused: {}", error.message);
-            error.into_response(&path, ErrorFields::Plain)
+            error.into_response(path, ErrorFields::Plain)
         }
     };
+    // What no handler read (a refused push) is read and dropped, so that a client still
+    // sending gets the answer rather than a reset connection.
+    body.drain().await;
     tracing::trace!(%method, %path, status = %response.status(), "answered");
     Ok(response)
 }
 
-async fn route(state: &AppState, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
-    let path = request.uri().path();
+async fn route(
+    state: &AppState,
+    parts: &Parts,
+    body: &mut RequestBody,
+) -> Result<HttpResponse, ApiError> {
+    let path = parts.uri.path();
     let route = Route::find(path).ok_or_else(|| ApiError::no_route(path))?;
     let (method, allow) = route.method();
-    if request.method() != method {
-        return Err(ApiError::method_not_allowed(request.method(), allow));
+    if parts.method != method {
+        return Err(ApiError::method_not_allowed(&parts.method, allow));
     }
     if route == Route::Health {
         return health(state).await;
     }
     let user = state
         .auth
-        .authenticate(state.storage.as_ref(), request.headers())
+        .authenticate(state.storage.as_ref(), &parts.headers)
         .await
         .map_err(storage_error)?
         .ok_or_else(unauthorized)?;
     match route {
         Route::Health => health(state).await,
-        Route::Batch => push(state, user, request).await,
-        Route::Changes => pull(state, user, request.uri().query()).await,
+        Route::Batch => push(state, user, &parts.headers, body).await,
+        Route::Changes => pull(state, user, parts.uri.query()).await,
         Route::Tasks => {
             let tasks = state.storage.all_tasks(user).await.map_err(storage_error)?;
             Ok(json_response(StatusCode::OK, &tasks))
@@ -146,19 +157,14 @@ struct Health {
 async fn push(
     state: &AppState,
     user: UserId,
-    request: Request<Incoming>,
+    headers: &HeaderMap,
+    body: &mut RequestBody,
 ) -> Result<HttpResponse, ApiError> {
-    let digest = request
-        .headers()
+    let digest = headers
         .get(CONTENT_DIGEST_HEADER)
-        .map(|v| v.to_str().unwrap_or(""))
-        .map(str::to_owned);
-    let (parts, body) = request.into_parts();
-    let body = RequestBody::new(&parts.headers, body, MAX_BODY_BYTES)
-        .bytes()
-        .await?;
-    wire::verify_content_digest(digest.as_deref(), &body)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map(|v| v.to_str().unwrap_or(""));
+    let body = body.bytes().await?;
+    wire::verify_content_digest(digest, &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let batch: BatchRequest = parse_json(&body)?;
     if batch.items.len() > MAX_BATCH_ITEMS {
         return Err(ApiError::too_large(format!(
@@ -457,6 +463,17 @@ mod tests {
         // Reads still work while writes cannot.
         let answer = exchange(addr, "GET /api/changes HTTP/1.1", b"").await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_is_read_to_its_end_so_the_client_gets_the_answer() {
+        let (_dir, _store, _state, addr, _stop) = serve_temp().await;
+        // 7 MiB: more than loopback's socket buffers hold, so the client is still sending
+        // when the answer is made; a connection closed under it would break its pipe.
+        let body = vec![b'x'; 7 * 1024 * 1024];
+        let answer = exchange(addr, "PUT /api/batch HTTP/1.1", &body).await;
+        assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+        assert!(answer.contains("\"path\":\"/api/batch\""), "{answer}");
     }
 
     #[tokio::test]
