@@ -255,20 +255,11 @@ mod tests {
 
     #[test]
     fn the_defaults_are_the_sync_engines() {
-        let s = settings(&[], "").unwrap();
-        let engine = SyncSettings::default();
-        let ours = s.sync_settings();
-        assert_eq!(ours.batch_size, engine.batch_size);
-        assert_eq!(ours.max_attempts, engine.max_attempts);
-        assert_eq!(ours.retry.base, engine.retry.base);
-        assert_eq!(ours.retry.max, engine.retry.max);
-        assert_eq!(ours.request_timeout, engine.request_timeout);
-        assert_eq!(ours.probe.min, engine.probe.min);
-        assert_eq!(ours.probe.max, engine.probe.max);
-        assert_eq!(ours.probe.timeout, engine.probe.timeout);
-        assert_eq!(ours.pull_interval, engine.pull_interval);
-        assert_eq!(ours.flush_debounce, engine.flush_debounce);
-        assert_eq!(ours.automatic, engine.automatic);
+        let ours = settings(&[], "").unwrap().sync_settings();
+        assert_eq!(
+            format!("{ours:?}"),
+            format!("{:?}", SyncSettings::default())
+        );
     }
 
     #[test]
@@ -354,9 +345,16 @@ mod tests {
         );
         let error = settings(&["--batch-size", "5"], "batch_size = 0\n").unwrap_err();
         assert!(
-            error.contains("batch_size = 0"),
-            "a bad file is noticed: {error}"
+            error.contains("batch_size = 0 is out of range 1..=1000"),
+            "a bad file is noticed even when a flag wins: {error}"
         );
+        let error = settings(&[], "batch_size = \"many\"\n").unwrap_err();
+        assert!(
+            error.contains("config.toml: batch_size: invalid type"),
+            "{error}"
+        );
+        let error = settings(&[], "http_listen = \"somewhere\"\n").unwrap_err();
+        assert!(error.contains("http_listen: \"somewhere\""), "{error}");
     }
 
     #[test]
@@ -371,7 +369,12 @@ mod tests {
     #[test]
     fn an_explicit_config_file_must_exist() {
         let error = load(Path::new("/nonexistent/tasksync.toml"), &[]).unwrap_err();
-        assert!(error.contains("/nonexistent/tasksync.toml"), "{error}");
+        assert!(
+            error.contains("cannot read config file /nonexistent/tasksync.toml"),
+            "{error}"
+        );
+        let default = ConfigFile::load(Path::new("/nonexistent/tasksync.toml"), false);
+        assert!(default.unwrap().path.is_none(), "the default one need not");
     }
 
     #[test]
