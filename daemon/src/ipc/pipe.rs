@@ -25,7 +25,7 @@ use widestring::{U16CStr, U16CString};
 pub enum PipeError {
     #[error("{} is not a named pipe path (\\\\.\\pipe\\NAME): {source}", path.display())]
     BadName { path: PathBuf, source: io::Error },
-    #[error("another tasksyncd (or another program) already serves {}; stop it first, or choose another pipe with --socket or TASKSYNC_SOCKET", .0.display())]
+    #[error("another tasksyncd (or another program) already serves {}; stop it first, or choose another pipe with --socket or {}", .0.display(), tasksync_proto::paths::SOCKET_ENV)]
     InUse(PathBuf),
     #[error("cannot build the pipe's security descriptor: {0}")]
     Security(io::Error),

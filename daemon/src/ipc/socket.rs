@@ -21,7 +21,7 @@ pub enum SocketError {
         path: std::path::PathBuf,
         source: io::Error,
     },
-    #[error("refusing socket folder {}: {reason}; choose a private folder with --socket or TASKSYNC_SOCKET", path.display())]
+    #[error("refusing socket folder {}: {reason}; choose a private folder with --socket or {}", path.display(), tasksync_proto::paths::SOCKET_ENV)]
     UnsafeDir {
         path: std::path::PathBuf,
         reason: String,
