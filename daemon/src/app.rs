@@ -1,19 +1,27 @@
 //! The state every front end (postcard and HTTP, on the socket and on TCP) shares: the store,
-//! the sync engine, the event log and what the daemon knows about itself.
+//! the sync engine, the event bus and log, and what the daemon knows about itself. Local
+//! writes go through [`App`] so that each one is announced on the bus exactly once, whichever
+//! front end asked for it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tasksync_proto::events::{Connectivity, ConnectivityState, StateSnapshot};
-use tasksync_proto::ipc::{QueueEntry, StatusInfo};
+use tasksync_proto::events::{ChangeOrigin, Connectivity, ConnectivityState, Event, StateSnapshot};
+use tasksync_proto::ipc::{QueueEntry, QueueState, StatusInfo};
+use tasksync_proto::{NewTask, Task, TaskPatch};
+use uuid::Uuid;
 
+use crate::events::Events;
 use crate::store::{QueuedOp, Store, StoreError};
 use crate::sync::SyncHandle;
 
 pub struct App {
     pub store: Arc<Store>,
     pub sync: SyncHandle,
+    /// Task changes, sync progress and connectivity, for subscribers; the sync engine
+    /// publishes on it too.
+    pub events: Arc<Events>,
     pub socket: PathBuf,
     /// The HTTP API's bearer token; `None` while the TCP API is off.
     pub api_token: Option<String>,
@@ -24,7 +32,64 @@ pub struct App {
 }
 
 impl App {
-    /// What `taskctl status` shows.
+    /// Creates a task (see [`Store::create_once`]); a task made now is announced.
+    pub async fn create_once(&self, new: NewTask) -> Result<(Task, bool), StoreError> {
+        let (task, created) = self.store.create_once(new).await?;
+        if created {
+            self.changed_here(&task);
+        }
+        Ok((task, created))
+    }
+
+    /// Changes a live task (see [`Store::update`]) and announces it.
+    pub async fn update(&self, id: Uuid, patch: TaskPatch) -> Result<Task, StoreError> {
+        let task = self.store.update(id, patch).await?;
+        self.changed_here(&task);
+        Ok(task)
+    }
+
+    /// Soft-deletes a live task (see [`Store::delete`]) and announces it.
+    pub async fn delete(&self, id: Uuid) -> Result<Task, StoreError> {
+        let task = self.store.delete(id).await?;
+        self.changed_here(&task);
+        Ok(task)
+    }
+
+    /// Sends dead-lettered rows again (see [`Store::retry`]) and wakes the sync engine as a
+    /// new change would: they go out with the next flush.
+    pub async fn retry(&self, seqs: Vec<i64>) -> Result<u64, StoreError> {
+        let revived = self.store.retry(seqs).await?;
+        if revived > 0 {
+            self.events.local_change();
+        }
+        Ok(revived)
+    }
+
+    /// A local command queued an operation for `task`.
+    fn changed_here(&self, task: &Task) {
+        self.events.local_change();
+        self.events.publish(|| Event::TaskChanged {
+            task: task.clone(),
+            origin: ChangeOrigin::Local,
+        });
+    }
+
+    /// The one policy for blocking reads, on every front end: a point read (one task by id or
+    /// number, a prefix lookup) runs inline, as it takes microseconds, less than a hop to
+    /// another thread; a read that scans (a listing or queue page, the status counts) runs
+    /// here, on tokio's blocking pool, so a long scan never holds a runtime worker.
+    pub async fn scan<T: Send + 'static>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&App) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || read(&app))
+            .await
+            .map_err(|e| StoreError::ReadFailed(e.to_string()))?
+    }
+
+    /// What `taskctl status` shows. It counts every task and queue row: run it with
+    /// [`App::scan`].
     pub fn status(&self) -> Result<StatusInfo, StoreError> {
         let counts = self.store.counts()?;
         let connectivity = self.sync.connectivity();
@@ -53,6 +118,27 @@ impl App {
             database: self.store.path().display().to_string(),
         })
     }
+
+    /// A queue row as `taskctl queue` shows it: rows the sync engine sent and has no answer
+    /// for are in flight.
+    pub fn queue_entry(&self, row: QueuedOp) -> QueueEntry {
+        let state = if self.sync.is_in_flight(row.seq) {
+            QueueState::InFlight
+        } else {
+            row.state
+        };
+        QueueEntry {
+            id: row.op_id,
+            task_id: row.task_id,
+            operation: row.operation,
+            changed_fields: row.changed_fields,
+            created_at: row.created_at,
+            retry_count: row.retry_count,
+            error_message: row.error_message,
+            state,
+            next_attempt_at: row.next_attempt_at,
+        }
+    }
 }
 
 /// The state a subscription opens with.
@@ -68,19 +154,4 @@ pub fn snapshot(app: &App) -> Result<StateSnapshot, StoreError> {
         failed: status.failed,
         last_sync_at: status.last_sync_at,
     })
-}
-
-/// A queue row as `taskctl queue` shows it.
-pub fn queue_entry(row: QueuedOp) -> QueueEntry {
-    QueueEntry {
-        id: row.op_id,
-        task_id: row.task_id,
-        operation: row.operation,
-        changed_fields: row.changed_fields,
-        created_at: row.created_at,
-        retry_count: row.retry_count,
-        error_message: row.error_message,
-        state: row.state,
-        next_attempt_at: row.next_attempt_at,
-    }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tasksyncd::app::App;
 use tasksyncd::config::{Loader, Settings};
+use tasksyncd::events::Events;
 use tasksyncd::http::HttpApi;
 use tasksyncd::ipc;
 use tasksyncd::ipc::endpoint::Endpoint;
@@ -89,10 +90,15 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
     let mut endpoint = Endpoint::claim(&socket, &holder).map_err(SetupError::Endpoint)?;
 
     let store = Arc::new(Store::open(&db)?);
+    let events = Arc::new(Events::default());
     let (trigger, stop) = shutdown::channel();
-    let sync =
-        tasksyncd::sync::engine::spawn(store.clone(), settings.sync_settings(), stop.clone())
-            .map_err(SetupError::Sync)?;
+    let sync = tasksyncd::sync::engine::spawn(
+        store.clone(),
+        events.clone(),
+        settings.sync_settings(),
+        stop.clone(),
+    )
+    .map_err(SetupError::Sync)?;
     // Bound before the IPC socket, so that once `taskctl` can connect the HTTP API answers too.
     let http = match &http_settings {
         Some(http) => Some(HttpApi::start(http).await?),
@@ -115,6 +121,7 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
     let app = Arc::new(App {
         store,
         sync,
+        events,
         socket,
         api_token: http.as_ref().map(|api| api.token().to_string()),
         http: http.as_ref().map(|api| api.local_addr()),

@@ -22,7 +22,9 @@ impl From<StoreError> for ApiError {
             StoreError::Open { .. }
             | StoreError::Sqlite(_)
             | StoreError::Corrupt(_)
-            | StoreError::AlreadyCreated(_) => {
+            | StoreError::NoWal { .. }
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::ReadFailed(_) => {
                 return ApiError::internal("HTTP API: database", &error);
             }
         };

@@ -79,7 +79,7 @@ impl EventLog {
                     }),
                     tx: broadcast::channel(BEHIND).0,
                 });
-                let events = app.store.events().subscribe();
+                let events = app.events.subscribe();
                 tokio::spawn(run_log(log.clone(), events));
                 log
             })

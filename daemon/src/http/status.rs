@@ -67,11 +67,7 @@ pub async fn status(app: &Arc<App>) -> Result<HttpResponse, ApiError> {
 
 /// What `GET /api/status` answers.
 pub async fn status_body(app: &Arc<App>) -> Result<StatusBody, ApiError> {
-    let app = app.clone();
-    let info = match tokio::task::spawn_blocking(move || app.status()).await {
-        Ok(info) => info?,
-        Err(error) => return Err(ApiError::internal("status", &error)),
-    };
+    let info = app.scan(App::status).await?;
     Ok(StatusBody {
         pending_sync_count: info.pending,
         last_sync_timestamp: info.last_sync_at,

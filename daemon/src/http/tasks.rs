@@ -23,7 +23,7 @@ use tasksync_http::{empty_response, json_response, ApiError, HttpResponse};
 use super::query::{self, Query};
 use super::routes::{parse_task_id, TASKS};
 use crate::app::App;
-use crate::store::{Store, StoreError, TaskFilter};
+use crate::store::{StoreError, TaskFilter};
 
 /// `POST /api/tasks` body.
 #[derive(Debug, Deserialize)]
@@ -86,26 +86,28 @@ fn list_query(raw: &str) -> Result<ListQuery, ApiError> {
 
 /// `GET /api/tasks`: tasks, newest first, filtered and paged as the query asks; a bare array,
 /// with `Link: <...>; rel="next"` while more remain.
-pub async fn list(app: &App, raw_query: &str) -> Result<HttpResponse, ApiError> {
+pub async fn list(app: &Arc<App>, raw_query: &str) -> Result<HttpResponse, ApiError> {
     let asked = list_query(raw_query)?;
     let filter = asked.filter.clone();
     let (limit, after) = (asked.limit, asked.after);
-    let page = read(app, move |store| {
-        // The cursor is the task named by `after`; `None` if there is no such task.
-        let cursor = match after {
-            Some(id) => match store.get(id) {
-                Ok(task) => Some(PageCursor {
-                    created_at: task.created_at,
-                    id: task.id,
-                }),
-                Err(StoreError::NotFound(_)) => return Ok(None),
-                Err(error) => return Err(error),
-            },
-            None => None,
-        };
-        Ok(Some(store.filtered(&filter, cursor, limit)?))
-    })
-    .await?;
+    let page = app
+        .scan(move |app| {
+            let store = &app.store;
+            // The cursor is the task named by `after`; `None` if there is no such task.
+            let cursor = match after {
+                Some(id) => match store.get(id) {
+                    Ok(task) => Some(PageCursor {
+                        created_at: task.created_at,
+                        id: task.id,
+                    }),
+                    Err(StoreError::NotFound(_)) => return Ok(None),
+                    Err(error) => return Err(error),
+                },
+                None => None,
+            };
+            Ok(Some(store.filtered(&filter, cursor, limit)?))
+        })
+        .await?;
     let Some((tasks, next)) = page else {
         return Err(ApiError::bad_request(format!(
             "after: no task has the id {}",
@@ -128,8 +130,7 @@ pub async fn list(app: &App, raw_query: &str) -> Result<HttpResponse, ApiError> 
 /// `GET /api/tasks/:id`.
 pub async fn get(app: &App, id: &str) -> Result<HttpResponse, ApiError> {
     let id = parse_task_id(id)?;
-    // A point read takes microseconds: inline, as the IPC commands do, rather than a hop to
-    // the blocking pool.
+    // A point read: inline (see `App::scan`).
     let task = live(app.store.get(id)?)?;
     Ok(json_response(StatusCode::OK, &task))
 }
@@ -139,7 +140,6 @@ pub async fn get(app: &App, id: &str) -> Result<HttpResponse, ApiError> {
 pub async fn create(app: &App, body: &mut RequestBody) -> Result<HttpResponse, ApiError> {
     let input: CreateBody = parse_json(&body.bytes().await?)?;
     let (task, created) = app
-        .store
         .create_once(NewTask {
             title: input.title,
             description: input.description,
@@ -167,14 +167,14 @@ pub async fn update(app: &App, id: &str, body: &mut RequestBody) -> Result<HttpR
         description: input.description,
         completed: input.completed,
     };
-    let task = app.store.update(id, patch).await?;
+    let task = app.update(id, patch).await?;
     Ok(json_response(StatusCode::OK, &task))
 }
 
 /// `DELETE /api/tasks/:id`: a soft delete; 204.
 pub async fn delete(app: &App, id: &str) -> Result<HttpResponse, ApiError> {
     let id = parse_task_id(id)?;
-    app.store.delete(id).await?;
+    app.delete(id).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
@@ -183,18 +183,6 @@ fn live(task: Task) -> Result<Task, StoreError> {
         return Err(StoreError::NotFound(task.id.to_string()));
     }
     Ok(task)
-}
-
-/// Runs a read on the blocking pool: SQLite reads block their thread.
-async fn read<T: Send + 'static>(
-    app: &App,
-    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store: Arc<Store> = app.store.clone();
-    match tokio::task::spawn_blocking(move || f(&store)).await {
-        Ok(result) => Ok(result?),
-        Err(error) => Err(ApiError::internal("database read", &error)),
-    }
 }
 
 #[cfg(test)]

@@ -186,15 +186,15 @@ async fn serve_postcard<S: AsyncRead + AsyncWrite + Unpin>(
 /// client hangs up (or sends anything: a subscribed connection only listens) or the daemon
 /// stops. A subscriber too slow to keep up is told how many events it missed.
 async fn stream_events<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
-    app: &App,
+    app: &Arc<App>,
     id: u64,
     reader: &mut R,
     writer: &mut W,
     mut shutdown: Shutdown,
 ) {
     // Subscribe before taking the snapshot, so nothing falls between the two.
-    let mut events = app.store.events().subscribe();
-    let snapshot = match snapshot(app) {
+    let mut events = app.events.subscribe();
+    let snapshot = match app.scan(snapshot).await {
         Ok(snapshot) => snapshot,
         Err(e) => {
             send_response(writer, id, Err(e.into())).await;

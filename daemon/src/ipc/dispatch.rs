@@ -1,44 +1,53 @@
-//! What each IPC command does: resolve task references, call the store, shape the reply.
+//! What each IPC command does: resolve task references, call the app or the store, shape the
+//! reply. Reads follow [`App::scan`]'s policy: point reads inline, scans on the blocking pool.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use tasksync_proto::ipc::{Command, ErrorCode, IpcError, QueuePage, Reply, RetryTarget, TaskRef};
 use uuid::Uuid;
 
-use std::collections::BTreeSet;
-
-use crate::app::{queue_entry, App};
-use crate::store::{StoreError, SyncWrite};
+use crate::app::App;
+use crate::store::StoreError;
 
 /// Runs one command to completion.
-pub async fn dispatch(app: &App, command: Command) -> Result<Reply, IpcError> {
-    let store = &app.store;
+pub async fn dispatch(app: &Arc<App>, command: Command) -> Result<Reply, IpcError> {
     let reply = match command {
-        Command::CreateTask(new) => Reply::Task(store.create_once(new).await?.0),
-        Command::GetTask { id } => Reply::Task(store.get(resolve(app, &id)?)?),
+        Command::CreateTask(new) => Reply::Task(app.create_once(new).await?.0),
+        Command::GetTask { id } => Reply::Task(app.store.get(resolve(app, &id)?)?),
         Command::ListTasks {
             include_deleted,
             status,
             after,
             limit,
-        } => Reply::TaskPage(store.list_page(include_deleted, status, after, limit)?),
+        } => Reply::TaskPage(
+            app.scan(move |app| app.store.list_page(include_deleted, status, after, limit))
+                .await?,
+        ),
         Command::UpdateTask { id, patch } => {
-            Reply::Task(store.update(resolve(app, &id)?, patch).await?)
+            Reply::Task(app.update(resolve(app, &id)?, patch).await?)
         }
-        Command::DeleteTask { id } => Reply::Task(store.delete(resolve(app, &id)?).await?),
-        Command::Status => Reply::Status(app.status()?),
+        Command::DeleteTask { id } => Reply::Task(app.delete(resolve(app, &id)?).await?),
+        Command::Status => Reply::Status(app.scan(App::status).await?),
         Command::Sync => Reply::Sync(app.sync.sync_now().await),
         Command::Queue {
             failed_only,
             after,
             limit,
-        } => {
-            let (rows, next) = store.queue_page(failed_only, after, limit)?;
-            Reply::QueuePage(QueuePage {
-                entries: rows.into_iter().map(queue_entry).collect(),
-                next,
+        } => Reply::QueuePage(
+            app.scan(move |app| {
+                let (rows, next) = app.store.queue_page(failed_only, after, limit)?;
+                Ok(QueuePage {
+                    entries: rows.into_iter().map(|row| app.queue_entry(row)).collect(),
+                    next,
+                })
             })
-        }
+            .await?,
+        ),
         Command::Retry { target } => Reply::Retried(retry(app, target).await?),
-        Command::ReleaseNumbers { shown } => Reply::Released(store.release_numbers(shown).await?),
+        Command::ReleaseNumbers { shown } => {
+            Reply::Released(app.store.release_numbers(shown).await?)
+        }
         Command::Subscribe => {
             let message = "Subscribe turns a socket connection into an event stream; send it as a request of its own";
             return Err(IpcError::new(ErrorCode::InvalidInput, message));
@@ -55,9 +64,9 @@ pub async fn dispatch(app: &App, command: Command) -> Result<Reply, IpcError> {
 }
 
 /// Revives dead-lettered operations: all, or those of one operation or task.
-async fn retry(app: &App, target: RetryTarget) -> Result<u64, IpcError> {
+async fn retry(app: &Arc<App>, target: RetryTarget) -> Result<u64, IpcError> {
     let rows = match target {
-        RetryTarget::All => app.store.queue(true)?,
+        RetryTarget::All => app.scan(|app| app.store.queue(true)).await?,
         RetryTarget::Id(reference) => {
             let mut prefix = TaskRef::parse(&reference)?;
             if prefix.as_number().is_some() {
@@ -87,13 +96,7 @@ async fn retry(app: &App, target: RetryTarget) -> Result<u64, IpcError> {
             }
         }
     };
-    let seqs = rows.iter().map(|row| row.seq).collect();
-    let revived = app.store.sync_write(SyncWrite::Retry { seqs }).await?.count;
-    if revived > 0 {
-        // Wake the engine as a new change would: these go out with the next flush.
-        app.store.events().local_change();
-    }
-    Ok(revived)
+    Ok(app.retry(rows.iter().map(|row| row.seq).collect()).await?)
 }
 
 fn resolve(app: &App, reference: &str) -> Result<Uuid, IpcError> {
@@ -108,14 +111,14 @@ impl From<StoreError> for IpcError {
             StoreError::Ambiguous { .. } => ErrorCode::Ambiguous,
             StoreError::Conflict(_) => ErrorCode::Conflict,
             StoreError::Closed | StoreError::Storage(_) => ErrorCode::Unavailable,
-            StoreError::Clock(_) => {
-                tracing::error!("{error}");
-                ErrorCode::Internal
-            }
-            StoreError::Open { .. }
+            // `NoWal` and `SchemaTooNew` stop tasksyncd at start and never reach a client.
+            StoreError::Clock(_)
+            | StoreError::Open { .. }
             | StoreError::Sqlite(_)
             | StoreError::Corrupt(_)
-            | StoreError::AlreadyCreated(_) => {
+            | StoreError::NoWal { .. }
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::ReadFailed(_) => {
                 tracing::error!("{error}");
                 ErrorCode::Internal
             }

@@ -1,4 +1,4 @@
-//! Applying user commands (create, update, delete) inside the writer's transaction.
+//! Users' commands (create, update, delete, release numbers) as writer requests.
 //!
 //! Each change updates `tasks` and appends the full task after the operation to `sync_queue`,
 //! with the fields it changed (DESIGN.md section 5).
@@ -10,116 +10,157 @@ use uuid::Uuid;
 
 use super::clock::HybridClock;
 use super::rows::{fields_to_json, task_from_row, TASK_COLUMNS};
+use super::writer::{Executed, WriteRequest};
 use super::StoreError;
 
-/// A user's change. Ids are full ids: prefixes are resolved before a write is queued.
-#[derive(Debug)]
-pub enum WriteOp {
-    Create(NewTask),
-    Update { id: Uuid, patch: TaskPatch },
-    Delete { id: Uuid },
+/// Creates a task (with a client-chosen id when `id` is set) and queues its `create`.
+/// Answers the task and whether it was made now: a retried create whose task exists with the
+/// same title and description answers that task and `false`, writing nothing.
+pub(crate) struct CreateTask(pub NewTask);
+
+/// Changes a live task and queues an `update` naming the changed fields.
+pub(crate) struct UpdateTask {
+    pub id: Uuid,
+    pub patch: TaskPatch,
 }
 
-/// Applies one change. The outer error is a storage failure that aborts the whole group; the
-/// inner one is this command's own refusal.
-pub fn apply(
-    tx: &Transaction<'_>,
-    clock: &mut HybridClock,
-    op: &WriteOp,
-) -> rusqlite::Result<Result<Task, StoreError>> {
-    match op {
-        WriteOp::Create(new) => {
-            if let Some(id) = new.id {
-                if let Some(existing) = load(tx, id)? {
-                    let same =
-                        existing.title == new.title && existing.description == new.description;
-                    return Ok(Err(if same {
-                        StoreError::AlreadyCreated(Box::new(existing))
+/// Soft-deletes a live task and queues a `delete`.
+pub(crate) struct DeleteTask {
+    pub id: Uuid,
+}
+
+/// A listing showed the whole working set with these numbers: makes the freed numbers that
+/// are not among them reusable; answers how many became reusable.
+pub(crate) struct ReleaseNumbers(pub Vec<u32>);
+
+impl WriteRequest for CreateTask {
+    type Output = (Task, bool);
+
+    fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<(Task, bool)> {
+        let new = &self.0;
+        if let Some(id) = new.id {
+            if let Some(existing) = load(tx, id)? {
+                return Ok(
+                    if existing.title == new.title && existing.description == new.description {
+                        Ok((existing, false))
                     } else {
-                        StoreError::Conflict(format!(
+                        Err(StoreError::Conflict(format!(
                             "task {id} already exists with another title or description"
-                        ))
-                    }));
-                }
+                        )))
+                    },
+                );
             }
-            let now = match clock.tick() {
-                Ok(now) => now,
-                Err(e) => return Ok(Err(e.into())),
-            };
-            let mut task = Task {
-                id: new.id.unwrap_or_else(Uuid::now_v7),
-                title: new.title.clone(),
-                description: new.description.clone(),
-                completed: false,
-                created_at: now,
-                updated_at: now,
-                is_deleted: false,
-                sync_status: SyncStatus::Pending,
-                last_synced_at: None,
-                number: None,
-            };
-            tx.prepare_cached(
-                "INSERT INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status)
-                 VALUES (?1, ?2, ?3, 0, ?4, ?4, 0, 'pending')",
+        }
+        let now = match clock.tick() {
+            Ok(now) => now,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        let mut task = Task {
+            id: new.id.unwrap_or_else(Uuid::now_v7),
+            title: new.title.clone(),
+            description: new.description.clone(),
+            completed: false,
+            created_at: now,
+            updated_at: now,
+            is_deleted: false,
+            sync_status: SyncStatus::Pending,
+            last_synced_at: None,
+            number: None,
+        };
+        tx.prepare_cached(
+            "INSERT INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status)
+             VALUES (?1, ?2, ?3, 0, ?4, ?4, 0, 'pending')",
+        )?
+        .execute(params![task.id.to_string(), task.title, task.description, now.to_string()])?;
+        task.number = number_of(tx, task.id)?;
+        enqueue(tx, &task, Operation::Create, &Field::ALL)?;
+        Ok(Ok((task, true)))
+    }
+}
+
+impl WriteRequest for UpdateTask {
+    type Output = Task;
+
+    fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<Task> {
+        let (id, patch) = (self.id, &self.patch);
+        let Some(mut task) = load_live(tx, id)? else {
+            return Ok(Err(StoreError::NotFound(id.to_string())));
+        };
+        let mut changed = Vec::with_capacity(3);
+        if let Some(title) = &patch.title {
+            task.title = title.clone();
+            changed.push(Field::Title);
+        }
+        if let Some(description) = &patch.description {
+            task.description = description.clone();
+            changed.push(Field::Description);
+        }
+        if let Some(completed) = patch.completed {
+            task.completed = completed;
+            changed.push(Field::Completed);
+        }
+        task.updated_at = match clock.tick() {
+            Ok(now) => now,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        task.sync_status = SyncStatus::Pending;
+        tx.prepare_cached(
+            "UPDATE tasks SET title = ?2, description = ?3, completed = ?4, updated_at = ?5, sync_status = 'pending'
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            id.to_string(),
+            task.title,
+            task.description,
+            task.completed,
+            task.updated_at.to_string()
+        ])?;
+        task.number = number_of(tx, task.id)?;
+        enqueue(tx, &task, Operation::Update, &changed)?;
+        Ok(Ok(task))
+    }
+}
+
+impl WriteRequest for DeleteTask {
+    type Output = Task;
+
+    fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<Task> {
+        let id = self.id;
+        let Some(mut task) = load_live(tx, id)? else {
+            return Ok(Err(StoreError::NotFound(id.to_string())));
+        };
+        task.is_deleted = true;
+        task.updated_at = match clock.tick() {
+            Ok(now) => now,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        task.sync_status = SyncStatus::Pending;
+        tx.prepare_cached("UPDATE tasks SET is_deleted = 1, updated_at = ?2, sync_status = 'pending' WHERE id = ?1")?
+            .execute(params![id.to_string(), task.updated_at.to_string()])?;
+        task.number = None;
+        enqueue(tx, &task, Operation::Delete, &[Field::IsDeleted])?;
+        Ok(Ok(task))
+    }
+}
+
+impl WriteRequest for ReleaseNumbers {
+    type Output = u64;
+
+    /// Losing it in a crash only delays the reuse of a number.
+    fn must_be_durable(&self) -> bool {
+        false
+    }
+
+    fn execute(&self, tx: &Transaction<'_>, _clock: &mut HybridClock) -> Executed<u64> {
+        let shown = serde_json::to_string(&self.0)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let released = tx
+            .prepare_cached(
+                "UPDATE freed_numbers SET reusable = 1
+                 WHERE reusable = 0 AND number NOT IN (SELECT value FROM json_each(?1))",
             )?
-            .execute(params![task.id.to_string(), task.title, task.description, now.to_string()])?;
-            task.number = number_of(tx, task.id)?;
-            enqueue(tx, &task, Operation::Create, &Field::ALL)?;
-            Ok(Ok(task))
-        }
-        WriteOp::Update { id, patch } => {
-            let Some(mut task) = load_live(tx, *id)? else {
-                return Ok(Err(StoreError::NotFound(id.to_string())));
-            };
-            let mut changed = Vec::with_capacity(3);
-            if let Some(title) = &patch.title {
-                task.title = title.clone();
-                changed.push(Field::Title);
-            }
-            if let Some(description) = &patch.description {
-                task.description = description.clone();
-                changed.push(Field::Description);
-            }
-            if let Some(completed) = patch.completed {
-                task.completed = completed;
-                changed.push(Field::Completed);
-            }
-            task.updated_at = match clock.tick() {
-                Ok(now) => now,
-                Err(e) => return Ok(Err(e.into())),
-            };
-            task.sync_status = SyncStatus::Pending;
-            tx.prepare_cached(
-                "UPDATE tasks SET title = ?2, description = ?3, completed = ?4, updated_at = ?5, sync_status = 'pending'
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                id.to_string(),
-                task.title,
-                task.description,
-                task.completed,
-                task.updated_at.to_string()
-            ])?;
-            task.number = number_of(tx, task.id)?;
-            enqueue(tx, &task, Operation::Update, &changed)?;
-            Ok(Ok(task))
-        }
-        WriteOp::Delete { id } => {
-            let Some(mut task) = load_live(tx, *id)? else {
-                return Ok(Err(StoreError::NotFound(id.to_string())));
-            };
-            task.is_deleted = true;
-            task.updated_at = match clock.tick() {
-                Ok(now) => now,
-                Err(e) => return Ok(Err(e.into())),
-            };
-            task.sync_status = SyncStatus::Pending;
-            tx.prepare_cached("UPDATE tasks SET is_deleted = 1, updated_at = ?2, sync_status = 'pending' WHERE id = ?1")?
-                .execute(params![id.to_string(), task.updated_at.to_string()])?;
-            task.number = None;
-            enqueue(tx, &task, Operation::Delete, &[Field::IsDeleted])?;
-            Ok(Ok(task))
-        }
+            .execute([shown])?;
+        Ok(Ok(released as u64))
     }
 }
 
@@ -129,22 +170,8 @@ fn number_of(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<u32>> {
         .query_row([id.to_string()], |row| row.get(0))
 }
 
-/// Makes every freed working-set number that is not in `shown` reusable: a listing of the
-/// whole set just showed the numbering without them. Returns how many became reusable.
-pub fn release_numbers(tx: &Transaction<'_>, shown: &[u32]) -> rusqlite::Result<u64> {
-    let shown = serde_json::to_string(shown)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let released = tx
-        .prepare_cached(
-            "UPDATE freed_numbers SET reusable = 1
-             WHERE reusable = 0 AND number NOT IN (SELECT value FROM json_each(?1))",
-        )?
-        .execute([shown])?;
-    Ok(released as u64)
-}
-
 /// The task with `id`, deleted or not.
-pub fn load(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Task>> {
+pub(crate) fn load(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Task>> {
     tx.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
         .query_row([id.to_string()], task_from_row)
         .optional()

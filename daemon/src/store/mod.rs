@@ -1,8 +1,10 @@
 //! The store: the only code that touches SQLite.
 //!
-//! [`Store`] hands writes to the writer thread ([`writer`], group commit) and serves reads
-//! from a pool of read-only connections ([`reads`]). The schema and its migrations live in
-//! [`schema`]; the clock that issues `updated_at` in [`clock`].
+//! [`Store`] hands writes to the writer thread ([`writer`], group commit), one typed request
+//! each ([`commands`] for users' commands, [`sync_writes`] for the sync engine's), and serves
+//! reads from a pool of read-only connections ([`reads`]). The schema and its migrations live
+//! in [`schema`]; the clock that issues `updated_at` in [`clock`]. The store knows nothing of
+//! events or of the sync engine's rows in flight: the app and the engine keep those.
 
 pub mod clock;
 pub mod commands;
@@ -15,24 +17,21 @@ pub mod writer;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
 
-use tasksync_proto::events::{ChangeOrigin, Event};
-use tasksync_proto::ipc::{PageCursor, QueueState, TaskPage, TaskRef};
+use tasksync_proto::ipc::{PageCursor, TaskPage, TaskRef};
+use tasksync_proto::wire::WireTask;
 use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch, Timestamp, ValidationError};
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use self::clock::{HybridClock, WallClock};
-use self::commands::WriteOp;
+use self::commands::{CreateTask, DeleteTask, ReleaseNumbers, UpdateTask};
 pub use self::filter::TaskFilter;
 pub use self::reads::Counts;
 use self::reads::ReadPool;
 pub use self::rows::QueuedOp;
-pub use self::sync_writes::{ItemOutcome, QueueRef, SyncApplied, SyncWrite};
-use self::writer::{Applied, Change, Message};
-use crate::events::Events;
+use self::sync_writes::{FinishBatch, RecordSync, ReviveFailed, StorePulled, TakeBatch};
+pub use self::sync_writes::{ItemOutcome, QueueRef};
+use self::writer::Writer;
 
 /// How many bytes of task text a listing page carries at most, well inside a 1 MiB frame.
 const PAGE_BYTE_BUDGET: usize = 512 * 1024;
@@ -60,19 +59,25 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("storage failure, nothing was written: {0}")]
     Storage(String),
+    /// Stored data this build cannot read (a missing device id, an unparsable timestamp).
     #[error("database problem: {0}")]
     Corrupt(String),
+    /// The database cannot use write-ahead logging (some network file systems refuse it).
+    #[error("cannot switch {} to WAL mode (it stays in {mode} mode); keep the database on a local disk", path.display())]
+    NoWal { path: PathBuf, mode: String },
+    /// The database was written by a newer tasksyncd.
+    #[error("the database has schema version {found}, newer than this tasksyncd understands ({supported}); upgrade tasksyncd")]
+    SchemaTooNew { found: u32, supported: u32 },
     #[error(transparent)]
     Clock(#[from] clock::ClockExhausted),
     #[error("the store is shutting down")]
     Closed,
+    /// A read on the blocking pool did not finish (it panicked, or the runtime stopped).
+    #[error("a database read failed: {0}")]
+    ReadFailed(String),
     /// A create with a client-chosen id that a task with other content already has.
     #[error("{0}")]
     Conflict(String),
-    /// A create with a client-chosen id that was already made with the same content: not an
-    /// error for the client, who gets the task (see [`Store::create_once`]).
-    #[error("task {} already exists", .0.id)]
-    AlreadyCreated(Box<Task>),
 }
 
 impl StoreError {
@@ -84,20 +89,13 @@ impl StoreError {
     }
 }
 
-/// Queue rows sent to the server and not yet answered (by local sequence number). Being in
-/// flight is a state of this run only: after a crash every row is simply pending again, so it
-/// is kept in memory rather than written for every row of every batch.
-pub type InFlight = Arc<Mutex<HashSet<i64>>>;
-
-/// Handle to the database, shared by every connection of the daemon.
+/// Handle to the database, shared by every connection of the daemon. Writes go to the writer
+/// thread, each request answered with its own type; reads run on the calling thread.
 pub struct Store {
-    writer: mpsc::Sender<Message>,
-    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    writer: Writer,
     reads: ReadPool,
     device_id: Uuid,
     path: PathBuf,
-    events: Arc<Events>,
-    in_flight: InFlight,
     /// The wall clock the writer's hybrid clock reads.
     wall: WallClock,
 }
@@ -105,20 +103,11 @@ pub struct Store {
 impl Store {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Store::open_with_events(path, Arc::new(Events::default()))
-    }
-
-    /// Opens the database and reports changes to `events`.
-    pub fn open_with_events(path: &Path, events: Arc<Events>) -> Result<Store, StoreError> {
-        Store::open_with_clock(path, events, clock::system_clock())
+        Store::open_with_clock(path, clock::system_clock())
     }
 
     /// Opens the database with `wall` as its wall clock (tests simulate skewed clocks).
-    pub(crate) fn open_with_clock(
-        path: &Path,
-        events: Arc<Events>,
-        wall: WallClock,
-    ) -> Result<Store, StoreError> {
+    pub(crate) fn open_with_clock(path: &Path, wall: WallClock) -> Result<Store, StoreError> {
         let mut conn = schema::open_writer(path)?;
         schema::migrate(&mut conn)?;
         let meta = |key: &str| -> Result<Option<String>, StoreError> {
@@ -146,18 +135,14 @@ impl Store {
         let readers = (0..READERS)
             .map(|_| schema::open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
-        let in_flight = InFlight::default();
         let clock = HybridClock::new(watermark, wall.clone());
-        let (writer, handle) = writer::spawn(conn, clock, in_flight.clone())
+        let writer = Writer::spawn(conn, clock)
             .map_err(|e| StoreError::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             writer,
-            writer_thread: Mutex::new(Some(handle)),
             reads: ReadPool::new(readers),
             device_id,
             path: path.to_path_buf(),
-            events,
-            in_flight,
             wall,
         })
     }
@@ -167,60 +152,12 @@ impl Store {
         (self.wall)()
     }
 
-    /// Where this store reports its changes.
-    pub fn events(&self) -> &Arc<Events> {
-        &self.events
-    }
-
     pub fn device_id(&self) -> Uuid {
         self.device_id
     }
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    async fn apply(&self, change: Change) -> Result<Applied, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(Message::Change { change, reply })
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
-    }
-
-    async fn write(&self, op: WriteOp) -> Result<Task, StoreError> {
-        match self.apply(Change::Command(op)).await? {
-            Applied::Task(task) => {
-                self.events.local_change();
-                self.events.publish(|| Event::TaskChanged {
-                    task: task.clone(),
-                    origin: ChangeOrigin::Local,
-                });
-                Ok(task)
-            }
-            _ => Err(StoreError::Storage("a command produced no task".into())),
-        }
-    }
-
-    /// Applies a change from the sync engine; returns what it did. Task events go out only
-    /// for tasks whose stored row changed.
-    pub async fn sync_write(&self, write: SyncWrite) -> Result<SyncApplied, StoreError> {
-        match self.apply(Change::Sync(write)).await? {
-            Applied::Sync(applied) => {
-                if self.events.has_subscribers() {
-                    for id in &applied.adopted {
-                        if let Ok(task) = self.get(*id) {
-                            self.events.publish(|| Event::TaskChanged {
-                                task,
-                                origin: ChangeOrigin::Remote,
-                            });
-                        }
-                    }
-                }
-                Ok(applied)
-            }
-            _ => Err(StoreError::Storage("a sync update produced a task".into())),
-        }
     }
 
     /// Creates a task and queues its `create`; returns it once durable.
@@ -233,26 +170,18 @@ impl Store {
     /// written or queued; with other content the answer is [`StoreError::Conflict`].
     pub async fn create_once(&self, new: NewTask) -> Result<(Task, bool), StoreError> {
         new.validate()?;
-        match self.write(WriteOp::Create(new)).await {
-            Ok(task) => Ok((task, true)),
-            Err(StoreError::AlreadyCreated(task)) => Ok((*task, false)),
-            Err(error) => Err(error),
-        }
+        self.writer.submit(CreateTask(new)).await
     }
 
     /// Changes a live task and queues an `update` naming the changed fields.
     pub async fn update(&self, id: Uuid, patch: TaskPatch) -> Result<Task, StoreError> {
         patch.validate()?;
-        self.write(WriteOp::Update { id, patch }).await
+        self.writer.submit(UpdateTask { id, patch }).await
     }
 
     /// Soft-deletes a live task and queues a `delete`; the row stays as a tombstone.
     pub async fn delete(&self, id: Uuid) -> Result<Task, StoreError> {
-        self.write(WriteOp::Delete { id }).await
-    }
-
-    pub fn get(&self, id: Uuid) -> Result<Task, StoreError> {
-        self.reads.get(id)
+        self.writer.submit(DeleteTask { id }).await
     }
 
     /// A listing just showed the whole working set with the numbers `shown`: numbers freed
@@ -262,12 +191,65 @@ impl Store {
         if !self.reads.holds_freed_numbers()? {
             return Ok(0);
         }
-        match self.apply(Change::ReleaseNumbers(shown)).await? {
-            Applied::Released(count) => Ok(count),
-            _ => Err(StoreError::Storage(
-                "releasing numbers produced something else".into(),
-            )),
-        }
+        self.writer.submit(ReleaseNumbers(shown)).await
+    }
+
+    /// Sends the dead-lettered rows `seqs` again with a fresh attempt budget; returns how
+    /// many were dead-lettered.
+    pub async fn retry(&self, seqs: Vec<i64>) -> Result<u64, StoreError> {
+        self.writer.submit(ReviveFailed { seqs }).await
+    }
+
+    /// Takes the next batch to send (see [`rows::select_next_batch`]), leaving out the rows
+    /// in `exclude`, and marks its tasks in progress.
+    pub async fn take_batch(
+        &self,
+        limit: usize,
+        force: bool,
+        exclude: HashSet<i64>,
+    ) -> Result<Vec<QueuedOp>, StoreError> {
+        self.writer
+            .submit(TakeBatch {
+                limit,
+                force,
+                exclude,
+            })
+            .await
+    }
+
+    /// Records the server's answers for rows that were in flight; returns the tasks that
+    /// took the server's merged version.
+    pub async fn finish_batch(
+        &self,
+        outcomes: Vec<(QueueRef, ItemOutcome)>,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        self.writer.submit(FinishBatch { outcomes }).await
+    }
+
+    /// Stores a page of pulled changes and the cursor after it (kept under `cursor_key`);
+    /// returns the tasks whose stored row changed.
+    pub async fn store_pulled(
+        &self,
+        changes: Vec<WireTask>,
+        cursor_key: String,
+        cursor: String,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        self.writer
+            .submit(StorePulled {
+                changes,
+                cursor_key,
+                cursor,
+            })
+            .await
+    }
+
+    /// Records that a sync round reached the server and ended at `at`.
+    pub async fn record_sync(&self, at: Timestamp) -> Result<(), StoreError> {
+        self.writer.submit(RecordSync { at }).await
+    }
+
+    pub fn get(&self, id: Uuid) -> Result<Task, StoreError> {
+        self.reads.get(id)
     }
 
     /// The id a working-set number, full id or unique prefix names.
@@ -307,60 +289,20 @@ impl Store {
             .with(|conn| filter::page(conn, filter, after, limit))
     }
 
-    pub fn needing_sync(&self) -> Result<Vec<Task>, StoreError> {
-        self.reads.needing_sync()
-    }
-
-    /// Queued operations, oldest first; rows in flight say so.
+    /// Queued operations, oldest first (in flight or not: only the sync engine knows).
     pub fn queue(&self, failed_only: bool) -> Result<Vec<QueuedOp>, StoreError> {
-        let mut rows = self.reads.queue(failed_only)?;
-        self.mark_in_flight(&mut rows);
-        Ok(rows)
+        self.reads.queue(failed_only)
     }
 
-    /// One page of the queue (see [`ReadPool::queue_page`]); rows in flight say so.
+    /// One page of the queue (see [`ReadPool::queue_page`]).
     pub fn queue_page(
         &self,
         failed_only: bool,
         after: Option<i64>,
         limit: u32,
     ) -> Result<(Vec<QueuedOp>, Option<i64>), StoreError> {
-        let (mut rows, next) =
-            self.reads
-                .queue_page(failed_only, after, limit, PAGE_BYTE_BUDGET)?;
-        self.mark_in_flight(&mut rows);
-        Ok((rows, next))
-    }
-
-    fn mark_in_flight(&self, rows: &mut [QueuedOp]) {
-        let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        for row in rows.iter_mut().filter(|row| in_flight.contains(&row.seq)) {
-            row.state = QueueState::InFlight;
-        }
-    }
-
-    /// Forgets rows noted as in flight. A sync round calls this when it starts: no batch of
-    /// an earlier round can still be in flight, and a batch that was taken but never sent
-    /// (its round failed) must become eligible again.
-    pub fn clear_in_flight(&self) {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
-
-    /// Takes the next batch to send (see [`rows::select_next_batch`]), marking it in flight.
-    pub async fn take_batch(
-        &self,
-        limit: usize,
-        force: bool,
-        done: Vec<i64>,
-    ) -> Result<Vec<QueuedOp>, StoreError> {
-        let write = SyncWrite::TakeBatch { limit, force, done };
-        match self.apply(Change::Sync(write)).await? {
-            Applied::Sync(applied) => Ok(applied.taken),
-            _ => Err(StoreError::Storage("taking a batch produced a task".into())),
-        }
+        self.reads
+            .queue_page(failed_only, after, limit, PAGE_BYTE_BUDGET)
     }
 
     pub fn next_retry_at(&self) -> Result<Option<Timestamp>, StoreError> {
@@ -383,17 +325,7 @@ impl Store {
     /// Finishes every write already queued, checkpoints the WAL and stops the writer. Writes
     /// asked for afterwards fail with [`StoreError::Closed`].
     pub fn shut_down(&self) {
-        let _ = self.writer.send(Message::Shutdown);
-        let handle = self
-            .writer_thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(handle) = handle {
-            if handle.join().is_err() {
-                tracing::error!("the store writer thread panicked");
-            }
-        }
+        self.writer.shut_down();
     }
 }
 

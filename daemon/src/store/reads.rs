@@ -1,7 +1,8 @@
 //! Queries, served by a small pool of read-only connections.
 //!
-//! WAL lets readers run beside the writer without blocking it. Point reads are a few
-//! microseconds, so callers run them inline; a read sees every command acknowledged before it.
+//! WAL lets readers run beside the writer without blocking it; a read sees every command
+//! acknowledged before it. Reads block the calling thread: front ends run point reads inline
+//! and scans on the blocking pool (`App::scan`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -211,17 +212,6 @@ impl ReadPool {
             }
             let next = super::filter::next_cursor(&tasks, more);
             Ok(TaskPage { tasks, next })
-        })
-    }
-
-    /// Tasks whose latest state has not reached the server yet, deleted ones included.
-    pub fn needing_sync(&self) -> Result<Vec<Task>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {TASK_COLUMNS} FROM tasks WHERE sync_status != 'synced' ORDER BY created_at, id"
-            ))?;
-            let rows = stmt.query_map([], task_from_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
         })
     }
 

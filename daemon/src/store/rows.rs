@@ -1,5 +1,7 @@
 //! Conversions between SQLite rows and the proto types.
 
+use std::collections::HashSet;
+
 use rusqlite::Row;
 use tasksync_proto::ipc::QueueState;
 use tasksync_proto::wire::{Field, Operation};
@@ -99,29 +101,37 @@ pub fn queued_op_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedOp> {
 }
 
 /// The next operations to send, oldest first, at most one per task: each task's earliest
-/// queued row, if it is pending, not excluded (`exclude`: a JSON array of sequence numbers:
-/// rows in flight, and rows that already had their attempt in this round) and its retry delay
-/// is over, or `force` ignores the delay. A task's
-/// later rows wait until its earlier ones are accepted, so its operations reach the server in
-/// order; rows in flight block their task the same way.
+/// queued row, if it is pending, not in `exclude` (rows in flight, and rows that already had
+/// their attempt in this round) and its retry delay is over, or `force` ignores the delay. A
+/// task's later rows wait until its earlier ones are accepted, so its operations reach the
+/// server in order; rows in flight block their task the same way.
 pub fn select_next_batch(
     conn: &rusqlite::Connection,
     limit: usize,
     now: Timestamp,
     force: bool,
-    exclude: &str,
+    exclude: &HashSet<i64>,
 ) -> rusqlite::Result<Vec<QueuedOp>> {
+    // Each excluded row takes at most one place among the candidates: skipping them here,
+    // before a row is decoded, beats sending the set to SQLite.
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {QUEUE_COLUMNS} FROM sync_queue AS q
          WHERE q.state = 'pending'
-           AND q.id NOT IN (SELECT value FROM json_each(?4))
            AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= ?1 OR ?2)
            AND NOT EXISTS (SELECT 1 FROM sync_queue AS e WHERE e.task_id = q.task_id AND e.id < q.id)
          ORDER BY q.id LIMIT ?3"
     ))?;
-    let rows = stmt.query_map(
-        rusqlite::params![now.to_string(), force, limit as i64, exclude],
-        queued_op_from_row,
-    )?;
-    rows.collect()
+    let mut rows = stmt.query(rusqlite::params![
+        now.to_string(),
+        force,
+        (limit + exclude.len()) as i64
+    ])?;
+    let mut batch = Vec::with_capacity(limit.min(1024));
+    while batch.len() < limit {
+        let Some(row) = rows.next()? else { break };
+        if !exclude.contains(&row.get(0)?) {
+            batch.push(queued_op_from_row(row)?);
+        }
+    }
+    Ok(batch)
 }

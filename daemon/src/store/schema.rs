@@ -133,10 +133,10 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(Duration::from_secs(5))?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Corrupt(format!(
-            "cannot switch {} to WAL mode (got {mode})",
-            path.display()
-        )));
+        return Err(StoreError::NoWal {
+            path: path.to_path_buf(),
+            mode,
+        });
     }
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -159,9 +159,10 @@ pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if current > SCHEMA_VERSION {
-        return Err(StoreError::Corrupt(format!(
-            "the database has schema version {current}, newer than this tasksyncd understands ({SCHEMA_VERSION}); upgrade tasksyncd"
-        )));
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
     }
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
@@ -319,6 +320,11 @@ mod tests {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();
         let err = migrate(&mut conn).unwrap_err();
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found, supported }
+                if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("newer"), "{err}");
     }
 }

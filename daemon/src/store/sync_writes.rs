@@ -1,4 +1,5 @@
-//! Applying what the sync engine learned from the server, inside the writer's transaction.
+//! What the sync engine asks the writer to record (batches taken and answered, pulled
+//! changes, revived dead letters), as writer requests.
 //!
 //! A queue row leaves the queue once the server accepted it. A task's `sync_status` is derived
 //! from the rows it still has queued ([`refresh_status`]), and a pulled or resolved task is
@@ -15,74 +16,172 @@ use uuid::Uuid;
 use super::clock::HybridClock;
 use super::commands::load;
 use super::rows::{fields_from_json, select_next_batch, QueuedOp};
-use super::{InFlight, StoreError};
+use super::writer::{Executed, WriteRequest};
 
-/// A change the sync engine asks the writer to make.
-#[derive(Debug)]
-pub enum SyncWrite {
-    /// Take the next batch to send (see [`select_next_batch`]), leaving out rows in flight and
-    /// the `done` rows (which had their attempt in this round already): note its rows as in
-    /// flight, mark their tasks in progress, and return them.
-    TakeBatch {
-        limit: usize,
-        force: bool,
-        done: Vec<i64>,
-    },
-    /// The server's answers (or the lack of one) for rows that were in flight.
-    FinishBatch {
-        outcomes: Vec<(QueueRef, ItemOutcome)>,
-    },
-    /// One page of pulled changes and the cursor after it.
-    ApplyPulled {
-        changes: Vec<WireTask>,
-        /// The `meta` key the cursor is kept under (one per server).
-        cursor_key: String,
-        cursor: String,
-    },
-    /// Send these dead-lettered rows again, with a fresh attempt budget.
-    Retry { seqs: Vec<i64> },
-    /// A sync round reached the server and ended at `at`.
-    RecordSync { at: Timestamp },
+/// Takes the next batch to send (see [`select_next_batch`]), leaving out the `exclude` rows
+/// (the sync engine's rows in flight, and rows that had their attempt in this round already):
+/// marks their tasks in progress and answers the rows.
+pub(crate) struct TakeBatch {
+    pub limit: usize,
+    pub force: bool,
+    pub exclude: HashSet<i64>,
 }
 
-impl SyncWrite {
-    /// Whether this change must reach the disk before it is acknowledged. Losing the others
-    /// in a crash is harmless: rows marked in flight go back to pending at start anyway, and
-    /// a lost "accepted" only makes the daemon send those operations again, which the server
-    /// answers from its record of applied operation ids. Pulled and merged tasks are kept
-    /// durable so the clock never forgets a timestamp it has shown the user; failed attempts
-    /// so the attempt budget and dead letters hold across a crash; a retry is the user's
-    /// command.
-    pub fn must_be_durable(&self) -> bool {
-        match self {
-            SyncWrite::TakeBatch { .. } | SyncWrite::RecordSync { .. } => false,
-            SyncWrite::FinishBatch { outcomes } => outcomes.iter().any(|(_, outcome)| {
-                matches!(
-                    outcome,
-                    ItemOutcome::Accepted { resolved: Some(_) } | ItemOutcome::Failed { .. }
-                )
-            }),
-            SyncWrite::ApplyPulled { .. } | SyncWrite::Retry { .. } => true,
+/// The server's answers (or the lack of one) for rows that were in flight. Answers the tasks
+/// that took the server's merged version after a conflict.
+pub(crate) struct FinishBatch {
+    pub outcomes: Vec<(QueueRef, ItemOutcome)>,
+}
+
+/// One page of pulled changes and the cursor after it. Answers the tasks whose stored row
+/// changed.
+pub(crate) struct StorePulled {
+    pub changes: Vec<WireTask>,
+    /// The `meta` key the cursor is kept under (one per server).
+    pub cursor_key: String,
+    pub cursor: String,
+}
+
+/// Sends these dead-lettered rows again, with a fresh attempt budget. Answers how many were
+/// dead-lettered.
+pub(crate) struct ReviveFailed {
+    pub seqs: Vec<i64>,
+}
+
+/// A sync round reached the server and ended at `at`.
+pub(crate) struct RecordSync {
+    pub at: Timestamp,
+}
+
+// Whether each change must reach the disk before it is acknowledged: losing the others in a
+// crash is harmless. Rows taken for a batch are pending again after a restart anyway, and a
+// lost "accepted" only makes the daemon send those operations again, which the server answers
+// from its record of applied operation ids. Pulled and merged tasks are kept durable so the
+// clock never forgets a timestamp it has shown the user; failed attempts so the attempt budget
+// and dead letters hold across a crash; a retry is the user's command.
+
+impl WriteRequest for TakeBatch {
+    type Output = Vec<QueuedOp>;
+
+    fn must_be_durable(&self) -> bool {
+        false
+    }
+
+    fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<Vec<QueuedOp>> {
+        let taken = select_next_batch(tx, self.limit, clock.now(), self.force, &self.exclude)?;
+        for row in &taken {
+            tx.prepare_cached("UPDATE tasks SET sync_status = 'in-progress' WHERE id = ?1")?
+                .execute([row.task_id.to_string()])?;
         }
+        Ok(Ok(taken))
     }
 }
 
-/// What a sync change did: how many rows it touched, and which tasks took the server's
-/// version (pulled, or merged after a conflict).
-#[derive(Debug, Default)]
-pub struct SyncApplied {
-    pub count: u64,
-    pub adopted: Vec<Uuid>,
-    /// The rows a `TakeBatch` took.
-    pub taken: Vec<QueuedOp>,
+impl WriteRequest for FinishBatch {
+    type Output = Vec<Uuid>;
+
+    fn must_be_durable(&self) -> bool {
+        self.outcomes.iter().any(|(_, outcome)| {
+            matches!(
+                outcome,
+                ItemOutcome::Accepted { resolved: Some(_) } | ItemOutcome::Failed { .. }
+            )
+        })
+    }
+
+    fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<Vec<Uuid>> {
+        let now = clock.now();
+        let mut touched = BTreeSet::new();
+        let mut adopted = Vec::new();
+        for (QueueRef { seq, task_id }, outcome) in &self.outcomes {
+            touched.insert(*task_id);
+            match outcome {
+                ItemOutcome::Accepted { resolved } => {
+                    tx.prepare_cached("DELETE FROM sync_queue WHERE id = ?1")?
+                        .execute([seq])?;
+                    if let Some(remote) = resolved {
+                        if adopt(tx, clock, remote)? == Adoption::Changed {
+                            adopted.push(remote.id);
+                        }
+                    }
+                }
+                ItemOutcome::Failed {
+                    error,
+                    next_attempt_at,
+                    dead,
+                } => {
+                    tx.prepare_cached(
+                        "UPDATE sync_queue SET retry_count = retry_count + 1, error_message = ?2,
+                             next_attempt_at = ?3, last_attempt_at = ?5,
+                             state = CASE WHEN ?4 THEN 'failed' ELSE 'pending' END
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        seq,
+                        error.chars().take(MAX_ERROR_CHARS).collect::<String>(),
+                        next_attempt_at.to_string(),
+                        dead,
+                        now.to_string()
+                    ])?;
+                }
+                ItemOutcome::Unsent => {}
+            }
+        }
+        for task_id in &touched {
+            refresh_status(tx, *task_id, now)?;
+        }
+        Ok(Ok(adopted))
+    }
 }
 
-impl SyncApplied {
-    fn counted(count: usize) -> Self {
-        SyncApplied {
-            count: count as u64,
-            ..SyncApplied::default()
+impl WriteRequest for StorePulled {
+    type Output = Vec<Uuid>;
+
+    fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<Vec<Uuid>> {
+        let now = clock.now();
+        let mut adopted = Vec::new();
+        for remote in &self.changes {
+            if adopt(tx, clock, remote)? == Adoption::Changed {
+                adopted.push(remote.id);
+            }
+            refresh_status(tx, remote.id, now)?;
         }
+        set_meta(tx, &self.cursor_key, &self.cursor)?;
+        Ok(Ok(adopted))
+    }
+}
+
+impl WriteRequest for ReviveFailed {
+    type Output = u64;
+
+    fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<u64> {
+        let now = clock.now();
+        let mut revived = 0;
+        for seq in &self.seqs {
+            revived += tx
+                .prepare_cached(
+                    "UPDATE sync_queue SET state = 'pending', retry_count = 0, next_attempt_at = NULL
+                     WHERE id = ?1 AND state = 'failed'",
+                )?
+                .execute([seq])?;
+            if let Some(task_id) = task_of(tx, *seq)? {
+                refresh_status(tx, task_id, now)?;
+            }
+        }
+        Ok(Ok(revived as u64))
+    }
+}
+
+impl WriteRequest for RecordSync {
+    type Output = ();
+
+    fn must_be_durable(&self) -> bool {
+        false
+    }
+
+    fn execute(&self, tx: &Transaction<'_>, _clock: &mut HybridClock) -> Executed<()> {
+        set_meta(tx, "last_sync_at", &self.at.to_string())?;
+        Ok(Ok(()))
     }
 }
 
@@ -110,127 +209,6 @@ pub enum ItemOutcome {
     /// It was not (or may not have been) applied and counts no attempt: offline, or held
     /// back behind an earlier failed operation of its task.
     Unsent,
-}
-
-/// Applies one sync change; returns how many rows or tasks it touched.
-pub fn apply(
-    tx: &Transaction<'_>,
-    clock: &mut HybridClock,
-    in_flight: &InFlight,
-    write: &SyncWrite,
-) -> rusqlite::Result<Result<SyncApplied, StoreError>> {
-    let now = clock.now();
-    match write {
-        SyncWrite::TakeBatch { limit, force, done } => {
-            let mut flying = lock(in_flight);
-            let exclude: Vec<i64> = flying.iter().chain(done).copied().collect();
-            let exclude = serde_json::to_string(&exclude)
-                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-            let taken = select_next_batch(tx, *limit, now, *force, &exclude)?;
-            for row in &taken {
-                flying.insert(row.seq);
-                tx.prepare_cached("UPDATE tasks SET sync_status = 'in-progress' WHERE id = ?1")?
-                    .execute([row.task_id.to_string()])?;
-            }
-            Ok(Ok(SyncApplied {
-                count: taken.len() as u64,
-                taken,
-                ..SyncApplied::default()
-            }))
-        }
-        SyncWrite::FinishBatch { outcomes } => {
-            let mut touched = BTreeSet::new();
-            let mut adopted = Vec::new();
-            for (QueueRef { seq, task_id }, outcome) in outcomes {
-                lock(in_flight).remove(seq);
-                touched.insert(*task_id);
-                match outcome {
-                    ItemOutcome::Accepted { resolved } => {
-                        tx.prepare_cached("DELETE FROM sync_queue WHERE id = ?1")?
-                            .execute([seq])?;
-                        if let Some(remote) = resolved {
-                            if adopt(tx, clock, remote)? == Adoption::Changed {
-                                adopted.push(remote.id);
-                            }
-                        }
-                    }
-                    ItemOutcome::Failed {
-                        error,
-                        next_attempt_at,
-                        dead,
-                    } => {
-                        tx.prepare_cached(
-                            "UPDATE sync_queue SET retry_count = retry_count + 1, error_message = ?2,
-                                 next_attempt_at = ?3, last_attempt_at = ?5,
-                                 state = CASE WHEN ?4 THEN 'failed' ELSE 'pending' END
-                             WHERE id = ?1",
-                        )?
-                        .execute(params![
-                            seq,
-                            error.chars().take(MAX_ERROR_CHARS).collect::<String>(),
-                            next_attempt_at.to_string(),
-                            dead,
-                            now.to_string()
-                        ])?;
-                    }
-                    ItemOutcome::Unsent => {}
-                }
-            }
-            for task_id in &touched {
-                refresh_status(tx, *task_id, now)?;
-            }
-            Ok(Ok(SyncApplied {
-                count: outcomes.len() as u64,
-                adopted,
-                ..SyncApplied::default()
-            }))
-        }
-        SyncWrite::ApplyPulled {
-            changes,
-            cursor_key,
-            cursor,
-        } => {
-            let mut adopted = Vec::new();
-            for remote in changes {
-                if adopt(tx, clock, remote)? == Adoption::Changed {
-                    adopted.push(remote.id);
-                }
-                refresh_status(tx, remote.id, now)?;
-            }
-            set_meta(tx, cursor_key, cursor)?;
-            Ok(Ok(SyncApplied {
-                count: changes.len() as u64,
-                adopted,
-                ..SyncApplied::default()
-            }))
-        }
-        SyncWrite::Retry { seqs } => {
-            let mut revived = 0;
-            for seq in seqs {
-                revived += tx
-                    .prepare_cached(
-                        "UPDATE sync_queue SET state = 'pending', retry_count = 0, next_attempt_at = NULL
-                         WHERE id = ?1 AND state = 'failed'",
-                    )?
-                    .execute([seq])?;
-                if let Some(task_id) = task_of(tx, *seq)? {
-                    refresh_status(tx, task_id, now)?;
-                }
-            }
-            Ok(Ok(SyncApplied::counted(revived)))
-        }
-        SyncWrite::RecordSync { at } => {
-            set_meta(tx, "last_sync_at", &at.to_string())?;
-            Ok(Ok(SyncApplied::counted(1)))
-        }
-    }
-}
-
-/// The in-flight set; a poisoned lock still holds a usable set.
-fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashSet<i64>> {
-    in_flight
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn task_of(tx: &Transaction<'_>, seq: i64) -> rusqlite::Result<Option<Uuid>> {

@@ -179,29 +179,6 @@ async fn listing_hides_deleted_tasks_and_shows_newest_first() {
 }
 
 #[tokio::test]
-async fn the_tasks_needing_sync_are_exactly_those_not_synced() {
-    let (_dir, store) = open();
-    let a = store.create(new_task("a")).await.unwrap();
-    let b = store.create(new_task("b")).await.unwrap();
-    let c = store.create(new_task("c")).await.unwrap();
-    store.delete(c.id).await.unwrap();
-    raw(&store)
-        .execute(
-            "UPDATE tasks SET sync_status = 'synced' WHERE id = ?1",
-            [a.id.to_string()],
-        )
-        .unwrap();
-    raw(&store)
-        .execute(
-            "UPDATE tasks SET sync_status = 'error' WHERE id = ?1",
-            [b.id.to_string()],
-        )
-        .unwrap();
-    let ids: Vec<Uuid> = store.needing_sync().unwrap().iter().map(|t| t.id).collect();
-    assert_eq!(ids, [b.id, c.id]);
-}
-
-#[tokio::test]
 async fn create_update_create_delete_leave_four_queue_rows_in_order() {
     let (_dir, store) = open();
     let first = store.create(new_task("first")).await.unwrap();
@@ -317,8 +294,80 @@ async fn prefixes_resolve_when_unique_and_list_matches_when_not() {
     assert!(matches!(store.resolve(&none), Err(StoreError::NotFound(_))));
 }
 
+/// Holds the writer inside its transaction until told to go on, so that requests queue up
+/// behind it; says when it holds.
+struct HoldWriter {
+    holding: std::sync::mpsc::Sender<()>,
+    go_on: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl writer::WriteRequest for HoldWriter {
+    type Output = ();
+
+    fn must_be_durable(&self) -> bool {
+        false
+    }
+
+    fn execute(
+        &self,
+        _tx: &rusqlite::Transaction<'_>,
+        _clock: &mut clock::HybridClock,
+    ) -> writer::Executed<()> {
+        let _ = self.holding.send(());
+        let _ = self.go_on.lock().unwrap().recv();
+        Ok(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn commands_waiting_together_share_one_commit() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
+
+    let (_dir, store) = open();
+    let (go_on, go_on_rx) = std::sync::mpsc::channel();
+    let (holding_tx, holding) = std::sync::mpsc::channel();
+    let before = store.writer.commits();
+    let held = store.writer.submit(HoldWriter {
+        holding: holding_tx,
+        go_on: std::sync::Mutex::new(go_on_rx),
+    });
+    let mut held = std::pin::pin!(held);
+    let mut cx = Context::from_waker(Waker::noop());
+    // The first poll sends the request; once the writer holds, its group is closed.
+    assert!(held.as_mut().poll(&mut cx).is_pending());
+    holding
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the writer takes the held request");
+    type Create<'a> = Pin<Box<dyn Future<Output = Result<Task, StoreError>> + 'a>>;
+    let mut creates: Vec<Create<'_>> = (0..50)
+        .map(|i| Box::pin(store.create(new_task(&format!("task {i}")))) as Create<'_>)
+        .collect();
+    for create in &mut creates {
+        // Each first poll queues its request behind the held one.
+        assert!(create.as_mut().poll(&mut cx).is_pending());
+    }
+    go_on.send(()).unwrap();
+    held.await.unwrap();
+    let mut stamps = Vec::new();
+    for create in creates {
+        stamps.push(create.await.unwrap().updated_at);
+    }
+    assert_eq!(
+        store.writer.commits() - before,
+        2,
+        "the held request's commit, then one commit for all 50 creates"
+    );
+    stamps.sort();
+    stamps.dedup();
+    assert_eq!(stamps.len(), 50, "every updated_at is distinct");
+    assert_eq!(store.queue(false).unwrap().len(), 50);
+    assert_eq!(store.counts().unwrap().tasks, 50);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_commands_are_committed_together_and_all_land() {
+async fn concurrent_commands_all_land() {
     let (_dir, store) = open();
     let store = std::sync::Arc::new(store);
     let handles: Vec<_> = (0..200)
@@ -419,11 +468,7 @@ async fn an_edit_made_after_pulling_a_newer_version_wins_even_with_a_slow_clock(
         ..tasksync_proto::wire::WireTask::from_task(&task, Uuid::now_v7())
     };
     store
-        .sync_write(SyncWrite::ApplyPulled {
-            changes: vec![pulled],
-            cursor_key: "pull_cursor test".into(),
-            cursor: "1".into(),
-        })
+        .store_pulled(vec![pulled], "pull_cursor test".into(), "1".into())
         .await
         .unwrap();
     let edited = store
@@ -489,14 +534,10 @@ async fn a_pulled_timestamp_far_in_the_future_is_skipped_and_leaves_the_clock_al
         });
     }
     let applied = store
-        .sync_write(SyncWrite::ApplyPulled {
-            changes: poisoned,
-            cursor_key: "pull_cursor test".into(),
-            cursor: "2".into(),
-        })
+        .store_pulled(poisoned, "pull_cursor test".into(), "2".into())
         .await
         .unwrap();
-    assert!(applied.adopted.is_empty(), "nothing was adopted");
+    assert!(applied.is_empty(), "nothing was adopted");
     assert_eq!(store.get(task.id).unwrap().title, "mine");
     let edited = store
         .update(
@@ -527,12 +568,8 @@ async fn our_own_version_coming_back_is_no_change() {
     let task = store.create(new_task("mine")).await.unwrap();
     let echo = tasksync_proto::wire::WireTask::from_task(&task, store.device_id());
     let applied = store
-        .sync_write(SyncWrite::ApplyPulled {
-            changes: vec![echo],
-            cursor_key: "pull_cursor test".into(),
-            cursor: "1".into(),
-        })
+        .store_pulled(vec![echo], "pull_cursor test".into(), "1".into())
         .await
         .unwrap();
-    assert!(applied.adopted.is_empty());
+    assert!(applied.is_empty());
 }

@@ -1,95 +1,168 @@
 //! The writer thread: the only code that changes the database.
 //!
-//! Changes arrive on a channel: users' commands ([`commands`]) and the sync engine's updates
-//! ([`sync_writes`]). The thread takes the first one, then every other one already waiting,
-//! and applies them all in one `BEGIN IMMEDIATE` transaction: one fsync serves everyone who
-//! was waiting (group commit). Answers are sent only after the commit returns, so an
-//! acknowledged change is durable.
+//! Each request is a [`WriteRequest`] with its own output type: users' commands
+//! ([`commands`](super::commands)) and the sync engine's updates
+//! ([`sync_writes`](super::sync_writes)). The thread takes the first request waiting, then
+//! every other one already waiting, and runs them all in one `BEGIN IMMEDIATE` transaction:
+//! one fsync serves everyone who was waiting (group commit). Answers are sent only after the
+//! commit returns, so an acknowledged change is durable.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, TransactionBehavior};
-use tasksync_proto::Task;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::clock::HybridClock;
-use super::commands::{self, WriteOp};
-use super::sync_writes::{self, set_meta, SyncApplied, SyncWrite};
-use super::{InFlight, StoreError};
+use super::sync_writes::set_meta;
+use super::StoreError;
 
-/// Most changes committed together; bounds the latency one group adds.
+/// Most requests committed together; bounds the latency one group adds.
 const MAX_GROUP: usize = 1024;
 
-/// A change to the database.
-#[derive(Debug)]
-pub enum Change {
-    /// A user's command.
-    Command(WriteOp),
-    /// An update from the sync engine.
-    Sync(SyncWrite),
-    /// A listing showed the whole working set with these numbers: release the freed ones.
-    ReleaseNumbers(Vec<u32>),
+/// What executing a request gives: the outer error is a storage failure that aborts the whole
+/// group; the inner one is this request's own refusal (not found, conflict), which the others
+/// of the group do not share.
+pub(crate) type Executed<T> = rusqlite::Result<Result<T, StoreError>>;
+
+/// A change the writer makes, and what it answers.
+pub(crate) trait WriteRequest: Send + 'static {
+    type Output: Send + 'static;
+
+    /// Whether the answer may only go out once the change is on disk (see [`Durability`]).
+    fn must_be_durable(&self) -> bool {
+        true
+    }
+
+    /// Makes the change inside the group's transaction.
+    fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<Self::Output>;
 }
 
-impl Change {
+/// Where the answer to a request goes.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A request with its reply, as the writer holds it: the channel carries requests of every
+/// type, each still answering with its own.
+trait Job: Send {
+    fn must_be_durable(&self) -> bool;
+    /// Executes the request, keeping its outcome until the group's commit is known.
+    fn execute(&mut self, tx: &Transaction<'_>, clock: &mut HybridClock) -> rusqlite::Result<()>;
+    /// Sends the kept outcome, or `failure` when the group did not commit.
+    fn answer(self: Box<Self>, failure: Option<&str>);
+}
+
+struct Queued<R: WriteRequest> {
+    request: R,
+    reply: Reply<R::Output>,
+    outcome: Option<Result<R::Output, StoreError>>,
+}
+
+impl<R: WriteRequest> Job for Queued<R> {
     fn must_be_durable(&self) -> bool {
-        match self {
-            Change::Command(_) => true,
-            Change::Sync(write) => write.must_be_durable(),
-            // Losing it in a crash only delays the reuse of a number.
-            Change::ReleaseNumbers(_) => false,
-        }
+        self.request.must_be_durable()
+    }
+
+    fn execute(&mut self, tx: &Transaction<'_>, clock: &mut HybridClock) -> rusqlite::Result<()> {
+        self.outcome = Some(self.request.execute(tx, clock)?);
+        Ok(())
+    }
+
+    fn answer(self: Box<Self>, failure: Option<&str>) {
+        let outcome = match (failure, self.outcome) {
+            (None, Some(outcome)) => outcome,
+            (Some(error), _) => Err(StoreError::Storage(error.to_string())),
+            (None, None) => Err(StoreError::Storage("the request was not executed".into())),
+        };
+        // Someone who went away no longer wants the answer; the change stands.
+        let _ = self.reply.send(outcome);
     }
 }
 
-/// What a change produced: the task a command made or changed, or what a sync update did.
-#[derive(Debug)]
-pub enum Applied {
-    Task(Task),
-    Sync(SyncApplied),
-    /// How many freed numbers became reusable.
-    Released(u64),
-}
-
-pub enum Message {
-    Change {
-        change: Change,
-        reply: oneshot::Sender<Result<Applied, StoreError>>,
-    },
+enum Message {
+    Job(Box<dyn Job>),
     /// Finish what is queued before this, then stop.
     Shutdown,
 }
 
-/// Starts the writer thread on an already migrated connection.
-pub fn spawn(
-    conn: Connection,
-    clock: HybridClock,
-    in_flight: InFlight,
-) -> std::io::Result<(mpsc::Sender<Message>, JoinHandle<()>)> {
-    let (tx, rx) = mpsc::channel();
-    let handle = std::thread::Builder::new()
-        .name("store-writer".into())
-        .spawn(move || run(conn, clock, in_flight, rx))?;
-    Ok((tx, handle))
+/// The handle the store sends requests through.
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Message>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Transactions committed (read by the group-commit test).
+    #[cfg_attr(not(test), allow(dead_code))]
+    commits: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Starts the writer thread on an already migrated connection.
+    pub(crate) fn spawn(conn: Connection, clock: HybridClock) -> std::io::Result<Writer> {
+        let (tx, rx) = mpsc::channel();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = commits.clone();
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(conn, clock, rx, &counter))?;
+        Ok(Writer {
+            tx,
+            thread: std::sync::Mutex::new(Some(thread)),
+            commits,
+        })
+    }
+
+    /// Queues `request`; resolves to its answer once the group holding it committed.
+    pub(crate) async fn submit<R: WriteRequest>(
+        &self,
+        request: R,
+    ) -> Result<R::Output, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Queued {
+            request,
+            reply,
+            outcome: None,
+        });
+        self.tx
+            .send(Message::Job(job))
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// How many transactions the writer has committed: fewer than the requests it answered
+    /// when groups shared commits.
+    #[cfg(test)]
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Finishes every request already queued, checkpoints the WAL and stops the thread.
+    pub(crate) fn shut_down(&self) {
+        let _ = self.tx.send(Message::Shutdown);
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                tracing::error!("the store writer thread panicked");
+            }
+        }
+    }
 }
 
 fn run(
     mut conn: Connection,
     mut clock: HybridClock,
-    in_flight: InFlight,
     rx: mpsc::Receiver<Message>,
+    commits: &AtomicU64,
 ) {
-    let mut group = Vec::new();
+    let mut group: Vec<Box<dyn Job>> = Vec::new();
     let mut durability = Durability::Full;
-    // Whether to poll before sleeping: only while changes come one at a time. With many
+    // Whether to poll before sleeping: only while requests come one at a time. With many
     // clients the writer has work waiting anyway, and polling would take CPU from them.
     let mut poll = false;
     while let Ok(first) = next_message(&rx, poll) {
         let mut stop = false;
         for message in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
             match message {
-                Message::Change { change, reply } => group.push((change, reply)),
+                Message::Job(job) => group.push(job),
                 Message::Shutdown => {
                     stop = true;
                     break;
@@ -101,8 +174,7 @@ fn run(
         }
         poll = group.len() == 1;
         if !group.is_empty() {
-            let changes: Vec<&Change> = group.iter().map(|(change, _)| change).collect();
-            let wanted = if changes.iter().any(|c| c.must_be_durable()) {
+            let wanted = if group.iter().any(|job| job.must_be_durable()) {
                 Durability::Full
             } else {
                 Durability::Deferred
@@ -115,10 +187,21 @@ fn run(
                     }
                 }
             }
-            let outcomes = commit_group(&mut conn, &mut clock, &in_flight, &changes);
-            for ((_, reply), outcome) in group.drain(..).zip(outcomes) {
-                // Someone who went away no longer wants the answer; the change stands.
-                let _ = reply.send(outcome);
+            let failure = match commit_group(&mut conn, &mut clock, &mut group) {
+                Ok(()) => {
+                    commits.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "commit of {} request(s) failed, nothing was written: {e}",
+                        group.len()
+                    );
+                    Some(e.to_string())
+                }
+            };
+            for job in group.drain(..) {
+                job.answer(failure.as_deref());
             }
         }
         if stop {
@@ -128,6 +211,21 @@ fn run(
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!("final WAL checkpoint failed: {e}");
     }
+}
+
+/// Executes a group in one transaction. A request that is refused (not found) keeps its error
+/// and the others still commit; a storage failure fails the whole group.
+fn commit_group(
+    conn: &mut Connection,
+    clock: &mut HybridClock,
+    group: &mut [Box<dyn Job>],
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for job in group.iter_mut() {
+        job.execute(&tx, clock)?;
+    }
+    set_meta(&tx, "clock", &clock.watermark().to_string())?;
+    tx.commit()
 }
 
 /// How a commit reaches the disk. `Full` fsyncs the WAL before the commit returns; a
@@ -150,15 +248,15 @@ impl Durability {
     }
 }
 
-/// How long the writer keeps polling for the next change after a commit before it sleeps.
-/// Under load the next change is usually a few tens of microseconds away, and waking a
+/// How long the writer keeps polling for the next request after a commit before it sleeps.
+/// Under load the next request is usually a few tens of microseconds away, and waking a
 /// sleeping thread costs about that much again on a virtual machine; an idle daemon polls
-/// once for this long after its last change and then sleeps for good.
-const POLL_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(100);
+/// once for this long after its last request and then sleeps for good.
+const POLL_BEFORE_SLEEP: Duration = Duration::from_micros(100);
 
 /// The next message: polled for a moment (when `poll`), then waited for.
 fn next_message(rx: &mpsc::Receiver<Message>, poll: bool) -> Result<Message, mpsc::RecvError> {
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     while poll && start.elapsed() < POLL_BEFORE_SLEEP {
         match rx.try_recv() {
             Ok(message) => return Ok(message),
@@ -167,47 +265,4 @@ fn next_message(rx: &mpsc::Receiver<Message>, poll: bool) -> Result<Message, mps
         }
     }
     rx.recv()
-}
-
-/// Applies a group in one transaction. A change that is refused (not found) gets its error
-/// and the others still commit; a storage failure fails every change of the group.
-fn commit_group(
-    conn: &mut Connection,
-    clock: &mut HybridClock,
-    in_flight: &InFlight,
-    changes: &[&Change],
-) -> Vec<Result<Applied, StoreError>> {
-    let attempt = |conn: &mut Connection,
-                   clock: &mut HybridClock|
-     -> rusqlite::Result<Vec<Result<Applied, StoreError>>> {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut outcomes = Vec::with_capacity(changes.len());
-        for change in changes {
-            outcomes.push(match change {
-                Change::Command(op) => commands::apply(&tx, clock, op)?.map(Applied::Task),
-                Change::Sync(op) => {
-                    sync_writes::apply(&tx, clock, in_flight, op)?.map(Applied::Sync)
-                }
-                Change::ReleaseNumbers(shown) => {
-                    Ok(Applied::Released(commands::release_numbers(&tx, shown)?))
-                }
-            });
-        }
-        set_meta(&tx, "clock", &clock.watermark().to_string())?;
-        tx.commit()?;
-        Ok(outcomes)
-    };
-    match attempt(conn, clock) {
-        Ok(outcomes) => outcomes,
-        Err(e) => {
-            tracing::error!(
-                "commit of {} change(s) failed, nothing was written: {e}",
-                changes.len()
-            );
-            changes
-                .iter()
-                .map(|_| Err(StoreError::Storage(e.to_string())))
-                .collect()
-        }
-    }
 }

@@ -27,10 +27,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::client::{SyncClient, SyncError};
-use super::round::{read_cursor, store_page, Mode, Outcome, Round, PULL_PAGE};
+use super::round::{lock, read_cursor, store_page, InFlight, Mode, Outcome, Round, PULL_PAGE};
 use super::settings::SyncSettings;
 use super::transport::{check_changes, Transport};
 use crate::connectivity::{Monitor, NetworkChanges};
+use crate::events::Events;
 use crate::service::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -57,6 +58,7 @@ pub struct SyncHandle {
     connectivity: watch::Receiver<ConnectivityState>,
     server: watch::Receiver<Option<String>>,
     last_error: watch::Receiver<Option<String>>,
+    in_flight: InFlight,
 }
 
 impl SyncHandle {
@@ -91,6 +93,11 @@ impl SyncHandle {
     /// What the last sync round met, if it failed.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.borrow().clone()
+    }
+
+    /// Whether the queue row `seq` was sent and is not answered yet.
+    pub fn is_in_flight(&self, seq: i64) -> bool {
+        lock(&self.in_flight).contains(&seq)
     }
 }
 
@@ -127,15 +134,17 @@ fn connect_http(settings: &SyncSettings) -> Result<Option<Arc<dyn Transport>>, S
 /// Starts the engine task, speaking HTTP to the configured server.
 pub fn spawn(
     store: Arc<Store>,
+    events: Arc<Events>,
     settings: SyncSettings,
     shutdown: Shutdown,
 ) -> Result<SyncHandle, String> {
-    spawn_with(store, settings, shutdown, Arc::new(connect_http))
+    spawn_with(store, events, settings, shutdown, Arc::new(connect_http))
 }
 
 /// Starts the engine task with `connect` making its transports.
 pub(crate) fn spawn_with(
     store: Arc<Store>,
+    events: Arc<Events>,
     settings: SyncSettings,
     shutdown: Shutdown,
     connect: Connect,
@@ -154,8 +163,11 @@ pub(crate) fn spawn_with(
     let (requests, receiver) = mpsc::channel(64);
     let (server_url, server) = watch::channel(transport.as_ref().map(|t| t.base().to_string()));
     let (last_error_tx, last_error) = watch::channel(None);
+    let in_flight = InFlight::default();
     let engine = Engine {
         store,
+        events,
+        in_flight: in_flight.clone(),
         transport,
         connect,
         settings,
@@ -179,6 +191,7 @@ pub(crate) fn spawn_with(
         connectivity,
         server,
         last_error,
+        in_flight,
     })
 }
 
@@ -200,6 +213,9 @@ impl Drop for LivePull {
 
 struct Engine {
     store: Arc<Store>,
+    events: Arc<Events>,
+    /// The rows the current round sent and has no answer for.
+    in_flight: InFlight,
     transport: Option<Arc<dyn Transport>>,
     connect: Connect,
     settings: SyncSettings,
@@ -228,7 +244,7 @@ struct Engine {
 
 impl Engine {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>, mut shutdown: Shutdown) {
-        let events = self.store.events().clone();
+        let events = self.events.clone();
         loop {
             self.keep_live_pull();
             let wake = self.next_wake();
@@ -417,6 +433,8 @@ impl Engine {
         self.flush_due = None;
         let round = Round {
             store: &self.store,
+            events: &self.events,
+            in_flight: &self.in_flight,
             transport,
             settings: &self.settings,
         };
@@ -479,7 +497,7 @@ impl Engine {
             conflicts: outcome.resolved.len() as u64,
             failed: outcome.failed,
         });
-        self.store.events().publish(|| finished);
+        self.events.publish(|| finished);
         outcome
     }
 
@@ -538,7 +556,7 @@ impl Engine {
             Ok(page) => {
                 let quick = page.changes.is_empty() && live.started.elapsed() < LIVE_TOO_QUICK;
                 let has_more = page.has_more;
-                match store_page(&self.store, transport.base(), page).await {
+                match store_page(&self.store, &self.events, transport.base(), page).await {
                     Ok(changed) if changed > 0 => {
                         tracing::debug!("live pull: {changed} task(s) changed")
                     }
@@ -583,6 +601,8 @@ impl Engine {
     async fn pull_rest(&mut self, transport: &Arc<dyn Transport>) {
         let round = Round {
             store: &self.store,
+            events: &self.events,
+            in_flight: &self.in_flight,
             transport,
             settings: &self.settings,
         };
@@ -646,7 +666,7 @@ impl Engine {
             changed
         });
         if changed {
-            self.store.events().publish(|| Event::Connectivity(report));
+            self.events.publish(|| Event::Connectivity(report));
         }
     }
 }

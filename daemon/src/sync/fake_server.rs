@@ -70,7 +70,7 @@ impl FakeServer {
     }
 
     /// Applies a batch as `POST /api/batch` does.
-    pub(crate) fn apply(&self, batch: &BatchRequest) -> BatchResponse {
+    pub(crate) fn process_batch(&self, batch: &BatchRequest) -> BatchResponse {
         let now = (self.clock)();
         let mut state = self.lock();
         let mut processed = Vec::with_capacity(batch.items.len());
@@ -285,18 +285,18 @@ impl Transport for FakeLink {
                     message: "simulated failure".into(),
                 }),
                 Fault::LoseNextAnswer => {
-                    self.server.apply(batch);
+                    self.server.process_batch(batch);
                     self.set_fault(Fault::None);
                     Err(SyncError::Unreachable(
                         "simulated: connection reset after the server applied the batch".into(),
                     ))
                 }
                 Fault::Lie => {
-                    let mut answer = self.server.apply(batch);
+                    let mut answer = self.server.process_batch(batch);
                     answer.processed_items.pop();
                     Ok(answer)
                 }
-                Fault::None | Fault::NoWait => Ok(self.server.apply(batch)),
+                Fault::None | Fault::NoWait => Ok(self.server.process_batch(batch)),
             }
         })
     }

@@ -7,12 +7,12 @@ use tasksync_proto::events::Connectivity;
 use tasksync_proto::ipc::QueueState;
 
 use tasksync_proto::events::{ChangeOrigin, Event};
-use tasksync_proto::NewTask;
+use tasksync_proto::{NewTask, Task};
 use tokio::time::Instant;
 
 use super::engine::{spawn_with, SyncHandle};
 use super::fake_server::{FakeLink, FakeServer, Fault};
-use super::round::{Mode, Round};
+use super::round::{InFlight, Mode, Round};
 use super::settings::SyncSettings;
 use super::transport::Transport;
 use crate::events::Events;
@@ -31,23 +31,28 @@ fn new(title: &str) -> NewTask {
 struct Device {
     _dir: tempfile::TempDir,
     store: Arc<Store>,
+    events: Arc<Events>,
     link: Arc<FakeLink>,
 }
 
 fn device(server: &Arc<FakeServer>) -> Device {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        Store::open_with_clock(
-            &dir.path().join("tasks.db"),
-            Arc::new(Events::default()),
-            system_clock(),
-        )
-        .unwrap(),
-    );
+    let store =
+        Arc::new(Store::open_with_clock(&dir.path().join("tasks.db"), system_clock()).unwrap());
     Device {
         _dir: dir,
         store,
+        events: Arc::default(),
         link: FakeLink::new(server.clone()),
+    }
+}
+
+impl Device {
+    /// Creates a task as a local command does: stored, then announced to the engine.
+    async fn create(&self, title: &str) -> Task {
+        let task = self.store.create(new(title)).await.unwrap();
+        self.events.local_change();
+        task
     }
 }
 
@@ -66,6 +71,7 @@ fn engine(device: &Device, settings: SyncSettings) -> (SyncHandle, ShutdownTrigg
     let link = device.link.clone();
     let handle = spawn_with(
         device.store.clone(),
+        device.events.clone(),
         settings,
         shutdown,
         Arc::new(move |_: &SyncSettings| Ok(Some(link.clone() as Arc<dyn Transport>))),
@@ -88,6 +94,8 @@ async fn push(device: &Device) {
     let transport: Arc<dyn Transport> = device.link.clone();
     let outcome = Round {
         store: &device.store,
+        events: &device.events,
+        in_flight: &InFlight::default(),
         transport: &transport,
         settings: &settings(),
     }
@@ -112,8 +120,8 @@ async fn a_change_reaches_an_online_device_through_the_live_pull() {
     let server = FakeServer::new(system_clock());
     let (a, b) = (device(&server), device(&server));
     let (_sync, _stop) = online_engine(&b).await;
-    let mut events = b.store.events().subscribe();
-    let task = a.store.create(new("from a")).await.unwrap();
+    let mut events = b.events.subscribe();
+    let task = a.create("from a").await;
     let pushed = Instant::now();
     push(&a).await;
     let seen = tokio::time::timeout(Duration::from_secs(3), async {
@@ -151,7 +159,7 @@ async fn a_server_that_does_not_hold_live_pulls_is_not_hammered() {
     );
     // Commands are not held up meanwhile.
     let started = Instant::now();
-    b.store.create(new("still fine")).await.unwrap();
+    b.create("still fine").await;
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
@@ -166,7 +174,7 @@ async fn a_server_that_lies_to_live_pulls_is_not_hammered_and_pushes_go_on() {
     let pulls = b.link.pulls() - before;
     assert!(pulls <= 6, "{pulls} pulls in 2 s from a server that lies");
     b.link.set_fault(Fault::None);
-    let task = b.store.create(new("pushed anyway")).await.unwrap();
+    let task = b.create("pushed anyway").await;
     until("the push", Duration::from_secs(3), || {
         server.tasks().iter().any(|t| t.id == task.id)
     })
@@ -180,7 +188,7 @@ async fn a_busy_server_costs_no_attempt_and_the_queue_waits() {
     let (sync, _stop) = online_engine(&b).await;
     b.link.set_fault(Fault::Busy);
     for i in 0..3 {
-        b.store.create(new(&format!("task {i}"))).await.unwrap();
+        b.create(&format!("task {i}")).await;
     }
     for _ in 0..5 {
         let report = sync.sync_now().await;
@@ -217,7 +225,7 @@ async fn a_refused_token_shows_as_unauthorized_until_it_works() {
         sync.connectivity().state == Connectivity::Unauthorized
     })
     .await;
-    b.store.create(new("waits")).await.unwrap();
+    b.create("waits").await;
     let report = sync.sync_now().await;
     assert!(!report.success);
     assert_eq!(sync.connectivity().state, Connectivity::Unauthorized);
@@ -237,7 +245,7 @@ async fn a_broken_live_pull_takes_the_device_offline_at_once() {
     // The live pull is waiting; the next one fails to connect.
     b.link.set_fault(Fault::Offline);
     let other = device(&server);
-    other.store.create(new("wakes the pull")).await.unwrap();
+    other.create("wakes the pull").await;
     push(&other).await;
     until("offline", Duration::from_secs(3), || {
         sync.connectivity().state == Connectivity::Offline

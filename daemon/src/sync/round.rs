@@ -6,11 +6,11 @@
 //! `/api/changes` from the stored cursor until `has_more` is false. The round only reports
 //! what happened; the engine decides what that means for connectivity.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tasksync_proto::events::{Event, SyncProgress};
+use tasksync_proto::events::{ChangeOrigin, Event, SyncProgress};
 use tasksync_proto::ipc::{Kept, ResolvedConflict, ResolvedField, SyncReport};
 use tasksync_proto::lww::same_value;
 use tasksync_proto::wire::{
@@ -23,7 +23,8 @@ use tokio::task::JoinHandle;
 use super::client::SyncError;
 use super::settings::SyncSettings;
 use super::transport::{check_batch_answer, check_changes, Transport};
-use crate::store::{ItemOutcome, QueueRef, QueuedOp, Store, StoreError, SyncWrite};
+use crate::events::Events;
+use crate::store::{ItemOutcome, QueueRef, QueuedOp, Store, StoreError};
 
 /// Changes pulled per request.
 pub(crate) const PULL_PAGE: usize = 500;
@@ -31,8 +32,19 @@ pub(crate) const PULL_PAGE: usize = 500;
 /// Batches in flight at once.
 const PIPELINE_DEPTH: usize = 4;
 
+/// Queue rows sent to the server and not yet answered (by local sequence number), shared
+/// with [`SyncHandle`](super::SyncHandle) so `taskctl queue` can show them. Being in flight
+/// is a state of this run only: after a crash every row is simply pending again, so it is
+/// kept in memory rather than written for every row of every batch.
+pub(crate) type InFlight = Arc<Mutex<HashSet<i64>>>;
+
+/// The in-flight set; a poisoned lock still holds a usable set.
+pub(crate) fn lock(in_flight: &InFlight) -> MutexGuard<'_, HashSet<i64>> {
+    in_flight.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A queue row on its way to the server.
-struct Pending {
+struct Outgoing {
     row: QueueRef,
     item: BatchItem,
     /// Failed attempts before this one.
@@ -41,7 +53,7 @@ struct Pending {
 
 /// A batch sent and not yet answered.
 struct Flight {
-    items: Vec<Pending>,
+    items: Vec<Outgoing>,
     answer: JoinHandle<Result<BatchResponse, SyncError>>,
 }
 
@@ -141,13 +153,17 @@ impl Outcome {
 
 pub(crate) struct Round<'a> {
     pub store: &'a Store,
+    pub events: &'a Events,
+    pub in_flight: &'a InFlight,
     pub transport: &'a Arc<dyn Transport>,
     pub settings: &'a SyncSettings,
 }
 
 impl Round<'_> {
     pub async fn run(&self, mode: Mode) -> Outcome {
-        self.store.clear_in_flight();
+        // No batch of an earlier round can still be in flight, and a batch that was taken but
+        // never sent (its round failed) must become eligible again.
+        lock(self.in_flight).clear();
         let mut outcome = Outcome::default();
         if let Err(e) = self.flush(mode.force, &mut outcome).await {
             outcome.store_failed(e);
@@ -177,7 +193,7 @@ impl Round<'_> {
         }
         if outcome.succeeded() {
             let at = self.store.now();
-            if let Err(e) = self.store.sync_write(SyncWrite::RecordSync { at }).await {
+            if let Err(e) = self.store.record_sync(at).await {
                 outcome.store_failed(e);
             }
         }
@@ -185,7 +201,7 @@ impl Round<'_> {
     }
 
     fn progress(&self, progress: SyncProgress) {
-        self.store.events().publish(|| Event::Sync(progress));
+        self.events.publish(|| Event::Sync(progress));
     }
 
     /// Sends batches until nothing is eligible, the server is unreachable, or it fails a
@@ -195,7 +211,7 @@ impl Round<'_> {
     /// so each task's operations still reach the server in order.
     async fn flush(&self, force: bool, outcome: &mut Outcome) -> Result<(), StoreError> {
         // Rows that had their attempt in this round: a forced round sends each row once.
-        let mut done = Vec::new();
+        let mut done = HashSet::new();
         let mut flights = VecDeque::new();
         let mut stopped = false;
         // Shrinks when the server answers 413 (too large): the rows go out again in halves.
@@ -222,7 +238,7 @@ impl Round<'_> {
             } else {
                 stopped |= answer.is_err();
             }
-            let outcomes = self.judge(&flight.items, answer, outcome);
+            let outcomes = self.outcomes_of(&flight.items, answer, outcome);
             done.extend(
                 outcomes
                     .iter()
@@ -233,9 +249,11 @@ impl Round<'_> {
                 .iter()
                 .filter(|(_, o)| matches!(o, ItemOutcome::Accepted { .. }))
                 .count();
-            let land = self.store.sync_write(SyncWrite::FinishBatch { outcomes });
+            self.land(&outcomes);
+            let land = self.finish_batch(outcomes);
             // Record this answer and prepare the next batch together: the writer commits
-            // both in one transaction.
+            // both in one transaction. `biased` polls `land` first, so the writer records the
+            // answer before it takes the next batch (which may retake unsent rows).
             let next = async {
                 if stopped {
                     Ok(None)
@@ -243,7 +261,7 @@ impl Round<'_> {
                     self.launch(force, &done, limit).await
                 }
             };
-            let (landed, next) = tokio::join!(land, next);
+            let (landed, next) = tokio::join!(biased; land, next);
             landed?;
             self.progress(SyncProgress::BatchAnswered {
                 synced: synced as u32,
@@ -255,23 +273,39 @@ impl Round<'_> {
         }
     }
 
+    /// Rows whose answer is about to be recorded are no longer in flight.
+    fn land(&self, outcomes: &[(QueueRef, ItemOutcome)]) {
+        let mut in_flight = lock(self.in_flight);
+        for (row, _) in outcomes {
+            in_flight.remove(&row.seq);
+        }
+    }
+
+    /// Records answers; reports the tasks that took the server's merged version.
+    async fn finish_batch(&self, outcomes: Vec<(QueueRef, ItemOutcome)>) -> Result<(), StoreError> {
+        let adopted = self.store.finish_batch(outcomes).await?;
+        publish_adopted(self.store, self.events, &adopted);
+        Ok(())
+    }
+
     /// Picks the next batch, marks it in flight and sends it; `None` when nothing is eligible.
     async fn launch(
         &self,
         force: bool,
-        done: &[i64],
+        done: &HashSet<i64>,
         limit: usize,
     ) -> Result<Option<Flight>, StoreError> {
         loop {
-            let rows = self.store.take_batch(limit, force, done.to_vec()).await?;
+            let exclude = lock(self.in_flight).union(done).copied().collect();
+            let rows = self.store.take_batch(limit, force, exclude).await?;
             if rows.is_empty() {
                 return Ok(None);
             }
+            lock(self.in_flight).extend(rows.iter().map(|row| row.seq));
             let (items, corrupt) = self.items_for(&rows);
             if !corrupt.is_empty() {
-                self.store
-                    .sync_write(SyncWrite::FinishBatch { outcomes: corrupt })
-                    .await?;
+                self.land(&corrupt);
+                self.finish_batch(corrupt).await?;
             }
             if items.is_empty() {
                 continue;
@@ -279,7 +313,7 @@ impl Round<'_> {
             let request = BatchRequest {
                 device_id: self.store.device_id(),
                 client_timestamp: self.store.now(),
-                items: items.iter().map(|pending| pending.item.clone()).collect(),
+                items: items.iter().map(|outgoing| outgoing.item.clone()).collect(),
             };
             self.progress(SyncProgress::BatchSent {
                 items: items.len() as u32,
@@ -301,16 +335,16 @@ impl Round<'_> {
     /// Answers that blame the server or the path (no answer, 401, 408, 429, 502, 503, 504,
     /// a 413 for several operations, which go out again in smaller batches) count nothing:
     /// the rows simply stay queued.
-    fn judge(
+    fn outcomes_of(
         &self,
-        items: &[Pending],
+        items: &[Outgoing],
         answer: Result<BatchResponse, SyncError>,
         outcome: &mut Outcome,
     ) -> Vec<(QueueRef, ItemOutcome)> {
-        let unsent = |items: &[Pending]| {
+        let unsent = |items: &[Outgoing]| {
             items
                 .iter()
-                .map(|pending| (pending.row, ItemOutcome::Unsent))
+                .map(|outgoing| (outgoing.row, ItemOutcome::Unsent))
                 .collect()
         };
         match answer {
@@ -319,8 +353,11 @@ impl Round<'_> {
                 items
                     .iter()
                     .zip(response.processed_items)
-                    .map(|(pending, processed)| {
-                        (pending.row, self.item_outcome(pending, processed, outcome))
+                    .map(|(outgoing, processed)| {
+                        (
+                            outgoing.row,
+                            self.item_outcome(outgoing, processed, outcome),
+                        )
                     })
                     .collect()
             }
@@ -341,10 +378,10 @@ impl Round<'_> {
                 outcome.note(error);
                 items
                     .iter()
-                    .map(|pending| {
+                    .map(|outgoing| {
                         (
-                            pending.row,
-                            self.failed_attempt(outcome, pending, message.clone()),
+                            outgoing.row,
+                            self.failed_attempt(outcome, outgoing, message.clone()),
                         )
                     })
                     .collect()
@@ -355,7 +392,7 @@ impl Round<'_> {
     /// What one item's answer means for its row.
     fn item_outcome(
         &self,
-        pending: &Pending,
+        pending: &Outgoing,
         processed: ProcessedItem,
         outcome: &mut Outcome,
     ) -> ItemOutcome {
@@ -400,7 +437,7 @@ impl Round<'_> {
     fn failed_attempt(
         &self,
         outcome: &mut Outcome,
-        pending: &Pending,
+        pending: &Outgoing,
         error: String,
     ) -> ItemOutcome {
         let item = &pending.item;
@@ -434,12 +471,12 @@ impl Round<'_> {
 
     /// The batch items for queue rows; rows that cannot be read are dead-lettered at once
     /// (they could never be sent) so they do not block the queue.
-    fn items_for(&self, rows: &[QueuedOp]) -> (Vec<Pending>, Vec<(QueueRef, ItemOutcome)>) {
+    fn items_for(&self, rows: &[QueuedOp]) -> (Vec<Outgoing>, Vec<(QueueRef, ItemOutcome)>) {
         let mut items = Vec::with_capacity(rows.len());
         let mut corrupt = Vec::new();
         for row in rows {
             match item_from_row(row, self.store.device_id()) {
-                Ok(item) => items.push(Pending {
+                Ok(item) => items.push(Outgoing {
                     row: queue_ref(row),
                     item,
                     retries: row.retry_count,
@@ -471,7 +508,7 @@ impl Round<'_> {
             check_changes(&cursor, &mut page)?;
             cursor = page.cursor.clone();
             let has_more = page.has_more;
-            pulled += store_page(self.store, self.transport.base(), page).await?;
+            pulled += store_page(self.store, self.events, self.transport.base(), page).await?;
             if !has_more {
                 return Ok(pulled);
             }
@@ -490,24 +527,36 @@ pub(crate) fn read_cursor(store: &Store, base: &str) -> Result<String, SyncError
 /// Stores one checked page of changes and its cursor; returns how many stored tasks changed.
 pub(crate) async fn store_page(
     store: &Store,
+    events: &Events,
     base: &str,
     page: ChangesResponse,
 ) -> Result<u64, SyncError> {
-    let applied = store
-        .sync_write(SyncWrite::ApplyPulled {
-            changes: page.changes,
-            cursor_key: cursor_key(base),
-            cursor: page.cursor,
-        })
+    let adopted = store
+        .store_pulled(page.changes, cursor_key(base), page.cursor)
         .await
         .map_err(store_error)?;
-    let changed = applied.adopted.len() as u64;
+    publish_adopted(store, events, &adopted);
+    let changed = adopted.len() as u64;
     if changed > 0 {
-        store
-            .events()
-            .publish(|| Event::Sync(SyncProgress::Pulled { changes: changed }));
+        events.publish(|| Event::Sync(SyncProgress::Pulled { changes: changed }));
     }
     Ok(changed)
+}
+
+/// Reports tasks whose stored row took the server's version (pulled, or merged after a
+/// conflict).
+fn publish_adopted(store: &Store, events: &Events, adopted: &[uuid::Uuid]) {
+    if !events.has_subscribers() {
+        return;
+    }
+    for id in adopted {
+        if let Ok(task) = store.get(*id) {
+            events.publish(|| Event::TaskChanged {
+                task,
+                origin: ChangeOrigin::Remote,
+            });
+        }
+    }
 }
 
 fn store_error(e: StoreError) -> SyncError {

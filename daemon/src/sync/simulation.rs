@@ -26,11 +26,11 @@ use uuid::Uuid;
 
 use super::backoff::RetryPolicy;
 use super::fake_server::{sim_clock, FakeLink, FakeServer, Fault};
-use super::round::{Mode, Round};
+use super::round::{InFlight, Mode, Round};
 use super::settings::SyncSettings;
 use super::transport::Transport;
 use crate::events::Events;
-use crate::store::{Store, SyncWrite};
+use crate::store::Store;
 
 const REPLICAS: usize = 3;
 const STEPS: usize = 80;
@@ -267,6 +267,8 @@ impl World {
         let transport: Arc<dyn Transport> = replica.link.clone();
         Round {
             store: replica.store(),
+            events: &Events::default(),
+            in_flight: &InFlight::default(),
             transport: &transport,
             settings: &self.settings,
         }
@@ -290,10 +292,7 @@ impl World {
                     .iter()
                     .map(|row| row.seq)
                     .collect();
-                store
-                    .sync_write(SyncWrite::Retry { seqs })
-                    .await
-                    .map_err(|e| e.to_string())?;
+                store.retry(seqs).await.map_err(|e| e.to_string())?;
                 self.round(r, true).await;
                 queued += store.queue(false).map_err(|e| e.to_string())?.len();
             }
@@ -393,12 +392,8 @@ impl World {
 
 fn open(path: &std::path::Path, time: &Arc<AtomicI64>, skew: &Arc<AtomicI64>) -> Arc<Store> {
     Arc::new(
-        Store::open_with_clock(
-            path,
-            Arc::new(Events::default()),
-            sim_clock(time.clone(), skew.clone()),
-        )
-        .expect("open the replica's store"),
+        Store::open_with_clock(path, sim_clock(time.clone(), skew.clone()))
+            .expect("open the replica's store"),
     )
 }
 
