@@ -67,6 +67,16 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until the wall clock is past `at` (a timestamp as the JSON of a task carries it), so
+/// that what a test does next happens strictly later.
+pub fn wait_until_past(at: &serde_json::Value) {
+    let at: tasksync_proto::Timestamp = serde_json::from_value(at.clone())
+        .unwrap_or_else(|e| panic!("not a timestamp ({e}): {at}"));
+    wait_until(&format!("the clock to pass {at:?}"), || {
+        tasksync_proto::Timestamp::now() > at
+    });
+}
+
 /// A loopback port that was free a moment ago (bound, noted, released), for a server that
 /// must start later on an address a daemon already knows.
 pub fn free_port() -> u16 {

@@ -178,6 +178,24 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Request>>, handler: &Mutex<Arc<Hand
     }
 }
 
+/// An error answer as tasksync-server gives it: `status` and `{error, timestamp, path}`.
+pub fn error(status: u16, message: &str, request: &Request) -> Response {
+    Response {
+        status,
+        body: json!({"error": message, "timestamp": "2026-01-01T00:00:00.000Z", "path": request.path}),
+    }
+}
+
+/// Answers every `POST /api/batch` with the error `status` and `message`, and everything
+/// else like a healthy, empty server.
+pub fn failing_batches(status: u16, message: &'static str) -> impl Fn(&Request) -> Response {
+    let healthy = accepting(|_| None);
+    move |request: &Request| match request.path.as_str() {
+        "/api/batch" => error(status, message, request),
+        _ => healthy(request),
+    }
+}
+
 /// Answers like a healthy, empty server that accepts every item for which `decide` returns
 /// `None`, and rejects with its message those for which it returns `Some`.
 pub fn accepting(
@@ -207,9 +225,6 @@ pub fn accepting(
             status: 200,
             body: json!({"status": "ok", "timestamp": "2026-01-01T00:00:00.000Z"}),
         },
-        _ => Response {
-            status: 404,
-            body: json!({"error": "not found", "timestamp": "2026-01-01T00:00:00.000Z", "path": request.path}),
-        },
+        _ => error(404, "not found", request),
     }
 }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tasksync_e2e::scripted::{accepting, Response, Scripted};
+use tasksync_e2e::scripted::{accepting, error, Response, Scripted};
 use tasksync_e2e::watch::Watch;
-use tasksync_e2e::{http, subdir, wait_until, Daemon, Server};
+use tasksync_e2e::{http, subdir, wait_until, wait_until_past, Daemon, Server};
 
 /// The periodic pull is an hour away: only the live pull can bring changes quickly.
 const NO_PERIODIC_PULL: &[&str] = &["--pull-interval-ms", "3600000"];
@@ -46,10 +46,7 @@ fn a_change_reaches_the_other_online_device_through_the_live_pull() {
 fn a_busy_server_dead_letters_nothing_and_the_queue_goes_once_it_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let busy = |request: &tasksync_e2e::scripted::Request| match request.path.as_str() {
-        "/api/batch" | "/api/changes" => Response {
-            status: 503,
-            body: json!({"error": "storage full", "timestamp": "2026-01-01T00:00:00.000Z", "path": request.path}),
-        },
+        "/api/batch" | "/api/changes" => error(503, "storage full", request),
         _ => accepting(|_| None)(request),
     };
     let server = Scripted::start(busy);
@@ -225,8 +222,8 @@ fn sync_reports_what_it_pulled_and_which_value_won_a_conflict() {
     let pulled = b.ctl(&["--json", "sync"]).json();
     assert_eq!(pulled["pulled_items"], 1, "{pulled}");
     // a edits first, b later: b's title is newer and wins; a's done flag stands.
-    a.ctl(&["edit", &id, "--title", "older title", "--done"]);
-    std::thread::sleep(Duration::from_millis(5));
+    let older = a.ctl(&["--json", "edit", &id, "--title", "older title", "--done"]);
+    wait_until_past(&older.json()["updated_at"]);
     b.ctl(&["edit", &id, "--title", "newer title"]);
     assert_eq!(b.ctl(&["sync"]).code(), 0);
     let report = a.ctl(&["--json", "sync"]).json();
@@ -247,8 +244,8 @@ fn sync_reports_what_it_pulled_and_which_value_won_a_conflict() {
     assert_eq!(shown["completed"], true);
 
     // The human line says the same.
-    a.ctl(&["edit", &id, "--title", "older again"]);
-    std::thread::sleep(Duration::from_millis(5));
+    let older = a.ctl(&["--json", "edit", &id, "--title", "older again"]);
+    wait_until_past(&older.json()["updated_at"]);
     b.ctl(&["sync"]);
     b.ctl(&["edit", &id, "--title", "newest"]);
     b.ctl(&["sync"]);
@@ -328,10 +325,7 @@ fn a_413_sends_the_batch_again_in_smaller_pieces_and_costs_no_attempt() {
     let server = Scripted::start(move |request: &tasksync_e2e::scripted::Request| {
         let items = request.json()["items"].as_array().map_or(0, Vec::len);
         if request.path == "/api/batch" && items > 2 {
-            return Response {
-                status: 413,
-                body: json!({"error": "too large", "timestamp": "2026-01-01T00:00:00.000Z", "path": request.path}),
-            };
+            return error(413, "too large", request);
         }
         accept(request)
     });

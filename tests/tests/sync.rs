@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
-use tasksync_e2e::scripted::{accepting, Response, Scripted};
+use tasksync_e2e::scripted::{accepting, failing_batches, Response, Scripted};
 use tasksync_e2e::{free_port, subdir, Daemon, Server};
 
 #[test]
@@ -90,13 +90,7 @@ fn an_unreachable_server_leaves_everything_queued_and_counts_no_attempt() {
 #[test]
 fn a_failing_server_is_survived_and_items_stay_queued() {
     let dir = tempfile::tempdir().unwrap();
-    let scripted = Scripted::start(|request| match request.path.as_str() {
-        "/api/batch" => Response {
-            status: 500,
-            body: json!({"error": "database on fire", "timestamp": "x", "path": "/api/batch"}),
-        },
-        _ => accepting(|_| None)(request),
-    });
+    let scripted = Scripted::start(failing_batches(500, "database on fire"));
     let daemon = Daemon::start_manual_sync(dir.path(), &scripted.url());
     daemon.add_id("precious");
     let (code, report) = daemon.sync();
@@ -410,13 +404,7 @@ fn a_conflict_answer_without_the_merged_task_is_refused_as_a_bad_answer() {
 #[test]
 fn a_refused_token_does_not_make_the_daemon_retry_in_a_loop() {
     let dir = tempfile::tempdir().unwrap();
-    let scripted = Scripted::start(|request| match request.path.as_str() {
-        "/api/batch" => Response {
-            status: 401,
-            body: json!({"error": "no", "timestamp": "x", "path": "/api/batch"}),
-        },
-        _ => accepting(|_| None)(request),
-    });
+    let scripted = Scripted::start(failing_batches(401, "no"));
     let daemon = Daemon::builder(dir.path())
         .server(&scripted.url())
         .args(&["--pull-interval-ms", "60000"])
