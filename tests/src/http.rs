@@ -46,6 +46,11 @@ pub fn request(
     exchange(stream, addr, method, path, headers, body)
 }
 
+/// `GET path` over TCP.
+pub fn get(addr: &str, path: &str) -> Answer {
+    request(addr, "GET", path, &[], b"")
+}
+
 /// Sends one request over the daemon's local socket (no token: the peer uid is the
 /// credential) and reads the whole answer.
 pub fn unix_request(
@@ -90,14 +95,6 @@ fn exchange(
 }
 
 /// Parses a raw answer (status line, headers, body; chunked bodies are decoded).
-pub fn parse(raw: &[u8]) -> Answer {
-    parse_answer(raw)
-}
-
-pub fn get(addr: &str, path: &str) -> Answer {
-    request(addr, "GET", path, &[], b"")
-}
-
 fn parse_answer(raw: &[u8]) -> Answer {
     let split = raw
         .windows(4)

@@ -14,7 +14,6 @@ pub struct ServerBuilder {
     dir: PathBuf,
     listen: String,
     storage: Vec<String>,
-    db: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -29,7 +28,6 @@ impl ServerBuilder {
     /// Stores in the PostgreSQL database `url` instead of SQLite.
     pub fn postgres(mut self, url: &str) -> ServerBuilder {
         self.storage = vec!["--database-url".into(), url.into()];
-        self.db = PathBuf::new();
         self
     }
 
@@ -88,7 +86,6 @@ impl ServerBuilder {
         Server {
             child: Some(child),
             addr,
-            db: self.db,
         }
     }
 }
@@ -98,8 +95,6 @@ pub struct Server {
     child: Option<Child>,
     /// `127.0.0.1:PORT`.
     pub addr: String,
-    /// The SQLite database (empty on PostgreSQL).
-    pub db: PathBuf,
 }
 
 impl Server {
@@ -110,7 +105,6 @@ impl Server {
             dir: dir.to_path_buf(),
             listen: "127.0.0.1:0".into(),
             storage: vec!["--db".into(), db.to_string_lossy().into_owned()],
-            db,
             args: Vec::new(),
             env: Vec::new(),
         }
@@ -152,11 +146,6 @@ impl Server {
         let mut tasks = answer.json().as_array().expect("array").clone();
         tasks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
         tasks
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
     }
 
     /// Kills the server and waits for it.

@@ -26,8 +26,6 @@ pub struct SseStream {
     reader: BufReader<UnixStream>,
     /// The status line and headers.
     pub head: String,
-    /// Comment lines seen (heartbeats).
-    pub comments: usize,
 }
 
 impl SseStream {
@@ -53,11 +51,7 @@ impl SseStream {
             }
             head.push_str(&line);
         }
-        SseStream {
-            reader,
-            head,
-            comments: 0,
-        }
+        SseStream { reader, head }
     }
 
     /// Reads one line of the (chunked) body; `None` at the end.
@@ -96,8 +90,8 @@ impl SseStream {
                 }
                 continue;
             }
+            // Comment lines (heartbeats) carry nothing.
             if line.starts_with(':') {
-                self.comments += 1;
                 continue;
             }
             any = true;
