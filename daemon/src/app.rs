@@ -122,22 +122,11 @@ impl App {
     /// A queue row as `taskctl queue` shows it: rows the sync engine sent and has no answer
     /// for are in flight.
     pub fn queue_entry(&self, row: QueuedOp) -> QueueEntry {
-        let state = if self.sync.is_in_flight(row.seq) {
-            QueueState::InFlight
-        } else {
-            row.state
-        };
-        QueueEntry {
-            id: row.op_id,
-            task_id: row.task_id,
-            operation: row.operation,
-            changed_fields: row.changed_fields,
-            created_at: row.created_at,
-            retry_count: row.retry_count,
-            error_message: row.error_message,
-            state,
-            next_attempt_at: row.next_attempt_at,
+        let mut entry = row.entry;
+        if self.sync.is_in_flight(row.seq) {
+            entry.state = QueueState::InFlight;
         }
+        entry
     }
 }
 

@@ -74,10 +74,10 @@ async fn retry(app: &Arc<App>, target: RetryTarget) -> Result<u64, IpcError> {
                 prefix = TaskRef::parse(&app.store.resolve(&prefix)?.to_string())?;
             }
             let rows = app.store.failed_matching(&prefix)?;
-            let tasks: BTreeSet<Uuid> = rows.iter().map(|row| row.task_id).collect();
+            let tasks: BTreeSet<Uuid> = rows.iter().map(|row| row.entry.task_id).collect();
             let exact_op = rows
                 .iter()
-                .find(|row| row.op_id.to_string() == prefix.as_str());
+                .find(|row| row.entry.id.to_string() == prefix.as_str());
             match (exact_op, tasks.len()) {
                 (Some(row), _) => vec![row.clone()],
                 (None, 0) => {

@@ -291,8 +291,8 @@ impl ReadPool {
             let mut more = false;
             for row in rows {
                 let row = row?;
-                let size = row.error_message.as_ref().map_or(0, String::len)
-                    + row.changed_fields.len()
+                let size = row.entry.error_message.as_ref().map_or(0, String::len)
+                    + row.entry.changed_fields.len()
                     + 160;
                 if page.len() == limit as usize || (!page.is_empty() && bytes + size > byte_budget)
                 {

@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use rusqlite::Row;
-use tasksync_proto::ipc::QueueState;
-use tasksync_proto::wire::{Field, Operation};
+use tasksync_proto::ipc::QueueEntry;
+use tasksync_proto::wire::Field;
 use tasksync_proto::{Task, Timestamp};
 use uuid::Uuid;
 
@@ -12,22 +12,15 @@ use uuid::Uuid;
 pub const TASK_COLUMNS: &str =
     "id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at, number";
 
-/// An operation in the sync queue.
+/// An operation in the sync queue: what `taskctl queue` shows of it (`entry`, whose state
+/// is never in flight here: only the sync engine knows that), its order and its task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedOp {
     /// Local sequence number: the order operations were made in.
     pub seq: i64,
-    pub op_id: Uuid,
-    pub task_id: Uuid,
-    pub operation: Operation,
     /// The full task after the operation, as JSON.
     pub data: String,
-    pub changed_fields: Vec<Field>,
-    pub created_at: Timestamp,
-    pub retry_count: u32,
-    pub error_message: Option<String>,
-    pub state: QueueState,
-    pub next_attempt_at: Option<Timestamp>,
+    pub entry: QueueEntry,
 }
 
 pub const QUEUE_COLUMNS: &str =
@@ -87,16 +80,19 @@ pub fn fields_from_json(text: &str) -> serde_json::Result<Vec<Field>> {
 pub fn queued_op_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedOp> {
     Ok(QueuedOp {
         seq: row.get(0)?,
-        op_id: uuid_at(row, 1)?,
-        task_id: uuid_at(row, 2)?,
-        operation: row.get(3)?,
         data: row.get(4)?,
-        changed_fields: fields_from_json(&row.get::<_, String>(5)?).map_err(|e| corrupt(5, e))?,
-        created_at: timestamp_at(row, 6)?,
-        retry_count: row.get(7)?,
-        error_message: row.get(8)?,
-        state: row.get(9)?,
-        next_attempt_at: optional_timestamp_at(row, 10)?,
+        entry: QueueEntry {
+            id: uuid_at(row, 1)?,
+            task_id: uuid_at(row, 2)?,
+            operation: row.get(3)?,
+            changed_fields: fields_from_json(&row.get::<_, String>(5)?)
+                .map_err(|e| corrupt(5, e))?,
+            created_at: timestamp_at(row, 6)?,
+            retry_count: row.get(7)?,
+            error_message: row.get(8)?,
+            state: row.get(9)?,
+            next_attempt_at: optional_timestamp_at(row, 10)?,
+        },
     })
 }
 

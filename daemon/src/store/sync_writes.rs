@@ -71,7 +71,7 @@ impl WriteRequest for TakeBatch {
         let taken = select_next_batch(tx, self.limit, clock.now(), self.force, &self.exclude)?;
         for row in &taken {
             tx.prepare_cached("UPDATE tasks SET sync_status = 'in-progress' WHERE id = ?1")?
-                .execute([row.task_id.to_string()])?;
+                .execute([row.entry.task_id.to_string()])?;
         }
         Ok(Ok(taken))
     }

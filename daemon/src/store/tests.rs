@@ -37,11 +37,11 @@ async fn a_new_task_has_defaults_and_one_create_in_the_queue() {
 
     let queue = store.queue(false).unwrap();
     assert_eq!(queue.len(), 1);
-    assert_eq!(queue[0].operation, Operation::Create);
-    assert_eq!(queue[0].task_id, task.id);
-    assert_eq!(queue[0].state, QueueState::Pending);
-    assert_eq!(queue[0].retry_count, 0);
-    assert_eq!(queue[0].changed_fields, Field::ALL);
+    assert_eq!(queue[0].entry.operation, Operation::Create);
+    assert_eq!(queue[0].entry.task_id, task.id);
+    assert_eq!(queue[0].entry.state, QueueState::Pending);
+    assert_eq!(queue[0].entry.retry_count, 0);
+    assert_eq!(queue[0].entry.changed_fields, Field::ALL);
     let data: Task = serde_json::from_str(&queue[0].data).unwrap();
     assert_eq!(data, task);
 }
@@ -69,8 +69,11 @@ async fn update_changes_fields_bumps_updated_at_and_queues_an_update() {
 
     let queue = store.queue(false).unwrap();
     assert_eq!(queue.len(), 2);
-    assert_eq!(queue[1].operation, Operation::Update);
-    assert_eq!(queue[1].changed_fields, [Field::Title, Field::Completed]);
+    assert_eq!(queue[1].entry.operation, Operation::Update);
+    assert_eq!(
+        queue[1].entry.changed_fields,
+        [Field::Title, Field::Completed]
+    );
     let data: Task = serde_json::from_str(&queue[1].data).unwrap();
     assert_eq!(data, updated);
 
@@ -124,8 +127,11 @@ async fn delete_is_soft_and_queued() {
         .unwrap();
     assert_eq!(row, (1, "Old".to_string()));
     let queue = store.queue(false).unwrap();
-    assert_eq!(queue.last().unwrap().operation, Operation::Delete);
-    assert_eq!(queue.last().unwrap().changed_fields, [Field::IsDeleted]);
+    assert_eq!(queue.last().unwrap().entry.operation, Operation::Delete);
+    assert_eq!(
+        queue.last().unwrap().entry.changed_fields,
+        [Field::IsDeleted]
+    );
     // A tombstone cannot be edited or deleted again.
     assert!(matches!(
         store.delete(task.id).await,
@@ -197,7 +203,7 @@ async fn create_update_create_delete_leave_four_queue_rows_in_order() {
     let queue = store.queue(false).unwrap();
     let ops: Vec<(&str, Uuid)> = queue
         .iter()
-        .map(|q| (q.operation.as_str(), q.task_id))
+        .map(|q| (q.entry.operation.as_str(), q.entry.task_id))
         .collect();
     assert_eq!(
         ops,
@@ -210,7 +216,7 @@ async fn create_update_create_delete_leave_four_queue_rows_in_order() {
     );
     assert!(queue
         .windows(2)
-        .all(|w| w[0].seq < w[1].seq && w[0].created_at < w[1].created_at));
+        .all(|w| w[0].seq < w[1].seq && w[0].entry.created_at < w[1].entry.created_at));
     let counts = store.counts().unwrap();
     assert_eq!(
         counts,

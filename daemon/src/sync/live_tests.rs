@@ -203,7 +203,7 @@ async fn a_busy_server_costs_no_attempt_and_the_queue_waits() {
     assert!(
         queue
             .iter()
-            .all(|row| row.retry_count == 0 && row.state == QueueState::Pending),
+            .all(|row| row.entry.retry_count == 0 && row.entry.state == QueueState::Pending),
         "{queue:?}"
     );
     assert!(sync.last_error().is_some_and(|e| e.contains("503")));
@@ -230,7 +230,7 @@ async fn a_refused_token_shows_as_unauthorized_until_it_works() {
     assert!(!report.success);
     assert_eq!(sync.connectivity().state, Connectivity::Unauthorized);
     assert!(sync.last_error().is_some_and(|e| e.contains("token")));
-    assert_eq!(b.store.queue(false).unwrap()[0].retry_count, 0);
+    assert_eq!(b.store.queue(false).unwrap()[0].entry.retry_count, 0);
     b.link.set_fault(Fault::None);
     let report = sync.sync_now().await;
     assert!(report.success, "{report:?}");

@@ -479,12 +479,12 @@ impl Round<'_> {
                 Ok(item) => items.push(Outgoing {
                     row: queue_ref(row),
                     item,
-                    retries: row.retry_count,
+                    retries: row.entry.retry_count,
                 }),
                 Err(error) => {
                     tracing::error!(
                         "queue row {} is unreadable and is dead-lettered: {error}",
-                        row.op_id
+                        row.entry.id
                     );
                     let failed = ItemOutcome::Failed {
                         error,
@@ -595,7 +595,7 @@ fn cursor_key(base: &str) -> String {
 fn queue_ref(row: &QueuedOp) -> QueueRef {
     QueueRef {
         seq: row.seq,
-        task_id: row.task_id,
+        task_id: row.entry.task_id,
     }
 }
 
@@ -604,12 +604,12 @@ fn item_from_row(row: &QueuedOp, device_id: uuid::Uuid) -> Result<BatchItem, Str
     let task: Task =
         serde_json::from_str(&row.data).map_err(|e| format!("unreadable task data: {e}"))?;
     Ok(BatchItem {
-        id: row.op_id,
-        task_id: row.task_id,
-        operation: row.operation,
-        changed_fields: Some(row.changed_fields.clone()),
+        id: row.entry.id,
+        task_id: row.entry.task_id,
+        operation: row.entry.operation,
+        changed_fields: Some(row.entry.changed_fields.clone()),
         data: WireTask::from_task(&task, device_id),
-        created_at: row.created_at,
-        retry_count: row.retry_count,
+        created_at: row.entry.created_at,
+        retry_count: row.entry.retry_count,
     })
 }

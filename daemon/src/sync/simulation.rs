@@ -308,12 +308,12 @@ impl World {
             for row in replica.store().queue(false).map_err(|e| e.to_string())? {
                 left.push(format!(
                     "{} {} of {} ({}, {} tries: {:?})",
-                    row.op_id,
-                    row.operation,
-                    row.task_id,
-                    row.state,
-                    row.retry_count,
-                    row.error_message
+                    row.entry.id,
+                    row.entry.operation,
+                    row.entry.task_id,
+                    row.entry.state,
+                    row.entry.retry_count,
+                    row.entry.error_message
                 ));
             }
         }
