@@ -68,7 +68,8 @@ END;
 
 /// Version 2: working-set numbers (DESIGN.md section 8), kept by triggers so that every
 /// path that writes `tasks` (commands, the HTTP API, pulled and merged tasks) keeps them
-/// right without knowing about them.
+/// right without knowing about them. A local create numbers its task in its INSERT through
+/// the same view instead (see `commands::CreateTask`), which the insert trigger lets be.
 ///
 /// - `tasks.number` is set exactly while a task is neither completed nor deleted, and unique.
 /// - A task that leaves the set puts its number in `freed_numbers` (not yet reusable); one
