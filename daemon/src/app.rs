@@ -4,7 +4,6 @@
 //! front end asked for it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tasksync_proto::events::{ChangeOrigin, Connectivity, ConnectivityState, Event, StateSnapshot};
@@ -16,24 +15,23 @@ use crate::events::Events;
 use crate::store::{QueuedOp, Store, StoreError};
 use crate::sync::SyncHandle;
 
-pub struct App {
-    pub store: Arc<Store>,
-    pub sync: SyncHandle,
+pub(crate) struct App {
+    pub(crate) store: Arc<Store>,
+    pub(crate) sync: SyncHandle,
     /// Task changes, sync progress and connectivity, for subscribers; the sync engine
     /// publishes on it too.
-    pub events: Arc<Events>,
-    pub socket: PathBuf,
+    pub(crate) events: Arc<Events>,
     /// The HTTP API's bearer token; `None` while the TCP API is off.
-    pub api_token: Option<String>,
+    pub(crate) api_token: Option<String>,
     /// The TCP API's address; `None` while it is off.
-    pub http: Option<SocketAddr>,
+    pub(crate) http: Option<SocketAddr>,
     /// The numbered events of `GET /api/events`.
-    pub event_log: crate::http::events::EventLog,
+    pub(crate) event_log: crate::http::events::EventLog,
 }
 
 impl App {
     /// Creates a task (see [`Store::create_once`]); a task made now is announced.
-    pub async fn create_once(&self, new: NewTask) -> Result<(Task, bool), StoreError> {
+    pub(crate) async fn create_once(&self, new: NewTask) -> Result<(Task, bool), StoreError> {
         let (task, created) = self.store.create_once(new).await?;
         if created {
             self.changed_here(&task);
@@ -42,14 +40,14 @@ impl App {
     }
 
     /// Changes a live task (see [`Store::update`]) and announces it.
-    pub async fn update(&self, id: Uuid, patch: TaskPatch) -> Result<Task, StoreError> {
+    pub(crate) async fn update(&self, id: Uuid, patch: TaskPatch) -> Result<Task, StoreError> {
         let task = self.store.update(id, patch).await?;
         self.changed_here(&task);
         Ok(task)
     }
 
     /// Soft-deletes a live task (see [`Store::delete`]) and announces it.
-    pub async fn delete(&self, id: Uuid) -> Result<Task, StoreError> {
+    pub(crate) async fn delete(&self, id: Uuid) -> Result<Task, StoreError> {
         let task = self.store.delete(id).await?;
         self.changed_here(&task);
         Ok(task)
@@ -57,7 +55,7 @@ impl App {
 
     /// Sends dead-lettered rows again (see [`Store::retry`]) and wakes the sync engine as a
     /// new change would: they go out with the next flush.
-    pub async fn retry(&self, seqs: Vec<i64>) -> Result<u64, StoreError> {
+    pub(crate) async fn retry(&self, seqs: Vec<i64>) -> Result<u64, StoreError> {
         let revived = self.store.retry(seqs).await?;
         if revived > 0 {
             self.events.local_change();
@@ -78,7 +76,7 @@ impl App {
     /// number, a prefix lookup) runs inline, as it takes microseconds, less than a hop to
     /// another thread; a read that scans (a listing or queue page, the status counts) runs
     /// here, on tokio's blocking pool, so a long scan never holds a runtime worker.
-    pub async fn scan<T: Send + 'static>(
+    pub(crate) async fn scan<T: Send + 'static>(
         self: &Arc<Self>,
         read: impl FnOnce(&App) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -90,7 +88,7 @@ impl App {
 
     /// What `taskctl status` shows. It counts every task and queue row: run it with
     /// [`App::scan`].
-    pub fn status(&self) -> Result<StatusInfo, StoreError> {
+    pub(crate) fn status(&self) -> Result<StatusInfo, StoreError> {
         let counts = self.store.counts()?;
         let connectivity = self.sync.connectivity();
         let last_sync_at = match self.store.meta("last_sync_at")? {
@@ -121,7 +119,7 @@ impl App {
 
     /// A queue row as `taskctl queue` shows it: rows the sync engine sent and has no answer
     /// for are in flight.
-    pub fn queue_entry(&self, row: QueuedOp) -> QueueEntry {
+    pub(crate) fn queue_entry(&self, row: QueuedOp) -> QueueEntry {
         let mut entry = row.entry;
         if self.sync.is_in_flight(row.seq) {
             entry.state = QueueState::InFlight;
@@ -131,7 +129,7 @@ impl App {
 }
 
 /// The state a subscription opens with.
-pub fn snapshot(app: &App) -> Result<StateSnapshot, StoreError> {
+pub(crate) fn snapshot(app: &App) -> Result<StateSnapshot, StoreError> {
     let status = app.status()?;
     Ok(StateSnapshot {
         connectivity: ConnectivityState {

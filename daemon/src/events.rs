@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, Notify};
 /// Events buffered per subscriber before it counts as lagging.
 const CAPACITY: usize = 4096;
 
-pub struct Events {
+pub(crate) struct Events {
     tx: broadcast::Sender<TimedEvent>,
     local_change: Notify,
 }
@@ -28,7 +28,7 @@ impl Default for Events {
 
 impl Events {
     /// Sends the event `make` builds, stamped with the time, if anyone is listening.
-    pub fn publish(&self, make: impl FnOnce() -> Event) {
+    pub(crate) fn publish(&self, make: impl FnOnce() -> Event) {
         if self.tx.receiver_count() > 0 {
             let _ = self.tx.send(TimedEvent {
                 at: Timestamp::now(),
@@ -37,21 +37,21 @@ impl Events {
         }
     }
 
-    pub fn has_subscribers(&self) -> bool {
+    pub(crate) fn has_subscribers(&self) -> bool {
         self.tx.receiver_count() > 0
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<TimedEvent> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<TimedEvent> {
         self.tx.subscribe()
     }
 
     /// Records that a local command queued an operation.
-    pub fn local_change(&self) {
+    pub(crate) fn local_change(&self) {
         self.local_change.notify_one();
     }
 
     /// Resolves after the next local change (at once if one happened since the last call).
-    pub async fn local_changed(&self) {
+    pub(crate) async fn local_changed(&self) {
         self.local_change.notified().await;
     }
 }

@@ -1,13 +1,16 @@
 //! tasksyncd as a library: the parts the binary wires together. See ARCHITECTURE.md.
 
-pub mod app;
-pub mod config;
-pub mod connectivity;
-pub mod events;
-pub mod http;
-pub mod ipc;
-pub mod service;
-pub mod setup;
+pub(crate) mod app;
+pub(crate) mod config;
+pub(crate) mod connectivity;
+pub(crate) mod events;
+pub(crate) mod http;
+pub(crate) mod ipc;
+mod run;
+pub(crate) mod service;
+pub(crate) mod setup;
 pub(crate) mod slots;
-pub mod store;
-pub mod sync;
+pub(crate) mod store;
+pub(crate) mod sync;
+
+pub use run::main;

@@ -10,7 +10,7 @@ use crate::store::StoreError;
 
 /// Why the daemon cannot start or keep running; each message says what and where.
 #[derive(Debug, thiserror::Error)]
-pub enum SetupError {
+pub(crate) enum SetupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot start the async runtime: {0}")]
@@ -44,7 +44,7 @@ pub enum SetupError {
 /// Creates the database's folder (0700) if it is missing, and the database file empty with
 /// mode 0600, so that neither it nor the journal files SQLite makes beside it (with its mode)
 /// are readable by others.
-pub fn create_private_database(db: &Path) -> Result<(), SetupError> {
+pub(crate) fn create_private_database(db: &Path) -> Result<(), SetupError> {
     create_private_dir(db)?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

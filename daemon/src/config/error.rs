@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::resolve::Source;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read config file {}: {source}", path.display())]
     ReadFile {
         path: PathBuf,

@@ -13,14 +13,14 @@ use super::value::Value;
 #[derive(Debug, Default)]
 pub(crate) struct ConfigFile {
     /// The file read, if any.
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
     table: toml::Table,
 }
 
 impl ConfigFile {
     /// Reads and parses `path`, refusing keys that name no setting. A missing file is empty
     /// unless it was asked for by name.
-    pub fn load(path: &Path, required: bool) -> Result<ConfigFile, ConfigError> {
+    pub(crate) fn load(path: &Path, required: bool) -> Result<ConfigFile, ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
@@ -53,12 +53,12 @@ impl ConfigFile {
     }
 
     /// Where a value from this file came from.
-    pub fn source(&self) -> Source {
+    pub(crate) fn source(&self) -> Source {
         self.path.clone().map_or(Source::Default, Source::File)
     }
 
     /// The file's value for `setting`, checked, if the file has one.
-    pub fn take<T: Value>(&mut self, setting: &Setting) -> Result<Option<T>, ConfigError> {
+    pub(crate) fn take<T: Value>(&mut self, setting: &Setting) -> Result<Option<T>, ConfigError> {
         let Some(value) = self.table.remove(setting.key) else {
             return Ok(None);
         };

@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use clap::ArgMatches;
 
-pub use self::error::ConfigError;
+pub(crate) use self::error::ConfigError;
 use self::file::ConfigFile;
-pub use self::resolve::Source;
+pub(crate) use self::resolve::Source;
 use self::resolve::{Resolved, Resolver};
-pub use self::table::Values;
-pub use self::value::Secret;
+pub(crate) use self::table::Values;
+pub(crate) use self::value::Secret;
 use self::value::Value;
 use crate::connectivity::ProbePolicy;
 use crate::sync::backoff::RetryPolicy;
@@ -32,39 +32,40 @@ use crate::sync::SyncSettings;
 
 /// The effective settings.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// The config file that was read, if any.
-    pub config_file: Option<PathBuf>,
-    pub values: Values,
+    pub(crate) config_file: Option<PathBuf>,
+    pub(crate) values: Values,
     /// The sync server's token: `token`, else the first line of `token_file`.
-    pub sync_token: Option<Secret>,
+    pub(crate) sync_token: Option<Secret>,
     /// Each setting as `--print-config` shows it, and where it came from.
     resolved: Vec<Resolved>,
 }
 
 /// The HTTP API's settings, once checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpSettings {
-    pub listen: SocketAddr,
+pub(crate) struct HttpSettings {
+    pub(crate) listen: SocketAddr,
     /// The bearer token's file.
-    pub token_file: PathBuf,
+    pub(crate) token_file: PathBuf,
 }
 
 /// The parsed command line, kept for reloads.
-pub struct Loader {
+pub(crate) struct Loader {
     matches: ArgMatches,
 }
 
 impl Loader {
     /// Parses the process's command line; exits with a usage message when it is wrong.
-    pub fn from_env() -> Loader {
+    pub(crate) fn from_env() -> Loader {
         Loader {
             matches: cli::command().get_matches(),
         }
     }
 
     /// Parses `args` (the program name first).
-    pub fn try_from_args<I, T>(args: I) -> Result<Loader, clap::Error>
+    #[cfg(test)]
+    pub(crate) fn try_from_args<I, T>(args: I) -> Result<Loader, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
@@ -74,12 +75,12 @@ impl Loader {
     }
 
     /// `--print-config` was given.
-    pub fn print_only(&self) -> bool {
+    pub(crate) fn print_only(&self) -> bool {
         self.matches.get_flag(cli::PRINT_CONFIG)
     }
 
     /// Reads the config file (again) and merges it with the command line and environment.
-    pub fn load(&self) -> Result<Settings, ConfigError> {
+    pub(crate) fn load(&self) -> Result<Settings, ConfigError> {
         let file = match self.matches.get_one::<PathBuf>(cli::CONFIG) {
             Some(path) => ConfigFile::load(&path.clone().normalized(), true)?,
             None => match paths::default_config_path() {
@@ -132,7 +133,7 @@ fn read_token(path: &Path) -> Result<Secret, ConfigError> {
 
 impl Settings {
     /// Where `key`'s value came from.
-    pub fn source(&self, key: &str) -> Option<&Source> {
+    pub(crate) fn source(&self, key: &str) -> Option<&Source> {
         self.resolved
             .iter()
             .find(|r| r.key == key)
@@ -141,12 +142,12 @@ impl Settings {
 
     /// Whether the sync token came from the `--token` flag, where every user of the machine
     /// can read it (`ps`, `/proc/PID/cmdline`).
-    pub fn token_from_flag(&self) -> bool {
+    pub(crate) fn token_from_flag(&self) -> bool {
         matches!(self.source("token"), Some(Source::Flag(_)))
     }
 
     /// The sync engine's settings; what the table does not set keeps the engine's default.
-    pub fn sync_settings(&self) -> SyncSettings {
+    pub(crate) fn sync_settings(&self) -> SyncSettings {
         let v = &self.values;
         let ms = Duration::from_millis;
         let defaults = SyncSettings::default();
@@ -174,7 +175,7 @@ impl Settings {
 
     /// The HTTP API's settings: `None` while it is off, an error for an address it must not
     /// listen on or a token file that cannot be placed.
-    pub fn http_settings(&self) -> Result<Option<HttpSettings>, ConfigError> {
+    pub(crate) fn http_settings(&self) -> Result<Option<HttpSettings>, ConfigError> {
         let Some(listen) = self.values.http_listen else {
             return Ok(None);
         };
@@ -191,12 +192,12 @@ impl Settings {
 
     /// The settings as `--print-config` shows them: a config file that gives these same
     /// settings, each line saying where its value came from. Secrets are not printed.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         print::describe(self.config_file.as_deref(), &self.resolved)
     }
 
     /// Settings that differ from `new` and only take effect after a restart.
-    pub fn needs_restart(&self, new: &Settings) -> Vec<&'static str> {
+    pub(crate) fn needs_restart(&self, new: &Settings) -> Vec<&'static str> {
         self.resolved
             .iter()
             .zip(&new.resolved)

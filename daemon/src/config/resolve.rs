@@ -14,7 +14,7 @@ use super::value::{Field, Value};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// The long flag, with its dashes.
     Flag(&'static str),
     Env(&'static str),
@@ -46,23 +46,23 @@ pub(crate) enum Shown {
 /// One line of `--print-config`.
 #[derive(Debug, Clone)]
 pub(crate) struct Resolved {
-    pub key: &'static str,
-    pub shown: Shown,
-    pub source: Source,
-    pub restart: bool,
+    pub(crate) key: &'static str,
+    pub(crate) shown: Shown,
+    pub(crate) source: Source,
+    pub(crate) restart: bool,
 }
 
 /// The places a setting can come from, and what was taken so far.
 pub(crate) struct Resolver<'a> {
-    pub matches: &'a ArgMatches,
-    pub file: ConfigFile,
-    pub resolved: Vec<Resolved>,
+    pub(crate) matches: &'a ArgMatches,
+    pub(crate) file: ConfigFile,
+    pub(crate) resolved: Vec<Resolved>,
 }
 
 impl Resolver<'_> {
     /// The setting's value from the first place that has a non-empty one. A bad value in the
     /// file is an error even when a flag overrides it, so that a broken file is noticed.
-    pub fn pick<F: Field>(
+    pub(crate) fn pick<F: Field>(
         &mut self,
         setting: &'static Setting,
         default: impl FnOnce() -> F,

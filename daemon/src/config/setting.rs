@@ -8,31 +8,31 @@ use clap::Arg;
 /// One setting, described once: its file key (also its name in `--print-config`), flag,
 /// environment variable and help. The value's type adds the parsing (see [`super::value`]).
 pub(crate) struct Setting {
-    pub key: &'static str,
+    pub(crate) key: &'static str,
     /// The long flag, with its dashes.
-    pub flag: &'static str,
-    pub env: &'static str,
+    pub(crate) flag: &'static str,
+    pub(crate) env: &'static str,
     /// The flag's value in `--help`, e.g. `PATH`.
-    pub value_name: &'static str,
+    pub(crate) value_name: &'static str,
     /// The doc comment: the help text.
-    pub help: &'static str,
+    pub(crate) help: &'static str,
     /// The default as `--help` shows it, when the help does not say it in words.
-    pub help_default: fn() -> Option<String>,
+    pub(crate) help_default: fn() -> Option<String>,
     /// Teaches clap the value's type (from [`super::value::Value::arg`]).
-    pub typed: fn(Arg, Option<&RangeInclusive<u64>>) -> Arg,
+    pub(crate) typed: fn(Arg, Option<&RangeInclusive<u64>>) -> Arg,
     /// The values allowed, for numbers.
-    pub range: Option<RangeInclusive<u64>>,
+    pub(crate) range: Option<RangeInclusive<u64>>,
     /// A further check of a text value, e.g. that a URL is one.
-    pub check: fn(&str) -> Result<(), String>,
+    pub(crate) check: fn(&str) -> Result<(), String>,
     /// Anything else clap should know, e.g. which flags conflict.
-    pub clap: fn(Arg) -> Arg,
+    pub(crate) clap: fn(Arg) -> Arg,
     /// A change on SIGHUP takes effect only after a restart.
-    pub restart: bool,
+    pub(crate) restart: bool,
 }
 
 impl Setting {
     /// What a table entry does not say.
-    pub const PLAIN: Setting = Setting {
+    pub(crate) const PLAIN: Setting = Setting {
         key: "",
         flag: "",
         env: "",
@@ -47,7 +47,7 @@ impl Setting {
     };
 
     /// The flag, its environment variable and help, for clap.
-    pub fn arg(&self) -> Arg {
+    pub(crate) fn arg(&self) -> Arg {
         let help = self.help.trim();
         let help = match (self.help_default)() {
             Some(default) => format!("{help} [default: {default}]"),
@@ -99,7 +99,7 @@ macro_rules! settings {
 
         /// The effective value of every setting.
         #[derive(Debug, Clone, PartialEq)]
-        pub struct Values {
+        pub(crate) struct Values {
             $($(#[doc = $doc])+ pub $key: $ty,)+
         }
 

@@ -199,10 +199,10 @@ pub(crate) fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
 /// environment values, and it may start with '-'.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

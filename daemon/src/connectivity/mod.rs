@@ -4,8 +4,8 @@
 //! - [`network`]: network-change hints from the OS (Linux, Windows, macOS), so a network that
 //!   comes back is noticed at once instead of at the next probe.
 
-pub mod monitor;
-pub mod network;
+pub(crate) mod monitor;
+pub(crate) mod network;
 
-pub use monitor::{Monitor, ProbePolicy};
-pub use network::NetworkChanges;
+pub(crate) use monitor::{Monitor, ProbePolicy};
+pub(crate) use network::NetworkChanges;

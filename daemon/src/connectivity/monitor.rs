@@ -15,11 +15,11 @@ use tokio::time::Instant;
 
 /// How probes are spaced while offline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProbePolicy {
-    pub min: Duration,
-    pub max: Duration,
+pub(crate) struct ProbePolicy {
+    pub(crate) min: Duration,
+    pub(crate) max: Duration,
     /// How long a probe may take.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl Default for ProbePolicy {
@@ -34,10 +34,10 @@ impl Default for ProbePolicy {
 
 /// Delay between a network change and the probe it triggers, so a burst of kernel messages
 /// (an interface coming up sends several) makes one probe.
-pub const NETWORK_CHANGE_DEBOUNCE: Duration = Duration::from_millis(200);
+pub(crate) const NETWORK_CHANGE_DEBOUNCE: Duration = Duration::from_millis(200);
 
 #[derive(Debug)]
-pub struct Monitor {
+pub(crate) struct Monitor {
     policy: ProbePolicy,
     state: Connectivity,
     since: Timestamp,
@@ -49,7 +49,7 @@ pub struct Monitor {
 impl Monitor {
     /// A monitor for a daemon with (`has_server`) or without a sync server. With one, it
     /// starts offline with a probe due at once.
-    pub fn new(has_server: bool, policy: ProbePolicy, now: Instant) -> Monitor {
+    pub(crate) fn new(has_server: bool, policy: ProbePolicy, now: Instant) -> Monitor {
         let state = if has_server {
             Connectivity::Offline
         } else {
@@ -64,28 +64,28 @@ impl Monitor {
         }
     }
 
-    pub fn state(&self) -> Connectivity {
+    pub(crate) fn state(&self) -> Connectivity {
         self.state
     }
 
-    pub fn policy(&self) -> ProbePolicy {
+    pub(crate) fn policy(&self) -> ProbePolicy {
         self.policy
     }
 
     /// New probe spacing, from the next probe on.
-    pub fn set_policy(&mut self, policy: ProbePolicy) {
+    pub(crate) fn set_policy(&mut self, policy: ProbePolicy) {
         self.policy = policy;
         self.delay = self.delay.clamp(policy.min, policy.max);
     }
 
     /// When the next probe is due (only while offline).
-    pub fn next_probe(&self) -> Option<Instant> {
+    pub(crate) fn next_probe(&self) -> Option<Instant> {
         self.next_probe
     }
 
     /// The server answered (and, from `unauthorized`, took our token). Returns true if that
     /// changed the state.
-    pub fn reached(&mut self) -> bool {
+    pub(crate) fn reached(&mut self) -> bool {
         if !matches!(
             self.state,
             Connectivity::Offline | Connectivity::Unauthorized
@@ -100,7 +100,7 @@ impl Monitor {
     }
 
     /// The server answered but refused our token. Returns true if that changed the state.
-    pub fn refused(&mut self) -> bool {
+    pub(crate) fn refused(&mut self) -> bool {
         if !matches!(self.state, Connectivity::Offline | Connectivity::Online) {
             return false;
         }
@@ -111,7 +111,7 @@ impl Monitor {
     }
 
     /// A request or probe could not reach the server. Returns true if that changed the state.
-    pub fn unreachable(&mut self, now: Instant) -> bool {
+    pub(crate) fn unreachable(&mut self, now: Instant) -> bool {
         match self.state {
             Connectivity::LocalOnly => false,
             Connectivity::Online | Connectivity::Unauthorized => {
@@ -130,7 +130,7 @@ impl Monitor {
     }
 
     /// The OS says the network changed: probe soon and start the backoff over.
-    pub fn network_changed(&mut self, now: Instant) {
+    pub(crate) fn network_changed(&mut self, now: Instant) {
         if self.state == Connectivity::Offline {
             self.delay = self.policy.min;
             let soon = now + NETWORK_CHANGE_DEBOUNCE;
@@ -139,7 +139,7 @@ impl Monitor {
     }
 
     /// The state as reported to clients; `now` maps the next probe to wall-clock time.
-    pub fn report(&self, now: Instant) -> ConnectivityState {
+    pub(crate) fn report(&self, now: Instant) -> ConnectivityState {
         let next_probe_at = self.next_probe.map(|due| {
             let wait = due.saturating_duration_since(now);
             Timestamp::from_millis(Timestamp::now().as_millis() + wait.as_millis() as i64)

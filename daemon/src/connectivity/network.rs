@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// A running watcher. Dropping it stops the watch.
-pub struct NetworkChanges {
+pub(crate) struct NetworkChanges {
     shared: Arc<Shared>,
     task: JoinHandle<()>,
 }
@@ -38,7 +38,7 @@ struct Shared {
 
 impl NetworkChanges {
     /// Starts watching; call from within the tokio runtime.
-    pub fn open() -> io::Result<NetworkChanges> {
+    pub(crate) fn open() -> io::Result<NetworkChanges> {
         let existing = if_addrs::get_if_addrs()?
             .iter()
             .map(if_addrs::Interface::ip)
@@ -51,7 +51,7 @@ impl NetworkChanges {
 
     /// Resolves when an address came or went since the last call; an error once the watch
     /// itself failed.
-    pub async fn changed(&self) -> io::Result<()> {
+    pub(crate) async fn changed(&self) -> io::Result<()> {
         self.shared.changed.notified().await;
         match lock(&self.shared.error).take() {
             Some(e) => Err(e),

@@ -31,19 +31,19 @@ use crate::service::shutdown::Shutdown;
 use crate::slots::Activity;
 
 /// Events kept for clients that reconnect with `Last-Event-ID`.
-pub const BUFFER: usize = 4096;
+pub(crate) const BUFFER: usize = 4096;
 /// Events a client may fall behind the log before it loses them and gets `reset`.
 const BEHIND: usize = 1024;
 /// Frames queued for one connection before the client counts as not reading.
 const CLIENT_QUEUE: usize = 64;
 /// How long a client may leave its queue full before it is disconnected.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle stream gets a comment line.
-pub const HEARTBEAT: Duration = Duration::from_secs(15);
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// The numbered event log, started on first use.
 #[derive(Default)]
-pub struct EventLog {
+pub(crate) struct EventLog {
     log: OnceLock<Arc<Log>>,
 }
 

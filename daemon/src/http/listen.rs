@@ -18,7 +18,7 @@ use crate::service::shutdown::Shutdown;
 
 /// Why the HTTP API could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("cannot listen on {addr} for the HTTP API: {source}{hint}")]
@@ -30,7 +30,7 @@ pub enum StartError {
 }
 
 /// The HTTP API, bound and with its token, not serving yet.
-pub struct HttpApi {
+pub(crate) struct HttpApi {
     listener: TcpListener,
     token: String,
     addr: SocketAddr,
@@ -38,7 +38,7 @@ pub struct HttpApi {
 
 impl HttpApi {
     /// Loads (or makes) the token and binds the listening socket.
-    pub async fn start(settings: &HttpSettings) -> Result<HttpApi, StartError> {
+    pub(crate) async fn start(settings: &HttpSettings) -> Result<HttpApi, StartError> {
         let token = token::load_or_create(&settings.token_file)?;
         let bind_error = |source: std::io::Error| {
             let hint = match source.kind() {
@@ -69,17 +69,17 @@ impl HttpApi {
     }
 
     /// The bearer token requests must carry.
-    pub fn token(&self) -> &str {
+    pub(crate) fn token(&self) -> &str {
         &self.token
     }
 
     /// The address actually bound (the port chosen when 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Serves requests until shutdown is requested, then drains.
-    pub async fn serve(self, app: Arc<App>, shutdown: Shutdown) {
+    pub(crate) async fn serve(self, app: Arc<App>, shutdown: Shutdown) {
         let api = Arc::new(Api {
             app,
             token: Some(TokenDigest::of(self.token.as_bytes())),

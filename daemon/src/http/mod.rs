@@ -19,14 +19,14 @@
 //! `GET /api/health`), then the handler (400/404/413/503). Validation of task input is not
 //! here: it happens in `tasksync_proto::task`, called by the store, as for IPC commands.
 
-pub mod error;
-pub mod events;
-pub mod listen;
-pub mod query;
-pub mod routes;
-pub mod server;
-pub mod status;
-pub mod tasks;
-pub mod token;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod listen;
+pub(crate) mod query;
+pub(crate) mod routes;
+pub(crate) mod server;
+pub(crate) mod status;
+pub(crate) mod tasks;
+pub(crate) mod token;
 
-pub use listen::HttpApi;
+pub(crate) use listen::HttpApi;

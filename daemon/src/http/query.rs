@@ -5,12 +5,12 @@ use tasksync_http::ApiError;
 
 /// The decoded `name=value` pairs of a query string.
 #[derive(Debug, Default)]
-pub struct Query {
+pub(crate) struct Query {
     pairs: Vec<(String, String)>,
 }
 
 impl Query {
-    pub fn parse(raw: &str) -> Result<Query, ApiError> {
+    pub(crate) fn parse(raw: &str) -> Result<Query, ApiError> {
         let mut pairs = Vec::new();
         for part in raw.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = part.split_once('=').unwrap_or((part, ""));
@@ -20,7 +20,7 @@ impl Query {
     }
 
     /// Refuses names other than `known`, and names given twice.
-    pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
+    pub(crate) fn only(&self, known: &[&str]) -> Result<(), ApiError> {
         for (i, (name, _)) in self.pairs.iter().enumerate() {
             if !known.contains(&name.as_str()) {
                 return Err(ApiError::bad_request(format!(
@@ -37,7 +37,7 @@ impl Query {
         Ok(())
     }
 
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
             .find(|(n, _)| n == name)
@@ -45,7 +45,7 @@ impl Query {
     }
 
     /// `true` or `false`.
-    pub fn flag(&self, name: &str) -> Result<Option<bool>, ApiError> {
+    pub(crate) fn flag(&self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.get(name) {
             None => Ok(None),
             Some("true") => Ok(Some(true)),
@@ -57,7 +57,7 @@ impl Query {
     }
 
     /// A whole number in `min..=max`.
-    pub fn number(&self, name: &str, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
+    pub(crate) fn number(&self, name: &str, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
         let Some(text) = self.get(name) else {
             return Ok(None);
         };
@@ -93,7 +93,7 @@ fn decode(text: &str) -> Result<String, ApiError> {
 }
 
 /// The raw query of the next page: the same query with `after` replaced by `after`.
-pub fn next_page(raw: &str, after: &str) -> String {
+pub(crate) fn next_page(raw: &str, after: &str) -> String {
     let mut parts: Vec<&str> = raw
         .split('&')
         .filter(|p| !p.is_empty() && p.split('=').next() != Some("after"))

@@ -9,14 +9,14 @@ use uuid::Uuid;
 
 use tasksync_http::ApiError;
 
-pub const HEALTH: &str = "/api/health";
-pub const TASKS: &str = "/api/tasks";
-pub const SYNC: &str = "/api/sync";
-pub const STATUS: &str = "/api/status";
-pub const EVENTS: &str = "/api/events";
+pub(crate) const HEALTH: &str = "/api/health";
+pub(crate) const TASKS: &str = "/api/tasks";
+pub(crate) const SYNC: &str = "/api/sync";
+pub(crate) const STATUS: &str = "/api/status";
+pub(crate) const EVENTS: &str = "/api/events";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route<'a> {
+pub(crate) enum Route<'a> {
     Health,
     Tasks,
     /// `/api/tasks/:id`, with the raw segment.
@@ -27,7 +27,7 @@ pub enum Route<'a> {
 }
 
 impl<'a> Route<'a> {
-    pub fn find(path: &'a str) -> Option<Route<'a>> {
+    pub(crate) fn find(path: &'a str) -> Option<Route<'a>> {
         match path {
             HEALTH => Some(Route::Health),
             TASKS => Some(Route::Tasks),
@@ -43,7 +43,7 @@ impl<'a> Route<'a> {
 
     /// The methods this route takes, as the `Allow` header lists them. HEAD goes wherever
     /// GET does.
-    pub fn allow(self) -> &'static str {
+    pub(crate) fn allow(self) -> &'static str {
         match self {
             Route::Health | Route::Status | Route::Events => "GET, HEAD",
             Route::Tasks => "GET, HEAD, POST",
@@ -52,12 +52,12 @@ impl<'a> Route<'a> {
         }
     }
 
-    pub fn takes(self, method: &Method) -> bool {
+    pub(crate) fn takes(self, method: &Method) -> bool {
         self.allow().split(", ").any(|m| m == method.as_str())
     }
 
     /// Every route but the health check needs the bearer token.
-    pub fn needs_token(self) -> bool {
+    pub(crate) fn needs_token(self) -> bool {
         self != Route::Health
     }
 }
@@ -65,7 +65,7 @@ impl<'a> Route<'a> {
 /// The id of `/api/tasks/:id`: a full UUID in its usual hyphenated form (either case).
 /// Unique prefixes, as `taskctl` accepts them, are not taken here: an API client always has
 /// the full id from an earlier answer.
-pub fn parse_task_id(segment: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn parse_task_id(segment: &str) -> Result<Uuid, ApiError> {
     let refuse = || {
         let shown: String = segment.chars().take(64).collect();
         ApiError::bad_request(format!(

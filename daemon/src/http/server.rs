@@ -35,28 +35,28 @@ use crate::service::shutdown::Shutdown;
 use crate::slots::{Activity, Slots, Tracked};
 
 /// How long shutdown waits for requests in hand.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long a client may take to send a request's head, counted from the connection's start
 /// or the end of the previous answer (so it is also the keep-alive idle timeout).
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request body read (1 MiB).
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// TCP connections served at once; past it the idlest one is closed for a newcomer.
 const MAX_CONNECTIONS: usize = 256;
 
 /// What every request shares.
-pub struct Api {
-    pub app: Arc<App>,
+pub(crate) struct Api {
+    pub(crate) app: Arc<App>,
     /// The digest of the TCP listener's bearer token; `None` on the local socket, where the
     /// peer's uid is the credential.
-    pub token: Option<TokenDigest>,
+    pub(crate) token: Option<TokenDigest>,
     /// Ends event streams when the daemon stops.
-    pub shutdown: Shutdown,
+    pub(crate) shutdown: Shutdown,
 }
 
 impl Api {
     /// The API as served on the local socket.
-    pub fn local(app: Arc<App>, shutdown: Shutdown) -> Api {
+    pub(crate) fn local(app: Arc<App>, shutdown: Shutdown) -> Api {
         Api {
             app,
             token: None,
@@ -71,7 +71,7 @@ impl Api {
 struct Connection(Arc<Activity>);
 
 /// Serves `listener` until shutdown is requested, then drains open connections.
-pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: Shutdown) {
+pub(crate) async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: Shutdown) {
     let slots = Slots::new(MAX_CONNECTIONS);
     let mut stop = shutdown.clone();
     let connection = |(stream, peer): (TcpStream, SocketAddr)| {
@@ -150,7 +150,10 @@ where
 }
 
 /// The hyper service: answers every request, errors included.
-pub async fn handle(api: Arc<Api>, request: Request<Incoming>) -> Result<HttpResponse, Infallible> {
+pub(crate) async fn handle(
+    api: Arc<Api>,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, Infallible> {
     let (parts, body) = request.into_parts();
     let mut body = RequestBody::new(&parts.headers, body, MAX_BODY_BYTES);
     let path = parts.uri.path();

@@ -33,7 +33,7 @@ struct SyncBody {
 /// The body of `GET /api/status` and of the `status` event: the original challenge's four
 /// fields, then those of `taskctl status --json`.
 #[derive(Debug, Serialize)]
-pub struct StatusBody {
+pub(crate) struct StatusBody {
     pending_sync_count: u64,
     last_sync_timestamp: Option<Timestamp>,
     is_online: bool,
@@ -44,7 +44,7 @@ pub struct StatusBody {
 
 /// `POST /api/sync`: one sync round now. 200 when the server was reached (`success` says
 /// whether everything went), 503 when it could not be (offline, or no server configured).
-pub async fn sync(app: &App) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn sync(app: &App) -> Result<HttpResponse, ApiError> {
     let report: SyncReport = app.sync.sync_now().await;
     let status = if report.offline {
         StatusCode::SERVICE_UNAVAILABLE
@@ -61,12 +61,12 @@ pub async fn sync(app: &App) -> Result<HttpResponse, ApiError> {
 }
 
 /// `GET /api/status`.
-pub async fn status(app: &Arc<App>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn status(app: &Arc<App>) -> Result<HttpResponse, ApiError> {
     Ok(json_response(StatusCode::OK, &status_body(app).await?))
 }
 
 /// What `GET /api/status` answers.
-pub async fn status_body(app: &Arc<App>) -> Result<StatusBody, ApiError> {
+pub(crate) async fn status_body(app: &Arc<App>) -> Result<StatusBody, ApiError> {
     let info = app.scan(App::status).await?;
     Ok(StatusBody {
         pending_sync_count: info.pending,
@@ -78,7 +78,7 @@ pub async fn status_body(app: &Arc<App>) -> Result<StatusBody, ApiError> {
 }
 
 /// `GET /api/health`: the daemon answers; needs no token.
-pub fn health() -> HttpResponse {
+pub(crate) fn health() -> HttpResponse {
     json_response(
         StatusCode::OK,
         &HealthResponse {

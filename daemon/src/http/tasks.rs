@@ -86,7 +86,7 @@ fn list_query(raw: &str) -> Result<ListQuery, ApiError> {
 
 /// `GET /api/tasks`: tasks, newest first, filtered and paged as the query asks; a bare array,
 /// with `Link: <...>; rel="next"` while more remain.
-pub async fn list(app: &Arc<App>, raw_query: &str) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list(app: &Arc<App>, raw_query: &str) -> Result<HttpResponse, ApiError> {
     let asked = list_query(raw_query)?;
     let filter = asked.filter.clone();
     let (limit, after) = (asked.limit, asked.after);
@@ -128,7 +128,7 @@ pub async fn list(app: &Arc<App>, raw_query: &str) -> Result<HttpResponse, ApiEr
 }
 
 /// `GET /api/tasks/:id`.
-pub async fn get(app: &App, id: &str) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn get(app: &App, id: &str) -> Result<HttpResponse, ApiError> {
     let id = parse_task_id(id)?;
     // A point read: inline (see `App::scan`).
     let task = live(app.store.get(id)?)?;
@@ -137,7 +137,7 @@ pub async fn get(app: &App, id: &str) -> Result<HttpResponse, ApiError> {
 
 /// `POST /api/tasks`: 201 with the task and its `Location`; with a client-chosen `id` that
 /// was already created with the same content, 200 with that task (nothing new is queued).
-pub async fn create(app: &App, body: &mut RequestBody) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn create(app: &App, body: &mut RequestBody) -> Result<HttpResponse, ApiError> {
     let input: CreateBody = parse_json(&body.bytes().await?)?;
     let (task, created) = app
         .create_once(NewTask {
@@ -159,7 +159,11 @@ pub async fn create(app: &App, body: &mut RequestBody) -> Result<HttpResponse, A
 }
 
 /// `PUT /api/tasks/:id`.
-pub async fn update(app: &App, id: &str, body: &mut RequestBody) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn update(
+    app: &App,
+    id: &str,
+    body: &mut RequestBody,
+) -> Result<HttpResponse, ApiError> {
     let id = parse_task_id(id)?;
     let input: UpdateBody = parse_json(&body.bytes().await?)?;
     let patch = TaskPatch {
@@ -172,7 +176,7 @@ pub async fn update(app: &App, id: &str, body: &mut RequestBody) -> Result<HttpR
 }
 
 /// `DELETE /api/tasks/:id`: a soft delete; 204.
-pub async fn delete(app: &App, id: &str) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn delete(app: &App, id: &str) -> Result<HttpResponse, ApiError> {
     let id = parse_task_id(id)?;
     app.delete(id).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))

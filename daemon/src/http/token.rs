@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 /// Random bytes in a generated token.
 const TOKEN_BYTES: usize = 32;
 /// Shortest token accepted from a file.
-pub const MIN_TOKEN_CHARS: usize = 16;
+pub(crate) const MIN_TOKEN_CHARS: usize = 16;
 /// Largest token file read.
 const MAX_FILE_BYTES: u64 = 4096;
 
 /// Why the token could not be had; the message names the file and what to do.
 #[derive(Debug, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("cannot {action} the HTTP API token file {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -42,7 +42,7 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Toke
 }
 
 /// The token in `path`, made and saved first if the file does not exist.
-pub fn load_or_create(path: &Path) -> Result<String, TokenError> {
+pub(crate) fn load_or_create(path: &Path) -> Result<String, TokenError> {
     if let Some(token) = read(path)? {
         return Ok(token);
     }
@@ -60,7 +60,7 @@ pub fn load_or_create(path: &Path) -> Result<String, TokenError> {
 }
 
 /// A fresh token: 256 random bits as hex.
-pub fn generate() -> Result<String, TokenError> {
+pub(crate) fn generate() -> Result<String, TokenError> {
     let mut bytes = [0u8; TOKEN_BYTES];
     getrandom::fill(&mut bytes).map_err(TokenError::Random)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

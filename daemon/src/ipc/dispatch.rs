@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::store::StoreError;
 
 /// Runs one command to completion.
-pub async fn dispatch(app: &Arc<App>, command: Command) -> Result<Reply, IpcError> {
+pub(crate) async fn dispatch(app: &Arc<App>, command: Command) -> Result<Reply, IpcError> {
     let reply = match command {
         Command::CreateTask(new) => Reply::Task(app.create_once(new).await?.0),
         Command::GetTask { id } => Reply::Task(app.store.get(resolve(app, &id)?)?),

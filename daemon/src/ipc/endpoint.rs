@@ -18,7 +18,7 @@ use crate::service::lock::{lock_path_for, InstanceLock};
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The endpoint this daemon serves; holds its single-instance guard until dropped.
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     path: PathBuf,
     listener: Option<Listener>,
     /// The socket the service manager passed, by name.
@@ -30,7 +30,7 @@ pub struct Endpoint {
 impl Endpoint {
     /// Takes the endpoint at `path` for this daemon (`holder` says who we are, for the
     /// message a second daemon gets), or says why it cannot.
-    pub fn claim(path: &Path, holder: &str) -> Result<Endpoint, Error> {
+    pub(crate) fn claim(path: &Path, holder: &str) -> Result<Endpoint, Error> {
         #[cfg(unix)]
         {
             if let Some((listener, bound)) = crate::service::activation::inherited_listener()? {
@@ -65,12 +65,12 @@ impl Endpoint {
     }
 
     /// The socket the service manager passed in (socket activation), by name.
-    pub fn inherited(&self) -> Option<&str> {
+    pub(crate) fn inherited(&self) -> Option<&str> {
         self.inherited.as_deref()
     }
 
     /// What this endpoint serves, for the log.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match &self.inherited {
             Some(name) => name.clone(),
             None => self.path.display().to_string(),
@@ -78,7 +78,7 @@ impl Endpoint {
     }
 
     /// The listener to serve, bound now if it is not yet.
-    pub fn listen(&mut self) -> Result<Listener, Error> {
+    pub(crate) fn listen(&mut self) -> Result<Listener, Error> {
         if let Some(listener) = self.listener.take() {
             return Ok(listener);
         }
@@ -94,7 +94,7 @@ impl Endpoint {
 /// On Unix the peer's uid must be ours or root's. On Windows the pipe's security descriptor
 /// admits only our user and Windows enforces it when the client opens the pipe, so whoever
 /// got this far is us.
-pub fn admit(stream: &Stream) -> Result<(), String> {
+pub(crate) fn admit(stream: &Stream) -> Result<(), String> {
     #[cfg(unix)]
     {
         use interprocess::local_socket::traits::StreamCommon;

@@ -12,12 +12,12 @@
 //! Both platforms hand `server` the same `interprocess` listener and streams, so everything
 //! from the accept loop on is the same code for a Unix socket and a named pipe.
 
-pub mod connection;
-pub mod dispatch;
-pub mod endpoint;
+pub(crate) mod connection;
+pub(crate) mod dispatch;
+pub(crate) mod endpoint;
 #[cfg(windows)]
-pub mod pipe;
-pub mod server;
+pub(crate) mod pipe;
+pub(crate) mod server;
 pub(crate) mod sniff;
 #[cfg(unix)]
-pub mod socket;
+pub(crate) mod socket;

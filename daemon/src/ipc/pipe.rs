@@ -22,7 +22,7 @@ use widestring::{U16CStr, U16CString};
 
 /// Why the pipe could not be created.
 #[derive(Debug, thiserror::Error)]
-pub enum PipeError {
+pub(crate) enum PipeError {
     #[error("{} is not a named pipe path (\\\\.\\pipe\\NAME): {source}", path.display())]
     BadName { path: PathBuf, source: io::Error },
     #[error("another tasksyncd (or another program) already serves {}; stop it first, or choose another pipe with --socket or {}", .0.display(), tasksync_proto::paths::SOCKET_ENV)]
@@ -34,7 +34,7 @@ pub enum PipeError {
 }
 
 /// Creates the pipe, for the current user only.
-pub fn bind(path: &Path) -> Result<Listener, PipeError> {
+pub(crate) fn bind(path: &Path) -> Result<Listener, PipeError> {
     let name = path
         .to_fs_name::<GenericFilePath>()
         .map_err(|source| PipeError::BadName {
@@ -62,7 +62,7 @@ pub fn bind(path: &Path) -> Result<Listener, PipeError> {
 }
 
 /// Refuses a pipe name someone already serves.
-pub fn ensure_free(path: &Path) -> Result<(), PipeError> {
+pub(crate) fn ensure_free(path: &Path) -> Result<(), PipeError> {
     match someone_serves(path) {
         true => Err(PipeError::InUse(path.to_path_buf())),
         false => Ok(()),
@@ -81,7 +81,7 @@ fn someone_serves(path: &Path) -> bool {
 }
 
 /// SDDL for a protected DACL granting the current user, and nobody else, full access.
-pub fn user_only_sddl() -> io::Result<String> {
+pub(crate) fn user_only_sddl() -> io::Result<String> {
     Ok(format!("D:P(A;;GA;;;{})", current_user_sid()?))
 }
 

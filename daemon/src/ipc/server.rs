@@ -33,7 +33,7 @@ impl tasksync_http::serve::Listener for Local {
 
 /// Serves `listener` until shutdown is requested, then stops accepting (the socket file goes
 /// with the listener) and lets each connection finish the command it is running.
-pub async fn run(listener: Listener, app: Arc<App>, shutdown: Shutdown) {
+pub(crate) async fn run(listener: Listener, app: Arc<App>, shutdown: Shutdown) {
     let slots = Slots::new(MAX_CONNECTIONS);
     let http = Arc::new(Api::local(app.clone(), shutdown.clone()));
     let mut stop = shutdown.clone();

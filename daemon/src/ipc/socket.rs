@@ -13,7 +13,7 @@ use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 
 /// Why the socket could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum SocketError {
+pub(crate) enum SocketError {
     #[error("socket path {} has no parent folder", .0.display())]
     NoParent(std::path::PathBuf),
     #[error("cannot create socket folder {}: {source}", path.display())]
@@ -36,18 +36,18 @@ pub enum SocketError {
 }
 
 /// The effective uid of this process.
-pub fn own_uid() -> u32 {
+pub(crate) fn own_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
 
 /// Whether a peer with effective uid `peer` may use a daemon running as `own`.
-pub fn peer_allowed(peer: Option<u32>, own: u32) -> bool {
+pub(crate) fn peer_allowed(peer: Option<u32>, own: u32) -> bool {
     matches!(peer, Some(uid) if uid == own || uid == 0)
 }
 
 /// Makes sure the socket's folder exists and is private to us.
-pub fn prepare_dir(socket: &Path) -> Result<(), SocketError> {
+pub(crate) fn prepare_dir(socket: &Path) -> Result<(), SocketError> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let dir = socket
         .parent()
@@ -89,7 +89,7 @@ pub fn prepare_dir(socket: &Path) -> Result<(), SocketError> {
 
 /// Removes a socket file left behind by a daemon that died. Call only while holding the
 /// socket's instance lock: then nothing else can be serving it.
-pub fn remove_stale(socket: &Path) -> Result<(), SocketError> {
+pub(crate) fn remove_stale(socket: &Path) -> Result<(), SocketError> {
     use std::os::unix::fs::FileTypeExt;
     match std::fs::symlink_metadata(socket) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -112,7 +112,7 @@ pub fn remove_stale(socket: &Path) -> Result<(), SocketError> {
 }
 
 /// Binds the listener with mode 0600. The socket file is removed when the listener drops.
-pub fn bind(socket: &Path) -> Result<Listener, SocketError> {
+pub(crate) fn bind(socket: &Path) -> Result<Listener, SocketError> {
     use interprocess::os::unix::local_socket::ListenerOptionsExt;
     let bind_error = |source| SocketError::Bind {
         path: socket.to_path_buf(),

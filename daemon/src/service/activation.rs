@@ -10,7 +10,7 @@ use interprocess::os::unix::uds_local_socket::tokio::Listener as UdsListener;
 
 /// The listening socket passed by the service manager, if there is one (only when
 /// `LISTEN_PID` names this process), and the path it is bound to, when it has one.
-pub fn inherited_listener() -> std::io::Result<Option<(Listener, Option<PathBuf>)>> {
+pub(crate) fn inherited_listener() -> std::io::Result<Option<(Listener, Option<PathBuf>)>> {
     let mut fds = sd_notify::listen_fds()?;
     let Some(fd) = fds.next() else {
         return Ok(None);

@@ -11,7 +11,7 @@ const WANTED: u64 = 4096;
 
 /// Raises the soft limit on open files to [`WANTED`] (or the hard limit, if lower).
 #[cfg(unix)]
-pub fn raise_limit() {
+pub(crate) fn raise_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -40,7 +40,7 @@ pub fn raise_limit() {
 
 /// Windows has no soft limit on handles to raise.
 #[cfg(not(unix))]
-pub fn raise_limit() {}
+pub(crate) fn raise_limit() {}
 
 #[cfg(test)]
 mod tests {

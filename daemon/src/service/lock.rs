@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 /// A held lock; released when dropped.
 #[derive(Debug)]
-pub struct InstanceLock {
+pub(crate) struct InstanceLock {
     _file: File,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     #[error("another tasksyncd is already running ({holder}); lock file {}", path.display())]
     Held { path: PathBuf, holder: String },
     #[error("cannot use lock file {}: {source}", path.display())]
@@ -26,7 +26,7 @@ pub enum LockError {
 
 impl InstanceLock {
     /// Takes the lock at `path` without waiting and records `holder` (who we are) in it.
-    pub fn acquire(path: &Path, holder: &str) -> Result<InstanceLock, LockError> {
+    pub(crate) fn acquire(path: &Path, holder: &str) -> Result<InstanceLock, LockError> {
         let io = |source| LockError::Io {
             path: path.to_path_buf(),
             source,
@@ -60,7 +60,7 @@ impl InstanceLock {
 }
 
 /// The lock file that guards `target` (a database or a socket): `<target>.lock`.
-pub fn lock_path_for(target: &Path) -> PathBuf {
+pub(crate) fn lock_path_for(target: &Path) -> PathBuf {
     let mut name = target.as_os_str().to_owned();
     name.push(".lock");
     PathBuf::from(name)

@@ -2,32 +2,22 @@
 //! activation and the open-file limit.
 //!
 //! systemd's parts (sd-notify readiness and socket activation) exist only on Unix; this is
-//! the one place that says so. Elsewhere they are no-ops, so `main.rs` has no platform
+//! the one place that says so. Elsewhere they are no-ops, so `run.rs` has no platform
 //! switches of its own.
 
-pub mod fds;
-pub mod lock;
-pub mod shutdown;
+pub(crate) mod fds;
+pub(crate) mod lock;
+pub(crate) mod shutdown;
 
 #[cfg(unix)]
-pub mod activation;
+pub(crate) mod activation;
 #[cfg(unix)]
-pub mod notify;
+pub(crate) mod notify;
 
 /// No service manager to tell: Task Scheduler (Windows) has no readiness protocol.
 #[cfg(not(unix))]
-pub mod notify {
-    pub fn ready(_status: &str) {}
-    pub fn reloading() {}
-    pub fn stopping() {}
-}
-
-/// No socket activation: Task Scheduler starts the program, which binds its own pipe.
-#[cfg(not(unix))]
-pub mod activation {
-    use interprocess::local_socket::tokio::Listener;
-
-    pub fn inherited_listener() -> std::io::Result<Option<(Listener, Option<std::path::PathBuf>)>> {
-        Ok(None)
-    }
+pub(crate) mod notify {
+    pub(crate) fn ready(_status: &str) {}
+    pub(crate) fn reloading() {}
+    pub(crate) fn stopping() {}
 }

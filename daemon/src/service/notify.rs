@@ -11,18 +11,18 @@ fn send(states: &[NotifyState<'_>]) {
 }
 
 /// The daemon serves its socket.
-pub fn ready(status: &str) {
+pub(crate) fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
 /// A reload begins; follow with [`ready`].
-pub fn reloading() {
+pub(crate) fn reloading() {
     let now = monotonic_usec();
     send(&[NotifyState::Reloading, NotifyState::MonotonicUsec(now)]);
 }
 
 /// Shutdown begins.
-pub fn stopping() {
+pub(crate) fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("shutting down")]);
 }
 

@@ -7,29 +7,29 @@ use tokio::sync::watch;
 
 /// Cloneable view of the shutdown signal.
 #[derive(Clone)]
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     rx: watch::Receiver<bool>,
 }
 
 /// The sending side: call [`ShutdownTrigger::trigger`] to stop the daemon.
-pub struct ShutdownTrigger {
+pub(crate) struct ShutdownTrigger {
     tx: watch::Sender<bool>,
 }
 
-pub fn channel() -> (ShutdownTrigger, Shutdown) {
+pub(crate) fn channel() -> (ShutdownTrigger, Shutdown) {
     let (tx, rx) = watch::channel(false);
     (ShutdownTrigger { tx }, Shutdown { rx })
 }
 
 impl ShutdownTrigger {
-    pub fn trigger(&self) {
+    pub(crate) fn trigger(&self) {
         self.tx.send_replace(true);
     }
 }
 
 impl Shutdown {
     /// Resolves once shutdown has been requested (at once if it already was).
-    pub async fn requested(&mut self) {
+    pub(crate) async fn requested(&mut self) {
         // An error means the trigger is gone, which also means: stop.
         let _ = self.rx.wait_for(|stop| *stop).await;
     }
@@ -37,16 +37,18 @@ impl Shutdown {
 
 /// What a signal asks of the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// SIGTERM or SIGINT; on Windows Ctrl-C, Ctrl-Break, closing the console, logoff or
     /// system shutdown: stop.
     Stop(&'static str),
-    /// SIGHUP: re-read the config file (Unix only).
+    /// SIGHUP: re-read the config file. Unix only: Windows has no such signal, so there
+    /// nothing sends it (the main loop's arm for it stays platform-neutral).
+    #[cfg_attr(not(unix), allow(dead_code))]
     Reload,
 }
 
 /// The signals the daemon listens to, registered once at start.
-pub struct Signals {
+pub(crate) struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -58,7 +60,7 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub fn register() -> std::io::Result<Signals> {
+    pub(crate) fn register() -> std::io::Result<Signals> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
@@ -75,7 +77,7 @@ impl Signals {
     }
 
     /// Waits for the next signal.
-    pub async fn next(&mut self) -> std::io::Result<Signal> {
+    pub(crate) async fn next(&mut self) -> std::io::Result<Signal> {
         #[cfg(unix)]
         {
             tokio::select! {

@@ -17,22 +17,22 @@ use tasksync_proto::Timestamp;
 
 /// How far ahead of our wall clock a timestamp from another device may be before it is
 /// refused (DESIGN.md section 4; the server's default `max_clock_skew`).
-pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
+pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
 
 /// Where the wall-clock time comes from: the system clock, or a simulated one in tests.
-pub type WallClock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+pub(crate) type WallClock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// The system's wall clock.
-pub fn system_clock() -> WallClock {
+pub(crate) fn system_clock() -> WallClock {
     Arc::new(Timestamp::now)
 }
 
 /// The clock has issued the greatest representable timestamp and cannot go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the task clock stands at {0}, the last representable instant, and cannot issue a later updated_at; nothing was written")]
-pub struct ClockExhausted(pub Timestamp);
+pub(crate) struct ClockExhausted(pub Timestamp);
 
-pub struct HybridClock {
+pub(crate) struct HybridClock {
     last: Timestamp,
     wall: WallClock,
 }
@@ -47,7 +47,7 @@ impl std::fmt::Debug for HybridClock {
 
 impl HybridClock {
     /// A clock that has already issued or seen `watermark`.
-    pub fn new(watermark: Timestamp, wall: WallClock) -> Self {
+    pub(crate) fn new(watermark: Timestamp, wall: WallClock) -> Self {
         HybridClock {
             last: watermark,
             wall,
@@ -55,13 +55,13 @@ impl HybridClock {
     }
 
     /// The wall-clock time.
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         (self.wall)()
     }
 
     /// The next timestamp: the wall-clock time, or one millisecond past the watermark if the
     /// wall clock is not ahead of it; an error if nothing later can be represented.
-    pub fn tick(&mut self) -> Result<Timestamp, ClockExhausted> {
+    pub(crate) fn tick(&mut self) -> Result<Timestamp, ClockExhausted> {
         let next = self.last.checked_next().ok_or(ClockExhausted(self.last))?;
         self.last = self.now().max(next);
         Ok(self.last)
@@ -69,18 +69,18 @@ impl HybridClock {
 
     /// Records a timestamp seen from elsewhere, so later ticks come after it. Callers check
     /// [`HybridClock::too_far_ahead`] first.
-    pub fn observe(&mut self, seen: Timestamp) {
+    pub(crate) fn observe(&mut self, seen: Timestamp) {
         self.last = self.last.max(seen);
     }
 
     /// Whether `seen` lies more than [`MAX_CLOCK_SKEW`] ahead of the wall clock: such a
     /// timestamp must not reach this clock or the store.
-    pub fn too_far_ahead(&self, seen: Timestamp) -> bool {
+    pub(crate) fn too_far_ahead(&self, seen: Timestamp) -> bool {
         seen.as_millis() > self.now().as_millis() + MAX_CLOCK_SKEW.as_millis() as i64
     }
 
     /// The greatest timestamp issued or seen.
-    pub fn watermark(&self) -> Timestamp {
+    pub(crate) fn watermark(&self) -> Timestamp {
         self.last
     }
 }

@@ -20,13 +20,13 @@ pub(crate) struct CreateTask(pub NewTask);
 
 /// Changes a live task and queues an `update` naming the changed fields.
 pub(crate) struct UpdateTask {
-    pub id: Uuid,
-    pub patch: TaskPatch,
+    pub(crate) id: Uuid,
+    pub(crate) patch: TaskPatch,
 }
 
 /// Soft-deletes a live task and queues a `delete`.
 pub(crate) struct DeleteTask {
-    pub id: Uuid,
+    pub(crate) id: Uuid,
 }
 
 /// A listing showed the whole working set with these numbers: makes the freed numbers that

@@ -10,12 +10,12 @@ use super::StoreError;
 
 /// Which tasks a listing shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TaskFilter {
+pub(crate) struct TaskFilter {
     /// Only done (`Some(true)`) or only not done (`Some(false)`) tasks.
-    pub completed: Option<bool>,
-    pub include_deleted: bool,
+    pub(crate) completed: Option<bool>,
+    pub(crate) include_deleted: bool,
     /// Text the title or description contains, compared case-insensitively (Unicode).
-    pub text: Option<String>,
+    pub(crate) text: Option<String>,
 }
 
 impl TaskFilter {

@@ -6,14 +6,14 @@
 //! in [`schema`]; the clock that issues `updated_at` in [`clock`]. The store knows nothing of
 //! events or of the sync engine's rows in flight: the app and the engine keep those.
 
-pub mod clock;
-pub mod commands;
-pub mod filter;
-pub mod reads;
-pub mod rows;
-pub mod schema;
-pub mod sync_writes;
-pub mod writer;
+pub(crate) mod clock;
+pub(crate) mod commands;
+pub(crate) mod filter;
+pub(crate) mod reads;
+pub(crate) mod rows;
+pub(crate) mod schema;
+pub(crate) mod sync_writes;
+pub(crate) mod writer;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -25,12 +25,12 @@ use uuid::Uuid;
 
 use self::clock::{HybridClock, WallClock};
 use self::commands::{CreateTask, DeleteTask, ReleaseNumbers, UpdateTask};
-pub use self::filter::TaskFilter;
-pub use self::reads::Counts;
+pub(crate) use self::filter::TaskFilter;
+pub(crate) use self::reads::Counts;
 use self::reads::ReadPool;
-pub use self::rows::QueuedOp;
+pub(crate) use self::rows::QueuedOp;
 use self::sync_writes::{FinishBatch, RecordSync, ReviveFailed, StorePulled, TakeBatch};
-pub use self::sync_writes::{ItemOutcome, QueueRef};
+pub(crate) use self::sync_writes::{ItemOutcome, QueueRef};
 use self::writer::Writer;
 
 /// How many bytes of task text a listing page carries at most, well inside a 1 MiB frame.
@@ -40,7 +40,7 @@ const PAGE_BYTE_BUDGET: usize = 512 * 1024;
 const READERS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error("no task matches {0}")]
@@ -91,7 +91,7 @@ impl StoreError {
 
 /// Handle to the database, shared by every connection of the daemon. Writes go to the writer
 /// thread, each request answered with its own type; reads run on the calling thread.
-pub struct Store {
+pub(crate) struct Store {
     writer: Writer,
     reads: ReadPool,
     device_id: Uuid,
@@ -102,7 +102,7 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating and migrating if needed) the database at `path`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub(crate) fn open(path: &Path) -> Result<Store, StoreError> {
         Store::open_with_clock(path, clock::system_clock())
     }
 
@@ -148,46 +148,47 @@ impl Store {
     }
 
     /// The wall-clock time, as this store's clock reads it.
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         (self.wall)()
     }
 
-    pub fn device_id(&self) -> Uuid {
+    pub(crate) fn device_id(&self) -> Uuid {
         self.device_id
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Creates a task and queues its `create`; returns it once durable.
-    pub async fn create(&self, new: NewTask) -> Result<Task, StoreError> {
+    #[cfg(test)]
+    pub(crate) async fn create(&self, new: NewTask) -> Result<Task, StoreError> {
         Ok(self.create_once(new).await?.0)
     }
 
     /// Creates a task, safely retried when the client chose its id: if a task with that id
     /// and the same title and description exists, it is returned with `false` and nothing is
     /// written or queued; with other content the answer is [`StoreError::Conflict`].
-    pub async fn create_once(&self, new: NewTask) -> Result<(Task, bool), StoreError> {
+    pub(crate) async fn create_once(&self, new: NewTask) -> Result<(Task, bool), StoreError> {
         new.validate()?;
         self.writer.submit(CreateTask(new)).await
     }
 
     /// Changes a live task and queues an `update` naming the changed fields.
-    pub async fn update(&self, id: Uuid, patch: TaskPatch) -> Result<Task, StoreError> {
+    pub(crate) async fn update(&self, id: Uuid, patch: TaskPatch) -> Result<Task, StoreError> {
         patch.validate()?;
         self.writer.submit(UpdateTask { id, patch }).await
     }
 
     /// Soft-deletes a live task and queues a `delete`; the row stays as a tombstone.
-    pub async fn delete(&self, id: Uuid) -> Result<Task, StoreError> {
+    pub(crate) async fn delete(&self, id: Uuid) -> Result<Task, StoreError> {
         self.writer.submit(DeleteTask { id }).await
     }
 
     /// A listing just showed the whole working set with the numbers `shown`: numbers freed
     /// before it become reusable (DESIGN.md section 8). Returns how many did; writes only
     /// when some number is held.
-    pub async fn release_numbers(&self, shown: Vec<u32>) -> Result<u64, StoreError> {
+    pub(crate) async fn release_numbers(&self, shown: Vec<u32>) -> Result<u64, StoreError> {
         if !self.reads.holds_freed_numbers()? {
             return Ok(0);
         }
@@ -196,13 +197,13 @@ impl Store {
 
     /// Sends the dead-lettered rows `seqs` again with a fresh attempt budget; returns how
     /// many were dead-lettered.
-    pub async fn retry(&self, seqs: Vec<i64>) -> Result<u64, StoreError> {
+    pub(crate) async fn retry(&self, seqs: Vec<i64>) -> Result<u64, StoreError> {
         self.writer.submit(ReviveFailed { seqs }).await
     }
 
     /// Takes the next batch to send (see [`rows::select_next_batch`]), leaving out the rows
     /// in `exclude`, and marks its tasks in progress.
-    pub async fn take_batch(
+    pub(crate) async fn take_batch(
         &self,
         limit: usize,
         force: bool,
@@ -219,7 +220,7 @@ impl Store {
 
     /// Records the server's answers for rows that were in flight; returns the tasks that
     /// took the server's merged version.
-    pub async fn finish_batch(
+    pub(crate) async fn finish_batch(
         &self,
         outcomes: Vec<(QueueRef, ItemOutcome)>,
     ) -> Result<Vec<Uuid>, StoreError> {
@@ -228,7 +229,7 @@ impl Store {
 
     /// Stores a page of pulled changes and the cursor after it (kept under `cursor_key`);
     /// returns the tasks whose stored row changed.
-    pub async fn store_pulled(
+    pub(crate) async fn store_pulled(
         &self,
         changes: Vec<WireTask>,
         cursor_key: String,
@@ -244,20 +245,22 @@ impl Store {
     }
 
     /// Records that a sync round reached the server and ended at `at`.
-    pub async fn record_sync(&self, at: Timestamp) -> Result<(), StoreError> {
+    pub(crate) async fn record_sync(&self, at: Timestamp) -> Result<(), StoreError> {
         self.writer.submit(RecordSync { at }).await
     }
 
-    pub fn get(&self, id: Uuid) -> Result<Task, StoreError> {
+    pub(crate) fn get(&self, id: Uuid) -> Result<Task, StoreError> {
         self.reads.get(id)
     }
 
     /// The id a working-set number, full id or unique prefix names.
-    pub fn resolve(&self, reference: &TaskRef) -> Result<Uuid, StoreError> {
+    pub(crate) fn resolve(&self, reference: &TaskRef) -> Result<Uuid, StoreError> {
         self.reads.resolve(reference)
     }
 
-    pub fn list(
+    /// Every task, newest first (the tests' view of the whole table).
+    #[cfg(test)]
+    pub(crate) fn list(
         &self,
         include_deleted: bool,
         status: Option<SyncStatus>,
@@ -266,7 +269,7 @@ impl Store {
     }
 
     /// One page of a listing; see [`ReadPool::list_page`].
-    pub fn list_page(
+    pub(crate) fn list_page(
         &self,
         include_deleted: bool,
         status: Option<SyncStatus>,
@@ -279,7 +282,7 @@ impl Store {
 
     /// Tasks matching `filter`, newest first, after `after`, at most `limit`; the cursor is
     /// `Some` while more remain.
-    pub fn filtered(
+    pub(crate) fn filtered(
         &self,
         filter: &TaskFilter,
         after: Option<PageCursor>,
@@ -290,12 +293,12 @@ impl Store {
     }
 
     /// Queued operations, oldest first (in flight or not: only the sync engine knows).
-    pub fn queue(&self, failed_only: bool) -> Result<Vec<QueuedOp>, StoreError> {
+    pub(crate) fn queue(&self, failed_only: bool) -> Result<Vec<QueuedOp>, StoreError> {
         self.reads.queue(failed_only)
     }
 
     /// One page of the queue (see [`ReadPool::queue_page`]).
-    pub fn queue_page(
+    pub(crate) fn queue_page(
         &self,
         failed_only: bool,
         after: Option<i64>,
@@ -305,26 +308,26 @@ impl Store {
             .queue_page(failed_only, after, limit, PAGE_BYTE_BUDGET)
     }
 
-    pub fn next_retry_at(&self) -> Result<Option<Timestamp>, StoreError> {
+    pub(crate) fn next_retry_at(&self) -> Result<Option<Timestamp>, StoreError> {
         self.reads.next_retry_at()
     }
 
     /// Dead-lettered operations whose op id or task id starts with `prefix`.
-    pub fn failed_matching(&self, prefix: &TaskRef) -> Result<Vec<QueuedOp>, StoreError> {
+    pub(crate) fn failed_matching(&self, prefix: &TaskRef) -> Result<Vec<QueuedOp>, StoreError> {
         self.reads.failed_matching(prefix)
     }
 
-    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.reads.meta(key)
     }
 
-    pub fn counts(&self) -> Result<Counts, StoreError> {
+    pub(crate) fn counts(&self) -> Result<Counts, StoreError> {
         self.reads.counts()
     }
 
     /// Finishes every write already queued, checkpoints the WAL and stops the writer. Writes
     /// asked for afterwards fail with [`StoreError::Closed`].
-    pub fn shut_down(&self) {
+    pub(crate) fn shut_down(&self) {
         self.writer.shut_down();
     }
 }

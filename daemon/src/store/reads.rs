@@ -20,22 +20,22 @@ const AMBIGUOUS_LIST_LIMIT: usize = 10;
 
 /// Counts for `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Counts {
-    pub tasks: u64,
-    pub deleted_tasks: u64,
+pub(crate) struct Counts {
+    pub(crate) tasks: u64,
+    pub(crate) deleted_tasks: u64,
     /// Queue rows not yet synced and not dead-lettered.
-    pub pending: u64,
+    pub(crate) pending: u64,
     /// Dead-lettered queue rows.
-    pub failed: u64,
+    pub(crate) failed: u64,
 }
 
-pub struct ReadPool {
+pub(crate) struct ReadPool {
     conns: Vec<Mutex<Connection>>,
     next: AtomicUsize,
 }
 
 impl ReadPool {
-    pub fn new(conns: Vec<Connection>) -> Self {
+    pub(crate) fn new(conns: Vec<Connection>) -> Self {
         assert!(!conns.is_empty(), "a read pool needs a connection");
         ReadPool {
             conns: conns.into_iter().map(Mutex::new).collect(),
@@ -61,7 +61,7 @@ impl ReadPool {
     }
 
     /// One task by full id, deleted or not.
-    pub fn get(&self, id: Uuid) -> Result<Task, StoreError> {
+    pub(crate) fn get(&self, id: Uuid) -> Result<Task, StoreError> {
         self.with(|conn| {
             conn.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
                 .query_row([id.to_string()], task_from_row)
@@ -73,7 +73,7 @@ impl ReadPool {
     /// The one task a working-set number, full id or unique prefix names. A prefix resolves
     /// among tasks that are not deleted first, then among deleted ones, so the short ids a
     /// listing computes among the tasks it shows keep naming those tasks.
-    pub fn resolve(&self, reference: &TaskRef) -> Result<Uuid, StoreError> {
+    pub(crate) fn resolve(&self, reference: &TaskRef) -> Result<Uuid, StoreError> {
         if let Some(number) = reference.as_number() {
             return self.resolve_number(number);
         }
@@ -136,7 +136,7 @@ impl ReadPool {
     }
 
     /// Whether any freed working-set number waits to become reusable.
-    pub fn holds_freed_numbers(&self) -> Result<bool, StoreError> {
+    pub(crate) fn holds_freed_numbers(&self) -> Result<bool, StoreError> {
         self.with(|conn| {
             Ok(conn
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM freed_numbers WHERE reusable = 0)")?
@@ -145,7 +145,8 @@ impl ReadPool {
     }
 
     /// Tasks, newest first by `created_at`.
-    pub fn list(
+    #[cfg(test)]
+    pub(crate) fn list(
         &self,
         include_deleted: bool,
         status: Option<SyncStatus>,
@@ -166,7 +167,7 @@ impl ReadPool {
 
     /// One page of tasks, newest first, after `after`: at most `limit` tasks and about
     /// `byte_budget` bytes of titles and descriptions, but always at least one task.
-    pub fn list_page(
+    pub(crate) fn list_page(
         &self,
         include_deleted: bool,
         status: Option<SyncStatus>,
@@ -216,7 +217,7 @@ impl ReadPool {
     }
 
     /// Queue rows, oldest first; only dead-lettered ones with `failed_only`.
-    pub fn queue(&self, failed_only: bool) -> Result<Vec<QueuedOp>, StoreError> {
+    pub(crate) fn queue(&self, failed_only: bool) -> Result<Vec<QueuedOp>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {QUEUE_COLUMNS} FROM sync_queue WHERE NOT ?1 OR state = 'failed' ORDER BY id"
@@ -227,7 +228,7 @@ impl ReadPool {
     }
 
     /// When the earliest waiting operation may be retried, if any waits.
-    pub fn next_retry_at(&self) -> Result<Option<Timestamp>, StoreError> {
+    pub(crate) fn next_retry_at(&self) -> Result<Option<Timestamp>, StoreError> {
         self.with(|conn| {
             let text: Option<String> = conn
                 .prepare_cached(
@@ -244,7 +245,7 @@ impl ReadPool {
     }
 
     /// Dead-lettered rows whose operation id or task id starts with `prefix`.
-    pub fn failed_matching(&self, prefix: &TaskRef) -> Result<Vec<QueuedOp>, StoreError> {
+    pub(crate) fn failed_matching(&self, prefix: &TaskRef) -> Result<Vec<QueuedOp>, StoreError> {
         let prefix = prefix.as_str();
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
@@ -258,7 +259,7 @@ impl ReadPool {
     }
 
     /// A value from `meta`.
-    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.with(|conn| {
             Ok(conn
                 .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
@@ -269,7 +270,7 @@ impl ReadPool {
 
     /// One page of the queue, oldest first, after sequence number `after`: at most `limit`
     /// rows and about `byte_budget` bytes, but always at least one row.
-    pub fn queue_page(
+    pub(crate) fn queue_page(
         &self,
         failed_only: bool,
         after: Option<i64>,
@@ -311,7 +312,7 @@ impl ReadPool {
         })
     }
 
-    pub fn counts(&self) -> Result<Counts, StoreError> {
+    pub(crate) fn counts(&self) -> Result<Counts, StoreError> {
         self.with(|conn| {
             let (tasks, deleted_tasks) = conn
                 .prepare_cached("SELECT count(*) FILTER (WHERE is_deleted = 0), count(*) FILTER (WHERE is_deleted = 1) FROM tasks")?

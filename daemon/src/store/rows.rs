@@ -9,21 +9,21 @@ use tasksync_proto::{Task, Timestamp};
 use uuid::Uuid;
 
 /// The column list every task query selects, in the order [`task_from_row`] reads.
-pub const TASK_COLUMNS: &str =
+pub(crate) const TASK_COLUMNS: &str =
     "id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at, number";
 
 /// An operation in the sync queue: what `taskctl queue` shows of it (`entry`, whose state
 /// is never in flight here: only the sync engine knows that), its order and its task.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedOp {
+pub(crate) struct QueuedOp {
     /// Local sequence number: the order operations were made in.
-    pub seq: i64,
+    pub(crate) seq: i64,
     /// The full task after the operation, as JSON.
-    pub data: String,
-    pub entry: QueueEntry,
+    pub(crate) data: String,
+    pub(crate) entry: QueueEntry,
 }
 
-pub const QUEUE_COLUMNS: &str =
+pub(crate) const QUEUE_COLUMNS: &str =
     "id, op_id, task_id, operation, data, changed_fields, created_at, retry_count, error_message, state, next_attempt_at";
 
 fn corrupt(column: usize, what: impl std::fmt::Display) -> rusqlite::Error {
@@ -51,7 +51,7 @@ fn optional_timestamp_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Optio
 }
 
 /// Reads a task from a row selected with [`TASK_COLUMNS`].
-pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
+pub(crate) fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
     Ok(Task {
         id: uuid_at(row, 0)?,
         title: row.get(1)?,
@@ -67,17 +67,17 @@ pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
 }
 
 /// The `changed_fields` column: a JSON array of field names.
-pub fn fields_to_json(fields: &[Field]) -> rusqlite::Result<String> {
+pub(crate) fn fields_to_json(fields: &[Field]) -> rusqlite::Result<String> {
     serde_json::to_string(fields).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
 /// Reads a `changed_fields` column written by [`fields_to_json`].
-pub fn fields_from_json(text: &str) -> serde_json::Result<Vec<Field>> {
+pub(crate) fn fields_from_json(text: &str) -> serde_json::Result<Vec<Field>> {
     serde_json::from_str(text)
 }
 
 /// Reads a queue entry from a row selected with [`QUEUE_COLUMNS`].
-pub fn queued_op_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedOp> {
+pub(crate) fn queued_op_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedOp> {
     Ok(QueuedOp {
         seq: row.get(0)?,
         data: row.get(4)?,
@@ -101,7 +101,7 @@ pub fn queued_op_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedOp> {
 /// their attempt in this round) and its retry delay is over, or `force` ignores the delay. A
 /// task's later rows wait until its earlier ones are accepted, so its operations reach the
 /// server in order; rows in flight block their task the same way.
-pub fn select_next_batch(
+pub(crate) fn select_next_batch(
     conn: &rusqlite::Connection,
     limit: usize,
     now: Timestamp,

@@ -22,35 +22,35 @@ use super::writer::{Executed, WriteRequest};
 /// (the sync engine's rows in flight, and rows that had their attempt in this round already):
 /// marks their tasks in progress and answers the rows.
 pub(crate) struct TakeBatch {
-    pub limit: usize,
-    pub force: bool,
-    pub exclude: HashSet<i64>,
+    pub(crate) limit: usize,
+    pub(crate) force: bool,
+    pub(crate) exclude: HashSet<i64>,
 }
 
 /// The server's answers (or the lack of one) for rows that were in flight. Answers the tasks
 /// that took the server's merged version after a conflict.
 pub(crate) struct FinishBatch {
-    pub outcomes: Vec<(QueueRef, ItemOutcome)>,
+    pub(crate) outcomes: Vec<(QueueRef, ItemOutcome)>,
 }
 
 /// One page of pulled changes and the cursor after it. Answers the tasks whose stored row
 /// changed.
 pub(crate) struct StorePulled {
-    pub changes: Vec<WireTask>,
+    pub(crate) changes: Vec<WireTask>,
     /// The `meta` key the cursor is kept under (one per server).
-    pub cursor_key: String,
-    pub cursor: String,
+    pub(crate) cursor_key: String,
+    pub(crate) cursor: String,
 }
 
 /// Sends these dead-lettered rows again, with a fresh attempt budget. Answers how many were
 /// dead-lettered.
 pub(crate) struct ReviveFailed {
-    pub seqs: Vec<i64>,
+    pub(crate) seqs: Vec<i64>,
 }
 
 /// A sync round reached the server and ended at `at`.
 pub(crate) struct RecordSync {
-    pub at: Timestamp,
+    pub(crate) at: Timestamp,
 }
 
 // Whether each change must reach the disk before it is acknowledged: losing the others in a
@@ -190,14 +190,14 @@ const MAX_ERROR_CHARS: usize = 500;
 
 /// A queue row and the task it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueRef {
-    pub seq: i64,
-    pub task_id: Uuid,
+pub(crate) struct QueueRef {
+    pub(crate) seq: i64,
+    pub(crate) task_id: Uuid,
 }
 
 /// What happened to one row that was in flight.
 #[derive(Debug, Clone)]
-pub enum ItemOutcome {
+pub(crate) enum ItemOutcome {
     /// The server applied it (`resolved` is its merged task after a conflict).
     Accepted { resolved: Option<WireTask> },
     /// The server was reached and refused it; one attempt counted.
@@ -220,7 +220,7 @@ fn task_of(tx: &Transaction<'_>, seq: i64) -> rusqlite::Result<Option<Uuid>> {
     Ok(text.and_then(|t| Uuid::parse_str(&t).ok()))
 }
 
-pub fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> rusqlite::Result<()> {
+pub(crate) fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> rusqlite::Result<()> {
     tx.prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
         .execute(params![key, value])?;
     Ok(())
@@ -308,7 +308,11 @@ fn same_content(a: &Task, b: &Task) -> bool {
 }
 
 /// The server's task, except that `protected` fields keep their local values.
-pub fn merge_remote(local: Option<&Task>, remote: &WireTask, protected: &BTreeSet<Field>) -> Task {
+pub(crate) fn merge_remote(
+    local: Option<&Task>,
+    remote: &WireTask,
+    protected: &BTreeSet<Field>,
+) -> Task {
     let mut task = remote.to_task(SyncStatus::Synced, None);
     let Some(local) = local else { return task };
     let keep = |field: Field| protected.contains(&field);

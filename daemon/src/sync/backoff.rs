@@ -6,9 +6,9 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub base: Duration,
-    pub max: Duration,
+pub(crate) struct RetryPolicy {
+    pub(crate) base: Duration,
+    pub(crate) max: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -22,7 +22,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The delay after the `attempt`-th failed attempt (1-based).
-    pub fn delay(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
         let steps = attempt.saturating_sub(1) as usize;
         ExponentialBuilder::default()
             .with_min_delay(self.base)

@@ -27,7 +27,7 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a request to the server did not produce a usable answer.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum SyncError {
+pub(crate) enum SyncError {
     /// Nothing answered (refused, reset, timed out): we are offline. No attempt counts.
     #[error("offline: the sync server is unreachable: {0}")]
     Unreachable(String),
@@ -53,7 +53,7 @@ pub enum SyncError {
     BadAnswer(String),
 }
 
-pub struct SyncClient {
+pub(crate) struct SyncClient {
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
     token: Option<String>,
@@ -63,7 +63,7 @@ pub struct SyncClient {
 impl SyncClient {
     /// A client for the server at `base` (`http://` or `https://host:port`, no trailing slash
     /// needed). HTTPS trusts the Mozilla root certificates plus those in `ca_file` (PEM).
-    pub fn new(
+    pub(crate) fn new(
         base: &str,
         token: Option<String>,
         timeout: Duration,
@@ -90,19 +90,19 @@ impl SyncClient {
         })
     }
 
-    pub fn base(&self) -> &str {
+    pub(crate) fn base(&self) -> &str {
         &self.base
     }
 
     /// `GET /api/health`, answered within `timeout`.
-    pub async fn health(&self, timeout: Duration) -> Result<(), SyncError> {
+    pub(crate) async fn health(&self, timeout: Duration) -> Result<(), SyncError> {
         self.send(Method::GET, HEALTH_PATH, None, timeout)
             .await
             .map(drop)
     }
 
     /// `POST /api/batch`.
-    pub async fn push(&self, batch: &BatchRequest) -> Result<BatchResponse, SyncError> {
+    pub(crate) async fn push(&self, batch: &BatchRequest) -> Result<BatchResponse, SyncError> {
         let body = serde_json::to_vec(batch)
             .map_err(|e| SyncError::BadAnswer(format!("cannot encode batch: {e}")))?;
         let answer = self
@@ -114,7 +114,7 @@ impl SyncClient {
     /// `GET /api/changes?since=..&limit=..[&wait=..]`. With `wait`, the server holds the
     /// request until a change lands or `wait` runs out, so the answer may take that long
     /// plus the usual request timeout.
-    pub async fn changes(
+    pub(crate) async fn changes(
         &self,
         since: &str,
         limit: usize,
@@ -199,7 +199,7 @@ impl SyncClient {
 }
 
 /// Checks a server base URL and returns it without a trailing slash.
-pub fn check_url(base: &str) -> Result<String, String> {
+pub(crate) fn check_url(base: &str) -> Result<String, String> {
     let base = base.trim_end_matches('/').to_string();
     let uri: hyper::Uri = base
         .parse()

@@ -53,7 +53,7 @@ enum Request {
 
 /// Handle to the engine, shared by the front ends.
 #[derive(Clone)]
-pub struct SyncHandle {
+pub(crate) struct SyncHandle {
     requests: mpsc::Sender<Request>,
     connectivity: watch::Receiver<ConnectivityState>,
     server: watch::Receiver<Option<String>>,
@@ -64,7 +64,7 @@ pub struct SyncHandle {
 impl SyncHandle {
     /// Applies new settings (a reloaded config file) from the next decision on; a round in
     /// progress finishes with the old ones.
-    pub async fn reconfigure(&self, settings: SyncSettings) {
+    pub(crate) async fn reconfigure(&self, settings: SyncSettings) {
         let _ = self
             .requests
             .send(Request::Reconfigure(Box::new(settings)))
@@ -72,7 +72,7 @@ impl SyncHandle {
     }
 
     /// Runs a sync round now, after any round already running, and returns its report.
-    pub async fn sync_now(&self) -> SyncReport {
+    pub(crate) async fn sync_now(&self) -> SyncReport {
         let (reply, answer) = oneshot::channel();
         if self.requests.send(Request::SyncNow(reply)).await.is_err() {
             return stopped_report();
@@ -81,22 +81,22 @@ impl SyncHandle {
     }
 
     /// Whether the server is reachable, since when, and the next probe.
-    pub fn connectivity(&self) -> ConnectivityState {
+    pub(crate) fn connectivity(&self) -> ConnectivityState {
         self.connectivity.borrow().clone()
     }
 
     /// The sync server's base URL, if one is configured.
-    pub fn server(&self) -> Option<String> {
+    pub(crate) fn server(&self) -> Option<String> {
         self.server.borrow().clone()
     }
 
     /// What the last sync round met, if it failed.
-    pub fn last_error(&self) -> Option<String> {
+    pub(crate) fn last_error(&self) -> Option<String> {
         self.last_error.borrow().clone()
     }
 
     /// Whether the queue row `seq` was sent and is not answered yet.
-    pub fn is_in_flight(&self, seq: i64) -> bool {
+    pub(crate) fn is_in_flight(&self, seq: i64) -> bool {
         lock(&self.in_flight).contains(&seq)
     }
 }
@@ -132,7 +132,7 @@ fn connect_http(settings: &SyncSettings) -> Result<Option<Arc<dyn Transport>>, S
 }
 
 /// Starts the engine task, speaking HTTP to the configured server.
-pub fn spawn(
+pub(crate) fn spawn(
     store: Arc<Store>,
     events: Arc<Events>,
     settings: SyncSettings,

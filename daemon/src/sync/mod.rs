@@ -13,11 +13,11 @@
 //! Which rows go next is decided by `store::rows::select_next_batch` (ordering per task, retry delays,
 //! dead letters); what an answer does to the database by `store::sync_writes`.
 
-pub mod backoff;
-pub mod client;
-pub mod engine;
-pub mod round;
-pub mod settings;
+pub(crate) mod backoff;
+pub(crate) mod client;
+pub(crate) mod engine;
+pub(crate) mod round;
+pub(crate) mod settings;
 pub(crate) mod transport;
 
 #[cfg(test)]
@@ -27,5 +27,5 @@ mod live_tests;
 #[cfg(test)]
 mod simulation;
 
-pub use engine::SyncHandle;
-pub use settings::SyncSettings;
+pub(crate) use engine::SyncHandle;
+pub(crate) use settings::SyncSettings;

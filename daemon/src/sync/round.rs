@@ -59,36 +59,36 @@ struct Flight {
 
 /// How a round runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mode {
+pub(crate) struct Mode {
     /// Send operations that still wait out a retry delay too (`taskctl sync`).
-    pub force: bool,
+    pub(crate) force: bool,
     /// Pull after flushing.
-    pub pull: bool,
+    pub(crate) pull: bool,
 }
 
 /// What a round did.
 #[derive(Debug, Default)]
-pub struct Outcome {
-    pub synced: u64,
+pub(crate) struct Outcome {
+    pub(crate) synced: u64,
     /// Failed attempts of operations that are not dead-lettered.
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// Tasks whose stored row changed through what was pulled.
-    pub pulled: u64,
+    pub(crate) pulled: u64,
     /// The conflicts the server resolved, field by field.
-    pub resolved: Vec<ResolvedConflict>,
-    pub errors: Vec<String>,
+    pub(crate) resolved: Vec<ResolvedConflict>,
+    pub(crate) errors: Vec<String>,
     /// The server answered at least once.
-    pub reached: bool,
+    pub(crate) reached: bool,
     /// A request could not reach the server.
-    pub offline: bool,
+    pub(crate) offline: bool,
     /// The server refused our token.
-    pub unauthorized: bool,
+    pub(crate) unauthorized: bool,
     /// The server asked us to come back later (408, 429, 502, 503, 504), after its
     /// `Retry-After` if it gave one.
-    pub busy: Option<Option<Duration>>,
+    pub(crate) busy: Option<Option<Duration>>,
     /// What made the round fail as a whole: no answer, a refused token, a busy server, a
     /// nonsensical answer or a failed batch. Item errors alone do not.
-    pub round_error: Option<String>,
+    pub(crate) round_error: Option<String>,
 }
 
 impl Outcome {
@@ -122,7 +122,7 @@ impl Outcome {
     }
 
     /// Whether the server was reached and answered every request it was sent.
-    pub fn succeeded(&self) -> bool {
+    pub(crate) fn succeeded(&self) -> bool {
         self.reached && self.round_error.is_none()
     }
 
@@ -132,7 +132,7 @@ impl Outcome {
     }
 
     /// The report for `taskctl sync`, counting `dead` dead-lettered operations as failed.
-    pub fn report(mut self, dead: u64) -> SyncReport {
+    pub(crate) fn report(mut self, dead: u64) -> SyncReport {
         if dead > 0 {
             self.errors.push(format!(
                 "{dead} operation(s) dead-lettered: see `taskctl queue --failed`, then `taskctl retry`"
@@ -152,15 +152,15 @@ impl Outcome {
 }
 
 pub(crate) struct Round<'a> {
-    pub store: &'a Store,
-    pub events: &'a Events,
-    pub in_flight: &'a InFlight,
-    pub transport: &'a Arc<dyn Transport>,
-    pub settings: &'a SyncSettings,
+    pub(crate) store: &'a Store,
+    pub(crate) events: &'a Events,
+    pub(crate) in_flight: &'a InFlight,
+    pub(crate) transport: &'a Arc<dyn Transport>,
+    pub(crate) settings: &'a SyncSettings,
 }
 
 impl Round<'_> {
-    pub async fn run(&self, mode: Mode) -> Outcome {
+    pub(crate) async fn run(&self, mode: Mode) -> Outcome {
         // No batch of an earlier round can still be in flight, and a batch that was taken but
         // never sent (its round failed) must become eligible again.
         lock(self.in_flight).clear();

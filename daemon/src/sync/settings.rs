@@ -7,29 +7,29 @@ use crate::connectivity::ProbePolicy;
 
 /// What the engine needs to know.
 #[derive(Debug, Clone)]
-pub struct SyncSettings {
+pub(crate) struct SyncSettings {
     /// Base URL of the sync server; `None` = local only.
-    pub server: Option<String>,
-    pub token: Option<String>,
+    pub(crate) server: Option<String>,
+    pub(crate) token: Option<String>,
     /// Extra certificates (PEM) to trust for an `https://` server.
-    pub ca_file: Option<std::path::PathBuf>,
+    pub(crate) ca_file: Option<std::path::PathBuf>,
     /// Most operations per `POST /api/batch` (`SYNC_BATCH_SIZE`).
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Failed attempts before an operation is dead-lettered (`SYNC_RETRY_ATTEMPTS`).
-    pub max_attempts: u32,
-    pub retry: RetryPolicy,
+    pub(crate) max_attempts: u32,
+    pub(crate) retry: RetryPolicy,
     /// How long one sync request may take.
-    pub request_timeout: Duration,
-    pub probe: ProbePolicy,
+    pub(crate) request_timeout: Duration,
+    pub(crate) probe: ProbePolicy,
     /// How often to pull while online.
-    pub pull_interval: Duration,
+    pub(crate) pull_interval: Duration,
     /// How long to wait after a local change before flushing, so a burst shares batches.
-    pub flush_debounce: Duration,
+    pub(crate) flush_debounce: Duration,
     /// Sync on its own (probe, flush after changes, retry, pull); when false, only
     /// `taskctl sync` does.
-    pub automatic: bool,
+    pub(crate) automatic: bool,
     /// How long the server may hold a live pull (`wait` of `GET /api/changes`, 1..=60 s).
-    pub live_wait: Duration,
+    pub(crate) live_wait: Duration,
 }
 
 impl Default for SyncSettings {

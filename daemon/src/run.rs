@@ -1,0 +1,189 @@
+//! Start-up and the main loop: settings, instance lock, endpoint, store, sync engine and listeners, then signals until a stop.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::config::{Loader, Settings};
+use crate::events::Events;
+use crate::http::HttpApi;
+use crate::ipc;
+use crate::ipc::endpoint::Endpoint;
+use crate::service::lock::{lock_path_for, InstanceLock};
+use crate::service::notify;
+use crate::service::shutdown::{self, Signal, Signals};
+use crate::setup::{create_private_database, SetupError};
+use crate::store::Store;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
+
+type LogHandle = reload::Handle<EnvFilter, Registry>;
+
+pub fn main() -> ExitCode {
+    let loader = Loader::from_env();
+    let settings = match loader.load() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("tasksyncd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if loader.print_only() {
+        print!("{}", settings.describe());
+        return ExitCode::SUCCESS;
+    }
+    let log = init_logging(&settings.values.log);
+    if settings.token_from_flag() {
+        tracing::warn!(
+            "the sync token was given with --token, where other users of this machine can read \
+             it in the process list; put it in a file readable only by you and name that with \
+             token_file in the config file (or --token-file / TASKSYNC_TOKEN_FILE)"
+        );
+    }
+    let started = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(SetupError::Runtime);
+    match started.and_then(|runtime| runtime.block_on(run(loader, settings, log))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tasksyncd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr: plain lines without timestamps under systemd's journal (which adds its
+/// own), colours only on a terminal. The filter can be swapped on reload.
+fn init_logging(filter: &str) -> LogHandle {
+    let (filter, handle) =
+        reload::Layer::new(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")));
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let ansi = !journal && std::io::stderr().is_terminal();
+    let to_journal = journal.then(|| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .without_time()
+    });
+    let to_terminal = (!journal).then(|| fmt::layer().with_writer(std::io::stderr).with_ansi(ansi));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(to_journal)
+        .with(to_terminal)
+        .init();
+    handle
+}
+
+async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(), SetupError> {
+    let db = settings.values.db.clone();
+    let socket = settings.values.socket.clone();
+    let http_settings = settings.http_settings()?;
+    let holder = format!("pid {}, socket {}", std::process::id(), socket.display());
+    let mut signals = Signals::register().map_err(SetupError::Signals)?;
+    crate::service::fds::raise_limit();
+
+    create_private_database(&db)?;
+    let _db_lock = InstanceLock::acquire(&lock_path_for(&db), &holder)?;
+    let mut endpoint = Endpoint::claim(&socket, &holder).map_err(SetupError::Endpoint)?;
+
+    let store = Arc::new(Store::open(&db)?);
+    let events = Arc::new(Events::default());
+    let (trigger, stop) = shutdown::channel();
+    let sync = crate::sync::engine::spawn(
+        store.clone(),
+        events.clone(),
+        settings.sync_settings(),
+        stop.clone(),
+    )
+    .map_err(SetupError::Sync)?;
+    // Bound before the IPC socket, so that once `taskctl` can connect the HTTP API answers too.
+    let http = match &http_settings {
+        Some(http) => Some(HttpApi::start(http).await?),
+        None => None,
+    };
+    let listener = endpoint.listen().map_err(SetupError::Endpoint)?;
+    if let Some(name) = endpoint.inherited() {
+        tracing::info!("serving the socket passed by the service manager: {name}");
+    }
+    let served = endpoint.name();
+    tracing::info!(
+        "tasksyncd {} serving {served} (database {})",
+        env!("CARGO_PKG_VERSION"),
+        db.display()
+    );
+    match sync.server() {
+        Some(server) => tracing::info!("syncing with {server}"),
+        None => tracing::info!("no sync server configured: local only"),
+    }
+    let app = Arc::new(App {
+        store,
+        sync,
+        events,
+        api_token: http.as_ref().map(|api| api.token().to_string()),
+        http: http.as_ref().map(|api| api.local_addr()),
+        event_log: Default::default(),
+    });
+    let http_server = http.map(|api| tokio::spawn(api.serve(app.clone(), stop.clone())));
+    let server = tokio::spawn(ipc::server::run(listener, app.clone(), stop));
+    notify::ready("serving");
+
+    loop {
+        match signals.next().await.map_err(SetupError::Signals)? {
+            Signal::Stop(name) => {
+                tracing::info!("{name} received: shutting down");
+                break;
+            }
+            Signal::Reload => settings = reload(&loader, settings, &app, &log).await,
+        }
+    }
+    notify::stopping();
+    trigger.trigger();
+    if let Err(e) = server.await {
+        tracing::error!("the IPC server failed: {e}");
+    }
+    if let Some(http_server) = http_server {
+        if let Err(e) = http_server.await {
+            tracing::error!("the HTTP API failed: {e}");
+        }
+    }
+    app.store.shut_down();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP: re-reads the config file. A bad file is logged and the current settings stay.
+async fn reload(loader: &Loader, current: Settings, app: &App, log: &LogHandle) -> Settings {
+    notify::reloading();
+    let settings = match loader.load() {
+        Ok(new) => {
+            for key in current.needs_restart(&new) {
+                tracing::warn!("{key} changed in the config file; it takes effect after a restart");
+            }
+            app.sync.reconfigure(new.sync_settings()).await;
+            if new.values.log != current.values.log {
+                if let Err(e) = EnvFilter::try_new(&new.values.log)
+                    .map_err(|e| e.to_string())
+                    .and_then(|filter| log.reload(filter).map_err(|e| e.to_string()))
+                {
+                    tracing::warn!("keeping the log filter {:?}: {e}", current.values.log);
+                }
+            }
+            tracing::info!(
+                "configuration reloaded{}",
+                new.config_file
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(" from {}", p.display()))
+            );
+            new
+        }
+        Err(e) => {
+            tracing::error!("reload failed, keeping the current settings: {e}");
+            current
+        }
+    };
+    notify::ready("serving");
+    settings
+}
