@@ -431,13 +431,7 @@ impl Engine {
             return Outcome::default();
         };
         self.flush_due = None;
-        let round = Round {
-            store: &self.store,
-            events: &self.events,
-            in_flight: &self.in_flight,
-            transport,
-            settings: &self.settings,
-        };
+        let round = self.round_with(transport);
         let outcome = round.run(mode).await;
         if mode.pull {
             self.pulls += 1;
@@ -599,13 +593,7 @@ impl Engine {
 
     /// Pulls the pages after a live pull that said there is more.
     async fn pull_rest(&mut self, transport: &Arc<dyn Transport>) {
-        let round = Round {
-            store: &self.store,
-            events: &self.events,
-            in_flight: &self.in_flight,
-            transport,
-            settings: &self.settings,
-        };
+        let round = self.round_with(transport);
         if let Err(e) = round.pull().await {
             tracing::warn!("live pull: {e}");
             if matches!(e, SyncError::Unreachable(_)) {
@@ -617,6 +605,17 @@ impl Engine {
     }
 
     /// No live pull for a while: a growing backoff, at most one pull interval.
+    /// A round against `transport` over this engine's store, events and rows in flight.
+    fn round_with<'a>(&'a self, transport: &'a Arc<dyn Transport>) -> Round<'a> {
+        Round {
+            store: &self.store,
+            events: &self.events,
+            in_flight: &self.in_flight,
+            transport,
+            settings: &self.settings,
+        }
+    }
+
     fn pause_live(&mut self) {
         self.live_streak += 1;
         let wait = self
