@@ -97,8 +97,7 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
         events.clone(),
         settings.sync_settings(),
         stop.clone(),
-    )
-    .map_err(SetupError::Sync)?;
+    )?;
     // Bound before the IPC socket, so that once `taskctl` can connect the HTTP API answers too.
     let http = match &http_settings {
         Some(http) => Some(HttpApi::start(http).await?),

@@ -7,6 +7,7 @@ use crate::config::ConfigError;
 use crate::http::listen::StartError;
 use crate::service::lock::LockError;
 use crate::store::StoreError;
+use crate::sync::client::ClientSetupError;
 
 /// Why the daemon cannot start or keep running; each message says what and where.
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +36,8 @@ pub(crate) enum SetupError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The sync engine's client (server URL, certificates).
-    #[error("{0}")]
-    Sync(String),
+    #[error(transparent)]
+    Sync(#[from] ClientSetupError),
     #[error(transparent)]
     Http(#[from] StartError),
 }

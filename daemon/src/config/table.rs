@@ -32,7 +32,7 @@ settings! {
 
     /// Sync server base URL, e.g. http://127.0.0.1:8080 [default: none, local only]
     server_url: Option<String> = None, "--server", "TASKSYNC_SERVER_URL", "URL",
-        check: |url| crate::sync::client::check_url(url).map(drop);
+        check: |url| crate::sync::client::check_url(url).map(drop).map_err(|e| e.to_string());
 
     /// Bearer token for the sync server (visible to other users in the process list: prefer
     /// token_file); it may start with '-'

@@ -2,7 +2,7 @@
 //! (optionally as a live long-poll), check health. It sorts every failure into what the engine
 //! must do about it; [`super::transport`] checks that the answers make sense.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,7 +68,7 @@ impl SyncClient {
         token: Option<String>,
         timeout: Duration,
         ca_file: Option<&Path>,
-    ) -> Result<SyncClient, String> {
+    ) -> Result<SyncClient, ClientSetupError> {
         let base = check_url(base)?;
         let mut plain = HttpConnector::new();
         plain.set_nodelay(true);
@@ -198,52 +198,67 @@ impl SyncClient {
     }
 }
 
+/// Why no sync client can be made from the settings.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClientSetupError {
+    #[error("invalid server URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("server URL {0:?} must start with https:// or http://")]
+    WrongScheme(String),
+    #[error("server URL {0:?} has no host")]
+    NoHost(String),
+    #[error("ca_file {}: {reason}", path.display())]
+    CaFile { path: PathBuf, reason: String },
+    #[error("ca_file {} holds no PEM certificate", .0.display())]
+    NoCertificate(PathBuf),
+    #[error("TLS setup: {0}")]
+    Tls(rustls::Error),
+}
+
 /// Checks a server base URL and returns it without a trailing slash.
-pub(crate) fn check_url(base: &str) -> Result<String, String> {
+pub(crate) fn check_url(base: &str) -> Result<String, ClientSetupError> {
     let base = base.trim_end_matches('/').to_string();
-    let uri: hyper::Uri = base
-        .parse()
-        .map_err(|e| format!("invalid server URL {base:?}: {e}"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => {
-            return Err(format!(
-                "server URL {base:?} must start with https:// or http://"
-            ))
+    let uri: hyper::Uri = match base.parse() {
+        Ok(uri) => uri,
+        Err(e) => {
+            let reason = e.to_string();
+            return Err(ClientSetupError::InvalidUrl { url: base, reason });
         }
+    };
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(ClientSetupError::WrongScheme(base));
     }
     if uri.host().is_none() {
-        return Err(format!("server URL {base:?} has no host"));
+        return Err(ClientSetupError::NoHost(base));
     }
     Ok(base)
 }
 
 /// The TLS settings: TLS 1.2 and 1.3 with rustls' safe defaults, trusting the Mozilla roots
 /// and every certificate in `ca_file`.
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientSetupError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        let bad = |reason: String| ClientSetupError::CaFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            let cert = cert.map_err(|e| bad(e.to_string()))?;
+            roots.add(cert).map_err(|e| bad(e.to_string()))?;
             added += 1;
         }
         if added == 0 {
-            return Err(format!(
-                "ca_file {} holds no PEM certificate",
-                path.display()
-            ));
+            return Err(ClientSetupError::NoCertificate(path.to_path_buf()));
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(ClientSetupError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
@@ -300,6 +315,29 @@ mod tests {
         for bad in ["127.0.0.1:8080", "ftp://x", "http://", "not a url"] {
             assert!(SyncClient::new(bad, None, timeout, None).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn setup_errors_say_what_is_wrong() {
+        let message = |result: Result<String, ClientSetupError>| result.unwrap_err().to_string();
+        assert_eq!(
+            message(check_url("ftp://x")),
+            r#"server URL "ftp://x" must start with https:// or http://"#
+        );
+        assert!(message(check_url("not a url")).starts_with(r#"invalid server URL "not a url": "#));
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let error = tls_config(Some(&missing)).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("ca_file {}: ", missing.display())),
+            "{error}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        assert_eq!(
+            tls_config(Some(&empty)).unwrap_err().to_string(),
+            format!("ca_file {} holds no PEM certificate", empty.display())
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::client::{SyncClient, SyncError};
+use super::client::{ClientSetupError, SyncClient, SyncError};
 use super::round::{lock, read_cursor, store_page, InFlight, Mode, Outcome, Round, PULL_PAGE};
 use super::settings::SyncSettings;
 use super::transport::{check_changes, Transport};
@@ -37,8 +37,9 @@ use crate::store::Store;
 
 /// Makes the transport for a server (`None`: local only). The daemon connects over HTTP;
 /// tests put an in-memory server here.
-pub(crate) type Connect =
-    Arc<dyn Fn(&SyncSettings) -> Result<Option<Arc<dyn Transport>>, String> + Send + Sync>;
+pub(crate) type Connect = Arc<
+    dyn Fn(&SyncSettings) -> Result<Option<Arc<dyn Transport>>, ClientSetupError> + Send + Sync,
+>;
 
 /// A live pull that answers empty this much faster than the wait it asked for did not wait:
 /// an older server, or a proxy that cuts requests short.
@@ -119,7 +120,7 @@ fn offline_report(error: &str) -> SyncReport {
 }
 
 /// The HTTP transport for the configured server.
-fn connect_http(settings: &SyncSettings) -> Result<Option<Arc<dyn Transport>>, String> {
+fn connect_http(settings: &SyncSettings) -> Result<Option<Arc<dyn Transport>>, ClientSetupError> {
     match &settings.server {
         Some(url) => Ok(Some(Arc::new(SyncClient::new(
             url,
@@ -137,7 +138,7 @@ pub(crate) fn spawn(
     events: Arc<Events>,
     settings: SyncSettings,
     shutdown: Shutdown,
-) -> Result<SyncHandle, String> {
+) -> Result<SyncHandle, ClientSetupError> {
     spawn_with(store, events, settings, shutdown, Arc::new(connect_http))
 }
 
@@ -148,7 +149,7 @@ pub(crate) fn spawn_with(
     settings: SyncSettings,
     shutdown: Shutdown,
     connect: Connect,
-) -> Result<SyncHandle, String> {
+) -> Result<SyncHandle, ClientSetupError> {
     let transport = connect(&settings)?;
     let monitor = Monitor::new(transport.is_some(), settings.probe, Instant::now());
     let (status, connectivity) = watch::channel(monitor.report(Instant::now()));
