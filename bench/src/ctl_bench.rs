@@ -128,36 +128,18 @@ pub async fn run(bins: &Binaries, dir: &Path, runs: usize) -> Result<Results, Er
         command
     };
     let daemon_pid = daemon.pid();
+    // The same command through taskctl and through Taskwarrior.
+    let both = |args: &[&str]| compare(runs, daemon_pid, || ctl(args), || tw.command(args));
 
     // `list` before `add`, so the empty figures are of a really empty database.
-    let list_empty = compare(
-        runs,
-        daemon_pid,
-        || ctl(&["list"]),
-        || tw.command(&["list"]),
-    )?;
-    let add_empty = compare(
-        runs,
-        daemon_pid,
-        || ctl(&["add", "Buy", "bread"]),
-        || tw.command(&["add", "Buy", "bread"]),
-    )?;
+    let list_empty = both(&["list"])?;
+    let add_empty = both(&["add", "Buy", "bread"])?;
 
     // Both hold the warm-up add and `runs` adds now: fill up to exactly FULL.
     create_tasks(&daemon, FULL - runs - 1, 8).await?;
     tw.fill(&dir, FULL - runs - 1)?;
-    let list_full = compare(
-        runs,
-        daemon_pid,
-        || ctl(&["list"]),
-        || tw.command(&["list"]),
-    )?;
-    let add_full = compare(
-        runs,
-        daemon_pid,
-        || ctl(&["add", "Buy", "bread"]),
-        || tw.command(&["add", "Buy", "bread"]),
-    )?;
+    let list_full = both(&["list"])?;
+    let add_full = both(&["add", "Buy", "bread"])?;
     Ok(Results {
         task_version,
         list_empty,
