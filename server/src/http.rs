@@ -118,7 +118,7 @@ async fn route(
     match route {
         Route::Health => health(state).await,
         Route::Batch => push(state, user, &parts.headers, body).await,
-        Route::Changes => pull(state, user, parts.uri.query()).await,
+        Route::Changes => pull(state, user, &parts.headers, parts.uri.query()).await,
         Route::Tasks => {
             let tasks = state.storage.all_tasks(user).await.map_err(storage_error)?;
             Ok(json_response(StatusCode::OK, &tasks))
@@ -160,11 +160,10 @@ async fn push(
     headers: &HeaderMap,
     body: &mut RequestBody,
 ) -> Result<HttpResponse, ApiError> {
-    let digest = headers
-        .get(CONTENT_DIGEST_HEADER)
-        .map(|v| v.to_str().unwrap_or(""));
+    let digest = content_digest_field(headers);
     let body = body.bytes().await?;
-    wire::verify_content_digest(digest, &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    wire::verify_content_digest(digest.as_deref(), &body)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let batch: BatchRequest = parse_json(&body)?;
     if batch.items.len() > MAX_BATCH_ITEMS {
         return Err(ApiError::too_large(format!(
@@ -188,11 +187,36 @@ async fn push(
     Ok(json_response(StatusCode::OK, &outcome.response))
 }
 
+/// The `Content-Digest` field: repeated header lines are one comma-joined field (RFC 9110
+/// section 5.3), so a second `sha-256` member on a line of its own is refused like one on the
+/// same line. A line that is not text makes the field unreadable (refused as malformed).
+fn content_digest_field(headers: &HeaderMap) -> Option<String> {
+    let mut lines = headers.get_all(CONTENT_DIGEST_HEADER).iter().peekable();
+    lines.peek()?;
+    let mut field = String::new();
+    for line in lines {
+        let Ok(line) = line.to_str() else {
+            return Some(String::new());
+        };
+        if !field.is_empty() {
+            field.push_str(", ");
+        }
+        field.push_str(line);
+    }
+    Some(field)
+}
+
 /// `GET /api/changes`: one page; with `wait` and nothing new, the request is held until a
 /// change of the user commits, the wait runs out, or the server stops.
+///
+/// A held request outlives the check of its token, so it checks again: whenever credentials
+/// change anywhere (401 at once if its token no longer names its user), and after every read
+/// that follows a wait, before answering. A token revoked before that read was taken is
+/// refused, so nothing pushed after a revocation reaches a request of the old token.
 async fn pull(
     state: &AppState,
     user: UserId,
+    headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     let ChangesQuery { since, limit, wait } = changes_query(query)?;
@@ -202,24 +226,31 @@ async fn pull(
             state.notifier.subscribe(user),
             tokio::time::Instant::now() + wait,
             state.stopping.subscribe(),
+            state.notifier.credentials(),
         )
     });
+    let mut waited = false;
     let page = loop {
         let page = state
             .storage
             .changes(user, since, limit)
             .await
             .map_err(storage_error)?;
-        let Some((subscription, deadline, stopping)) = live.as_mut() else {
+        if waited {
+            still_authorized(state, user, headers).await?;
+        }
+        let Some((subscription, deadline, stopping, credentials)) = live.as_mut() else {
             break page;
         };
         if !page.changes.is_empty() || *stopping.borrow() {
             break page;
         }
+        waited = true;
         tokio::select! {
             () = subscription.changed() => {}
             () = tokio::time::sleep_until(*deadline) => break page,
             _ = stopping.changed() => break page,
+            _ = credentials.changed() => still_authorized(state, user, headers).await?,
         }
     };
     Ok(json_response(
@@ -230,6 +261,25 @@ async fn pull(
             has_more: page.has_more,
         },
     ))
+}
+
+/// 401 unless the request's token still names `user`.
+async fn still_authorized(
+    state: &AppState,
+    user: UserId,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let now = state
+        .auth
+        .authenticate(state.storage.as_ref(), headers)
+        .await
+        .map_err(storage_error)?;
+    if now == Some(user) {
+        Ok(())
+    } else {
+        tracing::debug!("a held pull's token was revoked; answering 401");
+        Err(unauthorized())
+    }
 }
 
 /// The parameters of `GET /api/changes`.

@@ -11,7 +11,7 @@ use clap::Parser as _;
 use tasksync_proto::Timestamp;
 use tasksync_server::config::{check_user_name, Command, UserCommand};
 use tasksync_server::storage::{self, Storage, StorageError};
-use tasksync_server::{auth, server, shutdown, AppState, Config};
+use tasksync_server::{auth, notify, server, shutdown, AppState, Config};
 use tracing_subscriber::EnvFilter;
 
 /// How often old op ids are pruned.
@@ -74,6 +74,10 @@ async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
     let state = AppState::new(storage.clone(), &config);
     tokio::spawn(storage.watch_other_processes(state.notifier.clone()));
+    tokio::spawn(notify::watch_credentials(
+        storage.clone(),
+        state.notifier.clone(),
+    ));
     tokio::spawn(prune_loop(storage.clone(), config.op_retention_days));
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {addr}")

@@ -4,19 +4,37 @@
 //! wait still wakes it. A commit calls [`Notifier::notify`] after it is durable; users with no
 //! waiter cost nothing (no entry). A waiter is a task parked on a channel: no thread, a few
 //! hundred bytes.
+//!
+//! Credentials have a channel of their own: when a token is rotated or a user removed (by a
+//! `user` command of any process, seen by [`watch_credentials`]), every waiting pull checks its
+//! token again and answers 401 if it no longer names its user.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::time::Duration;
+
 use tokio::sync::watch;
+
+use crate::storage::Storage;
 
 /// The key of a user's channel (the user's id in storage).
 pub type UserKey = i64;
 
 /// The per-user channels of one server process.
-#[derive(Default)]
 pub struct Notifier {
     channels: Mutex<HashMap<UserKey, watch::Sender<u64>>>,
+    /// Bumped whenever a token or user may have been revoked.
+    credentials: watch::Sender<u64>,
+}
+
+impl Default for Notifier {
+    fn default() -> Self {
+        Notifier {
+            channels: Mutex::default(),
+            credentials: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Notifier {
@@ -56,6 +74,16 @@ impl Notifier {
         for sender in self.lock().values() {
             sender.send_modify(|n| *n = n.wrapping_add(1));
         }
+    }
+
+    /// Tells every waiting pull to check its token again.
+    pub fn credentials_changed(&self) {
+        self.credentials.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Resolves at the next [`Notifier::credentials_changed`] after this call.
+    pub fn credentials(&self) -> watch::Receiver<u64> {
+        self.credentials.subscribe()
     }
 
     /// How many users have a waiting pull (for tests and logs).
@@ -106,10 +134,34 @@ impl Drop for Subscription {
     }
 }
 
+/// How often [`watch_credentials`] asks the storage whether credentials changed.
+pub const CREDENTIALS_POLL: Duration = Duration::from_millis(250);
+
+/// Runs until the process stops: whenever the storage's credentials version moves (a token
+/// rotated or a user removed, by this process or a `tasksync-server user` command), wakes
+/// every waiting pull to check its token again. A poll of one settings row every
+/// [`CREDENTIALS_POLL`], so revocation reaches open requests within a second on every backend
+/// and every process (PostgreSQL also sends a notification, which is quicker still).
+pub async fn watch_credentials(storage: Arc<dyn Storage>, notifier: Arc<Notifier>) {
+    let mut known = None;
+    loop {
+        match storage.credentials_version().await {
+            Ok(version) => {
+                if known.is_some_and(|known| known != version) {
+                    tracing::debug!("credentials changed; waiting pulls check their tokens");
+                    notifier.credentials_changed();
+                }
+                known = Some(version);
+            }
+            Err(error) => tracing::debug!("cannot read the credentials version: {error}"),
+        }
+        tokio::time::sleep(CREDENTIALS_POLL).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test]
     async fn a_change_wakes_only_its_users_waiters_and_channels_go_away() {

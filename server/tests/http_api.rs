@@ -633,6 +633,25 @@ async fn a_second_sha256_digest_member_is_refused() {
 }
 
 #[tokio::test]
+async fn a_second_sha256_digest_on_its_own_header_line_is_refused() {
+    let server = Server::start();
+    let body = batch_body(LAPTOP, vec![create(Uuid::now_v7())]);
+    let right = content_digest(&body);
+    let wrong = content_digest(b"something else");
+    let reply = server
+        .send(
+            Method::POST,
+            "/api/batch",
+            &[("content-digest", &right), ("content-digest", &wrong)],
+            body,
+        )
+        .await;
+    let error = reply.assert_error(StatusCode::BAD_REQUEST, "/api/batch");
+    assert!(error.error.contains("more than one"), "{}", error.error);
+    assert!(server.tasks().await.is_empty());
+}
+
+#[tokio::test]
 async fn items_from_a_clock_too_far_ahead_are_refused_alone() {
     let server = Server::start();
     let (ok, ahead, created_ahead) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());

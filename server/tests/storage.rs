@@ -158,15 +158,20 @@ async fn users_are_added_listed_rotated_and_removed(storage: Arc<dyn Storage>) {
         vec![("alice".into(), true), ("default".into(), false)]
     );
 
-    // Rotation: the old token names nobody, the new one names alice.
+    // Rotation: the old token names nobody, the new one names alice; the credentials version
+    // moves (held requests check their token again), and a failed rotation leaves it.
     let old = tasksync_server::auth::digest(b"alice");
+    let version = s.credentials_version().await.unwrap();
     assert!(s.set_token("alice", [7; 32]).await.unwrap());
+    let rotated = s.credentials_version().await.unwrap();
+    assert_ne!(rotated, version);
     assert_eq!(s.user_by_token(old).await.unwrap(), None);
     assert_eq!(
         s.user_by_token([7; 32]).await.unwrap(),
         Some((alice, [7; 32]))
     );
     assert!(!s.set_token("nobody", [1; 32]).await.unwrap());
+    assert_eq!(s.credentials_version().await.unwrap(), rotated);
 
     // Removal deletes the tasks; the removed user cannot push any more.
     let task = Uuid::now_v7();
@@ -174,7 +179,10 @@ async fn users_are_added_listed_rotated_and_removed(storage: Arc<dyn Storage>) {
         .await
         .unwrap();
     assert!(s.remove_user("alice").await.unwrap());
+    let removed = s.credentials_version().await.unwrap();
+    assert_ne!(removed, rotated);
     assert!(!s.remove_user("alice").await.unwrap());
+    assert_eq!(s.credentials_version().await.unwrap(), removed);
     assert_eq!(s.user_by_token([7; 32]).await.unwrap(), None);
     assert!(
         s.requires_token().await.unwrap(),

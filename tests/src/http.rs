@@ -41,9 +41,21 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Answer {
+    request_after(addr, method, path, headers, body, || {})
+}
+
+/// [`request`], calling `sent` once the whole request is written (before the answer).
+pub fn request_after(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    sent: impl FnOnce(),
+) -> Answer {
     let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    exchange(stream, addr, method, path, headers, body)
+    exchange(stream, addr, method, path, headers, body, sent)
 }
 
 /// `GET path` over TCP.
@@ -63,7 +75,7 @@ pub fn unix_request(
     let stream =
         UnixStream::connect(socket).unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
     stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    exchange(stream, "localhost", method, path, headers, body)
+    exchange(stream, "localhost", method, path, headers, body, || {})
 }
 
 /// `GET path` over the local socket.
@@ -78,6 +90,7 @@ fn exchange(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
+    sent: impl FnOnce(),
 ) -> Answer {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -89,6 +102,7 @@ fn exchange(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).expect("write request");
     stream.write_all(body).expect("write body");
+    sent();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read answer");
     parse_answer(&raw)

@@ -25,7 +25,10 @@ pub mod sse;
 pub mod watch;
 
 pub use daemon::{ctl_at, ctl_env, Ctl, Daemon, DaemonBuilder};
-pub use server::{add_user, server_cli, Server, ServerBuilder};
+pub use server::{
+    add_user, check_revocation_reaches_held_pulls, push_task, server_cli, HeldPulls, Server,
+    ServerBuilder,
+};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

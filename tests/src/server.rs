@@ -202,6 +202,133 @@ pub fn add_user(storage: &[&str], name: &str) -> String {
     token
 }
 
+/// Pushes one new task titled `title` straight to the server with `token`; returns the status.
+pub fn push_task(addr: &str, token: &str, title: &str) -> u16 {
+    use tasksync_proto::wire::{content_digest, BatchItem, BatchRequest, Operation, WireTask};
+    use tasksync_proto::Timestamp;
+    let now = Timestamp::now();
+    let task = WireTask {
+        id: uuid::Uuid::now_v7(),
+        title: title.into(),
+        description: None,
+        completed: false,
+        created_at: now,
+        updated_at: now,
+        is_deleted: false,
+        device_id: uuid::Uuid::now_v7(),
+    };
+    let batch = BatchRequest {
+        device_id: task.device_id,
+        client_timestamp: now,
+        items: vec![BatchItem {
+            id: uuid::Uuid::now_v7(),
+            task_id: task.id,
+            operation: Operation::Create,
+            changed_fields: None,
+            data: task,
+            created_at: now,
+            retry_count: 0,
+        }],
+    };
+    let body = serde_json::to_vec(&batch).expect("batch JSON");
+    let bearer = format!("Bearer {token}");
+    let digest = content_digest(&body);
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Digest", &digest),
+    ];
+    http::request(addr, "POST", "/api/batch", &headers, &body).status
+}
+
+/// Live pulls held with `token` (`GET /api/changes?since=CURSOR&wait=60`), each on its own
+/// thread. `open` returns once every request is written: with nothing new after the cursor,
+/// the server holds them.
+pub struct HeldPulls {
+    answers: mpsc::Receiver<http::Answer>,
+    count: usize,
+}
+
+impl HeldPulls {
+    pub fn open(addr: &str, token: &str, since: &str, count: usize) -> HeldPulls {
+        let (tx, answers) = mpsc::channel();
+        let (sent_tx, sent) = mpsc::channel();
+        let path = format!("/api/changes?since={since}&wait=60");
+        for _ in 0..count {
+            let (addr, path, bearer) = (addr.to_string(), path.clone(), format!("Bearer {token}"));
+            let (tx, sent_tx) = (tx.clone(), sent_tx.clone());
+            std::thread::spawn(move || {
+                let headers = [("Authorization", bearer.as_str())];
+                let answer = http::request_after(&addr, "GET", &path, &headers, b"", || {
+                    let _ = sent_tx.send(());
+                });
+                let _ = tx.send(answer);
+            });
+        }
+        for _ in 0..count {
+            sent.recv_timeout(DEADLINE).expect("a held pull sent");
+        }
+        HeldPulls { answers, count }
+    }
+
+    /// Every answer (they asked to be held 60 s; each must come within [`DEADLINE`]).
+    pub fn answers(self) -> Vec<http::Answer> {
+        (0..self.count)
+            .map(|_| {
+                self.answers
+                    .recv_timeout(DEADLINE)
+                    .expect("a held pull answered in time")
+            })
+            .collect()
+    }
+}
+
+/// Rotating the token of a new user `name`, then removing the user, answers every live pull
+/// held on `held_on` with the revoked token 401 within a second or so, and nothing pushed with
+/// the new token (through `push_to`, which may be another process) reaches them.
+pub fn check_revocation_reaches_held_pulls(
+    held_on: &Server,
+    push_to: &Server,
+    storage: &[&str],
+    name: &str,
+) {
+    let statuses =
+        |answers: Vec<http::Answer>| answers.iter().map(|a| a.status).collect::<Vec<_>>();
+    let old = add_user(storage, name);
+    let held = HeldPulls::open(&held_on.addr, &old, "", 3);
+    let (code, new, stderr) = server_cli(&[&["user", "token", name][..], storage].concat());
+    assert_eq!(code, Some(0), "{stderr}");
+    let new = new.trim().to_string();
+    let rotated = std::time::Instant::now();
+    // Pushed with the new token before the server may have noticed the rotation: it wakes
+    // the old token's pulls, which must refuse rather than deliver it.
+    assert_eq!(push_task(&push_to.addr, &new, "after rotation"), 200);
+    assert_eq!(statuses(held.answers()), vec![401; 3]);
+    let took = rotated.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "held pulls answered {took:?} after the rotation"
+    );
+
+    // The new token's pulls are held after the pushed task, then the user is removed.
+    let page = http::request(
+        &held_on.addr,
+        "GET",
+        "/api/changes",
+        &[("Authorization", &format!("Bearer {new}"))],
+        b"",
+    );
+    assert_eq!(page.status, 200);
+    let cursor = page.json()["cursor"].as_str().expect("cursor").to_string();
+    let held = HeldPulls::open(&held_on.addr, &new, &cursor, 2);
+    let (code, _, stderr) = server_cli(&[&["user", "remove", name][..], storage].concat());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        statuses(held.answers()),
+        vec![401; 2],
+        "a removed user's held pulls"
+    );
+}
+
 /// tasksync-server with none of its `TASKSYNC_SERVER_*` variables from the test's environment.
 fn server_command() -> Command {
     let mut command = Command::new(bin("tasksync-server"));

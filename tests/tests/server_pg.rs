@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tasksync_e2e::pg::TestDatabase;
-use tasksync_e2e::{add_user, http, server_cli, subdir, wait_until, Daemon, Server};
+use tasksync_e2e::{
+    add_user, check_revocation_reaches_held_pulls, http, server_cli, subdir, wait_until, Daemon,
+    Server,
+};
 
 /// `taskctl --json sync`, which must succeed: its report.
 fn sync(daemon: &Daemon) -> Value {
@@ -202,6 +205,19 @@ fn a_rotated_or_removed_users_token_gets_401_at_once() {
     let (code, _, stderr) = server_cli(&[&["user", "remove", "dana"][..], &storage].concat());
     assert_ne!(code, Some(0));
     assert!(stderr.contains("no user named dana"), "{stderr}");
+}
+
+#[test]
+fn revoking_a_token_answers_its_held_pulls_401_on_every_process() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let storage = ["--database-url", db.url.as_str()];
+    let dir = tempfile::tempdir().unwrap();
+    let one = Server::start_pg(&subdir(&dir, "one"), &db.url);
+    let two = Server::start_pg(&subdir(&dir, "two"), &db.url);
+    check_revocation_reaches_held_pulls(&one, &one, &storage, "carol");
+    check_revocation_reaches_held_pulls(&two, &one, &storage, "erin");
 }
 
 #[test]

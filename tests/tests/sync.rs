@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use tasksync_e2e::scripted::{accepting, failing_batches, Response, Scripted};
-use tasksync_e2e::{free_port, subdir, Daemon, Server};
+use tasksync_e2e::{check_revocation_reaches_held_pulls, free_port, subdir, Daemon, Server};
 
 #[test]
 fn every_queued_operation_is_processed_and_counted() {
@@ -425,4 +425,13 @@ fn a_refused_token_does_not_make_the_daemon_retry_in_a_loop() {
         queue[0]["retry_count"], 0,
         "a refused token counts no attempt"
     );
+}
+
+#[test]
+fn revoking_a_token_answers_its_held_pulls_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let db = dir.path().join("server.db");
+    let storage = ["--db", db.to_str().unwrap()];
+    check_revocation_reaches_held_pulls(&server, &server, &storage, "carol");
 }

@@ -125,6 +125,10 @@ pub trait Storage: Send + Sync {
     /// Deletes the user with all its tasks and op ids; false when there is no such user.
     fn remove_user(&self, name: &str) -> BoxFuture<'_, Result<bool>>;
 
+    /// A number that changes whenever a token is replaced or a user removed (by any process),
+    /// so that open requests can check their token again.
+    fn credentials_version(&self) -> BoxFuture<'_, Result<i64>>;
+
     /// Every user, by name.
     fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserInfo>>>;
 
@@ -173,6 +177,10 @@ pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Storage>> {
         StorageConfig::Postgres { url } => Ok(Arc::new(postgres::Postgres::open(url).await?)),
     }
 }
+
+/// The `settings` row whose value [`Storage::credentials_version`] reads; `set_token` and
+/// `remove_user` bump it in their transaction.
+pub(crate) const CREDENTIALS_VERSION: &str = "credentials_version";
 
 /// The recorded answer of op id `op_id` from its stored columns.
 pub(crate) fn decode_answer(

@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use super::{
     BatchInput, BatchOutcome, BoxFuture, ChangesPage, Result, Storage, StorageError, TokenOwner,
-    UserId, UserInfo,
+    UserId, UserInfo, CREDENTIALS_VERSION,
 };
 use crate::batch::{self, RecordedAnswer};
 use crate::notify::Notifier;
@@ -41,8 +41,11 @@ use crate::notify::Notifier;
 const SCHEMA_VERSION: i64 = 1;
 /// Connections per process.
 pub const POOL_SIZE: usize = 16;
-/// The `NOTIFY` channel of committed changes; the payload is the user id.
+/// The `NOTIFY` channel of committed changes; the payload is the user id, or
+/// [`CREDENTIALS_PAYLOAD`].
 const CHANNEL: &str = "tasksync_changes";
+/// The payload that says a token was rotated or a user removed.
+const CREDENTIALS_PAYLOAD: &str = "credentials";
 /// Advisory lock key held while migrating.
 const MIGRATION_LOCK: i64 = 0x7461_736b_7379_6e63;
 /// How long a request waits for a connection, or a connection for the server.
@@ -545,14 +548,42 @@ impl Storage for Postgres {
     fn set_token(&self, name: &str, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<bool>> {
         let name = name.to_owned();
         Box::pin(async move {
-            let client = self.pool.get().await?;
-            Ok(client
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            let changed = tx
                 .execute(
                     "UPDATE users SET token_sha256 = $2 WHERE name = $1",
                     &[&name, &&token_sha256[..]],
                 )
                 .await?
-                > 0)
+                > 0;
+            if changed {
+                bump_credentials_version(&tx).await?;
+            }
+            tx.commit().await?;
+            if changed {
+                announce_credentials(&client).await;
+            }
+            Ok(changed)
+        })
+    }
+
+    fn credentials_version(&self) -> BoxFuture<'_, Result<i64>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let row = client
+                .query_opt(
+                    "SELECT value FROM settings WHERE name = $1",
+                    &[&CREDENTIALS_VERSION],
+                )
+                .await?;
+            row.map_or(Ok(0), |row| {
+                row.get::<_, String>(0).parse().map_err(|_| {
+                    StorageError::Internal(format!(
+                        "corrupt row in settings: {CREDENTIALS_VERSION}"
+                    ))
+                })
+            })
         })
     }
 
@@ -574,7 +605,9 @@ impl Storage for Postgres {
                 .await?;
             tx.execute("DELETE FROM users WHERE id = $1", &[&id])
                 .await?;
+            bump_credentials_version(&tx).await?;
             tx.commit().await?;
+            announce_credentials(&client).await;
             Ok(true)
         })
     }
@@ -696,6 +729,31 @@ impl Storage for Postgres {
     }
 }
 
+/// Moves the credentials version on (see [`Storage::credentials_version`]).
+async fn bump_credentials_version(tx: &tokio_postgres::Transaction<'_>) -> Result<()> {
+    tx.execute(
+        "INSERT INTO settings (name, value) VALUES ($1, '1') \
+         ON CONFLICT (name) DO UPDATE SET value = (settings.value::bigint + 1)::text",
+        &[&CREDENTIALS_VERSION],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Tells every process at once that credentials changed (their polls would notice within
+/// [`crate::notify::CREDENTIALS_POLL`] anyway).
+async fn announce_credentials(client: &tokio_postgres::Client) {
+    if let Err(error) = client
+        .execute(
+            "SELECT pg_notify($1, $2)",
+            &[&CHANNEL, &CREDENTIALS_PAYLOAD],
+        )
+        .await
+    {
+        tracing::debug!("NOTIFY of a credentials change failed: {error}");
+    }
+}
+
 /// Listens on [`CHANNEL`] until the connection ends, waking the user of each notification.
 async fn listen(
     config: &tokio_postgres::Config,
@@ -706,7 +764,9 @@ async fn listen(
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                 Some(Ok(AsyncMessage::Notification(note))) => {
-                    if let Ok(user) = note.payload().parse::<UserId>() {
+                    if note.payload() == CREDENTIALS_PAYLOAD {
+                        notifier.credentials_changed();
+                    } else if let Ok(user) = note.payload().parse::<UserId>() {
                         notifier.notify(user);
                     }
                 }

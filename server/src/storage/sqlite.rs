@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::{
     BatchInput, BatchOutcome, BoxFuture, ChangesPage, Result, Storage, StorageError, TokenOwner,
-    UserId, UserInfo,
+    UserId, UserInfo, CREDENTIALS_VERSION,
 };
 use crate::batch::{self, RecordedAnswer};
 use crate::config::Durability;
@@ -321,10 +321,29 @@ impl Storage for Sqlite {
     fn set_token(&self, name: &str, token_sha256: [u8; 32]) -> BoxFuture<'_, Result<bool>> {
         let name = name.to_owned();
         self.write(move |conn| {
-            Ok(conn.execute(
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let changed = tx.execute(
                 "UPDATE users SET token_sha256 = ?2 WHERE name = ?1",
                 rusqlite::params![name, &token_sha256[..]],
-            )? > 0)
+            )? > 0;
+            if changed {
+                bump_credentials_version(&tx)?;
+            }
+            tx.commit()?;
+            Ok(changed)
+        })
+    }
+
+    fn credentials_version(&self) -> BoxFuture<'_, Result<i64>> {
+        self.read(|conn| {
+            let value: Option<String> = conn
+                .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+                .query_row([CREDENTIALS_VERSION], |r| r.get(0))
+                .optional()?;
+            value.map_or(Ok(0), |v| {
+                v.parse()
+                    .map_err(|_| corrupt("settings", CREDENTIALS_VERSION))
+            })
         })
     }
 
@@ -343,6 +362,7 @@ impl Storage for Sqlite {
             tx.execute("DELETE FROM tasks WHERE user_id = ?1", [id])?;
             tx.execute("DELETE FROM applied_ops WHERE user_id = ?1", [id])?;
             tx.execute("DELETE FROM users WHERE id = ?1", [id])?;
+            bump_credentials_version(&tx)?;
             tx.commit()?;
             Ok(true)
         })
@@ -587,6 +607,16 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Moves the credentials version on (see [`Storage::credentials_version`]).
+fn bump_credentials_version(conn: &Connection) -> Result<()> {
+    conn.execute(
+        "INSERT INTO settings (name, value) VALUES (?1, '1') \
+         ON CONFLICT (name) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [CREDENTIALS_VERSION],
+    )?;
     Ok(())
 }
 
