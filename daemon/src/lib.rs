@@ -9,7 +9,6 @@ pub(crate) mod ipc;
 mod run;
 pub(crate) mod service;
 pub(crate) mod setup;
-pub(crate) mod slots;
 pub(crate) mod store;
 pub(crate) mod sync;
 

@@ -77,13 +77,17 @@ fn init_logging(filter: &str) -> LogHandle {
     handle
 }
 
+/// Open files wanted: both connection caps (socket 1,024, TCP 256), plus the database, the
+/// listeners and some slack.
+const OPEN_FILES_WANTED: u64 = 4096;
+
 async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(), SetupError> {
     let db = settings.values.db.clone();
     let socket = settings.values.socket.clone();
     let http_settings = settings.http_settings()?;
     let holder = format!("pid {}, socket {}", std::process::id(), socket.display());
     let mut signals = Signals::register().map_err(SetupError::Signals)?;
-    crate::service::fds::raise_limit();
+    tasksync_http::fds::raise_open_file_limit(OPEN_FILES_WANTED);
 
     create_private_database(&db)?;
     let _db_lock = InstanceLock::acquire(&lock_path_for(&db), &holder)?;

@@ -445,9 +445,10 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        tokio::spawn(crate::server::serve(listener, state.clone(), async move {
+        let serving = crate::server::serve(listener, state.clone(), 64, async move {
             let _ = stopped.await;
-        }));
+        });
+        tokio::spawn(serving);
         (dir, store, state, addr, stop)
     }
 

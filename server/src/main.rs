@@ -64,7 +64,14 @@ async fn open(config: &Config) -> Result<Arc<dyn Storage>, String> {
 
 async fn run(config: Config) -> Result<(), String> {
     tracing::debug!(?config, "starting");
-    raise_fd_limit();
+    // Every waiting live pull holds a socket: the common soft default (1,024 files) is
+    // reached long before memory or CPU are.
+    let open_files = tasksync_http::fds::raise_open_file_limit(u64::MAX);
+    let max_connections = tasksync_http::fds::connection_cap(
+        open_files,
+        server::RESERVED_FILES,
+        server::MAX_CONNECTIONS,
+    );
     let storage = open(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -90,33 +97,10 @@ async fn run(config: Config) -> Result<(), String> {
         single_user_token = config.token.is_some(),
         "serving"
     );
-    server::serve(listener, state, shutdown::signal()).await;
+    tracing::debug!(max_connections, "connection cap");
+    server::serve(listener, state, max_connections, shutdown::signal()).await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Lifts the soft open-file limit to the hard one: every waiting live pull holds a socket,
-/// and the common soft default (1,024) is reached long before memory or CPU are.
-fn raise_fd_limit() {
-    #[cfg(unix)]
-    {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
-        let raised = unsafe {
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
-                && limit.rlim_cur < limit.rlim_max
-                && {
-                    limit.rlim_cur = limit.rlim_max;
-                    libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
-                }
-        };
-        if raised {
-            tracing::debug!(open_files = limit.rlim_cur, "raised the open-file limit");
-        }
-    }
 }
 
 /// Forgets op ids older than the retention, now and every hour.

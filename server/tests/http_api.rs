@@ -796,3 +796,32 @@ async fn health_names_the_storage_and_needs_no_token() {
 fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).expect("JSON of the expected shape")
 }
+
+/// More idle connections than the server's open-file limit allows: the idlest (head-less)
+/// ones are closed for newcomers, so health checks and devices are still served, and a live
+/// pull held from before the flood is not among those closed.
+#[test]
+fn a_flood_of_idle_connections_does_not_lock_out_health_checks_or_devices() {
+    use std::net::TcpStream;
+    use tasksync_e2e::{http, push_task, HeldPulls};
+    let dir = tempfile::tempdir().unwrap();
+    let server = tasksync_e2e::Server::builder(dir.path())
+        .token("secret")
+        .open_file_limit(256)
+        .start();
+    let held = HeldPulls::open(&server.addr, "secret", "", 1);
+    let flood: Vec<TcpStream> = (0..400)
+        .map(|_| TcpStream::connect(&server.addr).expect("connect"))
+        .collect();
+    for _ in 0..5 {
+        assert_eq!(http::get(&server.addr, "/api/health").status, 200);
+    }
+    assert_eq!(push_task(&server.addr, "secret", "during a flood"), 200);
+    let answers = held.answers();
+    assert_eq!(
+        answers[0].status, 200,
+        "the held pull was answered, not closed"
+    );
+    assert_eq!(answers[0].json()["changes"][0]["title"], "during a flood");
+    drop(flood);
+}

@@ -16,6 +16,7 @@ pub struct ServerBuilder {
     storage: Vec<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    open_files: Option<u64>,
 }
 
 impl ServerBuilder {
@@ -47,6 +48,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Starts the server with both its open-file limits (soft and hard) at `limit`.
+    pub fn open_file_limit(mut self, limit: u64) -> ServerBuilder {
+        self.open_files = Some(limit);
+        self
+    }
+
     /// Starts the server and waits for the address it prints; its log is `dir/server.log`.
     pub fn start(self) -> Server {
         let log = self.dir.join("server.log");
@@ -55,7 +62,25 @@ impl ServerBuilder {
             .append(true)
             .open(&log)
             .expect("log");
-        let mut child = server_command()
+        let mut command = server_command();
+        if let Some(limit) = self.open_files {
+            use std::os::unix::process::CommandExt as _;
+            let limit = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            // SAFETY: setrlimit is async-signal-safe and only reads the struct passed to it.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command
             .arg("--listen")
             .arg(&self.listen)
             .args(&self.storage)
@@ -107,6 +132,7 @@ impl Server {
             storage: vec!["--db".into(), db.to_string_lossy().into_owned()],
             args: Vec::new(),
             env: Vec::new(),
+            open_files: None,
         }
     }
 

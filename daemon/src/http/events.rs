@@ -28,7 +28,7 @@ use tasksync_http::{ApiError, Body, HttpResponse};
 use super::status;
 use crate::app::App;
 use crate::service::shutdown::Shutdown;
-use crate::slots::Activity;
+use tasksync_http::slots::Activity;
 
 /// Events kept for clients that reconnect with `Last-Event-ID`.
 pub(crate) const BUFFER: usize = 4096;

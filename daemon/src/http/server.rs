@@ -32,7 +32,7 @@ use super::routes::Route;
 use super::{events, status, tasks};
 use crate::app::App;
 use crate::service::shutdown::Shutdown;
-use crate::slots::{Activity, Slots, Tracked};
+use tasksync_http::slots::{Activity, Slots, Tracked};
 
 /// How long shutdown waits for requests in hand.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);

@@ -23,7 +23,7 @@ use super::sniff::{first_byte, Dialect};
 use crate::app::{snapshot, App};
 use crate::http::server::Api;
 use crate::service::shutdown::Shutdown;
-use crate::slots::{Slot, Tracked};
+use tasksync_http::slots::{Slot, Tracked};
 
 /// How long a client has after connecting to send its first byte, and then to say Hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -13,7 +13,7 @@ use super::connection;
 use crate::app::App;
 use crate::http::server::Api;
 use crate::service::shutdown::Shutdown;
-use crate::slots::Slots;
+use tasksync_http::slots::Slots;
 
 /// Connections served at once; past it the idlest open connection is closed for a new one.
 const MAX_CONNECTIONS: usize = 1024;

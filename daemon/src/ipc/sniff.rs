@@ -4,7 +4,7 @@
 //! first byte is 0. An HTTP/1.1 request starts with its method, an upper-case ASCII word. So
 //! an upper-case letter means HTTP and anything else postcard (where a non-zero first byte
 //! is a frame error the client is told about). Only this byte is read ahead;
-//! `crate::slots::Tracked::unread` hands it back to whichever dialect serves the connection.
+//! `tasksync_http::slots::Tracked::unread` hands it back to whichever dialect serves the connection.
 //!
 //! Nothing here depends on the stream type, so a Unix socket and a named pipe are served alike.
 

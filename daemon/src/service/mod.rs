@@ -5,7 +5,6 @@
 //! the one place that says so. Elsewhere they are no-ops, so `run.rs` has no platform
 //! switches of its own.
 
-pub(crate) mod fds;
 pub(crate) mod lock;
 pub(crate) mod shutdown;
 

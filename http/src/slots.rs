@@ -1,15 +1,17 @@
-//! Connection slots: a cap on open connections that never locks a well-behaved client out
-//! (DESIGN.md section 7, "connection limits").
+//! Connection slots: a cap on open connections that never locks a well-behaved client out.
+//! The daemon's socket and TCP API and the sync server each keep one.
 //!
-//! Every connection takes a slot. When all are taken, the next connection still gets in: the
-//! idlest open connection is evicted to make room. Connections that are busy (a request in
-//! hand, an event stream) go last, so a flood of silent connections can only evict its own
-//! kind. Activity is noted by [`Tracked`], which wraps the connection's stream.
+//! Every connection takes a slot. When all are taken, the next connection still gets in: an
+//! open connection is evicted to make room, chosen in this order: idle ones that never sent
+//! a complete request first, then idle ones that did, then busy ones (a request in hand, an
+//! event stream, a held live pull); the idlest of its kind. So a flood of silent or
+//! head-less connections can only evict its own kind. Activity is noted by [`Tracked`],
+//! which wraps the connection's stream.
 
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -18,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
 /// The open connections of one listener.
-pub(crate) struct Slots {
+pub struct Slots {
     max: usize,
     epoch: Instant,
     next_id: AtomicU64,
@@ -26,12 +28,14 @@ pub(crate) struct Slots {
 }
 
 /// What a connection's slot knows about it.
-pub(crate) struct Activity {
+pub struct Activity {
     epoch: Instant,
     /// Microseconds from the epoch to the last byte read or written.
     last: AtomicU64,
     /// Requests or streams in hand.
     busy: AtomicUsize,
+    /// Whether a complete request ever arrived (head-less connections are evicted first).
+    served: AtomicBool,
     evict: Notify,
 }
 
@@ -42,19 +46,20 @@ impl Activity {
     }
 
     /// Asks the connection's task to close it (as an eviction does).
-    pub(crate) fn close(&self) {
+    pub fn close(&self) {
         self.evict.notify_one();
     }
 
     /// Marks the connection busy until the guard drops.
-    pub(crate) fn busy(self: &Arc<Self>) -> BusyGuard {
+    pub fn busy(self: &Arc<Self>) -> BusyGuard {
         self.busy.fetch_add(1, Ordering::Relaxed);
+        self.served.store(true, Ordering::Relaxed);
         BusyGuard(self.clone())
     }
 }
 
 /// See [`Activity::busy`].
-pub(crate) struct BusyGuard(Arc<Activity>);
+pub struct BusyGuard(Arc<Activity>);
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
@@ -64,14 +69,14 @@ impl Drop for BusyGuard {
 }
 
 /// A connection's slot; dropping it frees the slot.
-pub(crate) struct Slot {
+pub struct Slot {
     slots: Arc<Slots>,
     id: u64,
     activity: Arc<Activity>,
 }
 
 impl Slots {
-    pub(crate) fn new(max: usize) -> Arc<Slots> {
+    pub fn new(max: usize) -> Arc<Slots> {
         Arc::new(Slots {
             max: max.max(1),
             epoch: Instant::now(),
@@ -82,11 +87,12 @@ impl Slots {
 
     /// A slot for a new connection, evicting the idlest open one if all are taken. Returns
     /// whether one was evicted.
-    pub(crate) fn admit(self: &Arc<Self>) -> (Slot, bool) {
+    pub fn admit(self: &Arc<Self>) -> (Slot, bool) {
         let activity = Arc::new(Activity {
             epoch: self.epoch,
             last: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
             evict: Notify::new(),
         });
         activity.touch();
@@ -98,7 +104,8 @@ impl Slots {
                 .iter()
                 .min_by_key(|(_, a)| {
                     let busy = a.busy.load(Ordering::Relaxed) > 0;
-                    (busy, a.last.load(Ordering::Relaxed))
+                    let served = a.served.load(Ordering::Relaxed);
+                    (busy, served, a.last.load(Ordering::Relaxed))
                 })
                 .map(|(id, _)| *id);
             if let Some(victim) = idlest.and_then(|id| open.remove(&id)) {
@@ -125,12 +132,12 @@ impl Slots {
 }
 
 impl Slot {
-    pub(crate) fn activity(&self) -> &Arc<Activity> {
+    pub fn activity(&self) -> &Arc<Activity> {
         &self.activity
     }
 
     /// Resolves when this connection was evicted to make room for a new one.
-    pub(crate) async fn evicted(&self) {
+    pub async fn evicted(&self) {
         self.activity.evict.notified().await;
     }
 }
@@ -144,14 +151,14 @@ impl Drop for Slot {
 
 /// A connection's stream: notes every read and write in its slot's [`Activity`], and can
 /// put back a byte that was read ahead (to tell the dialect).
-pub(crate) struct Tracked<S> {
+pub struct Tracked<S> {
     inner: S,
     activity: Arc<Activity>,
     unread: Option<u8>,
 }
 
 impl<S> Tracked<S> {
-    pub(crate) fn new(inner: S, activity: Arc<Activity>) -> Self {
+    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
         Tracked {
             inner,
             activity,
@@ -160,7 +167,7 @@ impl<S> Tracked<S> {
     }
 
     /// Puts `byte` back: the next read returns it first.
-    pub(crate) fn unread(mut self, byte: u8) -> Self {
+    pub fn unread(mut self, byte: u8) -> Self {
         self.unread = Some(byte);
         self
     }
@@ -262,6 +269,27 @@ mod tests {
         let mut line = [0u8; 5];
         stream.read_exact(&mut line).await.unwrap();
         assert_eq!(&line, b"GET /");
+    }
+
+    #[tokio::test]
+    async fn head_less_connections_go_before_those_that_sent_a_request() {
+        let slots = Slots::new(2);
+        let (served, _) = slots.admit();
+        drop(served.activity().busy());
+        std::thread::sleep(Duration::from_millis(2));
+        let (silent, _) = slots.admit();
+        // The silent one is newer, so less idle; it still goes first.
+        let (_newcomer, evicted) = slots.admit();
+        assert!(evicted);
+        tokio::time::timeout(Duration::from_secs(1), silent.evicted())
+            .await
+            .expect("the head-less connection is evicted");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), served.evicted())
+                .await
+                .is_err(),
+            "the connection that sent a request stays"
+        );
     }
 
     #[tokio::test]
