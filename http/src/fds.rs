@@ -9,6 +9,7 @@
 /// Raises the soft limit on open files to `wanted` (or the hard limit, if lower) and returns
 /// the soft limit in force afterwards (`None` where there is no such limit: Windows).
 #[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 here, but 32 bits on some targets
 pub fn raise_open_file_limit(wanted: u64) -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

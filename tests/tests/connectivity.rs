@@ -196,3 +196,36 @@ fn a_burst_of_creates_while_online_shares_batches() {
     );
     wait_until("the queue to empty", || daemon.status()["pending"] == 0);
 }
+
+/// With default settings, a server back after a longer outage (which used to stretch probes
+/// to 30 s) is found within seconds: probes keep going out every 2 to 3 s.
+#[test]
+fn a_restarted_server_is_found_within_seconds_even_after_a_long_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&subdir(&dir, "server"));
+    let address = server.addr.clone();
+    let daemon = Daemon::builder(&subdir(&dir, "device"))
+        .server(&server.url())
+        .start();
+    daemon.wait_for_state("online");
+    server.stop();
+    daemon.wait_for_state("offline");
+    // Four failed probes: a doubling backoff (1, 2, 4, 8 s) would now wait 16 s or more.
+    let mut probes = std::collections::HashSet::new();
+    wait_until("four probes to fail", || {
+        if let Some(at) = daemon.status()["next_probe_at"].as_str() {
+            probes.insert(at.to_string());
+        }
+        probes.len() >= 5
+    });
+    let _back = Server::builder(&subdir(&dir, "server"))
+        .listen(&address)
+        .start();
+    let restarted = std::time::Instant::now();
+    daemon.wait_for_state("online");
+    let took = restarted.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "online {took:?} after the server came back"
+    );
+}

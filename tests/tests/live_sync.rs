@@ -414,3 +414,70 @@ fn one_invalid_pulled_task_is_skipped_and_does_not_stop_the_pull() {
     // The next pull starts after the page: nothing is stuck.
     assert_eq!(daemon.ctl(&["sync"]).code(), 0);
 }
+
+#[test]
+fn a_huge_error_from_a_busy_server_is_cut_and_status_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = format!("\u{1b}[31m{}", "x".repeat(2 * 1024 * 1024));
+    let server = Scripted::start(move |request: &tasksync_e2e::scripted::Request| {
+        match request.path.as_str() {
+            "/api/batch" => error(503, &huge, request),
+            _ => accepting(|_| None)(request),
+        }
+    });
+    let daemon = device(&dir, "device", &server.url(), &["--manual-sync"]);
+    daemon.add_id("waits");
+    let run = daemon.ctl(&["--json", "sync"]);
+    assert_ne!(run.code(), 0);
+    let report: Value = serde_json::from_str(&run.stdout()).expect("a JSON report");
+    let error = report["errors"][0].as_str().expect("an error").to_string();
+    assert!(error.len() < 1_000, "{} bytes", error.len());
+    assert!(!error.contains('\u{1b}'), "control characters are escaped");
+    let status = daemon.status();
+    let last = status["last_error"].as_str().expect("last_error");
+    assert!(last.len() < 1_000 && last.contains("503"), "{last:.200}");
+    let answer = http::unix_get(&daemon.socket, "/api/status");
+    assert_eq!(answer.status, 200);
+    assert!(answer.body.len() < 10_000, "{} bytes", answer.body.len());
+}
+
+#[test]
+fn a_pulled_entry_with_a_non_uuid_id_is_skipped_and_the_cursor_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = |id: &str| {
+        json!({
+            "id": id, "title": "t", "description": null, "completed": false,
+            "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z",
+            "is_deleted": false, "device_id": "01a22f00-0000-7000-8000-0000000000dd"
+        })
+    };
+    let good = "01a22f00-0000-7000-8000-000000000003";
+    let (bad, fine) = (entry("not-a-uuid"), entry(good));
+    let server = Scripted::start(move |request: &tasksync_e2e::scripted::Request| {
+        match request.path.as_str() {
+            "/api/changes" if request.query.contains("since=7") => Response {
+                status: 200,
+                body: json!({"changes": [], "cursor": "7", "has_more": false}),
+            },
+            "/api/changes" => Response {
+                status: 200,
+                body: json!({"changes": [bad.clone(), fine.clone()], "cursor": "7", "has_more": false}),
+            },
+            _ => accepting(|_| None)(request),
+        }
+    });
+    let daemon = device(&dir, "device", &server.url(), &["--manual-sync"]);
+    let run = daemon.ctl(&["--json", "sync"]);
+    assert_eq!(run.code(), 0, "{} {}", run.stdout(), run.stderr());
+    assert_eq!(run.json()["pulled_items"], 1);
+    assert!(daemon.task(good).is_some());
+    // The next pull asks from after the page.
+    assert_eq!(daemon.ctl(&["sync"]).code(), 0);
+    let last = server
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.starts_with("/api/changes"))
+        .expect("a pull");
+    assert!(last.query.contains("since=7"), "{}", last.query);
+}

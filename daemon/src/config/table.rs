@@ -65,8 +65,8 @@ settings! {
     request_timeout_ms: u64 = ms(|d| d.request_timeout), "--request-timeout-ms",
         "TASKSYNC_REQUEST_TIMEOUT_MS", "REQUEST_TIMEOUT_MS", range: Some(1..=MAX_MS);
 
-    /// While offline, the longest wait between probes, in milliseconds (the first waits 1 s,
-    /// doubling)
+    /// While offline, the longest wait between probes, in milliseconds, before a jitter of up
+    /// to half of it (the first waits 2 s, doubling)
     probe_max_ms: u64 = ms(|d| d.probe.max),
         "--probe-max-ms", "TASKSYNC_PROBE_MAX_MS", "PROBE_MAX_MS", range: Some(1..=MAX_MS);
 

@@ -127,7 +127,7 @@ impl SyncClient {
             timeout += wait;
         }
         let answer = self.send(Method::GET, &path, None, timeout).await?;
-        parse(&answer)
+        parse_changes(&answer)
     }
 
     /// Sends one request and returns the body of a 2xx answer.
@@ -183,9 +183,10 @@ impl SyncClient {
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(SyncError::Unauthorized(status.as_u16()));
         }
-        let message = serde_json::from_slice::<ErrorBody>(&bytes)
-            .map(|body| body.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+        let message = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => server_text(&body.error),
+            Err(_) => server_text(&String::from_utf8_lossy(&bytes[..bytes.len().min(4096)])),
+        };
         Err(match status.as_u16() {
             413 => SyncError::TooLarge,
             status @ (408 | 429 | 502 | 503 | 504) => SyncError::Busy {
@@ -264,7 +265,64 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientSetu
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SyncError> {
-    serde_json::from_slice(bytes).map_err(|e| SyncError::BadAnswer(e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| SyncError::BadAnswer(server_text(&e.to_string())))
+}
+
+/// A page of changes as sent, each entry still unparsed.
+#[derive(serde::Deserialize)]
+struct RawChanges {
+    changes: Vec<Box<serde_json::value::RawValue>>,
+    cursor: String,
+    has_more: bool,
+}
+
+/// Parses a page of changes entry by entry: an entry that is not a task (a non-UUID id, a
+/// missing field) is logged and skipped, and the rest of the page and its cursor still count,
+/// so one bad row on the server cannot stop every later pull.
+fn parse_changes(bytes: &[u8]) -> Result<ChangesResponse, SyncError> {
+    let raw: RawChanges = parse(bytes)?;
+    let changes = raw
+        .changes
+        .iter()
+        .filter_map(|entry| match serde_json::from_str(entry.get()) {
+            Ok(task) => Some(task),
+            Err(e) => {
+                tracing::warn!(
+                    "skipping a pulled entry that is not a task ({}): {}",
+                    server_text(&e.to_string()),
+                    server_text(entry.get())
+                );
+                None
+            }
+        })
+        .collect();
+    Ok(ChangesResponse {
+        changes,
+        cursor: raw.cursor,
+        has_more: raw.has_more,
+    })
+}
+
+/// Most characters of a server's text (an error body, an item error) the daemon keeps.
+pub(crate) const MAX_SERVER_TEXT: usize = 500;
+
+/// A text from the server as the daemon may keep and show it: control characters escaped,
+/// cut to [`MAX_SERVER_TEXT`] characters (marked with `…`). No server can make status,
+/// events or frames large, or put terminal escapes in them.
+pub(crate) fn server_text(text: &str) -> String {
+    let mut out = String::new();
+    for (count, c) in text.chars().enumerate() {
+        if count == MAX_SERVER_TEXT {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The most telling part of a client error: hyper wraps the OS error several levels deep.
@@ -345,6 +403,36 @@ mod tests {
         assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
+    fn server_text_is_escaped_and_cut() {
+        assert_eq!(server_text("disk full"), "disk full");
+        assert_eq!(server_text("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\n");
+        let long = server_text(&"x".repeat(2 * 1024 * 1024));
+        assert_eq!(long.chars().count(), MAX_SERVER_TEXT + 1);
+        assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn a_pulled_entry_that_is_not_a_task_is_skipped_and_the_cursor_moves() {
+        let good = serde_json::json!({
+            "id": "0193a4f2-0000-7000-8000-000000000001", "title": "ok", "description": null,
+            "completed": false, "created_at": "2026-01-01T00:00:00.000Z",
+            "updated_at": "2026-01-01T00:00:00.000Z", "is_deleted": false,
+            "device_id": "0193a4f2-0000-7000-8000-000000000002"
+        });
+        let mut bad = good.clone();
+        bad["id"] = "not-a-uuid".into();
+        let body = serde_json::json!({"changes": [bad, good, 7], "cursor": "9", "has_more": false});
+        let page = parse_changes(&serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!(page.changes.len(), 1);
+        assert_eq!(page.changes[0].title, "ok");
+        assert_eq!(page.cursor, "9");
+        assert!(matches!(
+            parse_changes(b"{\"changes\": 5}"),
+            Err(SyncError::BadAnswer(_))
+        ));
     }
 
     #[test]

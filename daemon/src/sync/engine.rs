@@ -3,10 +3,16 @@
 //!
 //! - Offline: probes `GET /api/health` on the monitor's backoff schedule (and soon after a
 //!   network change); when the server answers, flushes the whole queue and pulls at once.
-//! - Online: flushes shortly after local changes (a debounce, so bursts share batches),
-//!   retries operations when their delay is over, keeps a live pull (`wait`) open so other
-//!   devices' changes arrive at once, and pulls every `pull_interval` as a fallback. A live
-//!   pull that fails to connect is how the engine first notices the server went away.
+//! - Online: flushes at once after the first local change of a quiet spell, and once per
+//!   debounce window while changes keep coming (so bursts share batches); retries operations
+//!   when their delay is over; keeps a live pull (`wait`) open so other devices' changes
+//!   arrive at once; and pulls every `pull_interval` as a fallback. A live pull that fails to
+//!   connect is how the engine first notices the server went away.
+//! - Whatever the server does, pulls stay paced (`super::pace`): a live answer that comes
+//!   back at once without moving the cursor forward backs live pulls off, a cursor that goes
+//!   backwards or comes back is a bad answer, quick live answers are budgeted to about one a
+//!   second, and a pull that pages on is continued by later rounds, after a backoff when its
+//!   pages brought nothing new, so local changes are pushed in between.
 //! - Busy server (408, 429, 502, 503, 504): nothing counts against the queue; the next
 //!   round waits for `Retry-After` (capped) or a growing backoff.
 //! - Unauthorized: the server refuses our token; one round per pull interval checks again.
@@ -27,6 +33,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::client::{ClientSetupError, SyncClient, SyncError};
+use super::pace::{movement, CursorCheck, LiveBudget, Movement, LIVE_TOO_QUICK};
 use super::round::{lock, read_cursor, store_page, InFlight, Mode, Outcome, Round, PULL_PAGE};
 use super::settings::SyncSettings;
 use super::transport::{check_changes, Transport};
@@ -41,9 +48,13 @@ pub(crate) type Connect = Arc<
     dyn Fn(&SyncSettings) -> Result<Option<Arc<dyn Transport>>, ClientSetupError> + Send + Sync,
 >;
 
-/// A live pull that answers empty this much faster than the wait it asked for did not wait:
-/// an older server, or a proxy that cuts requests short.
-const LIVE_TOO_QUICK: Duration = Duration::from_millis(500);
+/// Live cursors remembered to notice a server that sends them back (A, B, A, ...).
+const RECENT_CURSORS: usize = 16;
+/// The backoff of a pull that goes on without news (see `Engine::continue_pull_after`).
+const CONTINUE_PULL_MIN: Duration = Duration::from_millis(250);
+const CONTINUE_PULL_MAX: Duration = Duration::from_secs(5);
+/// Quick live answers in a row without news before the log says the server does not wait.
+const QUICK_STREAK_TO_LOG: u32 = 3;
 
 enum Request {
     /// Run a round now (resending operations that wait out a retry delay) and report.
@@ -184,6 +195,10 @@ pub(crate) fn spawn_with(
         live: None,
         live_paused_until: None,
         live_streak: 0,
+        live_budget: LiveBudget::new(Instant::now()),
+        live_cursors: std::collections::VecDeque::new(),
+        more_streak: 0,
+        last_flush: None,
         pulls: 0,
     };
     tokio::spawn(engine.run(receiver, shutdown));
@@ -239,6 +254,14 @@ struct Engine {
     live_paused_until: Option<Instant>,
     /// Live pulls in a row that did not wait or failed.
     live_streak: u32,
+    /// The budget of live pulls that come back at once.
+    live_budget: LiveBudget,
+    /// The latest cursors live pulls brought.
+    live_cursors: std::collections::VecDeque<String>,
+    /// Rounds in a row whose pull stopped with more to come and nothing new.
+    more_streak: u32,
+    /// When the last flush of local changes started (the debounce window runs from there).
+    last_flush: Option<Instant>,
     /// Pulls stored by rounds so far.
     pulls: u64,
 }
@@ -265,7 +288,7 @@ impl Engine {
                 },
                 _ = events.local_changed(), if self.transport.is_some() && self.settings.automatic => {
                     if self.monitor.state() == Connectivity::Online && self.flush_due.is_none() {
-                        self.flush_due = Some(Instant::now() + self.settings.flush_debounce);
+                        self.flush_due = Some(self.next_flush(Instant::now()));
                     }
                 }
                 answer = live_answer(&mut self.live) => tokio::select! {
@@ -316,6 +339,7 @@ impl Engine {
                     );
                 }
                 self.monitor = Monitor::new(transport.is_some(), new.probe, Instant::now());
+                self.live_cursors.clear();
                 self.flush_due = None;
                 self.pull_due = None;
                 self.retry_due = None;
@@ -330,6 +354,16 @@ impl Engine {
         self.monitor.set_policy(new.probe);
         self.settings = new;
         self.publish_connectivity();
+    }
+
+    /// When a local change made at `now` is flushed: at once after a quiet spell (the
+    /// leading edge), else when the debounce window of the last flush closes, so changes that
+    /// follow one another share a batch.
+    fn next_flush(&self, now: Instant) -> Instant {
+        match self.last_flush {
+            Some(last) => now.max(last + self.settings.flush_debounce),
+            None => now,
+        }
     }
 
     /// The earliest moment something is due.
@@ -431,7 +465,9 @@ impl Engine {
         let Some(transport) = &self.transport else {
             return Outcome::default();
         };
-        self.flush_due = None;
+        if self.flush_due.take().is_some() {
+            self.last_flush = Some(Instant::now());
+        }
         let round = self.round_with(transport);
         let outcome = round.run(mode).await;
         if mode.pull {
@@ -453,6 +489,11 @@ impl Engine {
         let now = Instant::now();
         if mode.pull && outcome.reached {
             self.pull_due = Some(now + self.settings.pull_interval);
+        }
+        if let Some(news) = outcome.more_to_pull {
+            self.pull_due = Some(now + self.continue_pull_after(news));
+        } else if mode.pull && outcome.reached {
+            self.more_streak = 0;
         }
         self.retry_due = match self.store.next_retry_at() {
             Ok(Some(at)) => Some(now + until(at, self.store.now())),
@@ -496,6 +537,19 @@ impl Engine {
         outcome
     }
 
+    /// How long before a pull that stopped with more to come goes on: at once if its last
+    /// slice changed stored tasks, else after a backoff from 250 ms doubling to 5 s, so a
+    /// server that pages on forever without news costs a slice every few seconds.
+    fn continue_pull_after(&mut self, news: bool) -> Duration {
+        if news {
+            self.more_streak = 0;
+            return Duration::ZERO;
+        }
+        self.more_streak += 1;
+        let doublings = self.more_streak.saturating_sub(1).min(8);
+        (CONTINUE_PULL_MIN * 2u32.pow(doublings)).min(CONTINUE_PULL_MAX)
+    }
+
     /// Opens a live pull while online, unless one is open or they are paused.
     fn keep_live_pull(&mut self) {
         let Some(transport) = &self.transport else {
@@ -508,6 +562,12 @@ impl Engine {
                 .live_paused_until
                 .is_some_and(|until| until > Instant::now())
         {
+            return;
+        }
+        let now = Instant::now();
+        let allowed = self.live_budget.next_pull(now);
+        if allowed > now {
+            self.live_paused_until = Some(allowed);
             return;
         }
         let since = match read_cursor(&self.store, transport.base()) {
@@ -545,11 +605,18 @@ impl Engine {
         if live.pulls != self.pulls {
             return; // a round pulled meanwhile; the next live pull starts from its cursor
         }
-        let answer =
-            answer.and_then(|mut page| check_changes(&live.since, &mut page).map(|()| page));
+        let quick = live.started.elapsed() < LIVE_TOO_QUICK;
+        if quick {
+            self.live_budget.spend(Instant::now());
+        }
+        let answer = answer.and_then(|mut page| {
+            check_changes(&live.since, &mut page)?;
+            self.check_live_cursor(&live.since, &page.cursor)?;
+            Ok(page)
+        });
         match answer {
             Ok(page) => {
-                let quick = page.changes.is_empty() && live.started.elapsed() < LIVE_TOO_QUICK;
+                let news = movement(&live.since, &page.cursor) == Movement::Forward;
                 let has_more = page.has_more;
                 match store_page(&self.store, &self.events, transport.base(), page).await {
                     Ok(changed) if changed > 0 => {
@@ -562,16 +629,18 @@ impl Engine {
                         return;
                     }
                 }
-                if has_more {
-                    self.pull_rest(&transport).await;
+                if has_more && !self.pull_rest(&transport).await {
+                    return;
                 }
-                if quick {
-                    if self.live_streak == 0 {
+                if quick && !news {
+                    // Back at once without moving the cursor: it did not wait for news (an
+                    // older server, a proxy that cuts requests short, a server shutting down).
+                    self.pause_live();
+                    if self.live_streak == QUICK_STREAK_TO_LOG {
                         tracing::info!(
-                            "the sync server answers live pulls without waiting; pulling at intervals instead"
+                            "the sync server answered {QUICK_STREAK_TO_LOG} live pulls in a row at once without news; live pulls wait longer between tries (at most the pull interval)"
                         );
                     }
-                    self.pause_live();
                 } else {
                     self.live_streak = 0;
                 }
@@ -592,15 +661,47 @@ impl Engine {
         }
     }
 
-    /// Pulls the pages after a live pull that said there is more.
-    async fn pull_rest(&mut self, transport: &Arc<dyn Transport>) {
+    /// A live answer's cursor must not go backwards, nor come back to one of the last few.
+    fn check_live_cursor(&mut self, since: &str, cursor: &str) -> Result<(), SyncError> {
+        if movement(since, cursor) == Movement::Forward {
+            if self.live_cursors.iter().any(|seen| seen == cursor) {
+                return Err(SyncError::BadAnswer(
+                    "a live pull's cursor came back to an earlier one".into(),
+                ));
+            }
+            if self.live_cursors.len() == RECENT_CURSORS {
+                self.live_cursors.pop_front();
+            }
+            self.live_cursors.push_back(cursor.to_string());
+            return Ok(());
+        }
+        CursorCheck::default().step(since, cursor)
+    }
+
+    /// Pulls one slice of the pages after a live pull that said there is more; the next
+    /// round goes on if there is still more. Returns false if live pulls were paused (the
+    /// slice failed, or changed nothing and the server still has more).
+    async fn pull_rest(&mut self, transport: &Arc<dyn Transport>) -> bool {
         let round = self.round_with(transport);
-        if let Err(e) = round.pull().await {
-            tracing::warn!("live pull: {e}");
-            if matches!(e, SyncError::Unreachable(_)) {
-                self.server_lost();
-            } else {
-                self.pause_live();
+        match round.pull_slice(&mut CursorCheck::default()).await {
+            Ok(slice) if !slice.finished => {
+                let news = slice.changed > 0;
+                let wait = self.continue_pull_after(news);
+                self.pull_due = Some(Instant::now() + wait);
+                if !news {
+                    self.pause_live();
+                }
+                news
+            }
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!("live pull: {e}");
+                if matches!(e, SyncError::Unreachable(_)) {
+                    self.server_lost();
+                } else {
+                    self.pause_live();
+                }
+                false
             }
         }
     }

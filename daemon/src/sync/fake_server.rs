@@ -213,6 +213,16 @@ pub(crate) enum Fault {
     Lie,
     /// The server refuses our token (401); health still answers.
     Unauthorized,
+    /// Pulls answer at once with the first page again, and the cursor they were asked from.
+    SamePage,
+    /// Pulls answer at once with the first page again, and a cursor one behind.
+    BackwardsCursor,
+    /// Pulls answer at once with the first page again, a new cursor and `has_more`, forever.
+    EndlessPages,
+    /// Pulls answer at once with an empty page, a new cursor and `has_more`, forever.
+    EmptyEndlessPages,
+    /// Pulls answer at once with `has_more` and cursors that alternate between two values.
+    AlternatingCursors,
 }
 
 /// One device's way to the server.
@@ -296,7 +306,13 @@ impl Transport for FakeLink {
                     answer.processed_items.pop();
                     Ok(answer)
                 }
-                Fault::None | Fault::NoWait => Ok(self.server.process_batch(batch)),
+                Fault::None
+                | Fault::NoWait
+                | Fault::SamePage
+                | Fault::BackwardsCursor
+                | Fault::EndlessPages
+                | Fault::EmptyEndlessPages
+                | Fault::AlternatingCursors => Ok(self.server.process_batch(batch)),
             }
         })
     }
@@ -318,6 +334,34 @@ impl Transport for FakeLink {
                 Fault::Lie => Ok(ChangesResponse {
                     changes: Vec::new(),
                     cursor: since.to_string(),
+                    has_more: true,
+                }),
+                Fault::SamePage | Fault::BackwardsCursor => {
+                    let first = self.server.page("", limit)?;
+                    let number = since.parse::<u64>().unwrap_or(0);
+                    let cursor = if self.fault() == Fault::SamePage {
+                        since.to_string()
+                    } else {
+                        number.saturating_sub(1).to_string()
+                    };
+                    Ok(ChangesResponse {
+                        changes: first.changes,
+                        cursor,
+                        has_more: false,
+                    })
+                }
+                Fault::EndlessPages | Fault::EmptyEndlessPages => Ok(ChangesResponse {
+                    changes: if self.fault() == Fault::EndlessPages {
+                        self.server.page("", limit)?.changes
+                    } else {
+                        Vec::new()
+                    },
+                    cursor: (since.parse::<u64>().unwrap_or(0) + 1).to_string(),
+                    has_more: true,
+                }),
+                Fault::AlternatingCursors => Ok(ChangesResponse {
+                    changes: self.server.page("", limit)?.changes,
+                    cursor: if since == "a" { "b" } else { "a" }.into(),
                     has_more: true,
                 }),
                 Fault::None | Fault::Fail | Fault::LoseNextAnswer => {

@@ -252,3 +252,176 @@ async fn a_broken_live_pull_takes_the_device_offline_at_once() {
     })
     .await;
 }
+
+/// A device that pulled one task from `server`, online, then meets `fault`.
+async fn hostile(fault: Fault) -> (Arc<FakeServer>, Device, SyncHandle, ShutdownTrigger) {
+    let server = FakeServer::new(system_clock());
+    let a = device(&server);
+    a.create("on the server").await;
+    push(&a).await;
+    let b = device(&server);
+    let (sync, stop) = online_engine(&b).await;
+    until("the first pull", Duration::from_secs(5), || {
+        b.store.list(false, None).map(|l| l.len()).unwrap_or(0) == 1
+    })
+    .await;
+    b.link.set_fault(fault);
+    (server, b, sync, stop)
+}
+
+/// Pulls `device` makes in `window` (real time).
+async fn pulls_in(device: &Device, window: Duration) -> u64 {
+    let before = device.link.pulls();
+    tokio::time::sleep(window).await;
+    device.link.pulls() - before
+}
+
+#[tokio::test]
+async fn a_server_that_answers_live_pulls_at_once_with_the_same_page_is_not_hammered() {
+    let (_server, b, _sync, _stop) = hostile(Fault::SamePage).await;
+    let pulls = pulls_in(&b, Duration::from_secs(3)).await;
+    assert!(
+        pulls <= 6,
+        "{pulls} pulls in 3 s from a server that repeats its page"
+    );
+}
+
+#[tokio::test]
+async fn a_live_cursor_that_goes_backwards_is_a_bad_answer_and_not_hammered() {
+    let (_server, b, _sync, _stop) = hostile(Fault::BackwardsCursor).await;
+    let pulls = pulls_in(&b, Duration::from_secs(3)).await;
+    assert!(
+        pulls <= 6,
+        "{pulls} pulls in 3 s from a server whose cursor goes back"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_pages_forever_neither_hangs_sync_nor_starves_pushes() {
+    let (server, b, sync, _stop) = hostile(Fault::EndlessPages).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(b.create(&format!("local {i}")).await.id);
+    }
+    until("every local create pushed", Duration::from_secs(5), || {
+        let held = server.tasks();
+        ids.iter().all(|id| held.iter().any(|t| t.id == *id))
+    })
+    .await;
+    // At most about a live pull a second, each with a slice of 20 pages, and a slice every
+    // few seconds: bounded, not a loop.
+    let pulls = pulls_in(&b, Duration::from_secs(3)).await;
+    assert!(
+        pulls <= 150,
+        "{pulls} pulls in 3 s from a server that pages forever"
+    );
+    let started = Instant::now();
+    let report = sync.sync_now().await;
+    assert!(
+        started.elapsed() < super::round::FORCED_PULL_BUDGET + Duration::from_secs(5),
+        "taskctl sync took {:?}",
+        started.elapsed()
+    );
+    assert!(!report.success);
+    assert!(
+        report.errors.iter().any(|e| e.contains("not finished")),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn cursors_that_alternate_end_the_round_with_a_bad_answer() {
+    let (_server, b, sync, _stop) = hostile(Fault::AlternatingCursors).await;
+    let report = tokio::time::timeout(Duration::from_secs(10), sync.sync_now())
+        .await
+        .expect("the round ends");
+    assert!(!report.success);
+    assert!(
+        report.errors.iter().any(|e| e.contains("came back")),
+        "{report:?}"
+    );
+    let pulls = pulls_in(&b, Duration::from_secs(3)).await;
+    assert!(pulls <= 10, "{pulls} pulls in 3 s");
+}
+
+#[tokio::test]
+async fn empty_pages_that_say_there_is_more_are_a_bad_answer() {
+    let (_server, b, sync, _stop) = hostile(Fault::EmptyEndlessPages).await;
+    let report = tokio::time::timeout(Duration::from_secs(10), sync.sync_now())
+        .await
+        .expect("the round ends");
+    assert!(
+        report.errors.iter().any(|e| e.contains("empty page")),
+        "{report:?}"
+    );
+    let pulls = pulls_in(&b, Duration::from_secs(3)).await;
+    assert!(pulls <= 6, "{pulls} pulls in 3 s");
+}
+
+#[tokio::test]
+async fn the_first_change_after_a_quiet_spell_is_pushed_at_once_and_a_burst_shares_a_batch() {
+    let server = FakeServer::new(system_clock());
+    let a = device(&server);
+    let debounce = Duration::from_secs(2);
+    let (sync, _stop) = engine(
+        &a,
+        SyncSettings {
+            flush_debounce: debounce,
+            ..settings()
+        },
+    );
+    until("online", Duration::from_secs(5), || {
+        sync.connectivity().state == Connectivity::Online
+    })
+    .await;
+    let mut events = a.events.subscribe();
+    let first = a.create("leading edge").await;
+    let made = Instant::now();
+    until("the first change on the server", debounce / 2, || {
+        server.tasks().iter().any(|t| t.id == first.id)
+    })
+    .await;
+    assert!(made.elapsed() < debounce / 2);
+    // Changes right after it wait for the window to close, then go out together.
+    let second = a.create("second").await;
+    let third = a.create("third").await;
+    until("the burst on the server", debounce * 2, || {
+        let held = server.tasks();
+        [second.id, third.id]
+            .iter()
+            .all(|id| held.iter().any(|t| t.id == *id))
+    })
+    .await;
+    let mut batches = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let Event::Sync(tasksync_proto::events::SyncProgress::BatchSent { items }) = event.event
+        {
+            batches.push(items);
+        }
+    }
+    assert_eq!(batches, vec![1, 2], "the burst shares one batch");
+}
+
+#[tokio::test]
+async fn an_unanswered_batch_is_not_reported_as_answered_or_failed() {
+    let server = FakeServer::new(system_clock());
+    let b = device(&server);
+    let (sync, _stop) = online_engine(&b).await;
+    b.link.set_fault(Fault::Offline);
+    let mut events = b.events.subscribe();
+    b.create("waits").await;
+    let report = sync.sync_now().await;
+    assert!(report.offline, "{report:?}");
+    assert_eq!(report.failed_items, 0);
+    while let Ok(event) = events.try_recv() {
+        assert!(
+            !matches!(
+                event.event,
+                Event::Sync(tasksync_proto::events::SyncProgress::BatchAnswered { .. })
+            ),
+            "{:?}",
+            event.event
+        );
+    }
+    assert_eq!(b.store.queue(false).unwrap()[0].entry.retry_count, 0);
+}

@@ -9,6 +9,8 @@
 //!   busy / refused token / failed attempt / bad answer.
 //! - [`settings`]: what the engine needs to know.
 //! - [`backoff`]: how long a failed operation waits before its next automatic attempt.
+//! - [`pace`]: how often the engine may pull whatever the server does (cursor checks, the
+//!   budget of live pulls that come back at once).
 //!
 //! Which rows go next is decided by `store::rows::select_next_batch` (ordering per task, retry delays,
 //! dead letters); what an answer does to the database by `store::sync_writes`.
@@ -16,6 +18,7 @@
 pub(crate) mod backoff;
 pub(crate) mod client;
 pub(crate) mod engine;
+pub(crate) mod pace;
 pub(crate) mod round;
 pub(crate) mod settings;
 pub(crate) mod transport;

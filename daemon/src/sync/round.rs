@@ -3,8 +3,13 @@
 //! A round takes the eligible queue rows in order (at most `batch_size` per request, at most
 //! one per task), marks them in flight, sends them and records each answer, until nothing is
 //! eligible, the server is unreachable, or it fails a whole batch. Then it pulls
-//! `/api/changes` from the stored cursor until `has_more` is false. The round only reports
-//! what happened; the engine decides what that means for connectivity.
+//! `/api/changes` from the stored cursor, one slice at a time (at most [`SLICE_PAGES`] pages
+//! or [`SLICE_TIME`]), until `has_more` is false: an automatic round pulls one slice and
+//! leaves the rest to the next round, so local changes are pushed in between; a forced round
+//! (`taskctl sync`) flushes again between slices and gives up after [`FORCED_PULL_BUDGET`]
+//! with an error that says so. A cursor that goes backwards or comes back within a round is
+//! a bad answer ([`CursorCheck`]). The round only reports what happened; the engine decides
+//! what that means for connectivity and when to pull again.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,8 +24,10 @@ use tasksync_proto::wire::{
 };
 use tasksync_proto::{Task, Timestamp};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-use super::client::SyncError;
+use super::client::{server_text, SyncError};
+use super::pace::CursorCheck;
 use super::settings::SyncSettings;
 use super::transport::{check_batch_answer, check_changes, Transport};
 use crate::events::Events;
@@ -31,6 +38,13 @@ pub(crate) const PULL_PAGE: usize = 500;
 
 /// Batches in flight at once.
 const PIPELINE_DEPTH: usize = 4;
+
+/// Most pages one pull slice takes (10,000 changes).
+pub(crate) const SLICE_PAGES: usize = 20;
+/// Longest a pull slice runs before local changes get their turn.
+pub(crate) const SLICE_TIME: Duration = Duration::from_secs(2);
+/// Longest a forced round (`taskctl sync`) keeps pulling.
+pub(crate) const FORCED_PULL_BUDGET: Duration = Duration::from_secs(15);
 
 /// Queue rows sent to the server and not yet answered (by local sequence number), shared
 /// with [`SyncHandle`](super::SyncHandle) so `taskctl queue` can show them. Being in flight
@@ -89,6 +103,11 @@ pub(crate) struct Outcome {
     /// What made the round fail as a whole: no answer, a refused token, a busy server, a
     /// nonsensical answer or a failed batch. Item errors alone do not.
     pub(crate) round_error: Option<String>,
+    /// The pull stopped with more to come (`Some(true)` if its last slice changed stored
+    /// tasks, so the rest follows at once; `Some(false)` if it changed nothing, such as our
+    /// own operations coming back, or a server that repeats itself: the rest waits a short
+    /// backoff).
+    pub(crate) more_to_pull: Option<bool>,
 }
 
 impl Outcome {
@@ -112,6 +131,12 @@ impl Outcome {
         if !self.errors.contains(&message) {
             self.errors.push(message);
         }
+    }
+
+    /// The round failed for a reason of its own (not an answer of the server's).
+    fn failed(&mut self, message: String) {
+        self.round_error.get_or_insert_with(|| message.clone());
+        self.errors.push(message);
     }
 
     /// A storage failure: the round could not record what it did.
@@ -165,16 +190,42 @@ impl Round<'_> {
         // never sent (its round failed) must become eligible again.
         lock(self.in_flight).clear();
         let mut outcome = Outcome::default();
-        if let Err(e) = self.flush(mode.force, &mut outcome).await {
-            outcome.store_failed(e);
-        }
-        if mode.pull && outcome.may_pull() {
-            match self.pull().await {
-                Ok(pulled) => {
+        let started = Instant::now();
+        let mut cursors = CursorCheck::default();
+        let mut force = mode.force;
+        loop {
+            if let Err(e) = self.flush(force, &mut outcome).await {
+                outcome.store_failed(e);
+            }
+            // A forced round sends waiting rows once; later flushes send only what is due.
+            force = false;
+            if !(mode.pull && outcome.may_pull()) {
+                break;
+            }
+            match self.pull_slice(&mut cursors).await {
+                Ok(slice) => {
                     outcome.reached = true;
-                    outcome.pulled += pulled;
+                    outcome.pulled += slice.changed;
+                    if slice.finished {
+                        break;
+                    }
+                    if mode.force && started.elapsed() < FORCED_PULL_BUDGET {
+                        continue;
+                    }
+                    outcome.more_to_pull = Some(slice.changed > 0);
+                    if mode.force {
+                        outcome.failed(format!(
+                            "the pull is not finished after {:?}: the server still has more \
+                             changes; the rest follows in the background",
+                            FORCED_PULL_BUDGET
+                        ));
+                    }
+                    break;
                 }
-                Err(e) => outcome.note(e),
+                Err(e) => {
+                    outcome.note(e);
+                    break;
+                }
             }
         }
         if outcome.synced + outcome.failed + outcome.pulled > 0 || outcome.round_error.is_some() {
@@ -245,10 +296,19 @@ impl Round<'_> {
                     .filter(|(_, o)| matches!(o, ItemOutcome::Failed { .. }))
                     .map(|(row, _)| row.seq),
             );
-            let synced = outcomes
-                .iter()
-                .filter(|(_, o)| matches!(o, ItemOutcome::Accepted { .. }))
-                .count();
+            let count = |accepted: bool| {
+                outcomes
+                    .iter()
+                    .filter(|(_, o)| match o {
+                        ItemOutcome::Accepted { .. } => accepted,
+                        ItemOutcome::Failed { .. } => !accepted,
+                        _ => false,
+                    })
+                    .count() as u32
+            };
+            // Rows that were not answered (offline, busy, refused token) count nothing and
+            // are not reported as answered.
+            let answered = (count(true), count(false));
             self.land(&outcomes);
             let land = self.finish_batch(outcomes);
             // Record this answer and prepare the next batch together: the writer commits
@@ -263,10 +323,12 @@ impl Round<'_> {
             };
             let (landed, next) = tokio::join!(biased; land, next);
             landed?;
-            self.progress(SyncProgress::BatchAnswered {
-                synced: synced as u32,
-                failed: (flight.items.len() - synced) as u32,
-            });
+            if answered != (0, 0) {
+                self.progress(SyncProgress::BatchAnswered {
+                    synced: answered.0,
+                    failed: answered.1,
+                });
+            }
             if let Some(next) = next? {
                 flights.push_back(next);
             }
@@ -424,7 +486,8 @@ impl Round<'_> {
             ItemStatus::Error => {
                 let error = processed
                     .error
-                    .unwrap_or_else(|| "rejected without a reason".into());
+                    .as_deref()
+                    .map_or_else(|| "rejected without a reason".into(), server_text);
                 outcome
                     .errors
                     .push(format!("task {}: {error}", pending.item.task_id));
@@ -498,22 +561,42 @@ impl Round<'_> {
         (items, corrupt)
     }
 
-    /// Pulls every change since the stored cursor, one local transaction per page; returns
-    /// how many stored tasks changed.
-    pub(crate) async fn pull(&self) -> Result<u64, SyncError> {
+    /// Pulls from the stored cursor, one local transaction per page, until the server has no
+    /// more, [`SLICE_PAGES`] pages were stored, or [`SLICE_TIME`] passed.
+    pub(crate) async fn pull_slice(&self, cursors: &mut CursorCheck) -> Result<Slice, SyncError> {
+        let started = Instant::now();
         let mut cursor = read_cursor(self.store, self.transport.base())?;
-        let mut pulled = 0;
-        loop {
+        let mut slice = Slice::default();
+        for _ in 0..SLICE_PAGES {
             let mut page = self.transport.changes(&cursor, PULL_PAGE, None).await?;
             check_changes(&cursor, &mut page)?;
+            cursors.step(&cursor, &page.cursor)?;
             cursor = page.cursor.clone();
             let has_more = page.has_more;
-            pulled += store_page(self.store, self.events, self.transport.base(), page).await?;
+            slice.received += page.changes.len() as u64;
+            slice.changed +=
+                store_page(self.store, self.events, self.transport.base(), page).await?;
             if !has_more {
-                return Ok(pulled);
+                slice.finished = true;
+                return Ok(slice);
+            }
+            if started.elapsed() >= SLICE_TIME {
+                break;
             }
         }
+        Ok(slice)
     }
+}
+
+/// What one pull slice did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Slice {
+    /// Stored tasks that changed.
+    pub(crate) changed: u64,
+    /// Changes the server sent (our own coming back included).
+    pub(crate) received: u64,
+    /// The server said there is no more.
+    pub(crate) finished: bool,
 }
 
 /// The stored pull cursor for the server at `base` (empty: from the start).

@@ -109,10 +109,11 @@ pub(crate) fn check_batch_answer(
     Ok(())
 }
 
-/// Checks that the page does not claim more to come from a cursor that did not move (which
-/// would make the puller loop), and leaves out pulled tasks that fail validation (text an
+/// Checks that the page does not claim more to come from a cursor that did not move or with
+/// an empty page (either would make the puller loop), and leaves out pulled tasks that fail validation (text an
 /// older version let in), each with a warning: one bad task must not stop every later pull.
 pub(crate) fn check_changes(since: &str, page: &mut ChangesResponse) -> Result<(), SyncError> {
+    let sent = page.changes.len();
     page.changes.retain(|task| match task.validate() {
         Ok(()) => true,
         Err(e) => {
@@ -124,6 +125,11 @@ pub(crate) fn check_changes(since: &str, page: &mut ChangesResponse) -> Result<(
         return Err(SyncError::BadAnswer(
             "has_more with a cursor that did not move".into(),
         ));
+    }
+    if page.has_more && sent == 0 {
+        // A page holds up to the limit asked for; an empty one with more to come is paging
+        // that goes nowhere.
+        return Err(SyncError::BadAnswer("has_more with an empty page".into()));
     }
     Ok(())
 }
