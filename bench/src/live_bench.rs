@@ -1,5 +1,6 @@
 //! Live sync: how fast a change made on one device lands in another device's store (both
-//! online, loopback), and what 1,000 waiting live pulls cost the server.
+//! online, loopback), how soon a daemon syncs again after its server restarts, and what 1,000
+//! waiting live pulls cost the server.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -19,8 +20,13 @@ pub struct Propagation {
     pub changes: usize,
 }
 
-/// Makes `changes` changes on device A (creates, then edits of them) and times each until
-/// device B's store reports it, through B's event stream.
+/// Time between two changes: people's edits, not a stream (above about one change a second
+/// sustained, a daemon batches live pulls to one a second; see `sync/pace.rs`).
+const CHANGE_GAP: Duration = Duration::from_millis(300);
+
+/// Makes `changes` changes on device A (creates, then edits of them), [`CHANGE_GAP`] apart,
+/// and times each from the command until device B's store reports it, through B's event
+/// stream.
 pub async fn propagation(
     bins: &Binaries,
     dir: &Path,
@@ -45,6 +51,7 @@ pub async fn propagation(
     let mut made: Vec<tasksync_proto::Task> = Vec::new();
     let mut latencies = Vec::with_capacity(changes);
     for i in 0..changes {
+        tokio::time::sleep(CHANGE_GAP).await;
         let start = Instant::now();
         let task = if i % 2 == 0 || made.is_empty() {
             writer
@@ -85,14 +92,86 @@ pub async fn propagation(
         }
         latencies.push(start.elapsed().as_secs_f64() * 1000.0);
     }
-    latencies.sort_by(f64::total_cmp);
-    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    let (p50_ms, p95_ms, max_ms) = percentiles(latencies);
     Ok(Propagation {
-        p50_ms: at(0.50),
-        p95_ms: at(0.95),
-        max_ms: at(1.0),
+        p50_ms,
+        p95_ms,
+        max_ms,
         changes,
     })
+}
+
+/// p50, p95 and max of `samples`.
+fn percentiles(mut samples: Vec<f64>) -> (f64, f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    (at(0.50), at(0.95), at(1.0))
+}
+
+pub struct Restarts {
+    pub p50_s: f64,
+    pub p95_s: f64,
+    pub max_s: f64,
+    pub runs: usize,
+}
+
+/// With default settings: stops the server, leaves it down for `outage`, starts it again on
+/// the same address, and times how long the daemon takes to finish a successful round
+/// (`last_sync_at` moves), `runs` times.
+pub async fn restart_recovery(
+    bins: &Binaries,
+    dir: &Path,
+    runs: usize,
+    outage: Duration,
+) -> Result<Restarts, Error> {
+    let mut server = ServerProc::start(bins, dir, "restart-server", "127.0.0.1:0")?;
+    let addr = server.addr.clone();
+    let daemon =
+        DaemonProc::start(bins, dir, "restart-daemon", &["--server", &server.url()]).await?;
+    let mut client = daemon.connect().await?;
+    let mut took = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let last = wait_for(&mut client, "online", |s| s.state == Connectivity::Online)
+            .await?
+            .last_sync_at;
+        drop(server);
+        wait_for(&mut client, "offline", |s| s.state == Connectivity::Offline).await?;
+        tokio::time::sleep(outage).await;
+        server = ServerProc::start(bins, dir, "restart-server", &addr)?;
+        let back = Instant::now();
+        wait_for(&mut client, "a successful round", |s| {
+            s.state == Connectivity::Online && s.last_sync_at != last
+        })
+        .await
+        .map_err(|e| format!("run {run}: {e}"))?;
+        took.push(back.elapsed().as_secs_f64());
+    }
+    let (p50_s, p95_s, max_s) = percentiles(took);
+    Ok(Restarts {
+        p50_s,
+        p95_s,
+        max_s,
+        runs,
+    })
+}
+
+/// Polls the daemon's status every 5 ms until `done` holds (at most 60 s).
+async fn wait_for(
+    client: &mut tasksync_proto::Client,
+    what: &str,
+    done: impl Fn(&tasksync_proto::StatusInfo) -> bool,
+) -> Result<tasksync_proto::StatusInfo, Error> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = client.status().await?;
+        if done(&status) {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the daemon did not reach {what} within 60 s").into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 pub struct Waiting {

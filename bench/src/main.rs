@@ -4,6 +4,7 @@
 //! `cargo build --release --workspace && target/release/tasksync-bench`
 
 mod ctl_bench;
+mod hostile_bench;
 mod idle_bench;
 mod limits;
 mod live_bench;
@@ -46,6 +47,12 @@ struct Args {
     /// Probe cap for the drain measurement, in milliseconds
     #[arg(long, default_value_t = 2_000)]
     probe_max_ms: u64,
+    /// Server restarts timed in the live part
+    #[arg(long, default_value_t = 20)]
+    restart_runs: usize,
+    /// Seconds the daemon is watched against a hostile server
+    #[arg(long, default_value_t = 30)]
+    hostile_seconds: u64,
     /// Runs of each command in the taskctl / Taskwarrior comparison
     #[arg(long, default_value_t = 15)]
     ctl_runs: usize,
@@ -63,8 +70,10 @@ enum Part {
     LocalApi,
     /// taskctl beside Taskwarrior 2.6 (`task` must be installed)
     Ctl,
-    /// Live sync: propagation between two online daemons, waiting pulls on the server
+    /// Live sync: propagation between two online daemons, server restarts, waiting pulls
     Live,
+    /// A server that answers every live pull at once with the same page
+    Hostile,
     /// The sync server: push throughput on SQLite and PostgreSQL, wake-up across processes
     Server,
 }
@@ -233,8 +242,22 @@ async fn run(args: &Args) -> Result<(), Error> {
                 "p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
                 live.p50_ms, live.p95_ms, live.max_ms
             ),
-            "periodic pull an hour away".into(),
-            "p95 ≤ 250 ms",
+            "periodic pull an hour away; changes 300 ms apart".into(),
+            &met("p95 ≤ 25 ms", live.p95_ms <= 25.0),
+        );
+        let outage = Duration::from_secs(3);
+        let restarts = live_bench::restart_recovery(&bins, dir, args.restart_runs, outage).await?;
+        report.result(
+            &format!(
+                "server back -> first successful round, default settings, {} restarts",
+                restarts.runs
+            ),
+            format!(
+                "p50 {:.2} s, p95 {:.2} s, max {:.2} s",
+                restarts.p50_s, restarts.p95_s, restarts.max_s
+            ),
+            format!("outage {} s each", outage.as_secs()),
+            &met("p95 ≤ 3 s", restarts.p95_s <= 3.0),
         );
         let waiting = live_bench::waiting_pulls(&bins, dir, 1_000).await?;
         report.result(
@@ -246,6 +269,23 @@ async fn run(args: &Args) -> Result<(), Error> {
             ),
             "".into(),
             "≤ 100 MiB, health p99 ≤ 10 ms",
+        );
+    }
+    if wanted(Part::Hostile) {
+        let window = Duration::from_secs(args.hostile_seconds);
+        let hostile = hostile_bench::same_page(&bins, dir, window).await?;
+        report.result(
+            "daemon against a server that answers every live pull at once with the same page",
+            format!(
+                "{:.2} pulls/s, {:.2} % of a core",
+                hostile.pulls_per_second,
+                hostile.cpu_share * 100.0
+            ),
+            format!("{} s", window.as_secs()),
+            &met(
+                "≤ 1.5 pulls/s, ≤ 5 % of a core",
+                hostile.pulls_per_second <= 1.5 && hostile.cpu_share <= 0.05,
+            ),
         );
     }
     if wanted(Part::Drain) {
@@ -391,4 +431,10 @@ async fn server_part(
         );
     }
     Ok(())
+}
+
+/// A target with whether this run met it.
+fn met(target: &str, met: bool) -> String {
+    let verdict = if met { "met" } else { "NOT met" };
+    format!("{target}: {verdict}")
 }

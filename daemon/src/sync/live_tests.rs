@@ -253,6 +253,9 @@ async fn a_broken_live_pull_takes_the_device_offline_at_once() {
     .await;
 }
 
+/// How long `taskctl sync` keeps pulling from a hostile server in these tests.
+const HOSTILE_PULL_BUDGET: Duration = Duration::from_secs(3);
+
 /// A device that pulled one task from `server`, online, then meets `fault`.
 async fn hostile(fault: Fault) -> (Arc<FakeServer>, Device, SyncHandle, ShutdownTrigger) {
     let server = FakeServer::new(system_clock());
@@ -260,7 +263,17 @@ async fn hostile(fault: Fault) -> (Arc<FakeServer>, Device, SyncHandle, Shutdown
     a.create("on the server").await;
     push(&a).await;
     let b = device(&server);
-    let (sync, stop) = online_engine(&b).await;
+    let (sync, stop) = engine(
+        &b,
+        SyncSettings {
+            forced_pull_budget: HOSTILE_PULL_BUDGET,
+            ..settings()
+        },
+    );
+    until("online", Duration::from_secs(5), || {
+        sync.connectivity().state == Connectivity::Online
+    })
+    .await;
     until("the first pull", Duration::from_secs(5), || {
         b.store.list(false, None).map(|l| l.len()).unwrap_or(0) == 1
     })
@@ -318,7 +331,7 @@ async fn a_server_that_pages_forever_neither_hangs_sync_nor_starves_pushes() {
     let started = Instant::now();
     let report = sync.sync_now().await;
     assert!(
-        started.elapsed() < super::round::FORCED_PULL_BUDGET + Duration::from_secs(5),
+        started.elapsed() < HOSTILE_PULL_BUDGET + Duration::from_secs(5),
         "taskctl sync took {:?}",
         started.elapsed()
     );
@@ -382,7 +395,21 @@ async fn the_first_change_after_a_quiet_spell_is_pushed_at_once_and_a_burst_shar
     })
     .await;
     assert!(made.elapsed() < debounce / 2);
-    // Changes right after it wait for the window to close, then go out together.
+    // Once that round is over, changes made within the window wait for it to close, then go
+    // out together.
+    tokio::time::timeout(debounce / 2, async {
+        loop {
+            let event = events.recv().await.unwrap().event;
+            if matches!(
+                event,
+                Event::Sync(tasksync_proto::events::SyncProgress::RoundFinished { .. })
+            ) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the first round finishes");
     let second = a.create("second").await;
     let third = a.create("third").await;
     until("the burst on the server", debounce * 2, || {
@@ -392,7 +419,7 @@ async fn the_first_change_after_a_quiet_spell_is_pushed_at_once_and_a_burst_shar
             .all(|id| held.iter().any(|t| t.id == *id))
     })
     .await;
-    let mut batches = Vec::new();
+    let mut batches = vec![1];
     while let Ok(event) = events.try_recv() {
         if let Event::Sync(tasksync_proto::events::SyncProgress::BatchSent { items }) = event.event
         {

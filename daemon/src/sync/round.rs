@@ -6,8 +6,8 @@
 //! `/api/changes` from the stored cursor, one slice at a time (at most [`SLICE_PAGES`] pages
 //! or [`SLICE_TIME`]), until `has_more` is false: an automatic round pulls one slice and
 //! leaves the rest to the next round, so local changes are pushed in between; a forced round
-//! (`taskctl sync`) flushes again between slices and gives up after [`FORCED_PULL_BUDGET`]
-//! with an error that says so. A cursor that goes backwards or comes back within a round is
+//! (`taskctl sync`) flushes again between slices and gives up after `forced_pull_budget`
+//! (30 s) with an error that says so. A cursor that goes backwards or comes back within a round is
 //! a bad answer ([`CursorCheck`]). The round only reports what happened; the engine decides
 //! what that means for connectivity and when to pull again.
 
@@ -43,8 +43,6 @@ const PIPELINE_DEPTH: usize = 4;
 pub(crate) const SLICE_PAGES: usize = 20;
 /// Longest a pull slice runs before local changes get their turn.
 pub(crate) const SLICE_TIME: Duration = Duration::from_secs(2);
-/// Longest a forced round (`taskctl sync`) keeps pulling.
-pub(crate) const FORCED_PULL_BUDGET: Duration = Duration::from_secs(15);
 
 /// Queue rows sent to the server and not yet answered (by local sequence number), shared
 /// with [`SyncHandle`](super::SyncHandle) so `taskctl queue` can show them. Being in flight
@@ -209,15 +207,15 @@ impl Round<'_> {
                     if slice.finished {
                         break;
                     }
-                    if mode.force && started.elapsed() < FORCED_PULL_BUDGET {
+                    let budget = self.settings.forced_pull_budget;
+                    if mode.force && started.elapsed() < budget {
                         continue;
                     }
                     outcome.more_to_pull = Some(slice.changed > 0);
                     if mode.force {
                         outcome.failed(format!(
-                            "the pull is not finished after {:?}: the server still has more \
-                             changes; the rest follows in the background",
-                            FORCED_PULL_BUDGET
+                            "the pull is not finished after {budget:?}: the server still has \
+                             more changes; the rest follows in the background"
                         ));
                     }
                     break;

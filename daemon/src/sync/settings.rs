@@ -30,6 +30,9 @@ pub(crate) struct SyncSettings {
     pub(crate) automatic: bool,
     /// How long the server may hold a live pull (`wait` of `GET /api/changes`, 1..=60 s).
     pub(crate) live_wait: Duration,
+    /// How long `taskctl sync` keeps pulling before it reports the pull unfinished (the rest
+    /// follows in the background).
+    pub(crate) forced_pull_budget: Duration,
 }
 
 impl Default for SyncSettings {
@@ -47,6 +50,7 @@ impl Default for SyncSettings {
             flush_debounce: Duration::from_millis(50),
             automatic: true,
             live_wait: Duration::from_secs(25),
+            forced_pull_budget: Duration::from_secs(30),
         }
     }
 }
