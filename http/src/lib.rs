@@ -23,4 +23,4 @@ pub mod serve;
 pub mod slots;
 
 pub use error::{ApiError, ErrorFields};
-pub use response::{empty_response, json_response, Body, HttpResponse};
+pub use response::{empty_response, json_response, text_response, Body, HttpResponse};

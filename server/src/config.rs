@@ -73,6 +73,28 @@ pub struct Config {
         value_parser = clap::value_parser!(u32).range(1..=36_500)
     )]
     pub op_retention_days: u32,
+
+    /// Serve `GET /metrics` on this address instead of on `--listen` (e.g. a private
+    /// interface only the monitoring system reaches).
+    #[arg(long, env = "TASKSYNC_SERVER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Log lines as human text or as one JSON object each (for log shippers).
+    #[arg(
+        long,
+        env = "TASKSYNC_SERVER_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// What to do instead of serving.
@@ -142,6 +164,8 @@ impl fmt::Debug for Config {
             .field("synchronous", &self.synchronous)
             .field("max_clock_skew_secs", &self.max_clock_skew_secs)
             .field("op_retention_days", &self.op_retention_days)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }

@@ -8,6 +8,7 @@
 //!   `/api/changes`, `/api/tasks`.
 //! - [`error`]: which answer a storage failure gets (503 with `Retry-After`, 401, 500).
 //! - [`auth`]: which user a bearer token names.
+//! - [`metrics`]: what operators scrape at `GET /metrics` (Prometheus text format).
 //! - [`notify`]: per-user wake-ups of live pulls (`/api/changes?wait=`).
 //! - [`validate`]: the checks of one batch item (fields, clock skew).
 //! - [`batch`]: what a batch does, as a pure function (field-wise LWW, op-id idempotency).
@@ -22,6 +23,7 @@ pub mod batch;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod notify;
 pub mod server;
 pub mod shutdown;
@@ -42,6 +44,8 @@ impl AppState {
             notifier: notify::Notifier::new(),
             max_clock_skew_secs: config.max_clock_skew_secs,
             stopping: tokio::sync::watch::Sender::new(false),
+            metrics: metrics::Metrics::new(),
+            metrics_here: config.metrics_listen.is_none(),
         })
     }
 }

@@ -145,6 +145,11 @@ pub trait Storage: Send + Sync {
     /// Forgets op ids applied before `cutoff`; returns how many.
     fn prune_applied_ops(&self, cutoff: Timestamp) -> BoxFuture<'_, Result<u64>>;
 
+    /// Storage connections in use right now, for the metrics.
+    fn connections_in_use(&self) -> Option<usize> {
+        None
+    }
+
     /// Runs until the process stops, waking `notifier` for changes committed by *other*
     /// processes (PostgreSQL `LISTEN`); a backend without other processes returns at once.
     fn watch_other_processes(&self, notifier: Arc<Notifier>) -> BoxFuture<'static, ()>;

@@ -711,6 +711,11 @@ impl Storage for Postgres {
         })
     }
 
+    fn connections_in_use(&self) -> Option<usize> {
+        let status = self.pool.status();
+        Some(status.size.saturating_sub(status.available))
+    }
+
     fn watch_other_processes(&self, notifier: Arc<Notifier>) -> BoxFuture<'static, ()> {
         let config = self.config.clone();
         Box::pin(async move {

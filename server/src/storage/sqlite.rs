@@ -447,6 +447,10 @@ impl Storage for Sqlite {
         })
     }
 
+    fn connections_in_use(&self) -> Option<usize> {
+        Some(MAX_CONCURRENT_READS - self.reads.available_permits())
+    }
+
     fn watch_other_processes(&self, _notifier: Arc<Notifier>) -> BoxFuture<'static, ()> {
         // One SQLite file serves one process; nothing to listen to.
         Box::pin(async {})
