@@ -23,6 +23,18 @@ type LogHandle = reload::Handle<EnvFilter, Registry>;
 
 pub fn main() -> ExitCode {
     let loader = Loader::from_env();
+    if loader.man_only() {
+        use std::io::Write as _;
+        let page = crate::config::cli::man_page();
+        return match std::io::stdout().lock().write_all(&page) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tasksyncd: cannot write the man page: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match loader.load() {
         Ok(settings) => settings,
         Err(e) => {
