@@ -1,4 +1,4 @@
-//! taskctl's command line (DESIGN.md section 8): every command, argument and flag with its
+//! taskctl's command line (README, "taskctl"): every command, argument and flag with its
 //! help text, and an example for each command.
 
 use std::ffi::OsString;

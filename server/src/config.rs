@@ -1,5 +1,5 @@
 //! Command-line flags, subcommands and environment variables of `tasksync-server`
-//! (DESIGN.md sections 4a and 9).
+//! (README, "Syncing between devices").
 //!
 //! Flags win over the environment (`TASKSYNC_SERVER_*`). The storage options are global, so
 //! `user ...` subcommands take them too. The token and the database URL (which may hold a
