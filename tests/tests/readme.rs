@@ -122,3 +122,20 @@ fn the_sync_example_runs_as_written() {
     assert!(out.contains("pushed 1"), "{out}");
     assert_eq!(server.tasks().len(), 1);
 }
+
+/// The local API examples find the socket with `taskctl status`, whether or not
+/// `XDG_RUNTIME_DIR` is set; the `curl` lines themselves are HTTP examples (docs/LOCAL-API.md
+/// and tests/http_api.rs cover the routes), and the last one streams forever.
+#[test]
+fn the_local_api_example_finds_the_socket() {
+    let block = shell_block(&readme(), "## How apps connect: the local API");
+    let find = block
+        .iter()
+        .find(|l| l.starts_with("SOCK="))
+        .expect("a SOCK= line");
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let lines = vec![find.clone(), "echo \"$SOCK\"".to_string()];
+    let out = run(&lines, &daemon.socket);
+    assert_eq!(out.trim(), daemon.socket.display().to_string());
+}
