@@ -227,7 +227,8 @@ pub enum Cmd {
     #[command(after_help = "Examples:
   taskctl completions bash > ~/.local/share/bash-completion/completions/taskctl
   taskctl completions zsh > ~/.zfunc/_taskctl
-  taskctl completions fish > ~/.config/fish/completions/taskctl.fish")]
+  taskctl completions fish > ~/.config/fish/completions/taskctl.fish
+  taskctl completions powershell | Out-String | Invoke-Expression   (add to $PROFILE to keep)")]
     Completions {
         /// The shell to complete for
         #[arg(value_enum)]
