@@ -23,6 +23,18 @@ type LogHandle = reload::Handle<EnvFilter, Registry>;
 
 pub fn main() -> ExitCode {
     let loader = Loader::from_env();
+    if loader.man_only() {
+        use std::io::Write as _;
+        let page = crate::config::cli::man_page();
+        return match std::io::stdout().lock().write_all(&page) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tasksyncd: cannot write the man page: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match loader.load() {
         Ok(settings) => settings,
         Err(e) => {
@@ -34,7 +46,7 @@ pub fn main() -> ExitCode {
         print!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
-    let log = init_logging(&settings.values.log);
+    let log = init_logging(&settings.values.log, &settings.values.db);
     if settings.token_from_flag() {
         tracing::warn!(
             "the sync token was given with --token, where other users of this machine can read \
@@ -57,24 +69,89 @@ pub fn main() -> ExitCode {
 
 /// Logs to stderr: plain lines without timestamps under systemd's journal (which adds its
 /// own), colours only on a terminal. The filter can be swapped on reload.
-fn init_logging(filter: &str) -> LogHandle {
+///
+/// Started in the background from an interactive shell (`tasksyncd &`: stderr is a terminal
+/// whose foreground is another process group), log lines would land over the user's prompt
+/// and whatever they type. Then the daemon says once, on stderr, where its log goes, and
+/// appends it to `tasksyncd.log` next to the database instead.
+fn init_logging(filter: &str, db: &std::path::Path) -> LogHandle {
     let (filter, handle) =
         reload::Layer::new(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")));
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let ansi = !journal && std::io::stderr().is_terminal();
+    let file = (!journal && backgrounded_on_terminal())
+        .then(|| background_log_file(db))
+        .flatten();
     let to_journal = journal.then(|| {
         fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(false)
             .without_time()
     });
-    let to_terminal = (!journal).then(|| fmt::layer().with_writer(std::io::stderr).with_ansi(ansi));
+    let to_terminal = (!journal && file.is_none())
+        .then(|| fmt::layer().with_writer(std::io::stderr).with_ansi(ansi));
+    let to_file = file.map(|file| {
+        fmt::layer()
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+    });
     tracing_subscriber::registry()
         .with(filter)
         .with(to_journal)
         .with(to_terminal)
+        .with(to_file)
         .init();
     handle
+}
+
+/// The log file of a daemon started in the background (`tasksyncd.log` next to the
+/// database, 0600 in the database's 0700 folder), announced in one line on stderr; `None`
+/// (keep logging to stderr, and say why) when it cannot be opened.
+fn background_log_file(db: &std::path::Path) -> Option<std::fs::File> {
+    let path = db.with_file_name("tasksyncd.log");
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let opened = crate::setup::create_private_dir(db)
+        .map_err(|e| e.to_string())
+        .and_then(|()| options.open(&path).map_err(|e| e.to_string()));
+    match opened {
+        Ok(file) => {
+            eprintln!(
+                "tasksyncd: running in the background; logging to {} (run it in the \
+                 foreground, or with 2>FILE, to keep the log on stderr)",
+                path.display()
+            );
+            Some(file)
+        }
+        Err(e) => {
+            eprintln!(
+                "tasksyncd: running in the background, but cannot open {} ({e}); logging to \
+                 this terminal",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Whether stderr is the controlling terminal and another process group is in its
+/// foreground: `tasksyncd &` from an interactive shell, or a job sent to the background.
+#[cfg(unix)]
+fn backgrounded_on_terminal() -> bool {
+    if !std::io::stderr().is_terminal() {
+        return false;
+    }
+    // SAFETY: both calls only read process state; tcgetpgrp fails (-1) for a terminal that
+    // is not our controlling one, which is then no prompt of ours.
+    let (foreground, ours) = unsafe { (libc::tcgetpgrp(libc::STDERR_FILENO), libc::getpgrp()) };
+    foreground >= 0 && foreground != ours
+}
+
+#[cfg(not(unix))]
+fn backgrounded_on_terminal() -> bool {
+    false
 }
 
 /// Open files wanted: both connection caps (socket 1,024, TCP 256), plus the database, the

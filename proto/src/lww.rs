@@ -1,4 +1,4 @@
-//! Field-wise Last-Write-Wins (DESIGN.md section 5) as pure functions.
+//! Field-wise Last-Write-Wins (docs/SYNC-PROTOCOL.md, section 5) as pure functions.
 //!
 //! Every mergeable field of a task ([`Field`]) carries the [`FieldClock`] of its last change:
 //! `(updated_at, operation rank, device_id)`, compared in that order, so a tie on `updated_at`

@@ -1,5 +1,5 @@
 //! Command-line flags, subcommands and environment variables of `tasksync-server`
-//! (DESIGN.md sections 4a and 9).
+//! (README, "Syncing between devices").
 //!
 //! Flags win over the environment (`TASKSYNC_SERVER_*`). The storage options are global, so
 //! `user ...` subcommands take them too. The token and the database URL (which may hold a
@@ -103,6 +103,19 @@ pub enum Command {
     /// Manage the users of this server (takes effect at once, on running servers too).
     #[command(subcommand)]
     User(UserCommand),
+    /// Print the man page (roff) and exit: `tasksync-server man | man -l -`.
+    #[command(hide = true)]
+    Man,
+}
+
+/// The man page of `tasksync-server` (roff), with the `user` subcommands.
+pub fn man_page() -> Vec<u8> {
+    use clap::CommandFactory as _;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Config::command())
+        .render(&mut page)
+        .expect("rendering into memory cannot fail");
+    page
 }
 
 /// `tasksync-server user ...`.

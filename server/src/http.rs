@@ -1,4 +1,4 @@
-//! Routing, request bodies and the four handlers of DESIGN.md section 4.
+//! Routing, request bodies and the four handlers of docs/SYNC-PROTOCOL.md.
 //!
 //! Order of checks for every request: route (404), method (405), bearer token (401, except
 //! `/api/health`), then the handler. `POST /api/batch` reads at most
@@ -214,7 +214,7 @@ async fn health(state: &AppState) -> Result<HttpResponse, ApiError> {
     }
 }
 
-/// The health body: DESIGN.md's `{status, timestamp}` plus the storage backend.
+/// The health body: `{status, timestamp}` plus the storage backend (docs/SYNC-PROTOCOL.md, section 3).
 #[derive(serde::Serialize)]
 struct Health {
     status: &'static str,

@@ -19,6 +19,17 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 fn main() -> ExitCode {
     let config = Config::parse();
+    if let Some(Command::Man) = config.command {
+        let page = tasksync_server::config::man_page();
+        return match std::io::stdout().lock().write_all(&page) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tasksync-server: cannot write the man page: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -40,6 +51,7 @@ fn main() -> ExitCode {
     };
     let result = match config.command.clone() {
         Some(Command::User(command)) => runtime.block_on(user_command(&config, command)),
+        Some(Command::Man) => Ok(()),
         None => runtime.block_on(run(config)),
     };
     match result {

@@ -42,7 +42,7 @@ impl ClockLimit {
 ///
 /// The writer of an operation is the device that pushes it, so `data.device_id` is taken from
 /// the batch, whatever the item says. A timestamp further ahead than `clock` allows is refused
-/// (DESIGN.md section 4, Clocks): accepting it would drag every replica's clock into the future.
+/// (docs/SYNC-PROTOCOL.md, "Clock skew"): accepting it would drag every replica's clock into the future.
 pub fn check_item(
     index: usize,
     item: &BatchItem,

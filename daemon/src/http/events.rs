@@ -1,4 +1,4 @@
-//! `GET /api/events`: the daemon's events as Server-Sent Events (DESIGN.md section 7).
+//! `GET /api/events`: the daemon's events as Server-Sent Events (docs/LOCAL-API.md, "Events").
 //!
 //! One [`EventLog`] per daemon numbers the events of the store's broadcast (`crate::events`)
 //! and keeps the last [`BUFFER`] of them, so a client that reconnects with `Last-Event-ID`

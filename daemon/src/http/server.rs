@@ -4,7 +4,7 @@
 //! accept loop, connection serving, body reading and bearer check are `tasksync_http`'s,
 //! shared with the sync server; what is the daemon's own is here.
 //!
-//! Limits (DESIGN.md section 7): a connection must send a complete request head within
+//! Limits (docs/LOCAL-API.md, "Limits"): a connection must send a complete request head within
 //! [`HEADER_TIMEOUT`] of connecting or of its previous answer, else it is closed; when
 //! [`MAX_CONNECTIONS`] are open the idlest one is closed for a newcomer (see `crate::slots`).
 //! When shutdown is requested the listener closes, each connection finishes the request in

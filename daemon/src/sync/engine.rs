@@ -447,7 +447,8 @@ impl Engine {
     async fn sync_now(&mut self) -> SyncReport {
         if self.transport.is_none() {
             return offline_report(
-                "no sync server configured (local only): set --server or TASKSYNC_SERVER_URL",
+                "no sync server configured (local only): set server_url in the config file \
+                 (`tasksyncd --print-config` names it), or --server or TASKSYNC_SERVER_URL",
             );
         }
         let outcome = self

@@ -1,7 +1,7 @@
 //! An in-memory sync server behind the [`Transport`] seam, for tests that drive whole sync
 //! rounds (and the engine) in one process.
 //!
-//! It keeps the server's contract (DESIGN.md sections 4 and 5): op ids answered once and
+//! It keeps the server's contract (docs/SYNC-PROTOCOL.md): op ids answered once and
 //! remembered, field-wise LWW through the same [`lww::merge`] the real server uses, a change
 //! log whose cursor never skips anything, live pulls that wait for a change, and clocks far
 //! ahead refused per item. Each device reaches it through its own [`FakeLink`], whose

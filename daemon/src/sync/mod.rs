@@ -1,5 +1,5 @@
 //! The sync engine: flushes the queue to the sync server in batches and pulls other devices'
-//! changes (DESIGN.md sections 4 and 5).
+//! changes (docs/SYNC-PROTOCOL.md).
 //!
 //! - [`engine`]: the task that decides when to sync, runs one round at a time, and keeps the
 //!   connectivity state (with `crate::connectivity`).
