@@ -17,6 +17,7 @@ use crate::setup::{create_private_database, SetupError};
 use crate::store::Store;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 
 type LogHandle = reload::Handle<EnvFilter, Registry>;
@@ -46,7 +47,8 @@ pub fn main() -> ExitCode {
         print!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
-    let log = init_logging(&settings.values.log, &settings.values.db);
+    let json = settings.values.log_format == "json";
+    let log = init_logging(&settings.values.log, json, &settings.values.db);
     if settings.token_from_flag() {
         tracing::warn!(
             "the sync token was given with --token, where other users of this machine can read \
@@ -74,7 +76,7 @@ pub fn main() -> ExitCode {
 /// whose foreground is another process group), log lines would land over the user's prompt
 /// and whatever they type. Then the daemon says once, on stderr, where its log goes, and
 /// appends it to `tasksyncd.log` next to the database instead.
-fn init_logging(filter: &str, db: &std::path::Path) -> LogHandle {
+fn init_logging(filter: &str, json: bool, db: &std::path::Path) -> LogHandle {
     let (filter, handle) =
         reload::Layer::new(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")));
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
@@ -82,19 +84,10 @@ fn init_logging(filter: &str, db: &std::path::Path) -> LogHandle {
     let file = (!journal && backgrounded_on_terminal())
         .then(|| background_log_file(db))
         .flatten();
-    let to_journal = journal.then(|| {
-        fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(false)
-            .without_time()
-    });
-    let to_terminal = (!journal && file.is_none())
-        .then(|| fmt::layer().with_writer(std::io::stderr).with_ansi(ansi));
-    let to_file = file.map(|file| {
-        fmt::layer()
-            .with_writer(std::sync::Mutex::new(file))
-            .with_ansi(false)
-    });
+    let to_journal = journal.then(|| log_layer(std::io::stderr, false, false, json));
+    let to_terminal =
+        (!journal && file.is_none()).then(|| log_layer(std::io::stderr, ansi, true, json));
+    let to_file = file.map(|file| log_layer(std::sync::Mutex::new(file), false, true, json));
     tracing_subscriber::registry()
         .with(filter)
         .with(to_journal)
@@ -102,6 +95,20 @@ fn init_logging(filter: &str, db: &std::path::Path) -> LogHandle {
         .with(to_file)
         .init();
     handle
+}
+
+/// One log output: JSON objects (with timestamps), or text with or without colour and time.
+fn log_layer<S, W>(writer: W, ansi: bool, time: bool, json: bool) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = fmt::layer().with_writer(writer);
+    match (json, time) {
+        (true, _) => layer.json().boxed(),
+        (false, true) => layer.with_ansi(ansi).boxed(),
+        (false, false) => layer.with_ansi(ansi).without_time().boxed(),
+    }
 }
 
 /// The log file of a daemon started in the background (`tasksyncd.log` next to the
@@ -173,9 +180,11 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
     let store = Arc::new(Store::open(&db)?);
     let events = Arc::new(Events::default());
     let (trigger, stop) = shutdown::channel();
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let sync = crate::sync::engine::spawn(
         store.clone(),
         events.clone(),
+        metrics.clone(),
         settings.sync_settings(),
         stop.clone(),
     )?;
@@ -204,6 +213,7 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
         events,
         api_token: http.as_ref().map(|api| api.token().to_string()),
         http: http.as_ref().map(|api| api.local_addr()),
+        metrics,
         event_log: Default::default(),
     });
     let http_server = http.map(|api| tokio::spawn(api.serve(app.clone(), stop.clone())));

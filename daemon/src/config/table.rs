@@ -103,4 +103,12 @@ settings! {
         check: |filter| tracing_subscriber::EnvFilter::try_new(filter)
             .map(drop)
             .map_err(|e| format!("{filter:?} is not a log filter: {e}"));
+
+    /// Log lines as human text (text) or as one JSON object each, for log shippers (json)
+    log_format: String = "text".to_string(), "--log-format", "TASKSYNC_LOG_FORMAT", "FORMAT",
+        restart: true,
+        check: |format| match format {
+            "text" | "json" => Ok(()),
+            other => Err(format!("{other:?} is not a log format: use text or json")),
+        };
 }

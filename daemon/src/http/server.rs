@@ -80,7 +80,9 @@ pub(crate) async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: Shutdo
             tracing::debug!("HTTP API: {MAX_CONNECTIONS} connections open: closed the idlest");
         }
         let (api, shutdown) = (api.clone(), shutdown.clone());
+        let held = api.app.metrics.connection("tcp");
         async move {
+            let _held = held;
             let stream = Tracked::new(stream, slot.activity().clone());
             tokio::select! {
                 () = serve_connection(stream, api, Some(slot.activity()), shutdown) => {}
@@ -191,6 +193,7 @@ async fn route(api: &Api, parts: &Parts, body: &mut RequestBody) -> Result<HttpR
     match (route, method) {
         (Route::Health, &Method::GET) => Ok(status::health()),
         (Route::Status, &Method::GET) => status::status(app).await,
+        (Route::Metrics, &Method::GET) => status::metrics(app).await,
         (Route::Sync, &Method::POST) => status::sync(app).await,
         (Route::Events, &Method::GET) => {
             let connection = parts.extensions.get::<Connection>().map(|c| c.0.clone());

@@ -39,6 +39,7 @@ use super::settings::SyncSettings;
 use super::transport::{check_changes, Transport};
 use crate::connectivity::{Monitor, NetworkChanges};
 use crate::events::Events;
+use crate::metrics::{Metrics, RoundWork};
 use crate::service::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -147,16 +148,25 @@ fn connect_http(settings: &SyncSettings) -> Result<Option<Arc<dyn Transport>>, C
 pub(crate) fn spawn(
     store: Arc<Store>,
     events: Arc<Events>,
+    metrics: Arc<Metrics>,
     settings: SyncSettings,
     shutdown: Shutdown,
 ) -> Result<SyncHandle, ClientSetupError> {
-    spawn_with(store, events, settings, shutdown, Arc::new(connect_http))
+    spawn_with(
+        store,
+        events,
+        metrics,
+        settings,
+        shutdown,
+        Arc::new(connect_http),
+    )
 }
 
 /// Starts the engine task with `connect` making its transports.
 pub(crate) fn spawn_with(
     store: Arc<Store>,
     events: Arc<Events>,
+    metrics: Arc<Metrics>,
     settings: SyncSettings,
     shutdown: Shutdown,
     connect: Connect,
@@ -179,6 +189,7 @@ pub(crate) fn spawn_with(
     let engine = Engine {
         store,
         events,
+        metrics,
         in_flight: in_flight.clone(),
         transport,
         connect,
@@ -230,6 +241,7 @@ impl Drop for LivePull {
 struct Engine {
     store: Arc<Store>,
     events: Arc<Events>,
+    metrics: Arc<Metrics>,
     /// The rows the current round sent and has no answer for.
     in_flight: InFlight,
     transport: Option<Arc<dyn Transport>>,
@@ -470,7 +482,18 @@ impl Engine {
             self.last_flush = Some(Instant::now());
         }
         let round = self.round_with(transport);
+        let started = Instant::now();
         let outcome = round.run(mode).await;
+        self.metrics.round(
+            mode.pull,
+            outcome.succeeded(),
+            started.elapsed(),
+            RoundWork {
+                pushed: outcome.synced,
+                pulled: outcome.pulled,
+                failed: outcome.failed,
+            },
+        );
         if mode.pull {
             self.pulls += 1;
         }
@@ -620,10 +643,12 @@ impl Engine {
                 let news = movement(&live.since, &page.cursor) == Movement::Forward;
                 let has_more = page.has_more;
                 match store_page(&self.store, &self.events, transport.base(), page).await {
-                    Ok(changed) if changed > 0 => {
-                        tracing::debug!("live pull: {changed} task(s) changed")
+                    Ok(changed) => {
+                        self.metrics.live_pull(changed);
+                        if changed > 0 {
+                            tracing::debug!("live pull: {changed} task(s) changed");
+                        }
                     }
-                    Ok(_) => {}
                     Err(e) => {
                         tracing::error!("live pull: {e}");
                         self.pause_live();

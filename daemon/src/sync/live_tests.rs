@@ -72,6 +72,7 @@ fn engine(device: &Device, settings: SyncSettings) -> (SyncHandle, ShutdownTrigg
     let handle = spawn_with(
         device.store.clone(),
         device.events.clone(),
+        Arc::default(),
         settings,
         shutdown,
         Arc::new(move |_: &SyncSettings| Ok(Some(link.clone() as Arc<dyn Transport>))),
