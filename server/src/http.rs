@@ -14,6 +14,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::http::request::Parts;
 use hyper::{HeaderMap, Method, Request, StatusCode};
+use tasksync_core::ClockLimit;
 use tasksync_http::body::RequestBody;
 use tasksync_http::json::parse_json;
 use tasksync_http::{json_response, ApiError, ErrorFields, HttpResponse};
@@ -30,7 +31,6 @@ use crate::error::{storage_error, unauthorized, unavailable};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::storage::{BatchInput, Storage, StorageError, UserId};
-use crate::validate::ClockLimit;
 
 /// What every request handler shares.
 pub struct AppState {

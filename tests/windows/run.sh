@@ -97,7 +97,7 @@ win_cargo() {
 say "$(/usr/bin/rustc --version), $(x86_64-w64-mingw32-gcc --version | head -1), $("$wine" --version)"
 say "crate cache: $cargo_home ($(find "$cargo_home/registry/cache" -name '*.crate' 2>/dev/null | wc -l) crates already there)"
 say "clippy for $target (-D warnings)"
-win_cargo clippy -p tasksyncd -p taskctl -p tasksync-proto --all-targets -- -D warnings
+win_cargo clippy -p tasksyncd -p taskctl -p tasksync-proto -p tasksync-core --all-targets -- -D warnings
 say "building tasksyncd.exe and taskctl.exe"
 win_cargo build -p tasksyncd -p taskctl
 bin=$work/$target/debug
