@@ -900,7 +900,10 @@ fn json_logs_are_one_object_a_line() {
         .arg("json")
         .start();
     // Serving (its start-up lines are written), and its signal handler in place.
-    assert_eq!(tasksync_e2e::http::get(&server.addr, "/api/health").status, 200);
+    assert_eq!(
+        tasksync_e2e::http::get(&server.addr, "/api/health").status,
+        200
+    );
     server.terminate();
     let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();

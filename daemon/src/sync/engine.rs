@@ -420,7 +420,13 @@ impl Engine {
                 pull: true,
             })
             .await;
-        let dead = self.store.counts().map(|c| c.failed).unwrap_or(0);
+        // A scanning read: on the blocking pool, not on this task (ARCHITECTURE.md).
+        let store = self.store.clone();
+        let dead = tokio::task::spawn_blocking(move || store.counts().map(|c| c.failed))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0);
         outcome.report(dead)
     }
 
