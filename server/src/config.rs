@@ -9,9 +9,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-use crate::storage::StorageConfig;
+use crate::storage::{Durability, StorageConfig};
 
 /// The remote sync server tasksync daemons push to and pull from.
 #[derive(Clone, Parser)]
@@ -94,22 +94,6 @@ pub enum UserCommand {
     Remove { name: String },
     /// Issue a new token for a user (printed once), revoking the old one.
     Token { name: String },
-}
-
-/// How hard a commit waits for the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Durability {
-    Full,
-    Normal,
-}
-
-impl Durability {
-    pub fn pragma_value(self) -> &'static str {
-        match self {
-            Durability::Full => "FULL",
-            Durability::Normal => "NORMAL",
-        }
-    }
 }
 
 impl Config {
