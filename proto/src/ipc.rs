@@ -9,8 +9,6 @@
 //! The encoding is postcard, which is positional: new enum variants may only be appended, and
 //! any other change to these types bumps [`PROTOCOL_VERSION`].
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -272,10 +270,13 @@ pub struct StatusInfo {
     pub next_probe_at: Option<Timestamp>,
 }
 
-/// Machine-readable class of an error.
+/// Machine-readable class of an error: the `code` of IPC errors, of the daemon's HTTP error
+/// bodies and of `taskctl --json` errors alike. Serde gives the snake_case names (JSON); the
+/// postcard encoding is the variant's position, so new codes are only appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// No task matches the id or prefix.
+    /// No task matches the id or prefix (HTTP: also no such route).
     NotFound,
     /// The input breaks a rule (empty title, malformed id, ...).
     InvalidInput,
@@ -293,30 +294,31 @@ pub enum ErrorCode {
     Conflict,
     /// The daemon serves only its own user (and root).
     PermissionDenied,
+    /// HTTP on TCP: a missing or wrong bearer token.
+    Unauthorized,
+    /// HTTP: the route does not take this method.
+    MethodNotAllowed,
+    /// HTTP: the request took too long to arrive.
+    Timeout,
+    /// HTTP: the body is over the size limit.
+    TooLarge,
 }
 
-impl ErrorCode {
-    /// The snake_case name used in JSON output and documentation.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::InvalidInput => "invalid_input",
-            ErrorCode::Ambiguous => "ambiguous",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Internal => "internal",
-            ErrorCode::Incompatible => "incompatible",
-            ErrorCode::BadFrame => "bad_frame",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::PermissionDenied => "permission_denied",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::names::named!(ErrorCode, "error code", {
+    NotFound => "not_found",
+    InvalidInput => "invalid_input",
+    Ambiguous => "ambiguous",
+    Unavailable => "unavailable",
+    Internal => "internal",
+    Incompatible => "incompatible",
+    BadFrame => "bad_frame",
+    Conflict => "conflict",
+    PermissionDenied => "permission_denied",
+    Unauthorized => "unauthorized",
+    MethodNotAllowed => "method_not_allowed",
+    Timeout => "timeout",
+    TooLarge => "too_large",
+});
 
 /// An error as it travels over the socket: a code and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -568,15 +570,7 @@ mod round_trip {
                 .into_iter()
                 .map(|result| ServerMessage::Response { id: 1, result }),
         );
-        for code in [
-            ErrorCode::NotFound,
-            ErrorCode::InvalidInput,
-            ErrorCode::Ambiguous,
-            ErrorCode::Unavailable,
-            ErrorCode::Internal,
-            ErrorCode::Incompatible,
-            ErrorCode::BadFrame,
-        ] {
+        for code in ErrorCode::ALL {
             messages.push(ServerMessage::Response {
                 id: 2,
                 result: Err(IpcError::new(code, code.as_str())),
