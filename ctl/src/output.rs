@@ -189,10 +189,15 @@ impl Output {
         let last_error = match (&status.last_error, status.state) {
             (_, Connectivity::Unauthorized) => format!(
                 "the server refuses our token: fix token / token_file and reload ({})\n",
-                escape(status.last_error.as_deref().unwrap_or("401"))
+                escape(
+                    status
+                        .last_error
+                        .as_ref()
+                        .map_or("401", |e| e.message.as_str())
+                )
             ),
             // The server's words: never raw to a terminal.
-            (Some(error), _) => format!("{}\n", escape(error)),
+            (Some(error), _) => format!("{}\n", escape(&error.message)),
             (None, _) => "none\n".into(),
         };
         let out = format!(
@@ -255,7 +260,7 @@ impl Output {
             write_stdout(&out);
         }
         for error in &report.errors {
-            eprintln!("taskctl: {}", escape(error));
+            eprintln!("taskctl: {}", escape(&error.message));
         }
     }
 

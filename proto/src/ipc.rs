@@ -18,7 +18,7 @@ use crate::timestamp::Timestamp;
 use crate::wire::{Field, Operation};
 
 /// The version of this message set. A daemon refuses a client that speaks another one.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,7 +132,8 @@ pub struct SyncReport {
     pub synced_items: u64,
     /// Operations that failed in this round plus every dead-lettered one.
     pub failed_items: u64,
-    pub errors: Vec<String>,
+    /// What went wrong, each with its kind; empty when nothing did.
+    pub errors: Vec<SyncFailure>,
     /// The server could not be reached (or none is configured).
     pub offline: bool,
     /// Tasks whose stored row changed through what was pulled from the server.
@@ -142,6 +143,57 @@ pub struct SyncReport {
     pub conflicts: u64,
     /// For each conflict: which of the pushed fields kept whose value.
     pub resolved: Vec<ResolvedConflict>,
+}
+
+/// What a sync error is about, so that a program can act on it without reading the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncErrorKind {
+    /// The sync server could not be reached (or none is configured). No attempt counts.
+    Offline,
+    /// The server refuses our token: the user must fix it. No attempt counts.
+    Unauthorized,
+    /// The server (or a proxy) cannot serve now: 408, 429, 502, 503, 504. No attempt counts.
+    Busy,
+    /// The server refused an operation or a whole batch: each counts a failed attempt.
+    Rejected,
+    /// The server's answer made no sense: the batch counts a failed attempt.
+    BadAnswer,
+    /// Something failed on this device (its database, a task of the daemon). No attempt
+    /// counts: the operations stay queued as they were.
+    Local,
+    /// Operations failed their last attempt and wait for `taskctl retry`.
+    DeadLettered,
+    /// A forced pull ran out of time with more to come; the rest follows in the background.
+    Unfinished,
+}
+
+crate::names::named!(SyncErrorKind, "sync error kind", {
+    Offline => "offline",
+    Unauthorized => "unauthorized",
+    Busy => "busy",
+    Rejected => "rejected",
+    BadAnswer => "bad_answer",
+    Local => "local",
+    DeadLettered => "dead_lettered",
+    Unfinished => "unfinished",
+});
+
+/// A sync error as reports and `last_error` carry it: its kind, and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct SyncFailure {
+    pub kind: SyncErrorKind,
+    pub message: String,
+}
+
+impl SyncFailure {
+    pub fn new(kind: SyncErrorKind, message: impl Into<String>) -> Self {
+        SyncFailure {
+            kind,
+            message: message.into(),
+        }
+    }
 }
 
 /// How the server resolved a conflict on one pushed operation.
@@ -253,7 +305,7 @@ pub struct StatusInfo {
     /// The end of the last sync round that succeeded.
     pub last_sync_at: Option<Timestamp>,
     /// What the last sync round met, if it failed; `None` once a round succeeds.
-    pub last_error: Option<String>,
+    pub last_error: Option<SyncFailure>,
     pub device_id: Uuid,
     /// The daemon's version.
     pub version: String,
@@ -505,7 +557,7 @@ mod round_trip {
             pending: 3,
             failed: 1,
             last_sync_at: Some(Timestamp::now()),
-            last_error: Some("503".into()),
+            last_error: Some(SyncFailure::new(SyncErrorKind::Busy, "503")),
             device_id: Uuid::now_v7(),
             version: "0.1.0".into(),
             http: Some("127.0.0.1:3000".into()),
@@ -533,7 +585,7 @@ mod round_trip {
                 success: false,
                 synced_items: 3,
                 failed_items: 1,
-                errors: vec!["boom".into()],
+                errors: vec![SyncFailure::new(SyncErrorKind::Local, "boom")],
                 offline: false,
                 pulled_items: 4,
                 conflicts: 1,

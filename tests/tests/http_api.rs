@@ -441,8 +441,12 @@ fn status_and_sync_report_the_queue_local_only() {
     assert_eq!(report["success"], false);
     assert_eq!(report["synced_items"], 0);
     assert_eq!(report["failed_items"], 0);
+    assert_eq!(report["errors"][0]["kind"], "offline", "{report}");
     assert!(
-        report["errors"][0].as_str().unwrap().contains("local only"),
+        report["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("local only"),
         "{report}"
     );
     let keys: Vec<&str> = report

@@ -67,8 +67,9 @@ fn a_busy_server_dead_letters_nothing_and_the_queue_goes_once_it_recovers() {
     }
     let now = daemon.status();
     assert_eq!(now["failed"], 0);
+    assert_eq!(now["last_error"]["kind"], "busy", "{now}");
     assert!(
-        now["last_error"]
+        now["last_error"]["message"]
             .as_str()
             .is_some_and(|e| e.contains("503")),
         "{now}"
@@ -98,8 +99,9 @@ fn a_refused_token_is_shown_as_unauthorized_and_costs_no_attempt() {
     let now = daemon.status();
     assert_eq!(now["online"], false);
     assert_eq!(now["last_sync_at"], Value::Null, "no round succeeded");
+    assert_eq!(now["last_error"]["kind"], "unauthorized", "{now}");
     assert!(
-        now["last_error"]
+        now["last_error"]["message"]
             .as_str()
             .is_some_and(|e| e.contains("token")),
         "{now}"
@@ -430,11 +432,16 @@ fn a_huge_error_from_a_busy_server_is_cut_and_status_still_works() {
     let run = daemon.ctl(&["--json", "sync"]);
     assert_ne!(run.code(), 0);
     let report: Value = serde_json::from_str(&run.stdout()).expect("a JSON report");
-    let error = report["errors"][0].as_str().expect("an error").to_string();
+    let error = report["errors"][0]["message"]
+        .as_str()
+        .expect("an error")
+        .to_string();
     assert!(error.len() < 1_000, "{} bytes", error.len());
     assert!(!error.contains('\u{1b}'), "control characters are escaped");
     let status = daemon.status();
-    let last = status["last_error"].as_str().expect("last_error");
+    let last = status["last_error"]["message"]
+        .as_str()
+        .expect("last_error");
     assert!(last.len() < 1_000 && last.contains("503"), "{last:.200}");
     let answer = http::unix_get(&daemon.socket, "/api/status");
     assert_eq!(answer.status, 200);

@@ -67,8 +67,9 @@ fn an_unreachable_server_leaves_everything_queued_and_counts_no_attempt() {
     let (code, report) = daemon.sync();
     assert_eq!(code, 4, "offline exit code: {report}");
     assert_eq!(report["success"], false);
+    assert_eq!(report["errors"][0]["kind"], "offline", "{report}");
     assert!(
-        report["errors"][0]
+        report["errors"][0]["message"]
             .as_str()
             .unwrap()
             .contains("unreachable"),
@@ -97,8 +98,9 @@ fn a_failing_server_is_survived_and_items_stay_queued() {
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["success"], false);
     assert_eq!(report["failed_items"], 1);
+    assert_eq!(report["errors"][0]["kind"], "rejected", "{report}");
     assert!(
-        report["errors"][0]
+        report["errors"][0]["message"]
             .as_str()
             .unwrap()
             .contains("database on fire"),
@@ -387,8 +389,9 @@ fn a_conflict_answer_without_the_merged_task_is_refused_as_a_bad_answer() {
     daemon.add_id("kept until the server makes sense");
     let (code, report) = daemon.sync();
     assert_eq!(code, 1, "{report}");
+    assert_eq!(report["errors"][0]["kind"], "bad_answer", "{report}");
     assert!(
-        report["errors"][0]
+        report["errors"][0]["message"]
             .as_str()
             .unwrap()
             .contains("without resolved_data"),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use hyper::StatusCode;
 use serde::Serialize;
-use tasksync_proto::ipc::{StatusInfo, SyncReport};
+use tasksync_proto::ipc::{StatusInfo, SyncFailure, SyncReport};
 use tasksync_proto::wire::HealthResponse;
 use tasksync_proto::Timestamp;
 
@@ -27,7 +27,7 @@ struct SyncBody {
     success: bool,
     synced_items: u64,
     failed_items: u64,
-    errors: Vec<String>,
+    errors: Vec<SyncFailure>,
 }
 
 /// The body of `GET /api/status` and of the `status` event: the original challenge's four
