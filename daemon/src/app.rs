@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tasksync_proto::events::{ChangeOrigin, Connectivity, ConnectivityState, Event, StateSnapshot};
+use tasksync_proto::events::{ChangeOrigin, Connectivity, Event};
 use tasksync_proto::ipc::{QueueEntry, QueueState, StatusInfo};
 use tasksync_proto::{NewTask, Task, TaskPatch};
 use uuid::Uuid;
@@ -26,7 +26,7 @@ pub(crate) struct App {
     /// The TCP API's address; `None` while it is off.
     pub(crate) http: Option<SocketAddr>,
     /// The numbered events of `GET /api/events`.
-    pub(crate) event_log: crate::http::events::EventLog,
+    pub(crate) event_log: crate::event_log::EventLog,
 }
 
 impl App {
@@ -126,19 +126,4 @@ impl App {
         }
         entry
     }
-}
-
-/// The state a subscription opens with.
-pub(crate) fn snapshot(app: &App) -> Result<StateSnapshot, StoreError> {
-    let status = app.status()?;
-    Ok(StateSnapshot {
-        connectivity: ConnectivityState {
-            state: status.state,
-            since: status.since,
-            next_probe_at: status.next_probe_at,
-        },
-        pending: status.pending,
-        failed: status.failed,
-        last_sync_at: status.last_sync_at,
-    })
 }

@@ -322,6 +322,35 @@ pub struct StatusInfo {
     pub next_probe_at: Option<Timestamp>,
 }
 
+/// The JSON status object of `GET /api/status` and of the `status` event (SSE and
+/// `taskctl --json watch`): the original challenge's four fields, then every field of
+/// [`StatusInfo`] (`taskctl status --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusBody<'a> {
+    /// Operations still to be sent (waiting or in flight): `pending`.
+    pub pending_sync_count: u64,
+    /// The end of the last round that succeeded: `last_sync_at`.
+    pub last_sync_timestamp: Option<Timestamp>,
+    /// Whether the sync server is reached now: `online`.
+    pub is_online: bool,
+    /// Every row of the sync queue, dead-lettered ones included: `pending + failed`.
+    pub sync_queue_size: u64,
+    #[serde(flatten)]
+    pub info: &'a StatusInfo,
+}
+
+impl<'a> From<&'a StatusInfo> for StatusBody<'a> {
+    fn from(info: &'a StatusInfo) -> Self {
+        StatusBody {
+            pending_sync_count: info.pending,
+            last_sync_timestamp: info.last_sync_at,
+            is_online: info.online,
+            sync_queue_size: info.pending + info.failed,
+            info,
+        }
+    }
+}
+
 /// Machine-readable class of an error: the `code` of IPC errors, of the daemon's HTTP error
 /// bodies and of `taskctl --json` errors alike. Serde gives the snake_case names (JSON); the
 /// postcard encoding is the variant's position, so new codes are only appended.
@@ -467,7 +496,7 @@ mod tests {
 mod round_trip {
     use super::*;
     use crate::codec::{decode_frame, encode};
-    use crate::events::{ChangeOrigin, ConnectivityState, Event, StateSnapshot, SyncProgress};
+    use crate::events::{ChangeOrigin, ConnectivityState, Event, SyncProgress};
     use crate::task::Task;
 
     fn sample_task() -> Task {
@@ -580,7 +609,7 @@ mod round_trip {
                 tasks: vec![sample_task(), sample_task()],
                 next: None,
             })),
-            Ok(Reply::Status(status)),
+            Ok(Reply::Status(status.clone())),
             Ok(Reply::Sync(SyncReport {
                 success: false,
                 synced_items: 3,
@@ -635,12 +664,7 @@ mod round_trip {
         };
         messages.extend(
             [
-                Event::Snapshot(StateSnapshot {
-                    connectivity: connectivity.clone(),
-                    pending: 1,
-                    failed: 2,
-                    last_sync_at: None,
-                }),
+                Event::Status(status),
                 Event::TaskChanged {
                     task: sample_task(),
                     origin: ChangeOrigin::Remote,
@@ -648,17 +672,20 @@ mod round_trip {
                 Event::Connectivity(connectivity),
                 Event::Sync(SyncProgress::BatchSent { items: 5 }),
                 Event::Sync(SyncProgress::BatchAnswered {
-                    synced: 4,
-                    failed: 1,
+                    synced_items: 4,
+                    failed_items: 1,
                 }),
-                Event::Sync(SyncProgress::Pulled { changes: 9 }),
-                Event::Sync(SyncProgress::RoundFinished {
+                Event::Sync(SyncProgress::Pulled { pulled_items: 9 }),
+                Event::Sync(SyncProgress::RoundFinished(SyncReport {
                     success: true,
-                    synced: 4,
-                    pulled: 2,
+                    synced_items: 4,
+                    failed_items: 0,
+                    errors: Vec::new(),
+                    offline: false,
+                    pulled_items: 2,
                     conflicts: 1,
-                    failed: 0,
-                }),
+                    resolved: Vec::new(),
+                })),
                 Event::Lagged { missed: 3 },
             ]
             .into_iter()

@@ -273,12 +273,12 @@ fn watch_reports_each_real_change_once_and_never_our_own_pushes_coming_back() {
     let theirs = b.add_id("theirs");
     wait_until("b's task in a's watch", || {
         !watch
-            .matching(|e| e["event"] == "task_changed" && e["task"]["id"] == theirs.as_str())
+            .matching(|e| e["event"] == "task" && e["task"]["id"] == theirs.as_str())
             .is_empty()
     });
     // A last round trip through the server, so any echo would have arrived by now.
     a.ctl(&["sync"]);
-    let changes = watch.matching(|e| e["event"] == "task_changed");
+    let changes = watch.matching(|e| e["event"] == "task");
     let remote: Vec<&Value> = changes.iter().filter(|e| e["origin"] == "remote").collect();
     assert_eq!(
         remote.len(),
@@ -311,12 +311,12 @@ fn watch_reconnects_when_the_daemon_restarts() {
     let id = daemon.add_id("after the restart");
     wait_until("the new task in the watch", || {
         !watch
-            .matching(|e| e["event"] == "task_changed" && e["task"]["id"] == id.as_str())
+            .matching(|e| e["event"] == "task" && e["task"]["id"] == id.as_str())
             .is_empty()
     });
     assert!(
-        watch.events("snapshot") >= 2,
-        "the new stream opens with a snapshot"
+        watch.events("status") >= 2,
+        "the new stream opens with a status"
     );
 }
 

@@ -22,8 +22,8 @@ fn every_queued_operation_is_processed_and_counted() {
     assert_eq!(code, 0, "{report}");
     assert_eq!(
         report,
-        json!({"success": true, "synced_items": 4, "failed_items": 0, "pulled_items": 0,
-               "conflicts": 0, "resolved": [], "errors": []}),
+        json!({"success": true, "synced_items": 4, "failed_items": 0, "errors": [],
+               "offline": false, "pulled_items": 0, "conflicts": 0, "resolved": []}),
         "our own operations coming back in the pull change nothing and count nothing"
     );
     let after = daemon.status();

@@ -24,7 +24,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tasksync_proto::events::{Connectivity, ConnectivityState, Event, SyncProgress};
+use tasksync_proto::events::{Connectivity, ConnectivityState, Event};
 use tasksync_proto::ipc::{SyncErrorKind, SyncFailure, SyncReport};
 use tasksync_proto::wire::ChangesResponse;
 use tasksync_proto::Timestamp;
@@ -526,14 +526,7 @@ impl Engine {
         } else {
             outcome.round_error.clone()
         });
-        let finished = Event::Sync(SyncProgress::RoundFinished {
-            success: outcome.succeeded(),
-            synced: outcome.synced,
-            pulled: outcome.pulled,
-            conflicts: outcome.resolved.len() as u64,
-            failed: outcome.failed,
-        });
-        self.events.publish(|| finished);
+        self.events.publish(|| outcome.finished());
         outcome
     }
 

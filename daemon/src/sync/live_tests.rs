@@ -415,7 +415,7 @@ async fn the_first_change_after_a_quiet_spell_is_pushed_at_once_and_a_burst_shar
             let event = events.recv().await.unwrap().event;
             if matches!(
                 event,
-                Event::Sync(tasksync_proto::events::SyncProgress::RoundFinished { .. })
+                Event::Sync(tasksync_proto::events::SyncProgress::RoundFinished(_))
             ) {
                 return;
             }

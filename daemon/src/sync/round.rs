@@ -190,6 +190,12 @@ impl Outcome {
             resolved: self.resolved.clone(),
         }
     }
+
+    /// The `sync` event that ends the round: its report, counting the operations this round
+    /// dead-lettered (a forced round's caller also counts those dead-lettered before).
+    pub(crate) fn finished(&self) -> Event {
+        Event::Sync(SyncProgress::RoundFinished(self.report(self.dead)))
+    }
 }
 
 pub(crate) struct Round<'a> {
@@ -346,8 +352,8 @@ impl Round<'_> {
             landed?;
             if answered != (0, 0) {
                 self.progress(SyncProgress::BatchAnswered {
-                    synced: answered.0,
-                    failed: answered.1,
+                    synced_items: answered.0,
+                    failed_items: answered.1,
                 });
             }
             if let Some(next) = next? {
@@ -640,7 +646,11 @@ pub(crate) async fn store_page(
     publish_adopted(store, events, &adopted);
     let changed = adopted.len() as u64;
     if changed > 0 {
-        events.publish(|| Event::Sync(SyncProgress::Pulled { changes: changed }));
+        events.publish(|| {
+            Event::Sync(SyncProgress::Pulled {
+                pulled_items: changed,
+            })
+        });
     }
     Ok(changed)
 }
