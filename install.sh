@@ -4,6 +4,9 @@
 # What it installs (nothing outside your home folder, no root needed):
 #   PREFIX/bin/tasksyncd, PREFIX/bin/taskctl      (cargo install --locked --path ...)
 #   PREFIX/share/man/man1/taskctl*.1              (taskctl man --out-dir)
+#   PREFIX/share/man/man1/tasksyncd.1             (tasksyncd --man)
+#   PREFIX/share/man/man1/tasksync-server.1       (tasksync-server man), when a tasksync-server
+#                                                 is at hand: in --from DIR, or on PATH
 #   bash, zsh and fish completions for taskctl    (taskctl completions SHELL)
 #   Linux:  ~/.config/systemd/user/tasksyncd.{service,socket}, with ExecStart pointing at
 #           PREFIX/bin/tasksyncd, plus a drop-in that lets the sandboxed service write the
@@ -125,6 +128,20 @@ install_binaries() {
 
 install_docs() {
     "$bin/taskctl" man --out-dir "$man_dir"
+    "$bin/tasksyncd" --man > "$man_dir/tasksyncd.1"
+    # The server is not installed by this script (it runs elsewhere, as a system service), but
+    # its page is, when a tasksync-server is at hand.
+    local server=""
+    if [ -n "$from" ] && [ -x "$from/tasksync-server" ]; then
+        server="$from/tasksync-server"
+    elif have tasksync-server; then
+        server=$(command -v tasksync-server)
+    fi
+    if [ -n "$server" ]; then
+        "$server" man > "$man_dir/tasksync-server.1"
+    else
+        say "no tasksync-server at hand: its man page is not installed (later: tasksync-server man > $man_dir/tasksync-server.1)"
+    fi
     mkdir -p "$(dirname "$bash_completion")" "$(dirname "$zsh_completion")" "$(dirname "$fish_completion")"
     "$bin/taskctl" completions bash > "$bash_completion"
     "$bin/taskctl" completions zsh > "$zsh_completion"
@@ -192,6 +209,7 @@ uninstall() {
         none) ;;
     esac
     rm -f "$bin/tasksyncd" "$bin/taskctl" "$man_dir"/taskctl.1 "$man_dir"/taskctl-*.1 \
+        "$man_dir"/tasksyncd.1 "$man_dir"/tasksync-server.1 \
         "$bash_completion" "$zsh_completion" "$fish_completion"
     # cargo install's own records, when it installed the binaries.
     if have cargo && [ -f "$prefix/.crates.toml" ]; then

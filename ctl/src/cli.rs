@@ -1,9 +1,11 @@
-//! taskctl's command line (DESIGN.md section 8): every command, argument and flag with its
+//! taskctl's command line (README, "taskctl"): every command, argument and flag with its
 //! help text, and an example for each command.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::error::{ContextKind, ErrorKind};
+use clap::{Command, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tasksync_proto::SyncStatus;
 
 /// How a task is named on the command line, for help texts.
@@ -30,7 +32,8 @@ Exit codes: 0 success, 1 refused (not found, invalid input, ambiguous) or sync f
 2 bad usage, 3 the daemon cannot be reached, 4 sync could not reach the sync server."
 )]
 pub struct Args {
-    /// The daemon's socket [default: $XDG_RUNTIME_DIR/tasksync/tasksyncd.sock]
+    /// The daemon's socket [default: $XDG_RUNTIME_DIR/tasksync/tasksyncd.sock, or
+    /// $TMPDIR/tasksync-<uid>/tasksyncd.sock when XDG_RUNTIME_DIR is unset]
     #[arg(long, global = true, env = tasksync_proto::paths::SOCKET_ENV, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
@@ -43,6 +46,36 @@ pub struct Args {
 }
 
 impl Args {
+    /// Parses the command line, exiting with clap's messages on bad usage, except that
+    /// `--help` shows the default socket as it is for this user here (the static help, which
+    /// the man page uses, states the rule), and an unknown argument (a title word starting
+    /// with '-') gets an error that says to use `--`.
+    pub fn parse_command_line() -> Args {
+        let args: Vec<OsString> = std::env::args_os().collect();
+        let default = tasksync_proto::paths::default_socket_path();
+        let mut command = Args::command().mut_arg("socket", |arg| {
+            arg.help(format!(
+                "The daemon's socket [default: {}]",
+                default.display()
+            ))
+        });
+        let parsed = command
+            .try_get_matches_from_mut(&args)
+            .and_then(|mut matches| Args::from_arg_matches_mut(&mut matches));
+        match parsed {
+            Ok(args) => args,
+            Err(error) => {
+                if error.kind() == ErrorKind::UnknownArgument {
+                    if let Some(message) = unknown_argument(&mut command, &error, &args) {
+                        eprint!("{message}");
+                        std::process::exit(2)
+                    }
+                }
+                error.exit()
+            }
+        }
+    }
+
     pub fn socket_path(&self) -> PathBuf {
         self.socket
             .clone()
@@ -56,9 +89,10 @@ pub enum Cmd {
     /// Create a task; prints its number and id (--json: the task)
     #[command(after_help = "Examples:
   taskctl add Buy bread
-  taskctl add 'Call the plumber' -d 'about the kitchen tap'")]
+  taskctl add 'Call the plumber' -d 'about the kitchen tap'
+  taskctl add -d 'from the manual' -- Fix --the bug   (words after `--` may start with '-')")]
     Add {
-        /// The title; several words need no quotes
+        /// The title; several words need no quotes. Words that start with '-' go after `--`
         #[arg(required = true, num_args = 1.., value_name = "TITLE")]
         title: Vec<String>,
         /// A longer description (newlines and tabs allowed)
@@ -193,7 +227,8 @@ pub enum Cmd {
     #[command(after_help = "Examples:
   taskctl completions bash > ~/.local/share/bash-completion/completions/taskctl
   taskctl completions zsh > ~/.zfunc/_taskctl
-  taskctl completions fish > ~/.config/fish/completions/taskctl.fish")]
+  taskctl completions fish > ~/.config/fish/completions/taskctl.fish
+  taskctl completions powershell | Out-String | Invoke-Expression   (add to $PROFILE to keep)")]
     Completions {
         /// The shell to complete for
         #[arg(value_enum)]
@@ -208,6 +243,83 @@ pub enum Cmd {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+}
+
+/// The message for an unknown argument of `add` (a title word such as `--the`): clap's own
+/// suggests `--help` and prints a usage line with it; ours says that such words go after
+/// `--`. `None` for other commands, whose unknown arguments clap explains well.
+pub fn unknown_argument(
+    command: &mut Command,
+    error: &clap::Error,
+    args: &[OsString],
+) -> Option<String> {
+    command.build();
+    let bad = error
+        .get(ContextKind::InvalidArg)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let words: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // The subcommand is the first word that names one (global options come before it).
+    let position = words.iter().position(|w| {
+        command
+            .get_subcommands()
+            .any(|s| s.get_name() == w || s.get_all_aliases().any(|a| a == w))
+    });
+    let sub: Option<String> = position.and_then(|i| {
+        command
+            .find_subcommand(&words[i])
+            .map(|s| s.get_name().to_string())
+    });
+    let (Some("add"), Some(at)) = (sub.as_deref(), position) else {
+        return None;
+    };
+    let title = &words[at + 1..];
+    let options = [
+        "-d",
+        "--description",
+        "--id",
+        "--json",
+        "--socket",
+        "-h",
+        "--help",
+    ];
+    let plain = title.iter().all(|w| {
+        !options
+            .iter()
+            .any(|o| w == o || w.starts_with(&format!("{o}=")))
+    });
+    let example = if plain && !title.is_empty() {
+        let quoted: Vec<String> = title.iter().map(|w| shell_quote(w)).collect();
+        format!("taskctl add -- {}", quoted.join(" "))
+    } else {
+        "taskctl add -d TEXT -- Fix --the bug".to_string()
+    };
+    let mut message = format!(
+        "error: unexpected argument '{bad}'\n\n  tip: title words that start with '-' go after \
+         `--`, which ends the options (options such as -d come before it):\n\n    {example}\n\n"
+    );
+    if let Some(add) = command.find_subcommand_mut("add") {
+        let usage = add.render_usage();
+        message.push_str(&format!("{usage}\n\nFor more information, try '--help'.\n"));
+    }
+    Some(message)
+}
+
+/// `word` as a shell would need it: unchanged when it is plain, else in single quotes.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_./:=+,@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 fn parse_status(text: &str) -> Result<SyncStatus, String> {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use tasksync_proto::ipc::{ErrorCode, IpcError, RetryTarget};
 use tasksync_proto::{Client, ClientError, Task, TaskPatch};
 
@@ -27,7 +27,7 @@ const EXIT_UNREACHABLE: u8 = 3;
 const EXIT_OFFLINE: u8 = 4;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_command_line();
     // Commands that need no daemon.
     match &args.command {
         Cmd::Completions { shell } => {
@@ -292,9 +292,65 @@ enum Outcome {
     Offline,
 }
 
+/// Why connecting to `socket` was refused with "permission denied": the socket or its folder
+/// belongs to another user (the daemon keeps its folder 0700 and its socket 0600), so a daemon
+/// may well run there, but not for us.
+fn permission_denied(socket: &Path) -> String {
+    let mut message = format!(
+        "permission denied connecting to {}: the socket is not this user's",
+        socket.display()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        // The folder can be looked at even when it cannot be entered; the socket only when
+        // the folder lets us through.
+        let owner = |path: &Path| {
+            std::fs::metadata(path)
+                .ok()
+                .map(|m| format!("owner uid {}, mode {:04o}", m.uid(), m.mode() & 0o7777))
+        };
+        if let Some(folder) = socket.parent().filter(|p| !p.as_os_str().is_empty()) {
+            match (owner(socket), owner(folder)) {
+                (Some(socket_owner), _) => {
+                    message = format!(
+                        "permission denied connecting to {} ({socket_owner}): a tasksyncd of \
+                         another user serves it and refuses this user",
+                        socket.display()
+                    );
+                }
+                (None, Some(folder_owner)) => {
+                    message = format!(
+                        "permission denied connecting to {}: its folder {} ({folder_owner}) \
+                         lets only its owner in; a tasksyncd of that user may run there, but \
+                         it will not serve this user",
+                        socket.display(),
+                        folder.display()
+                    );
+                }
+                (None, None) => {}
+            }
+        }
+    }
+    message.push_str(
+        "; run taskctl as the daemon's user, or start your own daemon (`tasksyncd`) and point \
+         taskctl at its socket (--socket or TASKSYNC_SOCKET)",
+    );
+    message
+}
+
 /// Prints the error the way the user asked for and picks the exit code.
 fn report(args: &Args, error: &ClientError) -> u8 {
     let (code, exit, message) = match error {
+        ClientError::NotRunning { path, source }
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            (
+                ErrorCode::PermissionDenied,
+                EXIT_UNREACHABLE,
+                permission_denied(path),
+            )
+        }
         ClientError::NotRunning { path, source } => (
             ErrorCode::Unavailable,
             EXIT_UNREACHABLE,

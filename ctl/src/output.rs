@@ -1,6 +1,6 @@
 //! How taskctl prints: short tables for people, stable JSON for programs.
 //!
-//! JSON shapes: a task is a bare object with the fields of DESIGN.md section 3, a list is a
+//! JSON shapes: a task is a bare object with the fields of docs/LOCAL-API.md ("A task"), a list is a
 //! bare array, `status` is the daemon's status object.
 
 use std::collections::HashMap;

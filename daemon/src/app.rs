@@ -25,6 +25,8 @@ pub(crate) struct App {
     pub(crate) api_token: Option<String>,
     /// The TCP API's address; `None` while it is off.
     pub(crate) http: Option<SocketAddr>,
+    /// What `GET /api/metrics` shows; the sync engine counts into it too.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// The numbered events of `GET /api/events`.
     pub(crate) event_log: crate::event_log::EventLog,
 }

@@ -7,6 +7,7 @@ pub(crate) mod event_log;
 pub(crate) mod events;
 pub(crate) mod http;
 pub(crate) mod ipc;
+pub(crate) mod metrics;
 mod run;
 pub(crate) mod service;
 pub(crate) mod setup;

@@ -17,12 +17,25 @@ use crate::setup::{create_private_database, SetupError};
 use crate::store::Store;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 
 type LogHandle = reload::Handle<EnvFilter, Registry>;
 
 pub fn main() -> ExitCode {
     let loader = Loader::from_env();
+    if loader.man_only() {
+        use std::io::Write as _;
+        let page = crate::config::cli::man_page();
+        return match std::io::stdout().lock().write_all(&page) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tasksyncd: cannot write the man page: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match loader.load() {
         Ok(settings) => settings,
         Err(e) => {
@@ -34,7 +47,8 @@ pub fn main() -> ExitCode {
         print!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
-    let log = init_logging(&settings.values.log);
+    let json = settings.values.log_format == "json";
+    let log = init_logging(&settings.values.log, json, &settings.values.db);
     if settings.token_from_flag() {
         tracing::warn!(
             "the sync token was given with --token, where other users of this machine can read \
@@ -57,24 +71,94 @@ pub fn main() -> ExitCode {
 
 /// Logs to stderr: plain lines without timestamps under systemd's journal (which adds its
 /// own), colours only on a terminal. The filter can be swapped on reload.
-fn init_logging(filter: &str) -> LogHandle {
+///
+/// Started in the background from an interactive shell (`tasksyncd &`: stderr is a terminal
+/// whose foreground is another process group), log lines would land over the user's prompt
+/// and whatever they type. Then the daemon says once, on stderr, where its log goes, and
+/// appends it to `tasksyncd.log` next to the database instead.
+fn init_logging(filter: &str, json: bool, db: &std::path::Path) -> LogHandle {
     let (filter, handle) =
         reload::Layer::new(EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")));
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let ansi = !journal && std::io::stderr().is_terminal();
-    let to_journal = journal.then(|| {
-        fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(false)
-            .without_time()
-    });
-    let to_terminal = (!journal).then(|| fmt::layer().with_writer(std::io::stderr).with_ansi(ansi));
+    let file = (!journal && backgrounded_on_terminal())
+        .then(|| background_log_file(db))
+        .flatten();
+    let to_journal = journal.then(|| log_layer(std::io::stderr, false, false, json));
+    let to_terminal =
+        (!journal && file.is_none()).then(|| log_layer(std::io::stderr, ansi, true, json));
+    let to_file = file.map(|file| log_layer(std::sync::Mutex::new(file), false, true, json));
     tracing_subscriber::registry()
         .with(filter)
         .with(to_journal)
         .with(to_terminal)
+        .with(to_file)
         .init();
     handle
+}
+
+/// One log output: JSON objects (with timestamps), or text with or without colour and time.
+fn log_layer<S, W>(writer: W, ansi: bool, time: bool, json: bool) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = fmt::layer().with_writer(writer);
+    match (json, time) {
+        (true, _) => layer.json().boxed(),
+        (false, true) => layer.with_ansi(ansi).boxed(),
+        (false, false) => layer.with_ansi(ansi).without_time().boxed(),
+    }
+}
+
+/// The log file of a daemon started in the background (`tasksyncd.log` next to the
+/// database, 0600 in the database's 0700 folder), announced in one line on stderr; `None`
+/// (keep logging to stderr, and say why) when it cannot be opened.
+fn background_log_file(db: &std::path::Path) -> Option<std::fs::File> {
+    let path = db.with_file_name("tasksyncd.log");
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let opened = crate::setup::create_private_dir(db)
+        .map_err(|e| e.to_string())
+        .and_then(|()| options.open(&path).map_err(|e| e.to_string()));
+    match opened {
+        Ok(file) => {
+            eprintln!(
+                "tasksyncd: running in the background; logging to {} (run it in the \
+                 foreground, or with 2>FILE, to keep the log on stderr)",
+                path.display()
+            );
+            Some(file)
+        }
+        Err(e) => {
+            eprintln!(
+                "tasksyncd: running in the background, but cannot open {} ({e}); logging to \
+                 this terminal",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Whether stderr is the controlling terminal and another process group is in its
+/// foreground: `tasksyncd &` from an interactive shell, or a job sent to the background.
+#[cfg(unix)]
+fn backgrounded_on_terminal() -> bool {
+    if !std::io::stderr().is_terminal() {
+        return false;
+    }
+    // SAFETY: both calls only read process state; tcgetpgrp fails (-1) for a terminal that
+    // is not our controlling one, which is then no prompt of ours.
+    let (foreground, ours) = unsafe { (libc::tcgetpgrp(libc::STDERR_FILENO), libc::getpgrp()) };
+    foreground >= 0 && foreground != ours
+}
+
+#[cfg(not(unix))]
+fn backgrounded_on_terminal() -> bool {
+    false
 }
 
 /// Open files wanted: both connection caps (socket 1,024, TCP 256), plus the database, the
@@ -96,9 +180,11 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
     let store = Arc::new(Store::open(&db)?);
     let events = Arc::new(Events::default());
     let (trigger, stop) = shutdown::channel();
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let sync = crate::sync::engine::spawn(
         store.clone(),
         events.clone(),
+        metrics.clone(),
         settings.sync_settings(),
         stop.clone(),
     )?;
@@ -127,6 +213,7 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
         events,
         api_token: http.as_ref().map(|api| api.token().to_string()),
         http: http.as_ref().map(|api| api.local_addr()),
+        metrics,
         event_log: Default::default(),
     });
     let http_server = http.map(|api| tokio::spawn(api.serve(app.clone(), stop.clone())));

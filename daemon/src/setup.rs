@@ -62,7 +62,7 @@ pub(crate) fn create_private_database(db: &Path) -> Result<(), SetupError> {
 }
 
 /// Creates the database's folder (0700) if it is missing.
-fn create_private_dir(db: &Path) -> Result<(), SetupError> {
+pub(crate) fn create_private_dir(db: &Path) -> Result<(), SetupError> {
     let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());
     };

@@ -1,5 +1,5 @@
 //! The bearer token a request presents (`Authorization: Bearer <token>`, RFC 6750), and token
-//! digests compared in constant time (DESIGN.md section 11).
+//! digests compared in constant time (docs/SYNC-PROTOCOL.md, section 1).
 //!
 //! Tokens are kept and compared only as their SHA-256 digests, in constant time, so neither
 //! the content nor the length of a token leaks through timing, and no token is kept in memory

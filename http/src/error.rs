@@ -1,6 +1,6 @@
 //! The one error type of a request on either API, and the JSON answer it becomes.
 //!
-//! Every error answer has the body `{"error", "timestamp", "path"}` (DESIGN.md section 4);
+//! Every error answer has the body `{"error", "timestamp", "path"}` (docs/SYNC-PROTOCOL.md);
 //! the daemon's API adds a machine-readable `code` (section 7, named as `taskctl --json`
 //! names its errors), chosen with [`ErrorFields`]. Client mistakes carry a message that names
 //! what was wrong; faults of the program are logged in full and answered with a generic one.
@@ -30,9 +30,9 @@ pub struct ApiError {
 /// Which fields an API's error bodies carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorFields {
-    /// `{error, timestamp, path}`: the sync server (DESIGN.md section 4).
+    /// `{error, timestamp, path}`: the sync server (docs/SYNC-PROTOCOL.md).
     Plain,
-    /// `{error, code, timestamp, path}`: the daemon's API (DESIGN.md section 7).
+    /// `{error, code, timestamp, path}`: the daemon's API (docs/LOCAL-API.md).
     WithCode,
 }
 

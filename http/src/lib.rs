@@ -1,4 +1,4 @@
-//! tasksync-http: the HTTP plumbing the daemon's API (`tasksyncd`, DESIGN.md section 7) and
+//! tasksync-http: the HTTP plumbing the daemon's API (`tasksyncd`, docs/LOCAL-API.md) and
 //! the sync server (`tasksync-server`, section 4) share, so that a fix lands once.
 //!
 //! - [`error`]: [`ApiError`], the `{error, [code,] timestamp, path}` answer of every refusal.
@@ -23,4 +23,4 @@ pub mod serve;
 pub mod slots;
 
 pub use error::{ApiError, ErrorFields};
-pub use response::{empty_response, json_response, Body, HttpResponse};
+pub use response::{empty_response, json_response, text_response, Body, HttpResponse};

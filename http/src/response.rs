@@ -85,6 +85,15 @@ pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T
     response
 }
 
+/// A 200 text answer of `content_type` (such as a metrics exposition).
+pub fn text_response(content_type: &'static str, text: String) -> HttpResponse {
+    let mut response = with_status(StatusCode::OK, Body::full(Bytes::from(text)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
 /// An answer without a body (204).
 pub fn empty_response(status: StatusCode) -> HttpResponse {
     with_status(status, Body::empty())

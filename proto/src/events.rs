@@ -1,4 +1,4 @@
-//! What a subscribed connection receives (DESIGN.md section 6): a stream that opens with the
+//! What a subscribed connection receives (ARCHITECTURE.md, "Local IPC"): a stream that opens with the
 //! current state, then reports task changes, sync progress and connectivity changes.
 //!
 //! [`Event`] travels over the socket as postcard; [`EventJson`] is its one JSON form, which

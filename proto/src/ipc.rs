@@ -1,4 +1,4 @@
-//! The messages exchanged over the local socket (DESIGN.md section 6).
+//! The messages exchanged over the local socket (ARCHITECTURE.md, "Local IPC").
 //!
 //! A connection opens with [`ClientMessage::Hello`] answered by [`ServerMessage::Welcome`];
 //! then each [`ClientMessage::Request`] gets exactly one [`ServerMessage::Response`] with the

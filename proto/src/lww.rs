@@ -1,11 +1,12 @@
-//! Field-wise Last-Write-Wins (DESIGN.md section 5) as pure functions.
+//! Field-wise Last-Write-Wins (docs/SYNC-PROTOCOL.md, section 5) as pure functions.
 //!
 //! Every mergeable field of a task ([`Field`]) carries the [`FieldClock`] of its last change:
 //! `(updated_at, operation rank, device_id)`, compared in that order, so a tie on `updated_at`
 //! goes to delete over update over create, then to the larger device id. An incoming
 //! operation changes only its `changed_fields`, each one only where its clock is greater than
-//! the stored one. The server merges every push with [`merge`]; so does the in-memory server
-//! the daemon's sync simulation runs against (`daemon/src/sync/fake_server.rs`).
+//! the stored one. The server's protocol (`tasksync-core`) merges every push with [`merge`],
+//! in every implementation: both storage backends and the in-memory server the daemon's sync
+//! simulation runs against (`daemon/src/sync/fake_server.rs`).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -1,4 +1,4 @@
-//! Default locations shared by the daemon and its clients (DESIGN.md section 6).
+//! Default locations shared by the daemon and its clients (ARCHITECTURE.md, "Local IPC").
 
 use std::path::PathBuf;
 

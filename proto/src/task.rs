@@ -1,6 +1,6 @@
 //! The `Task` model and the one place that decides what a valid task is.
 //!
-//! JSON field names follow DESIGN.md section 3. Every program that accepts task input (IPC,
+//! JSON field names are those of docs/LOCAL-API.md ("A task"). Every program that accepts task input (IPC,
 //! HTTP, the sync server) validates it through [`NewTask::validate`] and
 //! [`TaskPatch::validate`], so the limits below exist exactly once.
 
@@ -21,7 +21,7 @@ pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub id: TaskId,
-    /// The task's working-set number on this device (DESIGN.md section 8): set while the task
+    /// The task's working-set number on this device (README, "Naming tasks"): set while the task
     /// is neither completed nor deleted, `None` otherwise. Local only, like `sync_status`.
     #[serde(default)]
     pub number: Option<u32>,

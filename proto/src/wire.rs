@@ -1,4 +1,4 @@
-//! The sync HTTP protocol between a daemon and `tasksync-server` (DESIGN.md section 4).
+//! The sync HTTP protocol between a daemon and `tasksync-server` (docs/SYNC-PROTOCOL.md).
 //!
 //! JSON bodies of every route, the limits both sides enforce, and the `Content-Digest`
 //! header (RFC 9530) that protects a pushed batch. The server and the daemon both use these
@@ -120,7 +120,7 @@ crate::names::named!(Operation, "operation", {
     Delete => "delete",
 });
 
-/// A mergeable task field (DESIGN.md section 5).
+/// A mergeable task field (docs/SYNC-PROTOCOL.md, section 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Field {

@@ -1,4 +1,4 @@
-//! Who a request acts for (DESIGN.md sections 4a and 11).
+//! Who a request acts for (docs/SYNC-PROTOCOL.md, sections 1 and 9).
 //!
 //! A bearer token is hashed with SHA-256 and looked up among the users' token digests on
 //! every request, so `user add/remove/token` take effect at once, on every process; the found

@@ -1,5 +1,5 @@
 //! Command-line flags, subcommands and environment variables of `tasksync-server`
-//! (DESIGN.md sections 4a and 9).
+//! (README, "Syncing between devices").
 //!
 //! Flags win over the environment (`TASKSYNC_SERVER_*`). The storage options are global, so
 //! `user ...` subcommands take them too. The token and the database URL (which may hold a
@@ -9,7 +9,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::storage::{Durability, StorageConfig};
 
@@ -73,6 +73,28 @@ pub struct Config {
         value_parser = clap::value_parser!(u32).range(1..=36_500)
     )]
     pub op_retention_days: u32,
+
+    /// Serve `GET /metrics` on this address instead of on `--listen` (e.g. a private
+    /// interface only the monitoring system reaches).
+    #[arg(long, env = "TASKSYNC_SERVER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Log lines as human text or as one JSON object each (for log shippers).
+    #[arg(
+        long,
+        env = "TASKSYNC_SERVER_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// What to do instead of serving.
@@ -81,6 +103,19 @@ pub enum Command {
     /// Manage the users of this server (takes effect at once, on running servers too).
     #[command(subcommand)]
     User(UserCommand),
+    /// Print the man page (roff) and exit: `tasksync-server man | man -l -`.
+    #[command(hide = true)]
+    Man,
+}
+
+/// The man page of `tasksync-server` (roff), with the `user` subcommands.
+pub fn man_page() -> Vec<u8> {
+    use clap::CommandFactory as _;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Config::command())
+        .render(&mut page)
+        .expect("rendering into memory cannot fail");
+    page
 }
 
 /// `tasksync-server user ...`.
@@ -126,6 +161,8 @@ impl fmt::Debug for Config {
             .field("synchronous", &self.synchronous)
             .field("max_clock_skew_secs", &self.max_clock_skew_secs)
             .field("op_retention_days", &self.op_retention_days)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }

@@ -1,5 +1,5 @@
 //! How a failed storage call becomes an answer. A storage that is full, busy or unreachable
-//! is 503 with `Retry-After`, never a bare 500 (DESIGN.md section 4). The error type and its
+//! is 503 with `Retry-After`, never a bare 500 (docs/SYNC-PROTOCOL.md, section 7). The error type and its
 //! `{error, timestamp, path}` body are `tasksync_http`'s.
 
 use hyper::StatusCode;

@@ -1,4 +1,4 @@
-//! Routing, request bodies and the four handlers of DESIGN.md section 4.
+//! Routing, request bodies and the four handlers of docs/SYNC-PROTOCOL.md.
 //!
 //! Order of checks for every request: route (404), method (405), bearer token (401, except
 //! `/api/health`), then the handler. `POST /api/batch` reads at most
@@ -14,6 +14,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::http::request::Parts;
 use hyper::{HeaderMap, Method, Request, StatusCode};
+use tasksync_core::ClockLimit;
 use tasksync_http::body::RequestBody;
 use tasksync_http::json::parse_json;
 use tasksync_http::{json_response, ApiError, ErrorFields, HttpResponse};
@@ -27,9 +28,9 @@ use tokio::sync::watch;
 
 use crate::auth::Auth;
 use crate::error::{storage_error, unauthorized, unavailable};
+use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::storage::{BatchInput, Storage, UserId};
-use crate::validate::ClockLimit;
+use crate::storage::{BatchInput, Storage, StorageError, UserId};
 
 /// What every request handler shares.
 pub struct AppState {
@@ -41,6 +42,20 @@ pub struct AppState {
     pub max_clock_skew_secs: u32,
     /// Turns true when the server stops: waiting pulls answer at once.
     pub stopping: watch::Sender<bool>,
+    /// What operators scrape.
+    pub metrics: Metrics,
+    /// Whether this listener answers `GET /metrics` (not when `--metrics-listen` moves it).
+    pub metrics_here: bool,
+}
+
+impl AppState {
+    /// The answer to a failed storage call, counted when the storage itself failed.
+    fn storage_error(&self, error: StorageError) -> ApiError {
+        if !matches!(error, StorageError::NoSuchUser) {
+            self.metrics.storage_failed();
+        }
+        storage_error(error)
+    }
 }
 
 /// How long `/api/health` waits for the storage to answer.
@@ -52,7 +67,11 @@ enum Route {
     Batch,
     Changes,
     Tasks,
+    Metrics,
 }
+
+/// Where operators scrape the metrics.
+pub const METRICS_PATH: &str = "/metrics";
 
 impl Route {
     fn find(path: &str) -> Option<Route> {
@@ -61,7 +80,20 @@ impl Route {
             BATCH_PATH => Some(Route::Batch),
             CHANGES_PATH => Some(Route::Changes),
             TASKS_PATH => Some(Route::Tasks),
+            METRICS_PATH => Some(Route::Metrics),
             _ => None,
+        }
+    }
+
+    /// The route's name in metrics.
+    fn label(route: Option<Route>) -> &'static str {
+        match route {
+            Some(Route::Health) => "health",
+            Some(Route::Batch) => "batch",
+            Some(Route::Changes) => "changes",
+            Some(Route::Tasks) => "tasks",
+            Some(Route::Metrics) => "metrics",
+            None => "other",
         }
     }
 
@@ -78,6 +110,7 @@ pub async fn handle(
     state: Arc<AppState>,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, Infallible> {
+    let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let mut body = RequestBody::new(&parts.headers, body, MAX_BODY_BYTES);
     let (method, path) = (&parts.method, parts.uri.path());
@@ -92,6 +125,12 @@ pub async fn handle(
     // sending gets the answer rather than a reset connection.
     body.drain().await;
     tracing::trace!(%method, %path, status = %response.status(), "answered");
+    let route = Route::find(path).filter(|r| *r != Route::Metrics || state.metrics_here);
+    state.metrics.answered(
+        Route::label(route),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     Ok(response)
 }
 
@@ -101,29 +140,58 @@ async fn route(
     body: &mut RequestBody,
 ) -> Result<HttpResponse, ApiError> {
     let path = parts.uri.path();
-    let route = Route::find(path).ok_or_else(|| ApiError::no_route(path))?;
+    let route = Route::find(path)
+        .filter(|route| *route != Route::Metrics || state.metrics_here)
+        .ok_or_else(|| ApiError::no_route(path))?;
     let (method, allow) = route.method();
     if parts.method != method {
         return Err(ApiError::method_not_allowed(&parts.method, allow));
     }
-    if route == Route::Health {
-        return health(state).await;
+    match route {
+        Route::Health => return health(state).await,
+        Route::Metrics => return Ok(metrics(state)),
+        _ => {}
     }
     let user = state
         .auth
         .authenticate(state.storage.as_ref(), &parts.headers)
         .await
-        .map_err(storage_error)?
+        .map_err(|e| state.storage_error(e))?
         .ok_or_else(unauthorized)?;
     match route {
         Route::Health => health(state).await,
+        Route::Metrics => Ok(metrics(state)),
         Route::Batch => push(state, user, &parts.headers, body).await,
         Route::Changes => pull(state, user, &parts.headers, parts.uri.query()).await,
         Route::Tasks => {
-            let tasks = state.storage.all_tasks(user).await.map_err(storage_error)?;
+            let tasks = state
+                .storage
+                .all_tasks(user)
+                .await
+                .map_err(|e| state.storage_error(e))?;
             Ok(json_response(StatusCode::OK, &tasks))
         }
     }
+}
+
+/// `GET /metrics`: the text exposition (no token: aggregates only; `--metrics-listen` moves it
+/// off the public listener).
+fn metrics(state: &AppState) -> HttpResponse {
+    let text = state.metrics.render(state.storage.connections_in_use());
+    tasksync_http::text_response(crate::metrics::CONTENT_TYPE, text)
+}
+
+/// The answer of the `--metrics-listen` listener: `GET /metrics`, nothing else.
+pub fn metrics_only(state: &AppState, request: &Request<Incoming>) -> HttpResponse {
+    let path = request.uri().path();
+    if path != METRICS_PATH {
+        return ApiError::no_route(path).into_response(path, ErrorFields::Plain);
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return ApiError::method_not_allowed(request.method(), "GET")
+            .into_response(path, ErrorFields::Plain);
+    }
+    metrics(state)
 }
 
 /// `GET /api/health`: 200 when the storage answers within [`HEALTH_STORAGE_TIMEOUT`], else
@@ -146,7 +214,7 @@ async fn health(state: &AppState) -> Result<HttpResponse, ApiError> {
     }
 }
 
-/// The health body: DESIGN.md's `{status, timestamp}` plus the storage backend.
+/// The health body: `{status, timestamp}` plus the storage backend (docs/SYNC-PROTOCOL.md, section 3).
 #[derive(serde::Serialize)]
 struct Health {
     status: &'static str,
@@ -180,7 +248,10 @@ async fn push(
         .storage
         .apply_batch(user, input)
         .await
-        .map_err(storage_error)?;
+        .map_err(|e| state.storage_error(e))?;
+    state
+        .metrics
+        .batch_answered(outcome.response.processed_items.iter().map(|p| &p.status));
     if outcome.changed {
         state.notifier.notify(user);
     }
@@ -230,12 +301,13 @@ async fn pull(
         )
     });
     let mut waited = false;
+    let _held = live.is_some().then(|| state.metrics.live_pull());
     let page = loop {
         let page = state
             .storage
             .changes(user, since, limit)
             .await
-            .map_err(storage_error)?;
+            .map_err(|e| state.storage_error(e))?;
         if waited {
             still_authorized(state, user, headers).await?;
         }
@@ -247,7 +319,7 @@ async fn pull(
         }
         waited = true;
         tokio::select! {
-            () = subscription.changed() => {}
+            () = subscription.changed() => state.metrics.woken(),
             () = tokio::time::sleep_until(*deadline) => break page,
             _ = stopping.changed() => break page,
             _ = credentials.changed() => still_authorized(state, user, headers).await?,
@@ -273,7 +345,7 @@ async fn still_authorized(
         .auth
         .authenticate(state.storage.as_ref(), headers)
         .await
-        .map_err(storage_error)?;
+        .map_err(|e| state.storage_error(e))?;
     if now == Some(user) {
         Ok(())
     } else {
@@ -441,6 +513,8 @@ mod tests {
             notifier: Notifier::new(),
             max_clock_skew_secs: 600,
             stopping: watch::Sender::new(false),
+            metrics: Metrics::new(),
+            metrics_here: true,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

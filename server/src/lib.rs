@@ -8,25 +8,25 @@
 //!   `/api/changes`, `/api/tasks`.
 //! - [`error`]: which answer a storage failure gets (503 with `Retry-After`, 401, 500).
 //! - [`auth`]: which user a bearer token names.
+//! - [`metrics`]: what operators scrape at `GET /metrics` (Prometheus text format).
 //! - [`notify`]: per-user wake-ups of live pulls (`/api/changes?wait=`).
-//! - [`validate`]: the checks of one batch item (fields, clock skew).
-//! - [`batch`]: what a batch does, as a pure function (field-wise LWW, op-id idempotency).
 //! - [`storage`]: the storage trait and its SQLite and PostgreSQL backends.
 //!
-//! The wire types and the LWW rule live in `tasksync_proto::{wire, lww}`, shared with the
-//! daemon; so does the HTTP plumbing (error bodies, bearer check, body limits, JSON parsing,
+//! The protocol of a batch and of the change feed (item checks, the merge plan, each item's
+//! answer, change numbers and pages) lives once in `tasksync_core`, which every backend and
+//! the daemon's in-memory test server run. The wire types and the LWW rule live in
+//! `tasksync_proto::{wire, lww}`, shared with the daemon; so does the HTTP plumbing (error bodies, bearer check, body limits, JSON parsing,
 //! accept loop), in `tasksync_http`.
 
 pub mod auth;
-pub mod batch;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod notify;
 pub mod server;
 pub mod shutdown;
 pub mod storage;
-pub mod validate;
 
 use std::sync::Arc;
 
@@ -42,6 +42,8 @@ impl AppState {
             notifier: notify::Notifier::new(),
             max_clock_skew_secs: config.max_clock_skew_secs,
             stopping: tokio::sync::watch::Sender::new(false),
+            metrics: metrics::Metrics::new(),
+            metrics_here: config.metrics_listen.is_none(),
         })
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use tasksync_proto::Timestamp;
-use tasksync_server::config::{check_user_name, Command, UserCommand};
+use tasksync_server::config::{check_user_name, Command, LogFormat, UserCommand};
 use tasksync_server::storage::{self, Storage, StorageError};
 use tasksync_server::{auth, notify, server, shutdown, AppState, Config};
 use tracing_subscriber::EnvFilter;
@@ -19,13 +19,26 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 fn main() -> ExitCode {
     let config = Config::parse();
-    tracing_subscriber::fmt()
+    if let Some(Command::Man) = config.command {
+        let page = tasksync_server::config::man_page();
+        return match std::io::stdout().lock().write_all(&page) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tasksync-server: cannot write the man page: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -38,6 +51,7 @@ fn main() -> ExitCode {
     };
     let result = match config.command.clone() {
         Some(Command::User(command)) => runtime.block_on(user_command(&config, command)),
+        Some(Command::Man) => Ok(()),
         None => runtime.block_on(run(config)),
     };
     match result {
@@ -97,6 +111,13 @@ async fn run(config: Config) -> Result<(), String> {
         single_user_token = config.token.is_some(),
         "serving"
     );
+    if let Some(metrics) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(metrics)
+            .await
+            .map_err(|e| format!("cannot listen on {metrics} for metrics: {e}"))?;
+        tracing::info!(%metrics, "serving /metrics");
+        tokio::spawn(server::serve_metrics(listener, state.clone()));
+    }
     tracing::debug!(max_connections, "connection cap");
     server::serve(listener, state, max_connections, shutdown::signal()).await;
     tracing::info!("stopped");

@@ -75,3 +75,16 @@ pub async fn serve(
     accept_loop(listener, stop, DRAIN_TIMEOUT, connection).await;
     tracing::info!("all connections closed");
 }
+
+/// Serves only `GET /metrics` on `listener` (`--metrics-listen`), until the process ends.
+pub async fn serve_metrics(listener: TcpListener, state: Arc<AppState>) {
+    let connection = |(stream, _peer): (tokio::net::TcpStream, std::net::SocketAddr)| {
+        let state = state.clone();
+        let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let state = state.clone();
+            async move { Ok::<_, std::convert::Infallible>(crate::http::metrics_only(&state, &request)) }
+        });
+        serve_connection(stream, HEADER_TIMEOUT, service, std::future::pending())
+    };
+    accept_loop(listener, std::future::pending(), DRAIN_TIMEOUT, connection).await;
+}

@@ -825,3 +825,90 @@ fn a_flood_of_idle_connections_does_not_lock_out_health_checks_or_devices() {
     assert_eq!(answers[0].json()["changes"][0]["title"], "during a flood");
     drop(flood);
 }
+
+/// The value of the sample `name` (with its labels, as printed) in a metrics exposition.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// `GET /metrics` moves with the work done: requests, applied items, held live pulls and
+/// their wake-ups.
+#[test]
+fn metrics_count_requests_items_and_live_pulls() {
+    use tasksync_e2e::{http, push_task, HeldPulls};
+    let dir = tempfile::tempdir().unwrap();
+    let server = tasksync_e2e::Server::builder(dir.path())
+        .token("secret")
+        .start();
+    let scrape = || {
+        let answer = http::get(&server.addr, "/metrics");
+        assert_eq!(answer.status, 200);
+        assert!(answer
+            .header("content-type")
+            .is_some_and(|t| t.contains("openmetrics-text")));
+        String::from_utf8(answer.body).unwrap()
+    };
+    let before = scrape();
+    assert!(before.contains("tasksync_server_process_start_time_seconds "));
+    let held = HeldPulls::open(&server.addr, "secret", "", 1);
+    tasksync_e2e::wait_until("the pull to be held", || {
+        sample(&scrape(), "tasksync_server_live_pulls_open") == 1.0
+    });
+    assert_eq!(push_task(&server.addr, "secret", "counted"), 200);
+    assert_eq!(held.answers()[0].status, 200);
+    let after = scrape();
+    let batch = r#"tasksync_server_http_requests_total{route="batch",status="200"}"#;
+    assert_eq!(sample(&after, batch) - sample(&before, batch), 1.0);
+    let success = r#"tasksync_server_batch_items_total{outcome="success"}"#;
+    assert_eq!(sample(&after, success), 1.0);
+    assert_eq!(
+        sample(&after, "tasksync_server_live_pull_wakeups_total"),
+        1.0
+    );
+    assert_eq!(sample(&after, "tasksync_server_live_pulls_open"), 0.0);
+    let pulls = r#"tasksync_server_http_request_duration_seconds_count{route="changes"}"#;
+    assert!(sample(&after, pulls) >= 1.0, "{after}");
+}
+
+#[test]
+fn metrics_listen_moves_metrics_off_the_public_listener() {
+    use tasksync_e2e::http;
+    let dir = tempfile::tempdir().unwrap();
+    let port = tasksync_e2e::free_port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let server = tasksync_e2e::Server::builder(dir.path())
+        .arg("--metrics-listen")
+        .arg(&metrics_addr)
+        .start();
+    assert_eq!(http::get(&server.addr, "/metrics").status, 404);
+    tasksync_e2e::wait_until("the metrics listener", || {
+        std::net::TcpStream::connect(&metrics_addr).is_ok()
+    });
+    let answer = http::get(&metrics_addr, "/metrics");
+    assert_eq!(answer.status, 200);
+    assert!(String::from_utf8_lossy(&answer.body).contains("tasksync_server_http_requests_total"));
+    assert_eq!(http::get(&metrics_addr, "/api/health").status, 404);
+}
+
+#[test]
+fn json_logs_are_one_object_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = tasksync_e2e::Server::builder(dir.path())
+        .arg("--log-format")
+        .arg("json")
+        .start();
+    server.terminate();
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            value["level"].is_string() && value["fields"].is_object(),
+            "{line}"
+        );
+    }
+}

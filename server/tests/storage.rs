@@ -4,12 +4,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use tasksync_core::ClockLimit;
 use tasksync_e2e::pg::TestDatabase;
 use tasksync_proto::wire::{BatchItem, Field, ItemStatus, Operation, WireTask};
 use tasksync_proto::Timestamp;
 use tasksync_server::storage::Durability;
 use tasksync_server::storage::{self, BatchInput, Storage, StorageConfig, StorageError, UserId};
-use tasksync_server::validate::ClockLimit;
 use uuid::Uuid;
 
 /// A storage under test and what keeps it alive.

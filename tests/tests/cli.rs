@@ -361,3 +361,119 @@ fn a_queue_longer_than_one_frame_lists_completely() {
         "oldest first"
     );
 }
+
+/// A title word that starts with '-' is an unknown option to clap; after `--` it is a word of
+/// the title, and the error for the first form says so (clap's own suggested `--help` and
+/// printed a usage line with `--help` in it).
+#[test]
+fn title_words_with_leading_dashes_work_after_double_dash_and_the_error_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+
+    let refused = daemon.ctl(&["add", "Fix", "--the", "bug"]);
+    refused.assert_says(2, "unexpected argument '--the'");
+    let stderr = refused.stderr();
+    assert!(stderr.contains("taskctl add -- Fix --the bug"), "{stderr}");
+    assert!(
+        stderr.contains("Usage: taskctl add [OPTIONS] <TITLE>..."),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--help <TITLE>"), "{stderr}");
+    assert_eq!(daemon.status()["tasks"], 0, "nothing was created");
+
+    let task = daemon
+        .ctl(&["--json", "add", "--", "Fix", "--the", "bug"])
+        .json();
+    assert_eq!(task["title"], "Fix --the bug");
+    let task = daemon
+        .ctl(&["--json", "add", "-d", "text", "Fix", "--", "-x", "now"])
+        .json();
+    assert_eq!(task["title"], "Fix -x now");
+    assert_eq!(task["description"], "text");
+
+    // Other commands keep clap's own message, with its suggestion.
+    let typo = daemon.ctl(&["list", "--pendng"]);
+    typo.assert_says(2, "'--pending'");
+}
+
+/// `--help` names the socket taskctl will really use: under `$XDG_RUNTIME_DIR` when that is
+/// set, else the private folder under the temp dir.
+#[test]
+fn help_shows_the_default_socket_as_it_is_here() {
+    let tmp = tempfile::tempdir().unwrap();
+    let help = |runtime: Option<&str>| {
+        let mut command = std::process::Command::new(tasksync_e2e::bin("taskctl"));
+        command
+            .arg("--help")
+            .env_remove("TASKSYNC_SOCKET")
+            .env("TMPDIR", tmp.path());
+        match runtime {
+            Some(dir) => command.env("XDG_RUNTIME_DIR", dir),
+            None => command.env_remove("XDG_RUNTIME_DIR"),
+        };
+        let output = command.output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let unset = help(None);
+    let expected = format!(
+        "[default: {}/tasksync-{uid}/tasksyncd.sock]",
+        tmp.path().display()
+    );
+    assert!(unset.contains(&expected), "{expected} not in:\n{unset}");
+    assert!(!unset.contains("$XDG_RUNTIME_DIR"), "{unset}");
+    let set = help(Some("/run/user/4242"));
+    assert!(
+        set.contains("[default: /run/user/4242/tasksync/tasksyncd.sock]"),
+        "{set}"
+    );
+}
+
+/// A socket whose folder (0700, the daemon's) does not let this user in: the daemon runs, and
+/// taskctl says that it refuses this user rather than that it is not running. As root, taskctl
+/// runs as `nobody`; otherwise the folder is made unreadable for the daemon's own user.
+#[test]
+fn permission_denied_says_the_daemon_refuses_this_user() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::process::CommandExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    // Let others through the test folder, so that only the socket's folder stops them.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let daemon = Daemon::start(dir.path());
+    let folder = daemon.socket.parent().unwrap().to_path_buf();
+    // SAFETY: getuid cannot fail.
+    let root = unsafe { libc::getuid() } == 0;
+    if !root {
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    let run = |json: bool| {
+        let mut command = std::process::Command::new(tasksync_e2e::bin("taskctl"));
+        command.arg("--socket").arg(&daemon.socket);
+        if json {
+            command.arg("--json");
+        }
+        command.arg("status").env_remove("TASKSYNC_SOCKET");
+        if root {
+            command.uid(65534).gid(65534);
+        }
+        command.output().unwrap()
+    };
+    let plain = run(false);
+    let json = run(true);
+    if !root {
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert_eq!(plain.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert!(stderr.contains(&folder.display().to_string()), "{stderr}");
+    assert!(stderr.contains("mode 0700") || !root, "{stderr}");
+    assert!(stderr.contains("will not serve this user"), "{stderr}");
+    assert!(!stderr.contains("not running"), "{stderr}");
+    let error: Value = serde_json::from_slice(&json.stderr).unwrap();
+    assert_eq!(error["error"]["code"], "permission_denied", "{error}");
+    // The daemon is unharmed and serves its own user.
+    assert_eq!(daemon.status()["tasks"], 0);
+}

@@ -1,6 +1,6 @@
 //! Convergence: three replicas make random changes and sync in random orders; after a final
 //! round every replica and the server hold the same tasks, equal to a reference model that
-//! applies the per-field Last-Write-Wins rule (DESIGN.md section 5) to every operation made.
+//! applies the per-field Last-Write-Wins rule (docs/SYNC-PROTOCOL.md, section 5) to every operation made.
 
 use std::collections::BTreeMap;
 

@@ -329,3 +329,90 @@ fn a_token_on_the_command_line_is_warned_about() {
     );
     assert!(!quiet_log.contains(WARNING), "{quiet_log}");
 }
+
+/// `tasksyncd &` from an interactive shell: stderr is the terminal, but another process group
+/// (the shell's) is in its foreground. The daemon says once where its log goes and writes it
+/// to `tasksyncd.log` next to the database, so nothing lands over the prompt; started in the
+/// foreground's process group, it logs to the terminal as before. The terminal is a pty from
+/// `script` (util-linux), the shell `bash` with job control (`set -m`).
+#[test]
+fn started_in_the_background_from_a_terminal_it_logs_to_a_file_and_says_so() {
+    let have = |tool: &str| {
+        std::process::Command::new(tool)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if !have("script") || !have("bash") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "script (util-linux) and bash are needed for this test in CI"
+        );
+        eprintln!("SKIPPED: script (util-linux) or bash is missing");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Runs the daemon from a shell on a pty (job control on or off), waits until it
+    // serves, stops it; returns what reached the terminal.
+    let on_terminal = |name: &str, job_control: bool| {
+        let db = dir.path().join(name).join("tasks.db");
+        let socket = dir.path().join(name).join("run/tasksyncd.sock");
+        let script = dir.path().join(format!("{name}.sh"));
+        std::fs::write(
+            &script,
+            format!(
+                "{set}\n'{daemon}' --db '{db}' --socket '{socket}' &\n\
+                 for _ in $(seq 200); do '{ctl}' --socket '{socket}' status >/dev/null 2>&1 && break; sleep 0.05; done\n\
+                 kill -TERM $!\nwait\n",
+                set = if job_control { "set -m" } else { "" },
+                daemon = tasksync_e2e::bin("tasksyncd").display(),
+                ctl = tasksync_e2e::bin("taskctl").display(),
+                db = db.display(),
+                socket = socket.display(),
+            ),
+        )
+        .unwrap();
+        let output = std::process::Command::new("script")
+            .arg("-qec")
+            .arg(format!("bash {}", script.display()))
+            .arg("/dev/null")
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("RUST_LOG", "info")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("TASKSYNC_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        (String::from_utf8_lossy(&output.stdout).into_owned(), db)
+    };
+
+    let (terminal, db) = on_terminal("background", true);
+    let log = db.with_file_name("tasksyncd.log");
+    assert!(
+        terminal.contains(&format!(
+            "running in the background; logging to {}",
+            log.display()
+        )),
+        "{terminal}"
+    );
+    assert!(
+        !terminal.contains("INFO"),
+        "log lines on the terminal: {terminal}"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("serving"), "{logged}");
+    assert!(logged.contains("shutting down"), "{logged}");
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let (terminal, db) = on_terminal("foreground", false);
+    assert!(terminal.contains("serving"), "{terminal}");
+    assert!(
+        !terminal.contains("running in the background"),
+        "{terminal}"
+    );
+    assert!(!db.with_file_name("tasksyncd.log").exists());
+}

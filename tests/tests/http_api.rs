@@ -1,4 +1,4 @@
-//! The daemon's HTTP API (DESIGN.md section 7) against the real tasksyncd: every route and
+//! The daemon's HTTP API (docs/LOCAL-API.md) against the real tasksyncd: every route and
 //! status code, the bearer token and its file, the loopback rule, and the original
 //! challenge's offline flow over HTTP with the real tasksync-server.
 

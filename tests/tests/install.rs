@@ -66,6 +66,8 @@ fn install_follows_the_configured_paths_and_uninstall_removes_everything() {
         bin.join("taskctl"),
         home.join(".local/share/man/man1/taskctl.1"),
         home.join(".local/share/man/man1/taskctl-add.1"),
+        home.join(".local/share/man/man1/tasksyncd.1"),
+        home.join(".local/share/man/man1/tasksync-server.1"),
         home.join(".local/share/bash-completion/completions/taskctl"),
         home.join(".local/share/zsh/site-functions/_taskctl"),
         home.join(".config/fish/completions/taskctl.fish"),

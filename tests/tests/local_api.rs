@@ -491,3 +491,70 @@ fn an_event_stream_client_that_never_reads_is_disconnected() {
     tasksync_e2e::wait_until("the deaf client to be disconnected", || peer_hung_up(&deaf));
     assert_eq!(daemon.ctl(&["status"]).code(), 0);
 }
+
+/// The value of the sample `name` (labels included, as printed) in a metrics exposition.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// `GET /api/metrics` moves with the work done: the queue, sync rounds, connectivity and the
+/// connections held.
+#[test]
+fn metrics_follow_the_queue_rounds_and_connectivity() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = tasksync_e2e::Server::start(&tasksync_e2e::subdir(&dir, "server"));
+    let daemon = Daemon::start_manual_sync(&tasksync_e2e::subdir(&dir, "device"), &server.url());
+    let scrape = || {
+        let answer = unix_get(&daemon.socket, "/api/metrics");
+        assert_eq!(answer.status, 200);
+        assert!(answer
+            .header("content-type")
+            .is_some_and(|t| t.contains("openmetrics-text")));
+        String::from_utf8(answer.body).unwrap()
+    };
+    daemon.add_id("one");
+    daemon.add_id("two");
+    let before = scrape();
+    assert_eq!(
+        sample(&before, r#"tasksyncd_queue_operations{state="pending"}"#),
+        2.0
+    );
+    assert!(sample(&before, r#"tasksyncd_connections_open{listener="socket"}"#) >= 1.0);
+    let (code, report) = daemon.sync();
+    assert_eq!(code, 0, "{report}");
+    let after = scrape();
+    assert_eq!(
+        sample(&after, r#"tasksyncd_queue_operations{state="pending"}"#),
+        0.0
+    );
+    assert_eq!(sample(&after, "tasksyncd_pushed_operations_total"), 2.0);
+    let rounds = r#"tasksyncd_sync_rounds_total{kind="pull",outcome="ok"}"#;
+    assert_eq!(sample(&after, rounds) - sample(&before, rounds), 1.0);
+    assert_eq!(
+        sample(&after, r#"tasksyncd_connectivity{state="online"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&after, r#"tasksyncd_connectivity{state="offline"}"#),
+        0.0
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::builder(dir.path())
+        .args(&["--log-format", "json"])
+        .start();
+    daemon.stop_with(libc::SIGTERM);
+    let log = daemon.log_text();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(value["level"].is_string(), "{line}");
+    }
+}

@@ -59,7 +59,7 @@ fn each_level_of_configuration_overrides_the_next() {
         "{text}"
     );
     assert!(
-        line("probe_max_ms").contains("= 30000") && line("probe_max_ms").contains("# default"),
+        line("probe_max_ms").contains("= 2000") && line("probe_max_ms").contains("# default"),
         "{text}"
     );
     assert!(

@@ -86,6 +86,10 @@ fn an_unreachable_server_leaves_everything_queued_and_counts_no_attempt() {
     let local_only = Daemon::start(&subdir(&dir, "solo"));
     let run = local_only.ctl(&["sync"]);
     run.assert_says(4, "no sync server configured");
+    // Each place the setting can come from is named, the config file's key too.
+    for place in ["server_url", "--server", "TASKSYNC_SERVER_URL"] {
+        run.assert_says(4, place);
+    }
 }
 
 #[test]

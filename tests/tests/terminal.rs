@@ -140,6 +140,10 @@ fn completions_and_man_pages_need_no_daemon() {
         ("bash", "complete -F _taskctl"),
         ("zsh", "#compdef taskctl"),
         ("fish", "complete -c taskctl"),
+        (
+            "powershell",
+            "Register-ArgumentCompleter -Native -CommandName 'taskctl'",
+        ),
     ] {
         let run = ctl_at(&socket, &["completions", shell]);
         assert_eq!(run.code(), 0, "{shell}: {}", run.stderr());
@@ -161,5 +165,57 @@ fn completions_and_man_pages_need_no_daemon() {
         "taskctl-completions.1",
     ] {
         assert!(pages.join(page).exists(), "{page}");
+    }
+}
+
+/// The daemon and the server have man pages too, printed without starting anything:
+/// `tasksyncd --man` and `tasksync-server man` (both hidden from --help), roff that states
+/// the defaults as rules rather than the paths of whoever built it.
+#[test]
+fn tasksyncd_and_tasksync_server_print_their_man_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    for (program, args, marker, options) in [
+        (
+            "tasksyncd",
+            vec!["--man"],
+            ".TH tasksyncd 1",
+            vec![
+                "\\-\\-socket",
+                "\\-\\-server",
+                "\\-\\-print\\-config",
+                "$XDG_RUNTIME_DIR/tasksync/tasksyncd.sock",
+            ],
+        ),
+        (
+            "tasksync-server",
+            vec!["man"],
+            ".TH tasksync-server 1",
+            vec!["\\-\\-listen", "\\-\\-db", "\\-\\-database\\-url", "user"],
+        ),
+    ] {
+        let output = std::process::Command::new(tasksync_e2e::bin(program))
+            .args(&args)
+            // No daemon or server may start: these would be where it ran.
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .env("XDG_DATA_HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let page = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{program}: {output:?}");
+        assert!(page.starts_with(".ie"), "{program}: {page}");
+        assert!(page.contains(marker), "{program}: {page}");
+        for option in options {
+            assert!(page.contains(option), "{program}: {option} not in {page}");
+        }
+        assert!(
+            !page.contains(&dir.path().display().to_string()),
+            "{program}: the page names this machine's paths: {page}"
+        );
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "{program} created files"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! then defaults. Every setting is described once, in `table.rs`. The command line is kept so
 //! that SIGHUP can re-read the file and merge again.
 
-mod cli;
+pub(crate) mod cli;
 mod error;
 mod file;
 mod paths;
@@ -72,6 +72,11 @@ impl Loader {
     {
         let matches = cli::command().try_get_matches_from(args)?;
         Ok(Loader { matches })
+    }
+
+    /// `--man` was given: print the man page, nothing else.
+    pub(crate) fn man_only(&self) -> bool {
+        self.matches.get_flag(cli::MAN)
     }
 
     /// `--print-config` was given.

@@ -47,11 +47,17 @@ impl Setting {
     };
 
     /// The flag, its environment variable and help, for clap.
-    pub(crate) fn arg(&self) -> Arg {
+    pub(crate) fn arg(&self, defaults: Defaults) -> Arg {
         let help = self.help.trim();
-        let help = match (self.help_default)() {
-            Some(default) => format!("{help} [default: {default}]"),
-            None => help.to_string(),
+        // A help that states its default as a rule (a path under $XDG_...) keeps the rule for
+        // the man page; `--help` shows the value it has here.
+        let rule = help.find("[default:");
+        let help = match ((self.help_default)(), rule, defaults) {
+            (Some(default), Some(at), Defaults::Here) => {
+                format!("{} [default: {default}]", help[..at].trim_end())
+            }
+            (Some(default), None, _) => format!("{help} [default: {default}]"),
+            _ => help.to_string(),
         };
         let arg = Arg::new(self.key)
             .long(self.flag.trim_start_matches('-'))
@@ -63,6 +69,15 @@ impl Setting {
         };
         (self.clap)((self.typed)(arg, self.range.as_ref()))
     }
+}
+
+/// Which defaults the help shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Defaults {
+    /// The values for this user on this machine (`--help`).
+    Here,
+    /// The rules, where the help states one (the man page, the same for everyone).
+    Rule,
 }
 
 /// Declares the settings: each entry is a doc comment (the help), then

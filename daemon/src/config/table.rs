@@ -23,10 +23,12 @@ fn ms(pick: impl FnOnce(SyncSettings) -> Duration) -> u64 {
 }
 
 settings! {
-    /// SQLite database file [default: $XDG_DATA_HOME/tasksync/tasks.db]
+    /// SQLite database file [default: $XDG_DATA_HOME/tasksync/tasks.db, or
+    /// ~/.local/share/tasksync/tasks.db when XDG_DATA_HOME is unset]
     db: PathBuf = paths::default_db_path(), "--db", "TASKSYNC_DB", "PATH", restart: true;
 
-    /// Local socket to serve [default: $XDG_RUNTIME_DIR/tasksync/tasksyncd.sock]
+    /// Local socket to serve [default: $XDG_RUNTIME_DIR/tasksync/tasksyncd.sock, or
+    /// $TMPDIR/tasksync-<uid>/tasksyncd.sock when XDG_RUNTIME_DIR is unset]
     socket: PathBuf = tasksync_proto::paths::default_socket_path(),
         "--socket", tasksync_proto::paths::SOCKET_ENV, "PATH", restart: true;
 
@@ -91,7 +93,8 @@ settings! {
         "--http-allow-remote", "TASKSYNC_HTTP_ALLOW_REMOTE", "", restart: true;
 
     /// File holding the HTTP API's bearer token; created with a random token if missing
-    /// [default: $XDG_CONFIG_HOME/tasksync/api-token]
+    /// [default: $XDG_CONFIG_HOME/tasksync/api-token, or ~/.config/tasksync/api-token when
+    /// XDG_CONFIG_HOME is unset]
     api_token_file: Option<PathBuf> = paths::default_token_path(),
         "--api-token-file", "TASKSYNC_API_TOKEN_FILE", "PATH", restart: true;
 
@@ -100,4 +103,12 @@ settings! {
         check: |filter| tracing_subscriber::EnvFilter::try_new(filter)
             .map(drop)
             .map_err(|e| format!("{filter:?} is not a log filter: {e}"));
+
+    /// Log lines as human text (text) or as one JSON object each, for log shippers (json)
+    log_format: String = "text".to_string(), "--log-format", "TASKSYNC_LOG_FORMAT", "FORMAT",
+        restart: true,
+        check: |format| match format {
+            "text" | "json" => Ok(()),
+            other => Err(format!("{other:?} is not a log format: use text or json")),
+        };
 }

@@ -105,6 +105,9 @@ impl Value for PathBuf {
     fn normalized(self) -> Self {
         std::path::absolute(&self).unwrap_or(self)
     }
+    fn help_default(&self) -> Option<String> {
+        Some(self.display().to_string())
+    }
 }
 
 impl Value for String {

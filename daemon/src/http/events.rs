@@ -1,5 +1,5 @@
 //! `GET /api/events`: the daemon's event log (`crate::event_log`) as Server-Sent Events
-//! (DESIGN.md section 7).
+//! (docs/LOCAL-API.md, "Events").
 //!
 //! A new client gets `status`, then the log's events; one that reconnects with
 //! `Last-Event-ID` gets what it missed, or `reset` and `status` when that is gone. Each client

@@ -1,4 +1,4 @@
-//! The HTTP API of DESIGN.md section 7: the original challenge's REST routes, served from the
+//! The HTTP API of docs/LOCAL-API.md: the original challenge's REST routes, served from the
 //! same store and sync engine as the IPC socket, for apps that cannot speak postcard.
 //!
 //! - [`listen`]: what the daemon does at startup: load or make the token, bind the port.

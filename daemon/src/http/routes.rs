@@ -14,6 +14,7 @@ pub(crate) const TASKS: &str = "/api/tasks";
 pub(crate) const SYNC: &str = "/api/sync";
 pub(crate) const STATUS: &str = "/api/status";
 pub(crate) const EVENTS: &str = "/api/events";
+pub(crate) const METRICS: &str = "/api/metrics";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route<'a> {
@@ -24,6 +25,7 @@ pub(crate) enum Route<'a> {
     Sync,
     Status,
     Events,
+    Metrics,
 }
 
 impl<'a> Route<'a> {
@@ -34,6 +36,7 @@ impl<'a> Route<'a> {
             SYNC => Some(Route::Sync),
             STATUS => Some(Route::Status),
             EVENTS => Some(Route::Events),
+            METRICS => Some(Route::Metrics),
             _ => {
                 let id = path.strip_prefix(TASKS)?.strip_prefix('/')?;
                 (!id.is_empty() && !id.contains('/')).then_some(Route::Task(id))
@@ -45,7 +48,7 @@ impl<'a> Route<'a> {
     /// GET does.
     pub(crate) fn allow(self) -> &'static str {
         match self {
-            Route::Health | Route::Status | Route::Events => "GET, HEAD",
+            Route::Health | Route::Status | Route::Events | Route::Metrics => "GET, HEAD",
             Route::Tasks => "GET, HEAD, POST",
             Route::Task(_) => "GET, HEAD, PUT, DELETE",
             Route::Sync => "POST",
@@ -91,6 +94,7 @@ mod tests {
         assert_eq!(Route::find("/api/sync"), Some(Route::Sync));
         assert_eq!(Route::find("/api/status"), Some(Route::Status));
         assert_eq!(Route::find("/api/events"), Some(Route::Events));
+        assert_eq!(Route::find("/api/metrics"), Some(Route::Metrics));
         for none in [
             "/",
             "/api",

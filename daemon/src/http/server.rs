@@ -4,7 +4,7 @@
 //! accept loop, connection serving, body reading and bearer check are `tasksync_http`'s,
 //! shared with the sync server; what is the daemon's own is here.
 //!
-//! Limits (DESIGN.md section 7): a connection must send a complete request head within
+//! Limits (docs/LOCAL-API.md, "Limits"): a connection must send a complete request head within
 //! [`HEADER_TIMEOUT`] of connecting or of its previous answer, else it is closed; when
 //! [`MAX_CONNECTIONS`] are open the idlest one is closed for a newcomer (see `crate::slots`).
 //! When shutdown is requested the listener closes, each connection finishes the request in
@@ -81,7 +81,9 @@ pub(crate) async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: Shutdo
             tracing::debug!("HTTP API: {MAX_CONNECTIONS} connections open: closed the idlest");
         }
         let (api, shutdown) = (api.clone(), shutdown.clone());
+        let held = api.app.metrics.connection("tcp");
         async move {
+            let _held = held;
             let stream = Tracked::new(stream, slot.activity().clone());
             tokio::select! {
                 () = serve_connection(stream, api, Some(slot.activity()), shutdown) => {}
@@ -193,6 +195,7 @@ async fn route(api: &Api, parts: &Parts, body: &mut RequestBody) -> Result<HttpR
     match (route, method) {
         (Route::Health, &Method::GET) => Ok(status::health()),
         (Route::Status, &Method::GET) => status::status(app).await,
+        (Route::Metrics, &Method::GET) => status::metrics(app).await,
         (Route::Sync, &Method::POST) => status::sync(app).await,
         (Route::Events, &Method::GET) => {
             let connection = parts.extensions.get::<Connection>().map(|c| c.0.clone());

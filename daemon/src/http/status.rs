@@ -40,6 +40,18 @@ pub(crate) async fn status(app: &Arc<App>) -> Result<HttpResponse, ApiError> {
     Ok(json_response(StatusCode::OK, &StatusBody::from(&info)))
 }
 
+/// `GET /api/metrics`: the daemon's metrics in the Prometheus text format.
+pub(crate) async fn metrics(app: &Arc<App>) -> Result<HttpResponse, ApiError> {
+    let counts = app.scan(|app| app.store.counts()).await?;
+    let text = app
+        .metrics
+        .render(counts.pending, counts.failed, app.sync.connectivity().state);
+    Ok(tasksync_http::text_response(
+        crate::metrics::CONTENT_TYPE,
+        text,
+    ))
+}
+
 /// `GET /api/health`: the daemon answers; needs no token.
 pub(crate) fn health() -> HttpResponse {
     json_response(

@@ -1,4 +1,4 @@
-//! The local socket front end (DESIGN.md section 6).
+//! The local socket front end (ARCHITECTURE.md, "Local IPC").
 //!
 //! - [`endpoint`]: claiming and binding the endpoint on any platform, and who may connect.
 //! - `socket` (Unix): the socket's folder, permissions and peer check.

@@ -42,7 +42,12 @@ pub(crate) async fn run(listener: Listener, app: Arc<App>, shutdown: Shutdown) {
         if evicted {
             tracing::debug!("{MAX_CONNECTIONS} connections open: closed the idlest");
         }
-        connection::accept(stream, app.clone(), http.clone(), slot, shutdown.clone())
+        let held = app.metrics.connection("socket");
+        let served = connection::accept(stream, app.clone(), http.clone(), slot, shutdown.clone());
+        async move {
+            served.await;
+            drop(held);
+        }
     };
     let stop = async move { stop.requested().await };
     accept_loop(Local(listener), stop, DRAIN_TIMEOUT, connection).await;

@@ -1,4 +1,4 @@
-//! Telling the socket's two dialects apart (DESIGN.md section 6) by a connection's first byte.
+//! Telling the socket's two dialects apart (ARCHITECTURE.md, "Local IPC") by a connection's first byte.
 //!
 //! A postcard frame starts with its 4-byte big-endian length and is at most 1 MiB, so its
 //! first byte is 0. An HTTP/1.1 request starts with its method, an upper-case ASCII word. So

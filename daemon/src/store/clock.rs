@@ -1,7 +1,7 @@
 //! The hybrid logical clock that issues `updated_at` values.
 //!
 //! Every timestamp the daemon issues is greater than every timestamp it has issued or seen
-//! (DESIGN.md section 5), even if the wall clock stands still or jumps back: a device with a
+//! (docs/SYNC-PROTOCOL.md, section 8), even if the wall clock stands still or jumps back: a device with a
 //! slow clock still orders its own later edits after what it has already observed. The
 //! watermark is persisted in `meta` with each commit so a restart cannot go back in time.
 //!
@@ -16,7 +16,7 @@ use std::time::Duration;
 use tasksync_proto::Timestamp;
 
 /// How far ahead of our wall clock a timestamp from another device may be before it is
-/// refused (DESIGN.md section 4; the server's default `max_clock_skew`).
+/// refused (docs/SYNC-PROTOCOL.md, "Clock skew": the server's default).
 pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
 
 /// Where the wall-clock time comes from: the system clock, or a simulated one in tests.

@@ -1,7 +1,7 @@
 //! Users' commands (create, update, delete, release numbers) as writer requests.
 //!
 //! Each change updates `tasks` and appends the full task after the operation to `sync_queue`,
-//! with the fields it changed (DESIGN.md section 5).
+//! with the fields it changed (docs/SYNC-PROTOCOL.md, section 5).
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use tasksync_proto::wire::{Field, Operation};

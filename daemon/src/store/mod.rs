@@ -187,7 +187,7 @@ impl Store {
     }
 
     /// A listing just showed the whole working set with the numbers `shown`: numbers freed
-    /// before it become reusable (DESIGN.md section 8). Returns how many did; writes only
+    /// before it become reusable (README, "Naming tasks"). Returns how many did; writes only
     /// when some number is held.
     pub(crate) async fn release_numbers(&self, shown: Vec<u32>) -> Result<u64, StoreError> {
         if !self.reads.holds_freed_numbers()? {

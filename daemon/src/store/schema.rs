@@ -1,7 +1,7 @@
 //! The SQLite schema, its forward migrations, and the settings every connection runs with.
 //!
 //! The schema version lives in `PRAGMA user_version`; [`migrate`] applies each missing step in
-//! one transaction. Table and column names follow the original design (DESIGN.md section 3).
+//! one transaction. Table and column names follow the original challenge's design.
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
@@ -66,7 +66,7 @@ END;
     };
 }
 
-/// Version 2: working-set numbers (DESIGN.md section 8), kept by triggers so that every
+/// Version 2: working-set numbers (README, "Naming tasks"), kept by triggers so that every
 /// path that writes `tasks` (commands, the HTTP API, pulled and merged tasks) keeps them
 /// right without knowing about them. A local create numbers its task in its INSERT through
 /// the same view instead (see `commands::CreateTask`), which the insert trigger lets be.

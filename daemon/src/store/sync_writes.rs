@@ -275,21 +275,22 @@ fn adopt(
         return Ok(Adoption::Refused);
     }
     clock.observe(remote.updated_at);
-    let local = load(tx, remote.id)?;
+    let Some(local) = load(tx, remote.id)? else {
+        // A task this device never had: no local operation can protect any of its fields
+        // (every queue row is written with its task). Numbered in the insert itself, as a
+        // local create is, so the row is written once and the insert trigger stays idle.
+        insert_pulled(tx, &merge_remote(None, remote, &BTreeSet::new()))?;
+        return Ok(Adoption::Changed);
+    };
     let protected = protected_fields(tx, remote.id)?;
-    let task = merge_remote(local.as_ref(), remote, &protected);
-    if local
-        .as_ref()
-        .is_some_and(|local| same_content(local, &task))
-    {
+    let task = merge_remote(Some(&local), remote, &protected);
+    if same_content(&local, &task) {
         return Ok(Adoption::Unchanged);
     }
     tx.prepare_cached(
-        "INSERT INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description,
-             completed = excluded.completed, created_at = excluded.created_at, updated_at = excluded.updated_at,
-             is_deleted = excluded.is_deleted",
+        "UPDATE tasks SET title = ?2, description = ?3, completed = ?4, created_at = ?5,
+             updated_at = ?6, is_deleted = ?7
+         WHERE id = ?1",
     )?
     .execute(params![
         task.id.to_string(),
@@ -299,10 +300,41 @@ fn adopt(
         task.created_at.to_string(),
         task.updated_at.to_string(),
         task.is_deleted,
-        task.sync_status,
-        task.last_synced_at.map(|t| t.to_string()),
     ])?;
     Ok(Adoption::Changed)
+}
+
+/// Inserts a pulled task this device did not have, numbering it (when it is neither
+/// completed nor deleted) as the schema's insert trigger would: same view, same cap, and the
+/// number leaves `freed_numbers`.
+fn insert_pulled(tx: &Transaction<'_>, task: &Task) -> rusqlite::Result<()> {
+    let number: Option<i64> = tx
+        .prepare_cached(
+            "INSERT INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at, number)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+                     CASE WHEN ?4 = 0 AND ?7 = 0
+                          THEN (SELECT number FROM next_task_number WHERE number <= 999999) END)
+             RETURNING number",
+        )?
+        .query_row(
+            params![
+                task.id.to_string(),
+                task.title,
+                task.description,
+                task.completed,
+                task.created_at.to_string(),
+                task.updated_at.to_string(),
+                task.is_deleted,
+                task.sync_status,
+                task.last_synced_at.map(|t| t.to_string()),
+            ],
+            |row| row.get(0),
+        )?;
+    if let Some(number) = number {
+        tx.prepare_cached("DELETE FROM freed_numbers WHERE number = ?1")?
+            .execute([number])?;
+    }
+    Ok(())
 }
 
 /// Whether two versions of a task hold the same user-visible content and clock.

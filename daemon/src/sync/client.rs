@@ -1,4 +1,4 @@
-//! The HTTP client for the sync server (DESIGN.md section 4): push a batch, pull changes
+//! The HTTP client for the sync server (docs/SYNC-PROTOCOL.md): push a batch, pull changes
 //! (optionally as a live long-poll), check health. It sorts every failure into what the engine
 //! must do about it; [`super::transport`] checks that the answers make sense.
 

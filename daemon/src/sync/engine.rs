@@ -33,12 +33,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::client::{ClientSetupError, SyncClient, SyncError};
-use super::pace::{movement, CursorCheck, LiveBudget, Movement, LIVE_TOO_QUICK};
+use super::pace::{movement, CursorCheck, Movement};
 use super::round::{lock, read_cursor, store_page, InFlight, Mode, Outcome, Round, PULL_PAGE};
+use super::schedule::{RoundEnd, Schedule, Timings};
 use super::settings::SyncSettings;
 use super::transport::{check_changes, Transport};
 use crate::connectivity::{Monitor, NetworkChanges};
 use crate::events::Events;
+use crate::metrics::{Metrics, RoundWork};
 use crate::service::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -50,9 +52,6 @@ pub(crate) type Connect = Arc<
 
 /// Live cursors remembered to notice a server that sends them back (A, B, A, ...).
 const RECENT_CURSORS: usize = 16;
-/// The backoff of a pull that goes on without news (see `Engine::continue_pull_after`).
-const CONTINUE_PULL_MIN: Duration = Duration::from_millis(250);
-const CONTINUE_PULL_MAX: Duration = Duration::from_secs(5);
 /// Quick live answers in a row without news before the log says the server does not wait.
 const QUICK_STREAK_TO_LOG: u32 = 3;
 
@@ -147,16 +146,25 @@ fn connect_http(settings: &SyncSettings) -> Result<Option<Arc<dyn Transport>>, C
 pub(crate) fn spawn(
     store: Arc<Store>,
     events: Arc<Events>,
+    metrics: Arc<Metrics>,
     settings: SyncSettings,
     shutdown: Shutdown,
 ) -> Result<SyncHandle, ClientSetupError> {
-    spawn_with(store, events, settings, shutdown, Arc::new(connect_http))
+    spawn_with(
+        store,
+        events,
+        metrics,
+        settings,
+        shutdown,
+        Arc::new(connect_http),
+    )
 }
 
 /// Starts the engine task with `connect` making its transports.
 pub(crate) fn spawn_with(
     store: Arc<Store>,
     events: Arc<Events>,
+    metrics: Arc<Metrics>,
     settings: SyncSettings,
     shutdown: Shutdown,
     connect: Connect,
@@ -176,9 +184,11 @@ pub(crate) fn spawn_with(
     let (server_url, server) = watch::channel(transport.as_ref().map(|t| t.base().to_string()));
     let (last_error_tx, last_error) = watch::channel(None);
     let in_flight = InFlight::default();
+    let timings = timings(&settings);
     let engine = Engine {
         store,
         events,
+        metrics,
         in_flight: in_flight.clone(),
         transport,
         connect,
@@ -188,17 +198,9 @@ pub(crate) fn spawn_with(
         server_url,
         last_error: last_error_tx,
         network,
-        flush_due: None,
-        pull_due: None,
-        retry_due: None,
-        busy_streak: 0,
+        schedule: Schedule::new(timings, Instant::now()),
         live: None,
-        live_paused_until: None,
-        live_streak: 0,
-        live_budget: LiveBudget::new(Instant::now()),
         live_cursors: std::collections::VecDeque::new(),
-        more_streak: 0,
-        last_flush: None,
         pulls: 0,
     };
     tokio::spawn(engine.run(receiver, shutdown));
@@ -230,6 +232,7 @@ impl Drop for LivePull {
 struct Engine {
     store: Arc<Store>,
     events: Arc<Events>,
+    metrics: Arc<Metrics>,
     /// The rows the current round sent and has no answer for.
     in_flight: InFlight,
     transport: Option<Arc<dyn Transport>>,
@@ -240,28 +243,11 @@ struct Engine {
     server_url: watch::Sender<Option<String>>,
     last_error: watch::Sender<Option<SyncFailure>>,
     network: Option<NetworkChanges>,
-    /// A local change waits to be flushed (online only).
-    flush_due: Option<Instant>,
-    /// The next periodic pull (online only).
-    pull_due: Option<Instant>,
-    /// The next round for operations waiting out a retry delay, a busy server or a refused
-    /// token.
-    retry_due: Option<Instant>,
-    /// Rounds in a row the server answered busy.
-    busy_streak: u32,
+    /// When flushes, retries, pulls and live pulls are due.
+    schedule: Schedule,
     live: Option<LivePull>,
-    /// No live pull before this (after an answer that did not wait, or made no sense).
-    live_paused_until: Option<Instant>,
-    /// Live pulls in a row that did not wait or failed.
-    live_streak: u32,
-    /// The budget of live pulls that come back at once.
-    live_budget: LiveBudget,
     /// The latest cursors live pulls brought.
     live_cursors: std::collections::VecDeque<String>,
-    /// Rounds in a row whose pull stopped with more to come and nothing new.
-    more_streak: u32,
-    /// When the last flush of local changes started (the debounce window runs from there).
-    last_flush: Option<Instant>,
     /// Pulls stored by rounds so far.
     pulls: u64,
 }
@@ -287,8 +273,8 @@ impl Engine {
                     None => return,
                 },
                 _ = events.local_changed(), if self.transport.is_some() && self.settings.automatic => {
-                    if self.monitor.state() == Connectivity::Online && self.flush_due.is_none() {
-                        self.flush_due = Some(self.next_flush(Instant::now()));
+                    if self.monitor.state() == Connectivity::Online {
+                        self.schedule.local_change(Instant::now());
                     }
                 }
                 answer = live_answer(&mut self.live) => tokio::select! {
@@ -340,9 +326,7 @@ impl Engine {
                 }
                 self.monitor = Monitor::new(transport.is_some(), new.probe, Instant::now());
                 self.live_cursors.clear();
-                self.flush_due = None;
-                self.pull_due = None;
-                self.retry_due = None;
+                self.schedule.clear();
                 if transport.is_some() && self.network.is_none() {
                     self.network = NetworkChanges::open().ok();
                 }
@@ -352,18 +336,9 @@ impl Engine {
             self.transport = transport;
         }
         self.monitor.set_policy(new.probe);
+        self.schedule.set_timings(timings(&new));
         self.settings = new;
         self.publish_connectivity();
-    }
-
-    /// When a local change made at `now` is flushed: at once after a quiet spell (the
-    /// leading edge), else when the debounce window of the last flush closes, so changes that
-    /// follow one another share a batch.
-    fn next_flush(&self, now: Instant) -> Instant {
-        match self.last_flush {
-            Some(last) => now.max(last + self.settings.flush_debounce),
-            None => now,
-        }
     }
 
     /// The earliest moment something is due.
@@ -374,41 +349,29 @@ impl Engine {
         match self.monitor.state() {
             Connectivity::LocalOnly => None,
             Connectivity::Offline => self.monitor.next_probe(),
-            Connectivity::Unauthorized => self.retry_due,
-            Connectivity::Online => [
-                self.flush_due,
-                self.retry_due,
-                self.pull_due,
-                self.live_paused_until.filter(|_| self.live.is_none()),
-            ]
-            .into_iter()
-            .flatten()
-            .min(),
+            Connectivity::Unauthorized => self.schedule.retry_due(),
+            Connectivity::Online => self.schedule.next_online_wake(self.live.is_some()),
         }
     }
 
     async fn on_timer(&mut self) {
         let now = Instant::now();
-        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
         match self.monitor.state() {
             Connectivity::LocalOnly => {}
             Connectivity::Offline => {
-                if due(self.monitor.next_probe()) {
+                if self.monitor.next_probe().is_some_and(|at| at <= now) {
                     self.probe().await;
                 }
             }
             Connectivity::Unauthorized => {
-                if due(self.retry_due) {
+                if self.schedule.due(now).retry {
                     self.automatic_round(true).await;
                 }
             }
             Connectivity::Online => {
-                let pull = due(self.pull_due);
-                if pull || due(self.flush_due) || due(self.retry_due) {
-                    self.automatic_round(pull).await;
-                }
-                if due(self.live_paused_until) {
-                    self.live_paused_until = None;
+                let due = self.schedule.due(now);
+                if due.round() {
+                    self.automatic_round(due.pull).await;
                 }
             }
         }
@@ -447,7 +410,8 @@ impl Engine {
     async fn sync_now(&mut self) -> SyncReport {
         if self.transport.is_none() {
             return offline_report(
-                "no sync server configured (local only): set --server or TASKSYNC_SERVER_URL",
+                "no sync server configured (local only): set server_url in the config file \
+                 (`tasksyncd --print-config` names it), or --server or TASKSYNC_SERVER_URL",
             );
         }
         let outcome = self
@@ -465,11 +429,20 @@ impl Engine {
         let Some(transport) = &self.transport else {
             return Outcome::default();
         };
-        if self.flush_due.take().is_some() {
-            self.last_flush = Some(Instant::now());
-        }
+        self.schedule.round_started(Instant::now());
         let round = self.round_with(transport);
+        let started = Instant::now();
         let outcome = round.run(mode).await;
+        self.metrics.round(
+            mode.pull,
+            outcome.succeeded(),
+            started.elapsed(),
+            RoundWork {
+                pushed: outcome.synced,
+                pulled: outcome.pulled,
+                failed: outcome.failed,
+            },
+        );
         if mode.pull {
             self.pulls += 1;
         }
@@ -487,39 +460,25 @@ impl Engine {
             self.server_reached();
         }
         let now = Instant::now();
-        if mode.pull && outcome.reached {
-            self.pull_due = Some(now + self.settings.pull_interval);
-        }
-        if let Some(news) = outcome.more_to_pull {
-            self.pull_due = Some(now + self.continue_pull_after(news));
-        } else if mode.pull && outcome.reached {
-            self.more_streak = 0;
-        }
-        self.retry_due = match self.store.next_retry_at() {
-            Ok(Some(at)) => Some(now + until(at, self.store.now())),
-            Ok(None) => None,
+        let next_retry = match self.store.next_retry_at() {
+            Ok(at) => at.map(|at| until(at, self.store.now())),
             Err(e) => {
                 tracing::error!("cannot read retry times: {e}");
                 None
             }
         };
-        if outcome.unauthorized {
-            // Nothing changes until someone fixes the token: ask again at the next pull, not
-            // in a loop.
-            self.flush_due = None;
-            self.retry_due = Some(now + self.settings.pull_interval);
-        }
-        match outcome.busy {
-            Some(retry_after) => {
-                self.busy_streak += 1;
-                let wait = retry_after
-                    .unwrap_or_else(|| self.settings.retry.delay(self.busy_streak))
-                    .clamp(Duration::from_millis(100), self.settings.retry.max);
-                tracing::info!("the sync server is busy; trying again in {wait:?}");
-                self.flush_due = None;
-                self.retry_due = Some(now + wait);
-            }
-            None => self.busy_streak = 0,
+        let busy_wait = self.schedule.round_ended(
+            now,
+            RoundEnd {
+                pulled: mode.pull && outcome.reached,
+                unauthorized: outcome.unauthorized,
+                busy: outcome.busy,
+                more_to_pull: outcome.more_to_pull,
+                next_retry,
+            },
+        );
+        if let Some(wait) = busy_wait {
+            tracing::info!("the sync server is busy; trying again in {wait:?}");
         }
         self.last_error.send_replace(if outcome.succeeded() {
             None
@@ -530,19 +489,6 @@ impl Engine {
         outcome
     }
 
-    /// How long before a pull that stopped with more to come goes on: at once if its last
-    /// slice changed stored tasks, else after a backoff from 250 ms doubling to 5 s, so a
-    /// server that pages on forever without news costs a slice every few seconds.
-    fn continue_pull_after(&mut self, news: bool) -> Duration {
-        if news {
-            self.more_streak = 0;
-            return Duration::ZERO;
-        }
-        self.more_streak += 1;
-        let doublings = self.more_streak.saturating_sub(1).min(8);
-        (CONTINUE_PULL_MIN * 2u32.pow(doublings)).min(CONTINUE_PULL_MAX)
-    }
-
     /// Opens a live pull while online, unless one is open or they are paused.
     fn keep_live_pull(&mut self) {
         let Some(transport) = &self.transport else {
@@ -551,16 +497,8 @@ impl Engine {
         if self.live.is_some()
             || !self.settings.automatic
             || self.monitor.state() != Connectivity::Online
-            || self
-                .live_paused_until
-                .is_some_and(|until| until > Instant::now())
+            || !self.schedule.live_may_start(Instant::now())
         {
-            return;
-        }
-        let now = Instant::now();
-        let allowed = self.live_budget.next_pull(now);
-        if allowed > now {
-            self.live_paused_until = Some(allowed);
             return;
         }
         let since = match read_cursor(&self.store, transport.base()) {
@@ -598,10 +536,9 @@ impl Engine {
         if live.pulls != self.pulls {
             return; // a round pulled meanwhile; the next live pull starts from its cursor
         }
-        let quick = live.started.elapsed() < LIVE_TOO_QUICK;
-        if quick {
-            self.live_budget.spend(Instant::now());
-        }
+        let quick = self
+            .schedule
+            .live_answered(Instant::now(), live.started.elapsed());
         let answer = answer.and_then(|mut page| {
             check_changes(&live.since, &mut page)?;
             self.check_live_cursor(&live.since, &page.cursor)?;
@@ -612,10 +549,12 @@ impl Engine {
                 let news = movement(&live.since, &page.cursor) == Movement::Forward;
                 let has_more = page.has_more;
                 match store_page(&self.store, &self.events, transport.base(), page).await {
-                    Ok(changed) if changed > 0 => {
-                        tracing::debug!("live pull: {changed} task(s) changed")
+                    Ok(changed) => {
+                        self.metrics.live_pull(changed);
+                        if changed > 0 {
+                            tracing::debug!("live pull: {changed} task(s) changed");
+                        }
                     }
-                    Ok(_) => {}
                     Err(e) => {
                         tracing::error!("live pull: {e}");
                         self.pause_live();
@@ -628,14 +567,13 @@ impl Engine {
                 if quick && !news {
                     // Back at once without moving the cursor: it did not wait for news (an
                     // older server, a proxy that cuts requests short, a server shutting down).
-                    self.pause_live();
-                    if self.live_streak == QUICK_STREAK_TO_LOG {
+                    if self.pause_live() == QUICK_STREAK_TO_LOG {
                         tracing::info!(
                             "the sync server answered {QUICK_STREAK_TO_LOG} live pulls in a row at once without news; live pulls wait longer between tries (at most the pull interval)"
                         );
                     }
                 } else {
-                    self.live_streak = 0;
+                    self.schedule.live_progressed();
                 }
             }
             Err(SyncError::Unreachable(reason)) => {
@@ -644,7 +582,7 @@ impl Engine {
             }
             Err(SyncError::Unauthorized(_)) => {
                 // The next round finds out properly and sets the state.
-                self.retry_due = Some(Instant::now());
+                self.schedule.retry_now(Instant::now());
                 self.pause_live();
             }
             Err(error) => {
@@ -679,8 +617,7 @@ impl Engine {
         match round.pull_slice(&mut CursorCheck::default()).await {
             Ok(slice) if !slice.finished => {
                 let news = slice.changed > 0;
-                let wait = self.continue_pull_after(news);
-                self.pull_due = Some(Instant::now() + wait);
+                self.schedule.pull_continues(Instant::now(), news);
                 if !news {
                     self.pause_live();
                 }
@@ -711,23 +648,16 @@ impl Engine {
         }
     }
 
-    fn pause_live(&mut self) {
-        self.live_streak += 1;
-        let wait = self
-            .settings
-            .retry
-            .delay(self.live_streak)
-            .min(self.settings.pull_interval);
-        self.live_paused_until = Some(Instant::now() + wait);
+    /// No live pull for a while; returns how many pauses in a row this is.
+    fn pause_live(&mut self) -> u32 {
+        self.schedule.pause_live(Instant::now())
     }
 
     /// The server answered.
     fn server_reached(&mut self) {
         if self.monitor.reached() {
             self.log_state();
-            self.pull_due = Some(Instant::now() + self.settings.pull_interval);
-            self.live_paused_until = None;
-            self.live_streak = 0;
+            self.schedule.server_back(Instant::now());
         }
         self.publish_connectivity();
     }
@@ -736,9 +666,7 @@ impl Engine {
     fn server_lost(&mut self) {
         if self.monitor.unreachable(Instant::now()) {
             self.log_state();
-            self.flush_due = None;
-            self.pull_due = None;
-            self.retry_due = None;
+            self.schedule.clear();
             self.live = None;
         }
         self.publish_connectivity();
@@ -778,6 +706,15 @@ async fn live_answer(
     match live.take() {
         Some(pull) => (pull, answer),
         None => std::future::pending().await,
+    }
+}
+
+/// The schedule's timings from the sync settings.
+fn timings(settings: &SyncSettings) -> Timings {
+    Timings {
+        flush_debounce: settings.flush_debounce,
+        pull_interval: settings.pull_interval,
+        retry: settings.retry,
     }
 }
 

@@ -1,20 +1,18 @@
 //! An in-memory sync server behind the [`Transport`] seam, for tests that drive whole sync
 //! rounds (and the engine) in one process.
 //!
-//! It keeps the server's contract (DESIGN.md sections 4 and 5): op ids answered once and
-//! remembered, field-wise LWW through the same [`lww::merge`] the real server uses, a change
-//! log whose cursor never skips anything, live pulls that wait for a change, and clocks far
-//! ahead refused per item. Each device reaches it through its own [`FakeLink`], whose
+//! It is the server's own protocol (docs/SYNC-PROTOCOL.md), `tasksync_core` (item checks with
+//! the clock limit, op ids answered once and remembered, field-wise LWW, the change feed and
+//! its pages), over the core's in-memory store; this file adds only what HTTP would: live
+//! pulls that wait for a change, and cursors as strings. Each device reaches it through its own [`FakeLink`], whose
 //! [`Fault`] simulates partitions, outages, 503 storms, lost answers and lying servers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tasksync_proto::lww::{self, Incoming, Versioned};
-use tasksync_proto::wire::{
-    BatchRequest, BatchResponse, ChangesResponse, ItemStatus, ProcessedItem, WireTask,
-};
+use tasksync_core::{BatchInput, ClockLimit, MemoryStore};
+use tasksync_proto::wire::{BatchRequest, BatchResponse, ChangesResponse, WireTask};
 use tasksync_proto::Timestamp;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -23,125 +21,58 @@ use super::client::SyncError;
 use super::transport::{BoxFuture, Transport};
 use crate::store::clock::{WallClock, MAX_CLOCK_SKEW};
 
-/// The server's state.
-#[derive(Default)]
-struct State {
-    tasks: HashMap<Uuid, Versioned>,
-    /// Answers by op id, with the task they were for.
-    answers: HashMap<Uuid, (Uuid, ProcessedItem)>,
-    /// How often each op id was merged (must never exceed 1).
-    merges: HashMap<Uuid, u32>,
-    /// The latest change of every task: change number -> task id.
-    log: BTreeMap<u64, Uuid>,
-    change_of: HashMap<Uuid, u64>,
-    last_change: u64,
-}
-
 pub(crate) struct FakeServer {
-    state: Mutex<State>,
+    /// One user's server state; the mutex is the user's batch lock.
+    store: Mutex<MemoryStore>,
     /// The number of the last change, for live pulls to wait on.
-    changes: watch::Sender<u64>,
+    changes: watch::Sender<i64>,
     clock: WallClock,
 }
 
 impl FakeServer {
     pub(crate) fn new(clock: WallClock) -> Arc<FakeServer> {
         Arc::new(FakeServer {
-            state: Mutex::new(State::default()),
+            store: Mutex::new(MemoryStore::new()),
             changes: watch::channel(0).0,
             clock,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, MemoryStore> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Every task the server holds, tombstones included.
     pub(crate) fn tasks(&self) -> Vec<WireTask> {
-        let mut tasks: Vec<WireTask> = self.lock().tasks.values().map(|v| v.task.clone()).collect();
-        tasks.sort_by_key(|t| t.id);
-        tasks
+        self.lock().tasks()
     }
 
-    /// How often each op id was merged.
+    /// How often the core applied each op id (recorded its answer).
     pub(crate) fn merges(&self) -> HashMap<Uuid, u32> {
-        self.lock().merges.clone()
+        self.lock().applied().clone()
     }
 
     /// Applies a batch as `POST /api/batch` does.
     pub(crate) fn process_batch(&self, batch: &BatchRequest) -> BatchResponse {
-        let now = (self.clock)();
-        let mut state = self.lock();
-        let mut processed = Vec::with_capacity(batch.items.len());
-        for item in &batch.items {
-            if let Some((task_id, answer)) = state.answers.get(&item.id) {
-                processed.push(if *task_id == item.task_id {
-                    answer.clone()
-                } else {
-                    error_item(item.id, item.task_id, "op id reused for another task")
-                });
-                continue;
-            }
-            let limit = now.as_millis() + MAX_CLOCK_SKEW.as_millis() as i64;
-            if item.data.updated_at.as_millis() > limit || item.data.created_at.as_millis() > limit
-            {
-                processed.push(error_item(
-                    item.id,
-                    item.task_id,
-                    "updated_at lies too far ahead of the server's clock",
-                ));
-                continue;
-            }
-            let stored = state.tasks.get(&item.task_id).cloned();
-            let merged = lww::merge(
-                stored.as_ref(),
-                Incoming {
-                    data: &item.data,
-                    operation: item.operation,
-                    changed_fields: item.changed_fields.as_deref(),
-                },
-            );
-            *state.merges.entry(item.id).or_default() += 1;
-            let conflict = merged.is_conflict();
-            let changed = stored.is_none() || !merged.applied.is_empty();
-            let versioned = merged.into_versioned();
-            if changed {
-                state.last_change += 1;
-                let number = state.last_change;
-                if let Some(old) = state.change_of.insert(item.task_id, number) {
-                    state.log.remove(&old);
-                }
-                state.log.insert(number, item.task_id);
-                state.tasks.insert(item.task_id, versioned.clone());
-            }
-            let answer = ProcessedItem {
-                client_id: item.id,
-                server_id: item.task_id,
-                status: if conflict {
-                    ItemStatus::Conflict
-                } else {
-                    ItemStatus::Success
-                },
-                resolved_data: conflict.then_some(versioned.task),
-                error: None,
-            };
-            state
-                .answers
-                .insert(item.id, (item.task_id, answer.clone()));
-            processed.push(answer);
+        let skew = u32::try_from(MAX_CLOCK_SKEW.as_secs()).unwrap_or(u32::MAX);
+        let input = BatchInput {
+            device_id: batch.device_id,
+            items: batch.items.clone(),
+            clock: ClockLimit::new((self.clock)(), skew),
+        };
+        let mut store = self.lock();
+        let outcome = store.apply_batch(&input);
+        let last = store.last_change();
+        drop(store);
+        if outcome.changed {
+            self.changes.send_replace(last);
         }
-        let last = state.last_change;
-        drop(state);
-        self.changes.send_replace(last);
-        BatchResponse {
-            processed_items: processed,
-        }
+        outcome.response
     }
 
     /// One page of changes after `since`, as `GET /api/changes` answers.
     fn page(&self, since: &str, limit: usize) -> Result<ChangesResponse, SyncError> {
-        let after: u64 = if since.is_empty() {
+        let after: i64 = if since.is_empty() {
             0
         } else {
             since.parse().map_err(|_| SyncError::Failed {
@@ -149,20 +80,11 @@ impl FakeServer {
                 message: format!("bad cursor {since:?}"),
             })?
         };
-        let state = self.lock();
-        let mut changes = Vec::new();
-        let mut cursor = after;
-        let mut rest = state.log.range(after + 1..);
-        for (&number, task_id) in rest.by_ref().take(limit) {
-            if let Some(versioned) = state.tasks.get(task_id) {
-                changes.push(versioned.task.clone());
-            }
-            cursor = number;
-        }
+        let page = self.lock().changes(after, limit);
         Ok(ChangesResponse {
-            changes,
-            cursor: cursor.to_string(),
-            has_more: rest.next().is_some(),
+            changes: page.changes,
+            cursor: page.cursor.to_string(),
+            has_more: page.has_more,
         })
     }
 
@@ -181,16 +103,6 @@ impl FakeServer {
         }
         let _ = tokio::time::timeout(wait, news.changed()).await;
         self.page(since, limit)
-    }
-}
-
-fn error_item(op: Uuid, task: Uuid, message: &str) -> ProcessedItem {
-    ProcessedItem {
-        client_id: op,
-        server_id: task,
-        status: ItemStatus::Error,
-        resolved_data: None,
-        error: Some(message.into()),
     }
 }
 

@@ -72,6 +72,7 @@ fn engine(device: &Device, settings: SyncSettings) -> (SyncHandle, ShutdownTrigg
     let handle = spawn_with(
         device.store.clone(),
         device.events.clone(),
+        Arc::default(),
         settings,
         shutdown,
         Arc::new(move |_: &SyncSettings| Ok(Some(link.clone() as Arc<dyn Transport>))),
@@ -411,13 +412,15 @@ async fn the_first_change_after_a_quiet_spell_is_pushed_at_once_and_a_burst_shar
     // Once that round is over, changes made within the window wait for it to close, then go
     // out together.
     tokio::time::timeout(debounce / 2, async {
+        // The round that sent it (a round that started before may finish first).
+        let mut sent = false;
         loop {
-            let event = events.recv().await.unwrap().event;
-            if matches!(
-                event,
-                Event::Sync(tasksync_proto::events::SyncProgress::RoundFinished(_))
-            ) {
-                return;
+            match events.recv().await.unwrap().event {
+                Event::Sync(tasksync_proto::events::SyncProgress::BatchSent { .. }) => sent = true,
+                Event::Sync(tasksync_proto::events::SyncProgress::RoundFinished(_)) if sent => {
+                    return
+                }
+                _ => {}
             }
         }
     })

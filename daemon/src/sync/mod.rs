@@ -1,8 +1,9 @@
 //! The sync engine: flushes the queue to the sync server in batches and pulls other devices'
-//! changes (DESIGN.md sections 4 and 5).
+//! changes (docs/SYNC-PROTOCOL.md).
 //!
 //! - [`engine`]: the task that decides when to sync, runs one round at a time, and keeps the
 //!   connectivity state (with `crate::connectivity`).
+//! - [`schedule`]: when the engine acts next, as a pure state machine.
 //! - [`round`]: one round: flush in batches, then pull.
 //! - [`transport`]: the seam to the server (push, changes, health) and the checks every
 //!   answer passes; [`client`] is its HTTP implementation, which sorts failures into offline /
@@ -20,6 +21,7 @@ pub(crate) mod client;
 pub(crate) mod engine;
 pub(crate) mod pace;
 pub(crate) mod round;
+pub(crate) mod schedule;
 pub(crate) mod settings;
 pub(crate) mod transport;
 

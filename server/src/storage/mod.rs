@@ -2,10 +2,11 @@
 //! embedded default) and PostgreSQL ([`postgres`], many users and many server processes).
 //!
 //! The trait speaks in whole operations (apply a batch, read a page of changes, manage users),
-//! each one transaction. What a batch does to the stored tasks is decided once, in
-//! [`crate::batch::plan`]; a backend loads what the plan needs, runs it, and writes the result
-//! under its own locking. Both backends pass the same conformance suite
-//! (`server/tests/storage.rs`).
+//! each one transaction. The protocol of the two data calls lives once, in `tasksync-core`
+//! ([`tasksync_core::apply_batch`], [`tasksync_core::changes`]): a backend implements only the
+//! core's transaction (read the recorded answers, the stored tasks and the change counter of a
+//! batch; write the plan; read the change feed) under its own locking. Both backends pass the
+//! same conformance suite (`server/tests/storage.rs`).
 //!
 //! Invariants every backend keeps:
 //! - every row belongs to one user, and every primary key starts with the user id;
@@ -24,12 +25,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tasksync_proto::wire::{BatchItem, BatchResponse, WireTask};
+use tasksync_proto::wire::WireTask;
 use tasksync_proto::Timestamp;
-use uuid::Uuid;
+
+pub use tasksync_core::{BatchInput, BatchOutcome, ChangesPage};
 
 use crate::notify::Notifier;
-use crate::validate::ClockLimit;
 
 /// A user's id in storage (the first column of every primary key).
 pub type UserId = i64;
@@ -65,23 +66,6 @@ pub enum StorageError {
     Internal(String),
 }
 
-/// One page of `/api/changes`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangesPage {
-    pub changes: Vec<WireTask>,
-    /// The change number of the last change returned, or the requested cursor when none.
-    pub cursor: i64,
-    pub has_more: bool,
-}
-
-/// The result of applying a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchOutcome {
-    pub response: BatchResponse,
-    /// Whether any task changed (then the user's live pulls are woken).
-    pub changed: bool,
-}
-
 /// A user as `user list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
@@ -89,14 +73,6 @@ pub struct UserInfo {
     pub created_at: Timestamp,
     /// Whether the user has a token (the `default` user of open mode has none).
     pub has_token: bool,
-}
-
-/// A pushed batch, as the storage applies it.
-#[derive(Debug, Clone)]
-pub struct BatchInput {
-    pub device_id: Uuid,
-    pub items: Vec<BatchItem>,
-    pub clock: ClockLimit,
 }
 
 /// The storage of the sync server. Every data call names the user it acts for.
@@ -135,10 +111,11 @@ pub trait Storage: Send + Sync {
     /// Every user, by name.
     fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserInfo>>>;
 
-    /// Applies a batch for `user` in one transaction (see [`crate::batch::plan`]).
+    /// Applies a batch for `user` in one transaction (see [`tasksync_core::apply_batch`]).
     fn apply_batch(&self, user: UserId, batch: BatchInput) -> BoxFuture<'_, Result<BatchOutcome>>;
 
-    /// The user's tasks changed after `since`, at most `limit`, in change order.
+    /// The user's tasks changed after `since`, at most `limit`, in change order (see
+    /// [`tasksync_core::changes`]).
     fn changes(&self, user: UserId, since: i64, limit: usize)
         -> BoxFuture<'_, Result<ChangesPage>>;
 
@@ -147,6 +124,11 @@ pub trait Storage: Send + Sync {
 
     /// Forgets op ids applied before `cutoff`; returns how many.
     fn prune_applied_ops(&self, cutoff: Timestamp) -> BoxFuture<'_, Result<u64>>;
+
+    /// Storage connections in use right now, for the metrics.
+    fn connections_in_use(&self) -> Option<usize> {
+        None
+    }
 
     /// Runs until the process stops, waking `notifier` for changes committed by *other*
     /// processes (PostgreSQL `LISTEN`); a backend without other processes returns at once.
@@ -185,42 +167,15 @@ pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Storage>> {
 /// `remove_user` bump it in their transaction.
 pub(crate) const CREDENTIALS_VERSION: &str = "credentials_version";
 
-/// The recorded answer of op id `op_id` from its stored columns.
-pub(crate) fn decode_answer(
-    op_id: Uuid,
-    task_id: Uuid,
-    status: &str,
-    resolved: Option<String>,
-) -> Result<tasksync_proto::wire::ProcessedItem> {
-    use tasksync_proto::wire::{ItemStatus, ProcessedItem};
-    let corrupt =
-        |what: String| StorageError::Internal(format!("corrupt row in applied_ops: {what}"));
-    let status = match status {
-        "success" => ItemStatus::Success,
-        "conflict" => ItemStatus::Conflict,
-        other => return Err(corrupt(format!("unknown status {other:?}"))),
-    };
-    let resolved_data = resolved
-        .map(|json| serde_json::from_str::<WireTask>(&json))
-        .transpose()
-        .map_err(|e| corrupt(format!("resolved_data: {e}")))?;
-    Ok(ProcessedItem {
-        client_id: op_id,
-        server_id: task_id,
-        status,
-        resolved_data,
-        error: None,
-    })
+impl From<tasksync_core::CorruptAnswer> for StorageError {
+    fn from(error: tasksync_core::CorruptAnswer) -> Self {
+        StorageError::Internal(error.to_string())
+    }
 }
 
 /// The `resolved_data` column of a recorded answer.
-pub(crate) fn encode_resolved(
-    answer: &tasksync_proto::wire::ProcessedItem,
-) -> Result<Option<String>> {
+pub(crate) fn resolved_column(answer: &tasksync_core::RecordedAnswer) -> Result<Option<String>> {
     answer
-        .resolved_data
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()
+        .resolved_column()
         .map_err(|e| StorageError::Internal(format!("cannot encode resolved_data: {e}")))
 }

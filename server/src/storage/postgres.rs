@@ -19,13 +19,15 @@
 //! connection and wakes the user's waiting pulls. When that connection is lost, every waiting
 //! pull is woken to read again, so nothing missed meanwhile waits for long.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tasksync_core::{
+    BatchTransaction, Change, ChangeFeed, ChangedTask, Loaded, RecordedAnswer, Writes,
+};
 use tasksync_proto::lww::{FieldClock, FieldClocks, Versioned};
-use tasksync_proto::wire::{BatchResponse, WireTask};
+use tasksync_proto::wire::WireTask;
 use tasksync_proto::Timestamp;
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 use uuid::Uuid;
@@ -34,7 +36,6 @@ use super::{
     BatchInput, BatchOutcome, BoxFuture, ChangesPage, Result, Storage, StorageError, TokenOwner,
     UserId, UserInfo, CREDENTIALS_VERSION,
 };
-use crate::batch::{self, RecordedAnswer};
 use crate::notify::Notifier;
 
 /// The schema version this server writes.
@@ -217,11 +218,41 @@ impl Postgres {
     async fn try_apply(&self, user: UserId, batch: &BatchInput) -> Result<BatchOutcome, Failure> {
         let mut client = self.pool.get().await.map_err(Failure::Pool)?;
         let tx = client.transaction().await?;
+        let outcome = tasksync_core::apply_batch(&mut Batch { tx: &tx, user }, batch).await?;
+        tx.commit().await?;
+        if outcome.changed {
+            // After the commit, in a transaction of its own: a NOTIFY inside the batch's
+            // transaction would hold PostgreSQL's database-wide notify lock across the commit's
+            // WAL flush and serialize every batch of every user. Lost only if this process
+            // dies right here; waiting pulls elsewhere then answer at their `wait`.
+            // The batch is committed: a failure here is only logged.
+            let notify = async {
+                let stmt = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
+                client.execute(&stmt, &[&CHANNEL, &user.to_string()]).await
+            };
+            if let Err(error) = notify.await {
+                tracing::warn!("NOTIFY after a batch failed: {error}");
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// One user's batch inside a READ COMMITTED transaction; `load` locks the user's row, so
+/// batches of one user apply one at a time across every process.
+struct Batch<'a> {
+    tx: &'a deadpool_postgres::Transaction<'a>,
+    user: UserId,
+}
+
+impl BatchTransaction for Batch<'_> {
+    type Error = Failure;
+
+    async fn load(&mut self, op_ids: &[Uuid], task_ids: &[Uuid]) -> Result<Loaded, Failure> {
+        let tx = self.tx;
         let lock = tx
             .prepare_cached("SELECT change_seq FROM users WHERE id = $1 FOR UPDATE")
             .await?;
-        let op_ids: Vec<Uuid> = batch.items.iter().map(|i| i.id).collect();
-        let task_ids: Vec<Uuid> = batch.items.iter().map(|i| i.task_id).collect();
         let ops_stmt = tx
             .prepare_cached(
                 "SELECT op_id, task_id, status, resolved_data FROM applied_ops \
@@ -236,9 +267,9 @@ impl Postgres {
         // The lock and both reads in one round trip. PostgreSQL runs pipelined statements in
         // order, and under READ COMMITTED each takes its snapshot when it starts, so the reads
         // see everything committed by the batch that held the lock before us.
-        let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&user];
-        let ops_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&user, &op_ids];
-        let tasks_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&user, &task_ids];
+        let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.user];
+        let ops_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&self.user, &op_ids];
+        let tasks_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&self.user, &task_ids];
         let (locked, op_rows, task_rows) = tokio::try_join!(
             tx.query_opt(&lock, &lock_params),
             tx.query(&ops_stmt, &ops_params),
@@ -247,29 +278,27 @@ impl Postgres {
         let Some(row) = locked else {
             return Err(Failure::Storage(StorageError::NoSuchUser));
         };
-        let counter: i64 = row.get(0);
-        let mut recorded: HashMap<Uuid, RecordedAnswer> = HashMap::new();
-        for row in &op_rows {
-            let op_id: Uuid = row.get(0);
-            let task_id: Uuid = row.get(1);
-            let answer = super::decode_answer(op_id, task_id, row.get(2), row.get(3))
-                .map_err(Failure::Storage)?;
-            recorded.insert(op_id, (task_id, answer));
-        }
-        let mut stored: HashMap<Uuid, Versioned> = HashMap::new();
-        for row in &task_rows {
-            let versioned = task_from_row(row).map_err(Failure::Storage)?;
-            stored.insert(versioned.task.id, versioned);
-        }
-        let plan = batch::plan(
-            batch.device_id,
-            &batch.items,
-            batch.clock,
-            &recorded,
+        let recorded = op_rows
+            .iter()
+            .map(|row| {
+                RecordedAnswer::from_columns(row.get(0), row.get(1), row.get(2), row.get(3))
+                    .map_err(|e| Failure::Storage(e.into()))
+            })
+            .collect::<Result<_, Failure>>()?;
+        let stored = task_rows
+            .iter()
+            .map(task_from_row)
+            .collect::<Result<_>>()
+            .map_err(Failure::Storage)?;
+        Ok(Loaded {
+            last_change: row.get(0),
+            recorded,
             stored,
-        );
+        })
+    }
 
-        let now = Timestamp::now().as_millis();
+    async fn write(&mut self, writes: Writes<'_>) -> Result<(), Failure> {
+        let (tx, user) = (self.tx, &self.user);
         let save_stmt = tx.prepare_cached(&save_sql()).await?;
         let record_stmt = tx
             .prepare_cached(
@@ -283,25 +312,22 @@ impl Postgres {
         let counter_stmt = tx
             .prepare_cached("UPDATE users SET change_seq = $2 WHERE id = $1")
             .await?;
-        let notify_stmt = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
 
-        let columns = TaskColumns::new(&plan.save, counter);
-        let record_ops: Vec<Uuid> = plan.record.iter().map(|a| a.client_id).collect();
-        let record_tasks: Vec<Uuid> = plan.record.iter().map(|a| a.server_id).collect();
-        let record_status: Vec<&str> = plan.record.iter().map(|a| a.status.as_str()).collect();
-        let record_resolved = plan
+        let now = Timestamp::now().as_millis();
+        let columns = TaskColumns::new(&writes.tasks);
+        let record_ops: Vec<Uuid> = writes.record.iter().map(|a| a.op_id).collect();
+        let record_tasks: Vec<Uuid> = writes.record.iter().map(|a| a.task_id).collect();
+        let record_status: Vec<&str> = writes.record.iter().map(|a| a.status_column()).collect();
+        let record_resolved = writes
             .record
             .iter()
-            .map(super::encode_resolved)
+            .map(super::resolved_column)
             .collect::<Result<Vec<_>>>()
             .map_err(Failure::Storage)?;
-        let payload = user.to_string();
-        let changed = !plan.save.is_empty();
-        let new_counter = counter + plan.save.len() as i64;
         // The writes, pipelined: one round trip.
         let save = async {
-            if changed {
-                tx.execute(&save_stmt, &columns.params(&user)).await?;
+            if !writes.tasks.is_empty() {
+                tx.execute(&save_stmt, &columns.params(user)).await?;
             }
             Ok::<_, tokio_postgres::Error>(())
         };
@@ -310,9 +336,9 @@ impl Postgres {
                 tx.execute(
                     &record_stmt,
                     &[
-                        &user,
+                        user,
                         &record_ops,
-                        &batch.device_id,
+                        &writes.device_id,
                         &now,
                         &record_tasks,
                         &record_status,
@@ -324,28 +350,46 @@ impl Postgres {
             Ok(())
         };
         let bump = async {
-            if changed {
-                tx.execute(&counter_stmt, &[&user, &new_counter]).await?;
+            if let Some(last_change) = writes.last_change {
+                tx.execute(&counter_stmt, &[user, &last_change]).await?;
             }
             Ok(())
         };
         tokio::try_join!(save, record, bump)?;
-        tx.commit().await?;
-        if changed {
-            // After the commit, in a transaction of its own: a NOTIFY inside the batch's
-            // transaction would hold PostgreSQL's database-wide notify lock across the commit's
-            // WAL flush and serialize every batch of every user. Lost only if this process
-            // dies right here; waiting pulls elsewhere then answer at their `wait`.
-            if let Err(error) = client.execute(&notify_stmt, &[&CHANNEL, &payload]).await {
-                tracing::warn!("NOTIFY after a batch failed: {error}");
-            }
-        }
-        Ok(BatchOutcome {
-            changed,
-            response: BatchResponse {
-                processed_items: plan.answers,
-            },
-        })
+        Ok(())
+    }
+}
+
+/// One user's change feed.
+struct Feed<'a> {
+    client: &'a deadpool_postgres::Client,
+    user: UserId,
+}
+
+impl ChangeFeed for Feed<'_> {
+    type Error = StorageError;
+
+    async fn after(&self, since: i64, count: usize) -> Result<Vec<Change>> {
+        let stmt = self
+            .client
+            .prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS}, seq FROM tasks WHERE user_id = $1 AND seq > $2 \
+                 ORDER BY seq LIMIT $3"
+            ))
+            .await?;
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        let rows = self
+            .client
+            .query(&stmt, &[&self.user, &since, &count])
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Change {
+                    number: row.get(20),
+                    task: task_from_row(row)?.task,
+                })
+            })
+            .collect()
     }
 }
 
@@ -386,7 +430,7 @@ fn save_sql() -> String {
     )
 }
 
-/// The tasks of a plan as one array per column, with their new change numbers.
+/// The tasks a batch writes as one array per column, with their new change numbers.
 #[derive(Default)]
 struct TaskColumns {
     id: Vec<Uuid>,
@@ -404,10 +448,10 @@ struct TaskColumns {
 }
 
 impl TaskColumns {
-    fn new(tasks: &[Versioned], counter: i64) -> Self {
+    fn new(tasks: &[ChangedTask<'_>]) -> Self {
         let mut c = TaskColumns::default();
-        for (n, v) in tasks.iter().enumerate() {
-            let t = &v.task;
+        for changed in tasks {
+            let (v, t) = (changed.task, &changed.task.task);
             c.id.push(t.id);
             c.title.push(t.title.clone());
             c.description.push(t.description.clone());
@@ -427,7 +471,7 @@ impl TaskColumns {
                 c.clock_rank[i].push(i16::from(clock.rank));
                 c.clock_device[i].push(clock.device_id);
             }
-            c.seq.push(counter + 1 + n as i64);
+            c.seq.push(changed.change);
         }
         c
     }
@@ -661,26 +705,15 @@ impl Storage for Postgres {
     ) -> BoxFuture<'_, Result<ChangesPage>> {
         Box::pin(async move {
             let client = self.pool.get().await?;
-            let stmt = client
-                .prepare_cached(&format!(
-                    "SELECT {TASK_COLUMNS}, seq FROM tasks WHERE user_id = $1 AND seq > $2 \
-                     ORDER BY seq LIMIT $3"
-                ))
-                .await?;
-            let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
-            let rows = client.query(&stmt, &[&user, &since, &fetch]).await?;
-            let mut changes = Vec::new();
-            let mut cursor = since;
-            let has_more = rows.len() > limit;
-            for row in rows.iter().take(limit) {
-                changes.push(task_from_row(row)?.task);
-                cursor = row.get(20);
-            }
-            Ok(ChangesPage {
-                changes,
-                cursor,
-                has_more,
-            })
+            tasksync_core::changes(
+                &Feed {
+                    client: &client,
+                    user,
+                },
+                since,
+                limit,
+            )
+            .await
         })
     }
 
@@ -709,6 +742,11 @@ impl Storage for Postgres {
                 )
                 .await?)
         })
+    }
+
+    fn connections_in_use(&self) -> Option<usize> {
+        let status = self.pool.status();
+        Some(status.size.saturating_sub(status.available))
     }
 
     fn watch_other_processes(&self, notifier: Arc<Notifier>) -> BoxFuture<'static, ()> {

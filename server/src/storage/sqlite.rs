@@ -13,14 +13,13 @@
 //! processes on the same file), so change numbers always commit in order. Calls run on the
 //! blocking pool; at most [`MAX_CONCURRENT_READS`] reads at once.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use tasksync_core::{BatchTransaction, Change, ChangeFeed, Loaded, RecordedAnswer, Writes};
 use tasksync_proto::lww::{FieldClock, FieldClocks, Versioned};
-use tasksync_proto::wire::{BatchResponse, WireTask};
+use tasksync_proto::wire::WireTask;
 use tasksync_proto::Timestamp;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -30,7 +29,6 @@ use super::{
     BatchInput, BatchOutcome, BoxFuture, ChangesPage, Result, Storage, StorageError, TokenOwner,
     UserId, UserInfo, CREDENTIALS_VERSION,
 };
-use crate::batch::{self, RecordedAnswer};
 use crate::notify::Notifier;
 
 /// The schema version this server writes.
@@ -398,28 +396,7 @@ impl Storage for Sqlite {
         limit: usize,
     ) -> BoxFuture<'_, Result<ChangesPage>> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {TASK_COLUMNS}, seq FROM tasks WHERE user_id = ?1 AND seq > ?2 \
-                 ORDER BY seq LIMIT ?3"
-            ))?;
-            let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
-            let mut rows = stmt.query(rusqlite::params![user, since, fetch])?;
-            let mut changes = Vec::new();
-            let mut cursor = since;
-            let mut has_more = false;
-            while let Some(row) = rows.next()? {
-                if changes.len() == limit {
-                    has_more = true;
-                    break;
-                }
-                changes.push(task_from_row(row)?.task);
-                cursor = row.get(20)?;
-            }
-            Ok(ChangesPage {
-                changes,
-                cursor,
-                has_more,
-            })
+            tasksync_core::block_on(tasksync_core::changes(&Feed { conn, user }, since, limit))
         })
     }
 
@@ -447,73 +424,96 @@ impl Storage for Sqlite {
         })
     }
 
+    fn connections_in_use(&self) -> Option<usize> {
+        Some(MAX_CONCURRENT_READS - self.reads.available_permits())
+    }
+
     fn watch_other_processes(&self, _notifier: Arc<Notifier>) -> BoxFuture<'static, ()> {
         // One SQLite file serves one process; nothing to listen to.
         Box::pin(async {})
     }
 }
 
-/// Applies one batch in one `IMMEDIATE` transaction.
+/// Applies one batch in one `IMMEDIATE` transaction (the protocol is the core's).
 fn apply_batch(conn: &mut Connection, user: UserId, batch: &BatchInput) -> Result<BatchOutcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let counter: Option<i64> = tx
-        .prepare_cached("SELECT change_seq FROM users WHERE id = ?1")?
-        .query_row([user], |r| r.get(0))
-        .optional()?;
-    let counter = counter.ok_or(StorageError::NoSuchUser)?;
-    let mut recorded: HashMap<Uuid, RecordedAnswer> = HashMap::new();
-    let mut stored: HashMap<Uuid, Versioned> = HashMap::new();
-    {
-        let mut answer_get = tx.prepare_cached(
+    let outcome = tasksync_core::block_on(tasksync_core::apply_batch(
+        &mut Batch { tx: &tx, user },
+        batch,
+    ))?;
+    tx.commit()?;
+    Ok(outcome)
+}
+
+/// One user's batch inside an `IMMEDIATE` transaction (which already keeps out every other
+/// writer). Its calls never wait, so [`tasksync_core::block_on`] runs them on the blocking
+/// thread.
+struct Batch<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    user: UserId,
+}
+
+impl BatchTransaction for Batch<'_> {
+    type Error = StorageError;
+
+    async fn load(&mut self, op_ids: &[Uuid], task_ids: &[Uuid]) -> Result<Loaded> {
+        let user = self.user;
+        let last_change: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT change_seq FROM users WHERE id = ?1")?
+            .query_row([user], |r| r.get(0))
+            .optional()?;
+        let mut loaded = Loaded {
+            last_change: last_change.ok_or(StorageError::NoSuchUser)?,
+            ..Loaded::default()
+        };
+        let mut answer_get = self.tx.prepare_cached(
             "SELECT task_id, status, resolved_data FROM applied_ops \
              WHERE user_id = ?1 AND op_id = ?2",
         )?;
-        let mut load = tx.prepare_cached(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = ?1 AND id = ?2"
-        ))?;
-        for item in &batch.items {
-            if let Entry::Vacant(slot) = recorded.entry(item.id) {
-                let row = answer_get
-                    .query_row(rusqlite::params![user, item.id.as_bytes()], |r| {
-                        Ok((
-                            r.get::<_, Vec<u8>>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Option<String>>(2)?,
-                        ))
-                    })
-                    .optional()?;
-                if let Some((task_id, status, resolved)) = row {
-                    let task_id = Uuid::from_slice(&task_id)
-                        .map_err(|_| corrupt("applied_ops", "task_id"))?;
-                    let answer = super::decode_answer(item.id, task_id, &status, resolved)?;
-                    slot.insert((task_id, answer));
-                }
-            }
-            if let Entry::Vacant(slot) = stored.entry(item.task_id) {
-                let mut rows = load.query(rusqlite::params![user, item.task_id.as_bytes()])?;
-                if let Some(row) = rows.next()? {
-                    slot.insert(task_from_row(row)?);
-                }
+        for op_id in op_ids {
+            let row = answer_get
+                .query_row(rusqlite::params![user, op_id.as_bytes()], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .optional()?;
+            if let Some((task_id, status, resolved)) = row {
+                let task_id =
+                    Uuid::from_slice(&task_id).map_err(|_| corrupt("applied_ops", "task_id"))?;
+                loaded.recorded.push(RecordedAnswer::from_columns(
+                    *op_id,
+                    task_id,
+                    &status,
+                    resolved.as_deref(),
+                )?);
             }
         }
+        let mut task_get = self.tx.prepare_cached(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = ?1 AND id = ?2"
+        ))?;
+        for task_id in task_ids {
+            let mut rows = task_get.query(rusqlite::params![user, task_id.as_bytes()])?;
+            if let Some(row) = rows.next()? {
+                loaded.stored.push(task_from_row(row)?);
+            }
+        }
+        Ok(loaded)
     }
-    let plan = batch::plan(
-        batch.device_id,
-        &batch.items,
-        batch.clock,
-        &recorded,
-        stored,
-    );
-    let now = Timestamp::now().as_millis();
-    {
-        let mut save = tx.prepare_cached(&format!(
+
+    async fn write(&mut self, writes: Writes<'_>) -> Result<()> {
+        let user = self.user;
+        let mut save = self.tx.prepare_cached(&format!(
             "INSERT OR REPLACE INTO tasks (user_id, {TASK_COLUMNS}, seq) VALUES (?1, ?2, ?3, \
              ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
              ?21, ?22)"
         ))?;
-        for (n, versioned) in plan.save.iter().enumerate() {
-            let t = &versioned.task;
-            let c = &versioned.clocks;
+        for changed in &writes.tasks {
+            let t = &changed.task.task;
+            let c = &changed.task.clocks;
             save.execute(rusqlite::params![
                 user,
                 t.id.as_bytes(),
@@ -536,36 +536,59 @@ fn apply_batch(conn: &mut Connection, user: UserId, batch: &BatchInput) -> Resul
                 c.is_deleted.updated_at.as_millis(),
                 c.is_deleted.rank,
                 c.is_deleted.device_id.as_bytes(),
-                counter + 1 + n as i64,
+                changed.change,
             ])?;
         }
-        let mut answer_put = tx.prepare_cached(
+        let mut answer_put = self.tx.prepare_cached(
             "INSERT INTO applied_ops (user_id, op_id, task_id, device_id, status, \
              resolved_data, applied_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for answer in &plan.record {
+        let now = Timestamp::now().as_millis();
+        for answer in writes.record {
             answer_put.execute(rusqlite::params![
                 user,
-                answer.client_id.as_bytes(),
-                answer.server_id.as_bytes(),
-                batch.device_id.as_bytes(),
-                answer.status.as_str(),
-                super::encode_resolved(answer)?,
+                answer.op_id.as_bytes(),
+                answer.task_id.as_bytes(),
+                writes.device_id.as_bytes(),
+                answer.status_column(),
+                super::resolved_column(answer)?,
                 now,
             ])?;
         }
-        if !plan.save.is_empty() {
-            tx.prepare_cached("UPDATE users SET change_seq = ?2 WHERE id = ?1")?
-                .execute(rusqlite::params![user, counter + plan.save.len() as i64])?;
+        if let Some(last_change) = writes.last_change {
+            self.tx
+                .prepare_cached("UPDATE users SET change_seq = ?2 WHERE id = ?1")?
+                .execute(rusqlite::params![user, last_change])?;
         }
+        Ok(())
     }
-    tx.commit()?;
-    Ok(BatchOutcome {
-        changed: !plan.save.is_empty(),
-        response: BatchResponse {
-            processed_items: plan.answers,
-        },
-    })
+}
+
+/// One user's change feed, on a read-only connection.
+struct Feed<'a> {
+    conn: &'a Connection,
+    user: UserId,
+}
+
+impl ChangeFeed for Feed<'_> {
+    type Error = StorageError;
+
+    async fn after(&self, since: i64, count: usize) -> Result<Vec<Change>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {TASK_COLUMNS}, seq FROM tasks WHERE user_id = ?1 AND seq > ?2 \
+             ORDER BY seq LIMIT ?3"
+        ))?;
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(rusqlite::params![self.user, since, count])?;
+        let mut changes = Vec::new();
+        while let Some(row) = rows.next()? {
+            changes.push(Change {
+                number: row.get(20)?,
+                task: task_from_row(row)?.task,
+            });
+        }
+        Ok(changes)
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -4,7 +4,8 @@
 //! applied twice); an item that fails its checks gets `error`; otherwise it is merged into the
 //! task with field-wise LWW ([`tasksync_proto::lww::merge`]). The plan lists the answers, the
 //! answers to record with their op ids, and the tasks to write (each once, in the order of its
-//! last change). Backends load the inputs and write the plan in one transaction.
+//! last change). [`crate::protocol::apply_batch`] loads the inputs and writes the plan through
+//! a backend's transaction.
 
 use std::collections::HashMap;
 
@@ -12,27 +13,25 @@ use tasksync_proto::lww::{self, Incoming, Versioned};
 use tasksync_proto::wire::{BatchItem, ItemStatus, ProcessedItem};
 use uuid::Uuid;
 
+use crate::answer::RecordedAnswer;
 use crate::validate::{check_item, ClockLimit};
-
-/// An answer recorded earlier for an op id, with the task it was for.
-pub type RecordedAnswer = (Uuid, ProcessedItem);
 
 /// What a batch changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// One answer per item, in order.
-    pub answers: Vec<ProcessedItem>,
+    pub(crate) answers: Vec<ProcessedItem>,
     /// The answers to record under their op ids (items applied now).
-    pub record: Vec<ProcessedItem>,
+    pub(crate) record: Vec<RecordedAnswer>,
     /// Tasks to write, each once, in the order of their last change in the batch.
-    pub save: Vec<Versioned>,
+    pub(crate) save: Vec<Versioned>,
 }
 
 /// Plans the batch `items` pushed by `device_id`.
 ///
 /// `recorded` holds the recorded answers of the batch's op ids, `stored` the stored state of
 /// its tasks (both only for ids that exist).
-pub fn plan(
+pub(crate) fn plan(
     device_id: Uuid,
     items: &[BatchItem],
     clock: ClockLimit,
@@ -40,7 +39,7 @@ pub fn plan(
     mut stored: HashMap<Uuid, Versioned>,
 ) -> Plan {
     let mut answers = Vec::with_capacity(items.len());
-    let mut record: Vec<ProcessedItem> = Vec::new();
+    let mut record: Vec<RecordedAnswer> = Vec::new();
     // Op ids applied earlier in this batch, with their answer.
     let mut this_batch: HashMap<Uuid, RecordedAnswer> = HashMap::new();
     // Task id -> index of its last change in the batch.
@@ -53,13 +52,13 @@ pub fn plan(
             resolved_data: None,
             error: Some(message),
         };
-        if let Some((task_id, answer)) = recorded.get(&item.id).or(this_batch.get(&item.id)) {
-            answers.push(if *task_id == item.task_id {
-                answer.clone()
+        if let Some(earlier) = recorded.get(&item.id).or(this_batch.get(&item.id)) {
+            answers.push(if earlier.task_id == item.task_id {
+                earlier.answer()
             } else {
                 error(format!(
-                    "op id {} was already used for task {task_id}",
-                    item.id
+                    "op id {} was already used for task {}",
+                    item.id, earlier.task_id
                 ))
             });
             continue;
@@ -83,24 +82,23 @@ pub fn plan(
         let conflict = merged.is_conflict();
         let changed = before.is_none() || !merged.applied.is_empty();
         let versioned = merged.into_versioned();
-        let answer = ProcessedItem {
-            client_id: item.id,
-            server_id: item.task_id,
+        let answer = RecordedAnswer {
+            op_id: item.id,
+            task_id: item.task_id,
             status: if conflict {
                 ItemStatus::Conflict
             } else {
                 ItemStatus::Success
             },
             resolved_data: conflict.then(|| versioned.task.clone()),
-            error: None,
         };
         if changed {
             changed_at.insert(item.task_id, index);
             stored.insert(item.task_id, versioned);
         }
-        this_batch.insert(item.id, (item.task_id, answer.clone()));
-        record.push(answer.clone());
-        answers.push(answer);
+        answers.push(answer.answer());
+        this_batch.insert(item.id, answer.clone());
+        record.push(answer);
     }
     let mut order: Vec<(usize, Uuid)> = changed_at.into_iter().map(|(id, i)| (i, id)).collect();
     order.sort_unstable();
@@ -175,7 +173,7 @@ mod tests {
         assert_eq!(plan1.answers[0], plan1.answers[1]);
         assert_eq!(plan1.record.len(), 1);
 
-        let recorded: HashMap<_, _> = [(first.id, (TASK, plan1.answers[0].clone()))].into();
+        let recorded: HashMap<_, _> = [(first.id, plan1.record[0].clone())].into();
         let stored: HashMap<_, _> = [(TASK, plan1.save[0].clone())].into();
         let again = plan(
             LAPTOP,

@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 /// An item that passed every check, ready to merge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckedItem {
+pub(crate) struct CheckedItem {
     /// The task after the operation, written by the pushing device.
-    pub data: WireTask,
-    pub operation: Operation,
-    pub changed_fields: Option<Vec<Field>>,
+    pub(crate) data: WireTask,
+    pub(crate) operation: Operation,
+    pub(crate) changed_fields: Option<Vec<Field>>,
 }
 
 /// The latest timestamp the server accepts on an item: its clock plus the allowed skew.
@@ -42,8 +42,9 @@ impl ClockLimit {
 ///
 /// The writer of an operation is the device that pushes it, so `data.device_id` is taken from
 /// the batch, whatever the item says. A timestamp further ahead than `clock` allows is refused
-/// (DESIGN.md section 4, Clocks): accepting it would drag every replica's clock into the future.
-pub fn check_item(
+/// (docs/SYNC-PROTOCOL.md, "Clock skew"): accepting it would drag every replica's clock into
+/// the future.
+pub(crate) fn check_item(
     index: usize,
     item: &BatchItem,
     device_id: Uuid,
