@@ -40,9 +40,10 @@ pub async fn flush_rate(
     let mut answered = 0u64;
     while answered < ops as u64 {
         match events.next_event().await?.map(|timed| timed.event) {
-            Some(Event::Sync(SyncProgress::BatchAnswered { synced, failed })) => {
-                answered += u64::from(synced + failed)
-            }
+            Some(Event::Sync(SyncProgress::BatchAnswered {
+                synced_items,
+                failed_items,
+            })) => answered += u64::from(synced_items + failed_items),
             Some(_) => {}
             None => return Err("the daemon closed the event stream".into()),
         }

@@ -346,13 +346,13 @@ fn report(args: &Args, error: &ClientError) -> u8 {
             if source.kind() == std::io::ErrorKind::PermissionDenied =>
         {
             (
-                "permission_denied",
+                ErrorCode::PermissionDenied,
                 EXIT_UNREACHABLE,
                 permission_denied(path),
             )
         }
         ClientError::NotRunning { path, source } => (
-            "unavailable",
+            ErrorCode::Unavailable,
             EXIT_UNREACHABLE,
             format!(
                 "tasksyncd is not running at {} ({source}); start it with `tasksyncd` or `systemctl --user start tasksyncd`",
@@ -360,17 +360,17 @@ fn report(args: &Args, error: &ClientError) -> u8 {
             ),
         ),
         ClientError::Daemon(e) => (
-            e.code.as_str(),
+            e.code,
             EXIT_REFUSED,
             display::escape(&e.message).into_owned(),
         ),
         // The daemon would not serve us at all (another user, an incompatible version).
         ClientError::Refused(e) => (
-            e.code.as_str(),
+            e.code,
             EXIT_UNREACHABLE,
             display::escape(&e.message).into_owned(),
         ),
-        other => ("unavailable", EXIT_UNREACHABLE, other.to_string()),
+        other => (ErrorCode::Unavailable, EXIT_UNREACHABLE, other.to_string()),
     };
     if args.json {
         let body = serde_json::json!({ "error": { "code": code, "message": message } });

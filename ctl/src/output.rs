@@ -189,10 +189,15 @@ impl Output {
         let last_error = match (&status.last_error, status.state) {
             (_, Connectivity::Unauthorized) => format!(
                 "the server refuses our token: fix token / token_file and reload ({})\n",
-                escape(status.last_error.as_deref().unwrap_or("401"))
+                escape(
+                    status
+                        .last_error
+                        .as_ref()
+                        .map_or("401", |e| e.message.as_str())
+                )
             ),
             // The server's words: never raw to a terminal.
-            (Some(error), _) => format!("{}\n", escape(error)),
+            (Some(error), _) => format!("{}\n", escape(&error.message)),
             (None, _) => "none\n".into(),
         };
         let out = format!(
@@ -214,24 +219,17 @@ impl Output {
 }
 
 impl Output {
-    /// `sync`: the report on stdout (`{success, synced_items, failed_items, errors}` with
-    /// `--json`), errors on stderr for people.
+    /// `sync`: the report on stdout (with `--json`, the report of `POST /api/sync` and of
+    /// the `sync` event: `{success, synced_items, failed_items, errors, ...}`), errors on
+    /// stderr for people.
     pub fn sync(&self, report: &SyncReport) {
         if self.json {
-            return print_json(&serde_json::json!({
-                "success": report.success,
-                "synced_items": report.synced_items,
-                "failed_items": report.failed_items,
-                "pulled_items": report.pulled_items,
-                "conflicts": report.conflicts,
-                "resolved": report.resolved,
-                "errors": report.errors,
-            }));
+            return print_json(report);
         }
         // Offline (or no server): nothing was tried, so only the reason is worth saying.
         if !report.offline {
             let mut out = format!(
-                "pushed {}, pulled {}, conflicts {}, failed {}\n",
+                "synced {}, pulled {}, conflicts {}, failed {}\n",
                 report.synced_items, report.pulled_items, report.conflicts, report.failed_items
             );
             for conflict in &report.resolved {
@@ -255,7 +253,7 @@ impl Output {
             write_stdout(&out);
         }
         for error in &report.errors {
-            eprintln!("taskctl: {}", escape(error));
+            eprintln!("taskctl: {}", escape(&error.message));
         }
     }
 
@@ -315,19 +313,22 @@ impl Output {
         write_stdout(&table.render(self.terminal, Some(&count)));
     }
 
-    /// One event of `watch`: a line for people, or one JSON object a line, with its time.
+    /// One event of `watch`: a line for people, or one JSON object a line (its one JSON
+    /// form, the same as the `data:` of `GET /api/events`).
     pub fn event(&self, timed: &TimedEvent) {
         let event = &timed.event;
         if self.json {
-            let mut value = event_json(event);
-            value["at"] = serde_json::json!(timed.at);
-            let line = serde_json::to_string(&value).unwrap_or_default();
-            return write_stdout(&format!("{line}\n"));
+            let line = serde_json::to_string(&timed.json()).unwrap_or_default();
+            return write_stdout(&format!("{}\n", json_for_terminal(&line)));
         }
         let line = match event {
-            Event::Snapshot(s) => format!(
+            Event::Status(s) => format!(
                 "{}, {} pending, {} failed, last sync {}",
-                describe_connectivity(&s.connectivity),
+                describe_connectivity(&ConnectivityState {
+                    state: s.state,
+                    since: s.since,
+                    next_probe_at: s.next_probe_at,
+                }),
                 s.pending,
                 s.failed,
                 s.last_sync_at
@@ -350,25 +351,29 @@ impl Output {
             Event::Sync(SyncProgress::BatchSent { items }) => {
                 format!("sync: sent a batch of {items}")
             }
-            Event::Sync(SyncProgress::BatchAnswered { synced, failed }) => {
-                format!("sync: batch answered, {synced} synced, {failed} failed")
-            }
-            Event::Sync(SyncProgress::Pulled { changes }) => {
-                format!("sync: pulled {changes} change(s)")
-            }
-            Event::Sync(SyncProgress::RoundFinished {
-                success,
-                synced,
-                pulled,
-                conflicts,
-                failed,
+            Event::Sync(SyncProgress::BatchAnswered {
+                synced_items,
+                failed_items,
             }) => {
-                let how = if *success {
+                format!("sync: batch answered, {synced_items} synced, {failed_items} failed")
+            }
+            Event::Sync(SyncProgress::Pulled { pulled_items }) => {
+                format!("sync: pulled changes to {pulled_items} task(s)")
+            }
+            Event::Sync(SyncProgress::RoundFinished(report)) => {
+                let how = if report.success {
                     "done"
                 } else {
                     "finished with errors"
                 };
-                format!("sync: round {how}, {synced} pushed, {pulled} pulled, {conflicts} conflict(s), {failed} failed")
+                let mut line = format!(
+                    "sync: round {how}, {} synced, {} pulled, {} conflict(s), {} failed",
+                    report.synced_items, report.pulled_items, report.conflicts, report.failed_items
+                );
+                for error in &report.errors {
+                    line.push_str(&format!("; {}", escape(&error.message)));
+                }
+                line
             }
             Event::Lagged { missed } => {
                 format!("(missed {missed} events: this terminal read too slowly)")
@@ -401,45 +406,6 @@ fn describe_connectivity(state: &ConnectivityState) -> String {
             state.state, state.since
         ),
         None => format!("{} since {}", state.state, state.since),
-    }
-}
-
-/// The stable JSON form of an event: `{"event": NAME, ...fields}`.
-fn event_json(event: &Event) -> serde_json::Value {
-    use serde_json::json;
-    match event {
-        Event::Snapshot(s) => json!({
-            "event": "snapshot",
-            "connectivity": s.connectivity,
-            "pending": s.pending,
-            "failed": s.failed,
-            "last_sync_at": s.last_sync_at,
-        }),
-        Event::TaskChanged { task, origin } => {
-            json!({"event": "task_changed", "origin": origin, "task": task})
-        }
-        Event::Connectivity(state) => {
-            json!({"event": "connectivity", "state": state.state, "since": state.since, "next_probe_at": state.next_probe_at})
-        }
-        Event::Sync(SyncProgress::BatchSent { items }) => {
-            json!({"event": "batch_sent", "items": items})
-        }
-        Event::Sync(SyncProgress::BatchAnswered { synced, failed }) => {
-            json!({"event": "batch_answered", "synced": synced, "failed": failed})
-        }
-        Event::Sync(SyncProgress::Pulled { changes }) => {
-            json!({"event": "pulled", "changes": changes})
-        }
-        Event::Sync(SyncProgress::RoundFinished {
-            success,
-            synced,
-            pulled,
-            conflicts,
-            failed,
-        }) => {
-            json!({"event": "sync_finished", "success": success, "synced": synced, "pulled": pulled, "conflicts": conflicts, "failed": failed})
-        }
-        Event::Lagged { missed } => json!({"event": "lagged", "missed": missed}),
     }
 }
 

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tasksync_proto::events::{ChangeOrigin, Connectivity, ConnectivityState, Event, StateSnapshot};
+use tasksync_proto::events::{ChangeOrigin, Connectivity, Event};
 use tasksync_proto::ipc::{QueueEntry, QueueState, StatusInfo};
 use tasksync_proto::{NewTask, Task, TaskPatch};
 use uuid::Uuid;
@@ -28,7 +28,7 @@ pub(crate) struct App {
     /// What `GET /api/metrics` shows; the sync engine counts into it too.
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// The numbered events of `GET /api/events`.
-    pub(crate) event_log: crate::http::events::EventLog,
+    pub(crate) event_log: crate::event_log::EventLog,
 }
 
 impl App {
@@ -128,19 +128,4 @@ impl App {
         }
         entry
     }
-}
-
-/// The state a subscription opens with.
-pub(crate) fn snapshot(app: &App) -> Result<StateSnapshot, StoreError> {
-    let status = app.status()?;
-    Ok(StateSnapshot {
-        connectivity: ConnectivityState {
-            state: status.state,
-            since: status.since,
-            next_probe_at: status.next_probe_at,
-        },
-        pending: status.pending,
-        failed: status.failed,
-        last_sync_at: status.last_sync_at,
-    })
 }

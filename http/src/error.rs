@@ -8,7 +8,7 @@
 use hyper::header::{HeaderValue, ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, StatusCode};
 use serde::Serialize;
-use tasksync_proto::Timestamp;
+use tasksync_proto::{ErrorCode, Timestamp};
 
 use crate::response::{json_response, HttpResponse};
 
@@ -17,9 +17,10 @@ use crate::response::{json_response, HttpResponse};
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
-    /// Machine-readable: `not_found`, `invalid_input`, `conflict`, ... (docs/LOCAL-API.md);
-    /// sent only with [`ErrorFields::WithCode`].
-    pub code: &'static str,
+    /// Machine-readable: `not_found`, `invalid_input`, `conflict`, ... (docs/LOCAL-API.md),
+    /// the same codes as IPC errors and `taskctl --json`; sent only with
+    /// [`ErrorFields::WithCode`].
+    pub code: ErrorCode,
     /// For 405: the methods the route takes (`Allow`).
     pub allow: Option<&'static str>,
     /// Seconds the client should wait before trying again (`Retry-After`).
@@ -40,24 +41,24 @@ pub enum ErrorFields {
 struct ErrorBody<'a> {
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<&'a str>,
+    code: Option<ErrorCode>,
     timestamp: Timestamp,
     path: &'a str,
 }
 
 /// The code an error of this status has unless a more precise one is given.
-fn default_code(status: StatusCode) -> &'static str {
+fn default_code(status: StatusCode) -> ErrorCode {
     match status.as_u16() {
-        400 => "invalid_input",
-        401 => "unauthorized",
-        403 => "permission_denied",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        408 => "timeout",
-        409 => "conflict",
-        413 => "too_large",
-        503 => "unavailable",
-        _ => "internal",
+        400 => ErrorCode::InvalidInput,
+        401 => ErrorCode::Unauthorized,
+        403 => ErrorCode::PermissionDenied,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        408 => ErrorCode::Timeout,
+        409 => ErrorCode::Conflict,
+        413 => ErrorCode::TooLarge,
+        503 => ErrorCode::Unavailable,
+        _ => ErrorCode::Internal,
     }
 }
 
@@ -72,7 +73,7 @@ impl ApiError {
         }
     }
 
-    pub fn with_code(mut self, code: &'static str) -> Self {
+    pub fn with_code(mut self, code: ErrorCode) -> Self {
         self.code = code;
         self
     }
@@ -180,13 +181,36 @@ mod tests {
 
     #[test]
     fn codes_follow_the_status_unless_named() {
-        assert_eq!(ApiError::bad_request("x").code, "invalid_input");
-        assert_eq!(ApiError::no_route("/x").code, "not_found");
-        assert_eq!(ApiError::too_large("x").code, "too_large");
+        assert_eq!(ApiError::bad_request("x").code, ErrorCode::InvalidInput);
+        assert_eq!(ApiError::no_route("/x").code, ErrorCode::NotFound);
+        assert_eq!(ApiError::too_large("x").code, ErrorCode::TooLarge);
         let internal = ApiError::internal("database", &"secret detail");
-        assert_eq!(internal.code, "internal");
+        assert_eq!(internal.code, ErrorCode::Internal);
         assert!(!internal.message.contains("secret"));
-        let forbidden = ApiError::new(StatusCode::FORBIDDEN, "no").with_code("other");
-        assert_eq!(forbidden.code, "other");
+        let forbidden = ApiError::new(StatusCode::FORBIDDEN, "no").with_code(ErrorCode::Ambiguous);
+        assert_eq!(forbidden.code, ErrorCode::Ambiguous);
+    }
+
+    /// Every status the APIs answer with has the code docs/LOCAL-API.md lists, by the one
+    /// enum's serde name.
+    #[test]
+    fn default_codes_are_the_documented_names() {
+        let table = [
+            (400, "invalid_input"),
+            (401, "unauthorized"),
+            (403, "permission_denied"),
+            (404, "not_found"),
+            (405, "method_not_allowed"),
+            (408, "timeout"),
+            (409, "conflict"),
+            (413, "too_large"),
+            (500, "internal"),
+            (503, "unavailable"),
+        ];
+        for (status, name) in table {
+            let code = default_code(StatusCode::from_u16(status).unwrap());
+            assert_eq!(serde_json::to_value(code).unwrap(), name, "{status}");
+            assert_eq!(code.as_str(), name);
+        }
     }
 }

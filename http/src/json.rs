@@ -71,7 +71,7 @@ mod tests {
     fn message(body: &[u8]) -> String {
         let error = parse_json::<Input>(body).unwrap_err();
         assert_eq!(error.status, hyper::StatusCode::BAD_REQUEST);
-        assert_eq!(error.code, "invalid_input");
+        assert_eq!(error.code, tasksync_proto::ErrorCode::InvalidInput);
         error.message
     }
 

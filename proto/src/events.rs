@@ -1,8 +1,14 @@
 //! What a subscribed connection receives (ARCHITECTURE.md, "Local IPC"): a stream that opens with the
 //! current state, then reports task changes, sync progress and connectivity changes.
+//!
+//! [`Event`] travels over the socket as postcard; [`EventJson`] is its one JSON form, which
+//! both `GET /api/events` (each `data:` line) and `taskctl --json watch` (each line) print, so
+//! the two cannot name an event or a field differently (DESIGN.md section 7, "One
+//! vocabulary").
 
 use serde::{Deserialize, Serialize};
 
+use crate::ipc::{StatusBody, StatusInfo, SyncReport};
 use crate::task::Task;
 use crate::timestamp::Timestamp;
 
@@ -17,7 +23,7 @@ pub struct TimedEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     /// The first event of every subscription: where things stand.
-    Snapshot(StateSnapshot),
+    Status(StatusInfo),
     /// A task's stored row changed: created, edited or deleted here (`Local`), or changed by
     /// what the server sent (`Remote`). Our own pushes coming back change nothing and send
     /// nothing.
@@ -58,17 +64,6 @@ crate::names::named!(Connectivity, "connectivity state", {
     Unauthorized => "unauthorized",
 });
 
-/// The state a subscription opens with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StateSnapshot {
-    pub connectivity: ConnectivityState,
-    /// Queued operations not yet synced (dead-lettered ones excluded).
-    pub pending: u64,
-    /// Dead-lettered operations.
-    pub failed: u64,
-    pub last_sync_at: Option<Timestamp>,
-}
-
 /// Where a task change came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,17 +79,268 @@ pub enum ChangeOrigin {
 pub enum SyncProgress {
     /// A batch of this many operations went out.
     BatchSent { items: u32 },
-    /// The server answered a batch.
-    BatchAnswered { synced: u32, failed: u32 },
-    /// Changes pulled from the server.
-    Pulled { changes: u64 },
-    /// The round is over: operations pushed, tasks changed by what was pulled, conflicts the
-    /// server resolved, failed attempts.
-    RoundFinished {
-        success: bool,
-        synced: u64,
-        pulled: u64,
-        conflicts: u64,
-        failed: u64,
+    /// The server answered a batch: operations accepted (or merged), operations that failed
+    /// an attempt.
+    BatchAnswered {
+        synced_items: u32,
+        failed_items: u32,
     },
+    /// Tasks changed by one page of what was pulled.
+    Pulled { pulled_items: u64 },
+    /// The round is over. `failed_items` counts the operations that failed an attempt in
+    /// this round (those dead-lettered by it included); `errors` says what went wrong.
+    RoundFinished(SyncReport),
+}
+
+/// The JSON form of an event on every surface: `{"event": NAME, ...fields, "at": TIME}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventJson<'a> {
+    #[serde(flatten)]
+    pub event: EventData<'a>,
+    /// When it happened.
+    pub at: Timestamp,
+}
+
+/// Each event's name (`event`) and fields, as docs/LOCAL-API.md lists them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventData<'a> {
+    /// Where things stand: the status object of `GET /api/status`. First on every stream.
+    Status(StatusBody<'a>),
+    /// A task's stored row changed.
+    Task {
+        task: &'a Task,
+        origin: ChangeOrigin,
+    },
+    /// The daemon's view of the sync server changed: `{state, since, next_probe_at}`.
+    Connectivity(&'a ConnectivityState),
+    /// A sync round ended: the report `POST /api/sync` and `taskctl sync --json` give.
+    Sync(&'a SyncReport),
+    /// A batch of `items` operations went out.
+    BatchSent { items: u32 },
+    /// The server answered a batch.
+    BatchAnswered {
+        synced_items: u32,
+        failed_items: u32,
+    },
+    /// A page of pulled changes changed `pulled_items` tasks.
+    Pulled { pulled_items: u64 },
+    /// Events were lost to this client (`missed` of them, when known): list again.
+    Reset { missed: Option<u64> },
+}
+
+impl EventData<'_> {
+    /// The event's name: the `event` field of its JSON, and the SSE `event:` line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventData::Status(_) => "status",
+            EventData::Task { .. } => "task",
+            EventData::Connectivity(_) => "connectivity",
+            EventData::Sync(_) => "sync",
+            EventData::BatchSent { .. } => "batch_sent",
+            EventData::BatchAnswered { .. } => "batch_answered",
+            EventData::Pulled { .. } => "pulled",
+            EventData::Reset { .. } => "reset",
+        }
+    }
+}
+
+impl Event {
+    /// This event's JSON form.
+    pub fn data(&self) -> EventData<'_> {
+        match self {
+            Event::Status(info) => EventData::Status(StatusBody::from(info)),
+            Event::TaskChanged { task, origin } => EventData::Task {
+                task,
+                origin: *origin,
+            },
+            Event::Connectivity(state) => EventData::Connectivity(state),
+            Event::Sync(SyncProgress::BatchSent { items }) => {
+                EventData::BatchSent { items: *items }
+            }
+            Event::Sync(SyncProgress::BatchAnswered {
+                synced_items,
+                failed_items,
+            }) => EventData::BatchAnswered {
+                synced_items: *synced_items,
+                failed_items: *failed_items,
+            },
+            Event::Sync(SyncProgress::Pulled { pulled_items }) => EventData::Pulled {
+                pulled_items: *pulled_items,
+            },
+            Event::Sync(SyncProgress::RoundFinished(report)) => EventData::Sync(report),
+            Event::Lagged { missed } => EventData::Reset {
+                missed: Some(*missed),
+            },
+        }
+    }
+}
+
+impl TimedEvent {
+    /// This event's JSON form, with its time.
+    pub fn json(&self) -> EventJson<'_> {
+        EventJson {
+            event: self.event.data(),
+            at: self.at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::ipc::{SyncErrorKind, SyncFailure};
+    use crate::task::SyncStatus;
+
+    fn status() -> StatusInfo {
+        StatusInfo {
+            state: Connectivity::Offline,
+            online: false,
+            server: None,
+            pending: 2,
+            failed: 1,
+            last_sync_at: None,
+            last_error: Some(SyncFailure::new(SyncErrorKind::Offline, "unreachable")),
+            device_id: Uuid::nil(),
+            version: "0.1.0".into(),
+            http: None,
+            tasks: 3,
+            deleted_tasks: 0,
+            database: "tasks.db".into(),
+            since: Timestamp::from_millis(0).unwrap(),
+            next_probe_at: None,
+        }
+    }
+
+    fn every_event() -> Vec<Event> {
+        let at = Timestamp::from_millis(0).unwrap();
+        let task = Task {
+            id: Uuid::nil(),
+            number: Some(1),
+            title: "t".into(),
+            description: None,
+            completed: false,
+            created_at: at,
+            updated_at: at,
+            is_deleted: false,
+            sync_status: SyncStatus::Pending,
+            last_synced_at: None,
+        };
+        vec![
+            Event::Status(status()),
+            Event::TaskChanged {
+                task,
+                origin: ChangeOrigin::Remote,
+            },
+            Event::Connectivity(ConnectivityState {
+                state: Connectivity::Online,
+                since: at,
+                next_probe_at: None,
+            }),
+            Event::Sync(SyncProgress::BatchSent { items: 3 }),
+            Event::Sync(SyncProgress::BatchAnswered {
+                synced_items: 2,
+                failed_items: 1,
+            }),
+            Event::Sync(SyncProgress::Pulled { pulled_items: 4 }),
+            Event::Sync(SyncProgress::RoundFinished(SyncReport {
+                success: false,
+                synced_items: 2,
+                failed_items: 1,
+                errors: vec![SyncFailure::new(SyncErrorKind::Rejected, "no")],
+                offline: false,
+                pulled_items: 4,
+                conflicts: 0,
+                resolved: Vec::new(),
+            })),
+            Event::Lagged { missed: 7 },
+        ]
+    }
+
+    /// The JSON of every event names it as `name()` does, and carries exactly the fields
+    /// docs/LOCAL-API.md lists for it.
+    #[test]
+    fn every_event_has_its_documented_name_and_fields() {
+        let fields = |value: &Value| {
+            let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let expected: [(&str, &[&str]); 8] = [
+            (
+                "status",
+                &[
+                    "deleted_tasks",
+                    "is_online",
+                    "last_error",
+                    "pending_sync_count",
+                ],
+            ),
+            ("task", &["origin", "task"]),
+            ("connectivity", &["next_probe_at", "since", "state"]),
+            ("batch_sent", &["items"]),
+            ("batch_answered", &["failed_items", "synced_items"]),
+            ("pulled", &["pulled_items"]),
+            (
+                "sync",
+                &[
+                    "conflicts",
+                    "errors",
+                    "failed_items",
+                    "offline",
+                    "pulled_items",
+                    "resolved",
+                    "success",
+                    "synced_items",
+                ],
+            ),
+            ("reset", &["missed"]),
+        ];
+        let events = every_event();
+        let at = Timestamp::from_millis(0).unwrap();
+        for (event, (name, names)) in events.iter().zip(expected) {
+            let timed = TimedEvent {
+                at,
+                event: event.clone(),
+            };
+            let value = serde_json::to_value(timed.json()).unwrap();
+            assert_eq!(timed.json().event.name(), name);
+            assert_eq!(value["event"], name);
+            assert_eq!(value["at"], "1970-01-01T00:00:00.000Z");
+            let keys = fields(&value);
+            for field in names {
+                assert!(
+                    keys.iter().any(|k| k == field),
+                    "{name}: {field} in {keys:?}"
+                );
+            }
+            if name != "status" {
+                let mut all: Vec<&str> = names.to_vec();
+                all.extend(["at", "event"]);
+                all.sort();
+                assert_eq!(keys, all, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn typed_errors_and_counts_read_as_documented() {
+        let value = serde_json::to_value(Event::Status(status()).data()).unwrap();
+        assert_eq!(
+            value["last_error"],
+            json!({"kind": "offline", "message": "unreachable"})
+        );
+        assert_eq!(value["pending_sync_count"], 2);
+        assert_eq!(value["sync_queue_size"], 3);
+        assert_eq!(value["pending"], 2);
+        let sync = every_event().remove(6);
+        let value = serde_json::to_value(sync.data()).unwrap();
+        assert_eq!(
+            value["errors"],
+            json!([{"kind": "rejected", "message": "no"}])
+        );
+    }
 }

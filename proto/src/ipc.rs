@@ -9,8 +9,6 @@
 //! The encoding is postcard, which is positional: new enum variants may only be appended, and
 //! any other change to these types bumps [`PROTOCOL_VERSION`].
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -20,7 +18,7 @@ use crate::timestamp::Timestamp;
 use crate::wire::{Field, Operation};
 
 /// The version of this message set. A daemon refuses a client that speaks another one.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,7 +132,8 @@ pub struct SyncReport {
     pub synced_items: u64,
     /// Operations that failed in this round plus every dead-lettered one.
     pub failed_items: u64,
-    pub errors: Vec<String>,
+    /// What went wrong, each with its kind; empty when nothing did.
+    pub errors: Vec<SyncFailure>,
     /// The server could not be reached (or none is configured).
     pub offline: bool,
     /// Tasks whose stored row changed through what was pulled from the server.
@@ -144,6 +143,57 @@ pub struct SyncReport {
     pub conflicts: u64,
     /// For each conflict: which of the pushed fields kept whose value.
     pub resolved: Vec<ResolvedConflict>,
+}
+
+/// What a sync error is about, so that a program can act on it without reading the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncErrorKind {
+    /// The sync server could not be reached (or none is configured). No attempt counts.
+    Offline,
+    /// The server refuses our token: the user must fix it. No attempt counts.
+    Unauthorized,
+    /// The server (or a proxy) cannot serve now: 408, 429, 502, 503, 504. No attempt counts.
+    Busy,
+    /// The server refused an operation or a whole batch: each counts a failed attempt.
+    Rejected,
+    /// The server's answer made no sense: the batch counts a failed attempt.
+    BadAnswer,
+    /// Something failed on this device (its database, a task of the daemon). No attempt
+    /// counts: the operations stay queued as they were.
+    Local,
+    /// Operations failed their last attempt and wait for `taskctl retry`.
+    DeadLettered,
+    /// A forced pull ran out of time with more to come; the rest follows in the background.
+    Unfinished,
+}
+
+crate::names::named!(SyncErrorKind, "sync error kind", {
+    Offline => "offline",
+    Unauthorized => "unauthorized",
+    Busy => "busy",
+    Rejected => "rejected",
+    BadAnswer => "bad_answer",
+    Local => "local",
+    DeadLettered => "dead_lettered",
+    Unfinished => "unfinished",
+});
+
+/// A sync error as reports and `last_error` carry it: its kind, and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct SyncFailure {
+    pub kind: SyncErrorKind,
+    pub message: String,
+}
+
+impl SyncFailure {
+    pub fn new(kind: SyncErrorKind, message: impl Into<String>) -> Self {
+        SyncFailure {
+            kind,
+            message: message.into(),
+        }
+    }
 }
 
 /// How the server resolved a conflict on one pushed operation.
@@ -255,7 +305,7 @@ pub struct StatusInfo {
     /// The end of the last sync round that succeeded.
     pub last_sync_at: Option<Timestamp>,
     /// What the last sync round met, if it failed; `None` once a round succeeds.
-    pub last_error: Option<String>,
+    pub last_error: Option<SyncFailure>,
     pub device_id: Uuid,
     /// The daemon's version.
     pub version: String,
@@ -272,10 +322,42 @@ pub struct StatusInfo {
     pub next_probe_at: Option<Timestamp>,
 }
 
-/// Machine-readable class of an error.
+/// The JSON status object of `GET /api/status` and of the `status` event (SSE and
+/// `taskctl --json watch`): the original challenge's four fields, then every field of
+/// [`StatusInfo`] (`taskctl status --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusBody<'a> {
+    /// Operations still to be sent (waiting or in flight): `pending`.
+    pub pending_sync_count: u64,
+    /// The end of the last round that succeeded: `last_sync_at`.
+    pub last_sync_timestamp: Option<Timestamp>,
+    /// Whether the sync server is reached now: `online`.
+    pub is_online: bool,
+    /// Every row of the sync queue, dead-lettered ones included: `pending + failed`.
+    pub sync_queue_size: u64,
+    #[serde(flatten)]
+    pub info: &'a StatusInfo,
+}
+
+impl<'a> From<&'a StatusInfo> for StatusBody<'a> {
+    fn from(info: &'a StatusInfo) -> Self {
+        StatusBody {
+            pending_sync_count: info.pending,
+            last_sync_timestamp: info.last_sync_at,
+            is_online: info.online,
+            sync_queue_size: info.pending + info.failed,
+            info,
+        }
+    }
+}
+
+/// Machine-readable class of an error: the `code` of IPC errors, of the daemon's HTTP error
+/// bodies and of `taskctl --json` errors alike. Serde gives the snake_case names (JSON); the
+/// postcard encoding is the variant's position, so new codes are only appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// No task matches the id or prefix.
+    /// No task matches the id or prefix (HTTP: also no such route).
     NotFound,
     /// The input breaks a rule (empty title, malformed id, ...).
     InvalidInput,
@@ -293,30 +375,31 @@ pub enum ErrorCode {
     Conflict,
     /// The daemon serves only its own user (and root).
     PermissionDenied,
+    /// HTTP on TCP: a missing or wrong bearer token.
+    Unauthorized,
+    /// HTTP: the route does not take this method.
+    MethodNotAllowed,
+    /// HTTP: the request took too long to arrive.
+    Timeout,
+    /// HTTP: the body is over the size limit.
+    TooLarge,
 }
 
-impl ErrorCode {
-    /// The snake_case name used in JSON output and documentation.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::InvalidInput => "invalid_input",
-            ErrorCode::Ambiguous => "ambiguous",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Internal => "internal",
-            ErrorCode::Incompatible => "incompatible",
-            ErrorCode::BadFrame => "bad_frame",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::PermissionDenied => "permission_denied",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::names::named!(ErrorCode, "error code", {
+    NotFound => "not_found",
+    InvalidInput => "invalid_input",
+    Ambiguous => "ambiguous",
+    Unavailable => "unavailable",
+    Internal => "internal",
+    Incompatible => "incompatible",
+    BadFrame => "bad_frame",
+    Conflict => "conflict",
+    PermissionDenied => "permission_denied",
+    Unauthorized => "unauthorized",
+    MethodNotAllowed => "method_not_allowed",
+    Timeout => "timeout",
+    TooLarge => "too_large",
+});
 
 /// An error as it travels over the socket: a code and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -413,7 +496,7 @@ mod tests {
 mod round_trip {
     use super::*;
     use crate::codec::{decode_frame, encode};
-    use crate::events::{ChangeOrigin, ConnectivityState, Event, StateSnapshot, SyncProgress};
+    use crate::events::{ChangeOrigin, ConnectivityState, Event, SyncProgress};
     use crate::task::Task;
 
     fn sample_task() -> Task {
@@ -503,7 +586,7 @@ mod round_trip {
             pending: 3,
             failed: 1,
             last_sync_at: Some(Timestamp::now()),
-            last_error: Some("503".into()),
+            last_error: Some(SyncFailure::new(SyncErrorKind::Busy, "503")),
             device_id: Uuid::now_v7(),
             version: "0.1.0".into(),
             http: Some("127.0.0.1:3000".into()),
@@ -526,12 +609,12 @@ mod round_trip {
                 tasks: vec![sample_task(), sample_task()],
                 next: None,
             })),
-            Ok(Reply::Status(status)),
+            Ok(Reply::Status(status.clone())),
             Ok(Reply::Sync(SyncReport {
                 success: false,
                 synced_items: 3,
                 failed_items: 1,
-                errors: vec!["boom".into()],
+                errors: vec![SyncFailure::new(SyncErrorKind::Local, "boom")],
                 offline: false,
                 pulled_items: 4,
                 conflicts: 1,
@@ -568,15 +651,7 @@ mod round_trip {
                 .into_iter()
                 .map(|result| ServerMessage::Response { id: 1, result }),
         );
-        for code in [
-            ErrorCode::NotFound,
-            ErrorCode::InvalidInput,
-            ErrorCode::Ambiguous,
-            ErrorCode::Unavailable,
-            ErrorCode::Internal,
-            ErrorCode::Incompatible,
-            ErrorCode::BadFrame,
-        ] {
+        for code in ErrorCode::ALL {
             messages.push(ServerMessage::Response {
                 id: 2,
                 result: Err(IpcError::new(code, code.as_str())),
@@ -589,12 +664,7 @@ mod round_trip {
         };
         messages.extend(
             [
-                Event::Snapshot(StateSnapshot {
-                    connectivity: connectivity.clone(),
-                    pending: 1,
-                    failed: 2,
-                    last_sync_at: None,
-                }),
+                Event::Status(status),
                 Event::TaskChanged {
                     task: sample_task(),
                     origin: ChangeOrigin::Remote,
@@ -602,17 +672,20 @@ mod round_trip {
                 Event::Connectivity(connectivity),
                 Event::Sync(SyncProgress::BatchSent { items: 5 }),
                 Event::Sync(SyncProgress::BatchAnswered {
-                    synced: 4,
-                    failed: 1,
+                    synced_items: 4,
+                    failed_items: 1,
                 }),
-                Event::Sync(SyncProgress::Pulled { changes: 9 }),
-                Event::Sync(SyncProgress::RoundFinished {
+                Event::Sync(SyncProgress::Pulled { pulled_items: 9 }),
+                Event::Sync(SyncProgress::RoundFinished(SyncReport {
                     success: true,
-                    synced: 4,
-                    pulled: 2,
+                    synced_items: 4,
+                    failed_items: 0,
+                    errors: Vec::new(),
+                    offline: false,
+                    pulled_items: 2,
                     conflicts: 1,
-                    failed: 0,
-                }),
+                    resolved: Vec::new(),
+                })),
                 Event::Lagged { missed: 3 },
             ]
             .into_iter()

@@ -79,7 +79,7 @@ pub(crate) use named;
 mod tests {
     use super::*;
     use crate::events::Connectivity;
-    use crate::ipc::{Kept, QueueState};
+    use crate::ipc::{ErrorCode, Kept, QueueState, SyncErrorKind};
     use crate::task::SyncStatus;
     use crate::wire::{Field, ItemStatus, Operation};
 
@@ -105,6 +105,8 @@ mod tests {
         assert_names_agree(&QueueState::ALL);
         assert_names_agree(&Kept::ALL);
         assert_names_agree(&Connectivity::ALL);
+        assert_names_agree(&ErrorCode::ALL);
+        assert_names_agree(&SyncErrorKind::ALL);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::storage::StorageConfig;
+use crate::storage::{Durability, StorageConfig};
 
 /// The remote sync server tasksync daemons push to and pull from.
 #[derive(Clone, Parser)]
@@ -129,22 +129,6 @@ pub enum UserCommand {
     Remove { name: String },
     /// Issue a new token for a user (printed once), revoking the old one.
     Token { name: String },
-}
-
-/// How hard a commit waits for the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Durability {
-    Full,
-    Normal,
-}
-
-impl Durability {
-    pub fn pragma_value(self) -> &'static str {
-        match self {
-            Durability::Full => "FULL",
-            Durability::Normal => "NORMAL",
-        }
-    }
 }
 
 impl Config {

@@ -503,7 +503,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::storage::sqlite::Sqlite::open(
             &dir.path().join("s.db"),
-            crate::config::Durability::Normal,
+            crate::storage::Durability::Normal,
         )
         .expect("open store");
         let store = Arc::new(store);

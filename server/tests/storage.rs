@@ -8,7 +8,7 @@ use tasksync_core::ClockLimit;
 use tasksync_e2e::pg::TestDatabase;
 use tasksync_proto::wire::{BatchItem, Field, ItemStatus, Operation, WireTask};
 use tasksync_proto::Timestamp;
-use tasksync_server::config::Durability;
+use tasksync_server::storage::Durability;
 use tasksync_server::storage::{self, BatchInput, Storage, StorageConfig, StorageError, UserId};
 use uuid::Uuid;
 

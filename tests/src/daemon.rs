@@ -81,15 +81,14 @@ impl DaemonBuilder {
             .arg("--socket")
             .arg(&self.socket)
             .args(&self.args);
+        // None of the daemon's settings leak in from the test's own environment.
+        for (name, _) in std::env::vars_os() {
+            if is_daemon_setting(&name) {
+                command.env_remove(name);
+            }
+        }
         for var in [
-            "TASKSYNC_SOCKET",
-            "TASKSYNC_DB",
-            "TASKSYNC_SERVER_URL",
-            "TASKSYNC_TOKEN",
-            "SYNC_BATCH_SIZE",
-            "SYNC_RETRY_ATTEMPTS",
             "XDG_CONFIG_HOME",
-            "TASKSYNC_CONFIG",
             "NOTIFY_SOCKET",
             "LISTEN_FDS",
             "LISTEN_PID",
@@ -342,6 +341,14 @@ impl Ctl {
 }
 
 /// Runs taskctl with `--socket socket`.
+/// Whether the daemon reads the environment variable `name` as a setting: every
+/// `TASKSYNC_*` variable, and the original challenge's `SYNC_BATCH_SIZE` and
+/// `SYNC_RETRY_ATTEMPTS` (any `SYNC_*`, to be safe).
+fn is_daemon_setting(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with("TASKSYNC_") || name.starts_with("SYNC_")
+}
+
 pub fn ctl_at(socket: &Path, args: &[&str]) -> Ctl {
     ctl_env(socket, args, &[])
 }
@@ -361,4 +368,27 @@ pub fn ctl_env(socket: &Path, args: &[&str], env: &[(&str, &str)]) -> Ctl {
         .output()
         .expect("run taskctl");
     Ctl { output }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_of_the_daemon_is_kept_from_it() {
+        for name in [
+            "TASKSYNC_SOCKET",
+            "TASKSYNC_PULL_INTERVAL_MS",
+            "TASKSYNC_HTTP",
+            "TASKSYNC_MANUAL_SYNC",
+            "TASKSYNC_SOMETHING_NEW",
+            "SYNC_BATCH_SIZE",
+            "SYNC_RETRY_ATTEMPTS",
+        ] {
+            assert!(is_daemon_setting(name.as_ref()), "{name}");
+        }
+        for name in ["PATH", "HOME", "RUST_LOG", "MY_TASKSYNC_THING"] {
+            assert!(!is_daemon_setting(name.as_ref()), "{name}");
+        }
+    }
 }

@@ -16,7 +16,7 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Starts watching `daemon` and waits for the opening snapshot.
+    /// Starts watching `daemon` and waits for the opening `status` event.
     pub fn start(daemon: &Daemon) -> Watch {
         let mut child = Command::new(bin("taskctl"))
             .arg("--socket")
@@ -41,8 +41,8 @@ impl Watch {
             lines,
             messages,
         };
-        wait_until("watch to open with a snapshot", || {
-            watch.events("snapshot") > 0
+        wait_until("watch to open with its status", || {
+            watch.events("status") > 0
         });
         watch
     }

@@ -59,14 +59,14 @@ fn offline_work_reaches_the_server_when_it_comes_back_without_any_command() {
         offline["next_probe_at"].is_string(),
         "offline status names the next probe: {offline}"
     );
-    let snapshot = watch
+    let opening = watch
         .all()
         .into_iter()
-        .find(|e| e["event"] == "snapshot")
+        .find(|e| e["event"] == "status")
         .unwrap();
-    assert_eq!(snapshot["connectivity"]["state"], "offline");
+    assert_eq!(opening["state"], "offline");
     wait_until("every local change to be streamed", || {
-        watch.events("task_changed") >= 500
+        watch.events("task") >= 500
     });
 
     let server = Server::builder(&subdir(&dir, "server"))
@@ -79,9 +79,7 @@ fn offline_work_reaches_the_server_when_it_comes_back_without_any_command() {
     let online = daemon.status();
     assert_eq!(online["state"], "online");
     assert_eq!(online["next_probe_at"], Value::Null);
-    wait_until("watch to see the round finish", || {
-        watch.events("sync_finished") > 0
-    });
+    wait_until("watch to see the round finish", || watch.events("sync") > 0);
     let events = watch.all();
     let went_online = events
         .iter()
@@ -93,6 +91,16 @@ fn offline_work_reaches_the_server_when_it_comes_back_without_any_command() {
         .map(|e| e["items"].as_u64().unwrap())
         .sum();
     assert_eq!(sent, 500, "watch saw every batch go out");
+    let synced_in_rounds = || -> u64 {
+        watch
+            .matching(|e| e["event"] == "sync")
+            .iter()
+            .map(|e| e["synced_items"].as_u64().unwrap())
+            .sum()
+    };
+    wait_until("the rounds' reports to count every operation", || {
+        synced_in_rounds() == 500
+    });
 }
 
 #[test]

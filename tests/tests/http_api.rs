@@ -441,17 +441,36 @@ fn status_and_sync_report_the_queue_local_only() {
     assert_eq!(report["success"], false);
     assert_eq!(report["synced_items"], 0);
     assert_eq!(report["failed_items"], 0);
+    assert_eq!(report["errors"][0]["kind"], "offline", "{report}");
     assert!(
-        report["errors"][0].as_str().unwrap().contains("local only"),
+        report["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("local only"),
         "{report}"
     );
-    let keys: Vec<&str> = report
+    // The original challenge's four fields, then those every sync report has (the same as
+    // `taskctl sync --json` and the `sync` event).
+    let mut keys: Vec<&str> = report
         .as_object()
         .unwrap()
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys, ["errors", "failed_items", "success", "synced_items"]);
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "conflicts",
+            "errors",
+            "failed_items",
+            "offline",
+            "pulled_items",
+            "resolved",
+            "success",
+            "synced_items"
+        ]
+    );
 }
 
 #[test]

@@ -67,8 +67,9 @@ fn a_busy_server_dead_letters_nothing_and_the_queue_goes_once_it_recovers() {
     }
     let now = daemon.status();
     assert_eq!(now["failed"], 0);
+    assert_eq!(now["last_error"]["kind"], "busy", "{now}");
     assert!(
-        now["last_error"]
+        now["last_error"]["message"]
             .as_str()
             .is_some_and(|e| e.contains("503")),
         "{now}"
@@ -98,8 +99,9 @@ fn a_refused_token_is_shown_as_unauthorized_and_costs_no_attempt() {
     let now = daemon.status();
     assert_eq!(now["online"], false);
     assert_eq!(now["last_sync_at"], Value::Null, "no round succeeded");
+    assert_eq!(now["last_error"]["kind"], "unauthorized", "{now}");
     assert!(
-        now["last_error"]
+        now["last_error"]["message"]
             .as_str()
             .is_some_and(|e| e.contains("token")),
         "{now}"
@@ -271,12 +273,12 @@ fn watch_reports_each_real_change_once_and_never_our_own_pushes_coming_back() {
     let theirs = b.add_id("theirs");
     wait_until("b's task in a's watch", || {
         !watch
-            .matching(|e| e["event"] == "task_changed" && e["task"]["id"] == theirs.as_str())
+            .matching(|e| e["event"] == "task" && e["task"]["id"] == theirs.as_str())
             .is_empty()
     });
     // A last round trip through the server, so any echo would have arrived by now.
     a.ctl(&["sync"]);
-    let changes = watch.matching(|e| e["event"] == "task_changed");
+    let changes = watch.matching(|e| e["event"] == "task");
     let remote: Vec<&Value> = changes.iter().filter(|e| e["origin"] == "remote").collect();
     assert_eq!(
         remote.len(),
@@ -309,12 +311,12 @@ fn watch_reconnects_when_the_daemon_restarts() {
     let id = daemon.add_id("after the restart");
     wait_until("the new task in the watch", || {
         !watch
-            .matching(|e| e["event"] == "task_changed" && e["task"]["id"] == id.as_str())
+            .matching(|e| e["event"] == "task" && e["task"]["id"] == id.as_str())
             .is_empty()
     });
     assert!(
-        watch.events("snapshot") >= 2,
-        "the new stream opens with a snapshot"
+        watch.events("status") >= 2,
+        "the new stream opens with a status"
     );
 }
 
@@ -430,11 +432,16 @@ fn a_huge_error_from_a_busy_server_is_cut_and_status_still_works() {
     let run = daemon.ctl(&["--json", "sync"]);
     assert_ne!(run.code(), 0);
     let report: Value = serde_json::from_str(&run.stdout()).expect("a JSON report");
-    let error = report["errors"][0].as_str().expect("an error").to_string();
+    let error = report["errors"][0]["message"]
+        .as_str()
+        .expect("an error")
+        .to_string();
     assert!(error.len() < 1_000, "{} bytes", error.len());
     assert!(!error.contains('\u{1b}'), "control characters are escaped");
     let status = daemon.status();
-    let last = status["last_error"].as_str().expect("last_error");
+    let last = status["last_error"]["message"]
+        .as_str()
+        .expect("last_error");
     assert!(last.len() < 1_000 && last.contains("503"), "{last:.200}");
     let answer = http::unix_get(&daemon.socket, "/api/status");
     assert_eq!(answer.status, 200);

@@ -6,6 +6,7 @@ use std::os::unix::net::UnixStream;
 
 use tasksync_e2e::http::{self, unix_get, unix_request};
 use tasksync_e2e::sse::SseStream;
+use tasksync_e2e::watch::Watch;
 use tasksync_e2e::{Daemon, DEADLINE};
 
 const ID: &str = "0190b6e2-7c1e-7a3d-9f00-2b8c4d5e6f70";
@@ -191,6 +192,32 @@ fn listings_filter_search_and_page_with_a_link() {
     let bad = unix_get(&daemon.socket, "/api/tasks?limit=0");
     assert_eq!(bad.status, 400);
     assert_eq!(bad.json()["code"], "invalid_input");
+}
+
+/// `GET /api/events` and `taskctl --json watch` print each event as the same JSON object:
+/// the same name, the same fields, even the same time.
+#[test]
+fn the_event_stream_and_watch_print_the_same_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let mut events = SseStream::open(&daemon.socket, None);
+    let status = events.next_event().unwrap();
+    assert_eq!(status.json()["event"], "status");
+    assert_eq!(status.json()["pending_sync_count"], 0);
+    let watch = Watch::start(&daemon);
+    let opening = &watch.matching(|e| e["event"] == "status")[0];
+    assert_eq!(opening["state"], status.json()["state"]);
+    assert_eq!(opening["sync_queue_size"], 0);
+
+    let added = daemon.ctl(&["--json", "add", "seen twice"]).json();
+    let streamed = events.until(|e| e.event == "task");
+    tasksync_e2e::wait_until("watch to see the task", || watch.events("task") > 0);
+    let watched = &watch.matching(|e| e["event"] == "task")[0];
+    assert_eq!(streamed.json()["task"]["id"], added["id"]);
+    assert_eq!(&streamed.json(), watched);
+    let mut keys: Vec<String> = watched.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["at", "event", "origin", "task"]);
 }
 
 #[test]

@@ -119,7 +119,7 @@ fn the_sync_example_runs_as_written() {
     let server = Server::start(&subdir(&dir, "server"));
     let daemon = Daemon::start_manual_sync(&subdir(&dir, "device"), &server.url());
     let out = run(&lines, &daemon.socket);
-    assert!(out.contains("pushed 1"), "{out}");
+    assert!(out.contains("synced 1"), "{out}");
     assert_eq!(server.tasks().len(), 1);
 }
 

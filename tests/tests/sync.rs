@@ -22,8 +22,8 @@ fn every_queued_operation_is_processed_and_counted() {
     assert_eq!(code, 0, "{report}");
     assert_eq!(
         report,
-        json!({"success": true, "synced_items": 4, "failed_items": 0, "pulled_items": 0,
-               "conflicts": 0, "resolved": [], "errors": []}),
+        json!({"success": true, "synced_items": 4, "failed_items": 0, "errors": [],
+               "offline": false, "pulled_items": 0, "conflicts": 0, "resolved": []}),
         "our own operations coming back in the pull change nothing and count nothing"
     );
     let after = daemon.status();
@@ -67,8 +67,9 @@ fn an_unreachable_server_leaves_everything_queued_and_counts_no_attempt() {
     let (code, report) = daemon.sync();
     assert_eq!(code, 4, "offline exit code: {report}");
     assert_eq!(report["success"], false);
+    assert_eq!(report["errors"][0]["kind"], "offline", "{report}");
     assert!(
-        report["errors"][0]
+        report["errors"][0]["message"]
             .as_str()
             .unwrap()
             .contains("unreachable"),
@@ -101,8 +102,9 @@ fn a_failing_server_is_survived_and_items_stay_queued() {
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["success"], false);
     assert_eq!(report["failed_items"], 1);
+    assert_eq!(report["errors"][0]["kind"], "rejected", "{report}");
     assert!(
-        report["errors"][0]
+        report["errors"][0]["message"]
             .as_str()
             .unwrap()
             .contains("database on fire"),
@@ -391,8 +393,9 @@ fn a_conflict_answer_without_the_merged_task_is_refused_as_a_bad_answer() {
     daemon.add_id("kept until the server makes sense");
     let (code, report) = daemon.sync();
     assert_eq!(code, 1, "{report}");
+    assert_eq!(report["errors"][0]["kind"], "bad_answer", "{report}");
     assert!(
-        report["errors"][0]
+        report["errors"][0]["message"]
             .as_str()
             .unwrap()
             .contains("without resolved_data"),

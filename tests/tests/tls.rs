@@ -110,7 +110,7 @@ fn tasks_sync_over_https_with_a_private_ca_and_an_unknown_one_is_refused() {
     wary.ctl(&["add", "stays home"]);
     let (code, report) = wary.sync();
     assert_eq!(code, 4, "{report}");
-    let error = report["errors"][0].as_str().unwrap();
+    let error = report["errors"][0]["message"].as_str().unwrap();
     assert!(
         error.contains("certificate") || error.contains("UnknownIssuer"),
         "{error}"

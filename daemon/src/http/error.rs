@@ -3,6 +3,7 @@
 
 use hyper::StatusCode;
 use tasksync_http::ApiError;
+use tasksync_proto::ErrorCode;
 
 use crate::store::StoreError;
 
@@ -12,7 +13,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
             StoreError::Ambiguous { .. } => {
                 return ApiError::new(StatusCode::BAD_REQUEST, error.to_string())
-                    .with_code("ambiguous")
+                    .with_code(ErrorCode::Ambiguous)
             }
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::Conflict(_) => StatusCode::CONFLICT,

@@ -25,6 +25,7 @@ use tasksync_http::bearer::{self, TokenDigest};
 use tasksync_http::body::RequestBody;
 use tasksync_http::serve::{accept_loop, builder};
 use tasksync_http::{ApiError, ErrorFields, HttpResponse};
+use tasksync_proto::ErrorCode;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -134,7 +135,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request: Request<Incoming>| async move {
-        let error = ApiError::new(StatusCode::FORBIDDEN, message).with_code("permission_denied");
+        let error =
+            ApiError::new(StatusCode::FORBIDDEN, message).with_code(ErrorCode::PermissionDenied);
         let mut response = error.into_response(request.uri().path(), ErrorFields::WithCode);
         response.headers_mut().insert(
             hyper::header::CONNECTION,

@@ -12,8 +12,7 @@
 use std::sync::Arc;
 
 use hyper::StatusCode;
-use serde::Serialize;
-use tasksync_proto::ipc::{StatusInfo, SyncReport};
+use tasksync_proto::ipc::{StatusBody, SyncReport};
 use tasksync_proto::wire::HealthResponse;
 use tasksync_proto::Timestamp;
 
@@ -21,29 +20,10 @@ use tasksync_http::{json_response, ApiError, HttpResponse};
 
 use crate::app::App;
 
-/// The body of `POST /api/sync`, on success and on 503 alike.
-#[derive(Debug, Serialize)]
-struct SyncBody {
-    success: bool,
-    synced_items: u64,
-    failed_items: u64,
-    errors: Vec<String>,
-}
-
-/// The body of `GET /api/status` and of the `status` event: the original challenge's four
-/// fields, then those of `taskctl status --json`.
-#[derive(Debug, Serialize)]
-pub(crate) struct StatusBody {
-    pending_sync_count: u64,
-    last_sync_timestamp: Option<Timestamp>,
-    is_online: bool,
-    sync_queue_size: u64,
-    #[serde(flatten)]
-    info: StatusInfo,
-}
-
 /// `POST /api/sync`: one sync round now. 200 when the server was reached (`success` says
 /// whether everything went), 503 when it could not be (offline, or no server configured).
+/// The body, on success and on 503 alike, is the sync report of `taskctl sync --json` and of
+/// the `sync` event: `{success, synced_items, failed_items, errors, ...}`.
 pub(crate) async fn sync(app: &App) -> Result<HttpResponse, ApiError> {
     let report: SyncReport = app.sync.sync_now().await;
     let status = if report.offline {
@@ -51,30 +31,13 @@ pub(crate) async fn sync(app: &App) -> Result<HttpResponse, ApiError> {
     } else {
         StatusCode::OK
     };
-    let body = SyncBody {
-        success: report.success,
-        synced_items: report.synced_items,
-        failed_items: report.failed_items,
-        errors: report.errors,
-    };
-    Ok(json_response(status, &body))
+    Ok(json_response(status, &report))
 }
 
-/// `GET /api/status`.
+/// `GET /api/status`: the status object ([`StatusBody`]), also the `status` event's.
 pub(crate) async fn status(app: &Arc<App>) -> Result<HttpResponse, ApiError> {
-    Ok(json_response(StatusCode::OK, &status_body(app).await?))
-}
-
-/// What `GET /api/status` answers.
-pub(crate) async fn status_body(app: &Arc<App>) -> Result<StatusBody, ApiError> {
     let info = app.scan(App::status).await?;
-    Ok(StatusBody {
-        pending_sync_count: info.pending,
-        last_sync_timestamp: info.last_sync_at,
-        is_online: info.online,
-        sync_queue_size: info.pending + info.failed,
-        info,
-    })
+    Ok(json_response(StatusCode::OK, &StatusBody::from(&info)))
 }
 
 /// `GET /api/metrics`: the daemon's metrics in the Prometheus text format.

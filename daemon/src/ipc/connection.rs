@@ -20,7 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::dispatch::dispatch;
 use super::endpoint::admit;
 use super::sniff::{first_byte, Dialect};
-use crate::app::{snapshot, App};
+use crate::app::App;
 use crate::http::server::Api;
 use crate::service::shutdown::Shutdown;
 use tasksync_http::slots::{Slot, Tracked};
@@ -192,21 +192,17 @@ async fn stream_events<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     writer: &mut W,
     mut shutdown: Shutdown,
 ) {
-    // Subscribe before taking the snapshot, so nothing falls between the two.
+    // Subscribe before taking the status, so nothing falls between the two.
     let mut events = app.events.subscribe();
-    let snapshot = match app.scan(snapshot).await {
-        Ok(snapshot) => snapshot,
+    let status = match app.scan(App::status).await {
+        Ok(status) => status,
         Err(e) => {
             send_response(writer, id, Err(e.into())).await;
             return;
         }
     };
     if !send_response(writer, id, Ok(Reply::Subscribed)).await
-        || !send(
-            writer,
-            &ServerMessage::Event(timed(Event::Snapshot(snapshot))),
-        )
-        .await
+        || !send(writer, &ServerMessage::Event(timed(Event::Status(status)))).await
     {
         return;
     }

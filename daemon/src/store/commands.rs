@@ -73,12 +73,18 @@ impl WriteRequest for CreateTask {
         task.number = tx
             .prepare_cached(
                 "INSERT OR FAIL INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, number)
-                 VALUES (?1, ?2, ?3, 0, ?4, ?4, 0, 'pending',
+                 VALUES (?1, ?2, ?3, 0, ?4, ?4, 0, ?5,
                          (SELECT number FROM next_task_number WHERE number <= 999999))
                  RETURNING number",
             )?
             .query_row(
-                params![task.id.to_string(), task.title, task.description, now.to_string()],
+                params![
+                    task.id.to_string(),
+                    task.title,
+                    task.description,
+                    now.to_string(),
+                    SyncStatus::Pending
+                ],
                 |row| row.get(0),
             )?;
         if let Some(number) = task.number {
@@ -117,7 +123,7 @@ impl WriteRequest for UpdateTask {
         };
         task.sync_status = SyncStatus::Pending;
         tx.prepare_cached(
-            "UPDATE tasks SET title = ?2, description = ?3, completed = ?4, updated_at = ?5, sync_status = 'pending'
+            "UPDATE tasks SET title = ?2, description = ?3, completed = ?4, updated_at = ?5, sync_status = ?6
              WHERE id = ?1",
         )?
         .execute(params![
@@ -125,7 +131,8 @@ impl WriteRequest for UpdateTask {
             task.title,
             task.description,
             task.completed,
-            task.updated_at.to_string()
+            task.updated_at.to_string(),
+            SyncStatus::Pending
         ])?;
         task.number = number_of(tx, task.id)?;
         enqueue(tx, &task, Operation::Update, &changed)?;
@@ -147,8 +154,14 @@ impl WriteRequest for DeleteTask {
             Err(e) => return Ok(Err(e.into())),
         };
         task.sync_status = SyncStatus::Pending;
-        tx.prepare_cached("UPDATE tasks SET is_deleted = 1, updated_at = ?2, sync_status = 'pending' WHERE id = ?1")?
-            .execute(params![id.to_string(), task.updated_at.to_string()])?;
+        tx.prepare_cached(
+            "UPDATE tasks SET is_deleted = 1, updated_at = ?2, sync_status = ?3 WHERE id = ?1",
+        )?
+        .execute(params![
+            id.to_string(),
+            task.updated_at.to_string(),
+            SyncStatus::Pending
+        ])?;
         task.number = None;
         enqueue(tx, &task, Operation::Delete, &[Field::IsDeleted])?;
         Ok(Ok(task))

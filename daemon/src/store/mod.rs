@@ -129,8 +129,9 @@ impl Store {
         };
         // Tasks whose operations were in flight when the last run ended: those rows are
         // simply pending again and go out once more; op ids make that harmless.
-        conn.execute_batch(
-            "UPDATE tasks SET sync_status = 'pending' WHERE sync_status = 'in-progress';",
+        conn.execute(
+            "UPDATE tasks SET sync_status = ?1 WHERE sync_status = ?2",
+            [SyncStatus::Pending, SyncStatus::InProgress],
         )?;
         let readers = (0..READERS)
             .map(|_| schema::open_reader(path))

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension};
-use tasksync_proto::ipc::{PageCursor, TaskPage, TaskRef, MAX_LIST_PAGE_TASKS, MAX_PAGE_TASKS};
+use tasksync_proto::ipc::{
+    PageCursor, QueueState, TaskPage, TaskRef, MAX_LIST_PAGE_TASKS, MAX_PAGE_TASKS,
+};
 use tasksync_proto::{SyncStatus, Task, Timestamp};
 use uuid::Uuid;
 
@@ -220,9 +222,12 @@ impl ReadPool {
     pub(crate) fn queue(&self, failed_only: bool) -> Result<Vec<QueuedOp>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {QUEUE_COLUMNS} FROM sync_queue WHERE NOT ?1 OR state = 'failed' ORDER BY id"
+                "SELECT {QUEUE_COLUMNS} FROM sync_queue WHERE NOT ?1 OR state = ?2 ORDER BY id"
             ))?;
-            let rows = stmt.query_map([failed_only], queued_op_from_row)?;
+            let rows = stmt.query_map(
+                rusqlite::params![failed_only, QueueState::Failed],
+                queued_op_from_row,
+            )?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -233,9 +238,9 @@ impl ReadPool {
             let text: Option<String> = conn
                 .prepare_cached(
                     "SELECT min(next_attempt_at) FROM sync_queue
-                     WHERE state = 'pending' AND next_attempt_at IS NOT NULL",
+                     WHERE state = ?1 AND next_attempt_at IS NOT NULL",
                 )?
-                .query_row([], |row| row.get(0))?;
+                .query_row([QueueState::Pending], |row| row.get(0))?;
             text.map(|t| {
                 t.parse()
                     .map_err(|e| StoreError::Corrupt(format!("next_attempt_at: {e}")))
@@ -250,10 +255,13 @@ impl ReadPool {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {QUEUE_COLUMNS} FROM sync_queue
-                 WHERE state = 'failed' AND (substr(op_id, 1, length(?1)) = ?1 OR substr(task_id, 1, length(?1)) = ?1)
+                 WHERE state = ?2 AND (substr(op_id, 1, length(?1)) = ?1 OR substr(task_id, 1, length(?1)) = ?1)
                  ORDER BY id"
             ))?;
-            let rows = stmt.query_map([prefix], queued_op_from_row)?;
+            let rows = stmt.query_map(
+                rusqlite::params![prefix, QueueState::Failed],
+                queued_op_from_row,
+            )?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
@@ -281,10 +289,15 @@ impl ReadPool {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {QUEUE_COLUMNS} FROM sync_queue
-                 WHERE (NOT ?1 OR state = 'failed') AND id > ?2 ORDER BY id LIMIT ?3"
+                 WHERE (NOT ?1 OR state = ?4) AND id > ?2 ORDER BY id LIMIT ?3"
             ))?;
             let rows = stmt.query_map(
-                rusqlite::params![failed_only, after.unwrap_or(0), i64::from(limit) + 1],
+                rusqlite::params![
+                    failed_only,
+                    after.unwrap_or(0),
+                    i64::from(limit) + 1,
+                    QueueState::Failed
+                ],
                 queued_op_from_row,
             )?;
             let mut page = Vec::new();
@@ -319,10 +332,12 @@ impl ReadPool {
                 .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
             let (pending, failed) = conn
                 .prepare_cached(
-                    "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'failed')
+                    "SELECT count(*) FILTER (WHERE state = ?1), count(*) FILTER (WHERE state = ?2)
                      FROM sync_queue",
                 )?
-                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                .query_row([QueueState::Pending, QueueState::Failed], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
             Ok(Counts { tasks, deleted_tasks, pending, failed })
         })
     }

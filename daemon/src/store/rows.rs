@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use rusqlite::Row;
-use tasksync_proto::ipc::QueueEntry;
+use tasksync_proto::ipc::{QueueEntry, QueueState};
 use tasksync_proto::wire::Field;
 use tasksync_proto::{Task, Timestamp};
 use uuid::Uuid;
@@ -112,7 +112,7 @@ pub(crate) fn select_next_batch(
     // before a row is decoded, beats sending the set to SQLite.
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {QUEUE_COLUMNS} FROM sync_queue AS q
-         WHERE q.state = 'pending'
+         WHERE q.state = ?4
            AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= ?1 OR ?2)
            AND NOT EXISTS (SELECT 1 FROM sync_queue AS e WHERE e.task_id = q.task_id AND e.id < q.id)
          ORDER BY q.id LIMIT ?3"
@@ -120,7 +120,8 @@ pub(crate) fn select_next_batch(
     let mut rows = stmt.query(rusqlite::params![
         now.to_string(),
         force,
-        (limit + exclude.len()) as i64
+        (limit + exclude.len()) as i64,
+        QueueState::Pending
     ])?;
     let mut batch = Vec::with_capacity(limit.min(1024));
     while batch.len() < limit {

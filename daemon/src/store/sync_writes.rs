@@ -9,6 +9,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{params, Transaction};
+use tasksync_proto::ipc::QueueState;
 use tasksync_proto::wire::{Field, WireTask};
 use tasksync_proto::{SyncStatus, Task, Timestamp};
 use uuid::Uuid;
@@ -70,8 +71,11 @@ impl WriteRequest for TakeBatch {
     fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<Vec<QueuedOp>> {
         let taken = select_next_batch(tx, self.limit, clock.now(), self.force, &self.exclude)?;
         for row in &taken {
-            tx.prepare_cached("UPDATE tasks SET sync_status = 'in-progress' WHERE id = ?1")?
-                .execute([row.entry.task_id.to_string()])?;
+            tx.prepare_cached("UPDATE tasks SET sync_status = ?2 WHERE id = ?1")?
+                .execute(params![
+                    row.entry.task_id.to_string(),
+                    SyncStatus::InProgress
+                ])?;
         }
         Ok(Ok(taken))
     }
@@ -113,14 +117,18 @@ impl WriteRequest for FinishBatch {
                     tx.prepare_cached(
                         "UPDATE sync_queue SET retry_count = retry_count + 1, error_message = ?2,
                              next_attempt_at = ?3, last_attempt_at = ?5,
-                             state = CASE WHEN ?4 THEN 'failed' ELSE 'pending' END
+                             state = ?4
                          WHERE id = ?1",
                     )?
                     .execute(params![
                         seq,
                         error.chars().take(MAX_ERROR_CHARS).collect::<String>(),
                         next_attempt_at.to_string(),
-                        dead,
+                        if *dead {
+                            QueueState::Failed
+                        } else {
+                            QueueState::Pending
+                        },
                         now.to_string()
                     ])?;
                 }
@@ -160,10 +168,10 @@ impl WriteRequest for ReviveFailed {
         for seq in &self.seqs {
             revived += tx
                 .prepare_cached(
-                    "UPDATE sync_queue SET state = 'pending', retry_count = 0, next_attempt_at = NULL
-                     WHERE id = ?1 AND state = 'failed'",
+                    "UPDATE sync_queue SET state = ?2, retry_count = 0, next_attempt_at = NULL
+                     WHERE id = ?1 AND state = ?3",
                 )?
-                .execute([seq])?;
+                .execute(params![seq, QueueState::Pending, QueueState::Failed])?;
             if let Some(task_id) = task_of(tx, *seq)? {
                 refresh_status(tx, task_id, now)?;
             }
@@ -375,10 +383,14 @@ fn refresh_status(tx: &Transaction<'_>, task_id: Uuid, now: Timestamp) -> rusqli
     // Most often nothing is left queued: one cheap statement settles it.
     let synced = tx
         .prepare_cached(
-            "UPDATE tasks SET sync_status = 'synced', last_synced_at = ?2
+            "UPDATE tasks SET sync_status = ?3, last_synced_at = ?2
              WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM sync_queue WHERE task_id = ?1)",
         )?
-        .execute(params![task_id.to_string(), now.to_string()])?;
+        .execute(params![
+            task_id.to_string(),
+            now.to_string(),
+            SyncStatus::Synced
+        ])?;
     if synced > 0 {
         return Ok(());
     }
@@ -386,16 +398,24 @@ fn refresh_status(tx: &Transaction<'_>, task_id: Uuid, now: Timestamp) -> rusqli
         "UPDATE tasks SET
              sync_status = COALESCE(
                  (SELECT CASE
-                      WHEN max(state = 'failed') THEN 'failed'
-                      WHEN max(retry_count > 0) THEN 'error'
-                      ELSE 'pending' END
+                      WHEN max(state = ?3) THEN ?4
+                      WHEN max(retry_count > 0) THEN ?5
+                      ELSE ?6 END
                   FROM sync_queue WHERE task_id = ?1 HAVING count(*) > 0),
-                 'synced'),
+                 ?7),
              last_synced_at = CASE WHEN EXISTS (SELECT 1 FROM sync_queue WHERE task_id = ?1)
                                    THEN last_synced_at ELSE ?2 END
          WHERE id = ?1",
     )?
-    .execute(params![task_id.to_string(), now.to_string()])?;
+    .execute(params![
+        task_id.to_string(),
+        now.to_string(),
+        QueueState::Failed,
+        SyncStatus::Failed,
+        SyncStatus::Error,
+        SyncStatus::Pending,
+        SyncStatus::Synced
+    ])?;
     Ok(())
 }
 

@@ -579,3 +579,28 @@ async fn our_own_version_coming_back_is_no_change() {
         .unwrap();
     assert!(applied.is_empty());
 }
+
+/// States are bound as parameters, not written into the SQL; SQLite still sees the bound
+/// value when it plans, so the retry-time lookup keeps its partial index.
+#[tokio::test]
+async fn the_retry_time_lookup_uses_its_partial_index_with_a_bound_state() {
+    let (_dir, store) = open();
+    store.create(new_task("Waits")).await.unwrap();
+    let conn = raw(&store);
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT min(next_attempt_at) FROM sync_queue
+             WHERE state = ?1 AND next_attempt_at IS NOT NULL",
+        )
+        .unwrap()
+        .query_map([QueueState::Pending], |row| row.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("sync_queue_by_next_attempt")),
+        "{plan:?}"
+    );
+    assert_eq!(store.next_retry_at().unwrap(), None);
+}

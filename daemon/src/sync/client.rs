@@ -17,6 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
+use tasksync_proto::ipc::{SyncErrorKind, SyncFailure};
 use tasksync_proto::wire::{
     content_digest, BatchRequest, BatchResponse, ChangesResponse, ErrorBody, BATCH_PATH,
     CHANGES_PATH, CONTENT_DIGEST_HEADER, HEALTH_PATH,
@@ -51,6 +52,30 @@ pub(crate) enum SyncError {
     /// The server's answer makes no sense; the batch counts a failed attempt.
     #[error("server sent a bad answer: {0}")]
     BadAnswer(String),
+    /// Something failed on this device (its database, a panicked task, a batch that cannot
+    /// be encoded): no operation is to blame, so no attempt counts and the rows stay queued.
+    #[error("local error: {0}")]
+    Local(String),
+}
+
+impl SyncError {
+    /// How reports and `last_error` classify this error.
+    pub(crate) fn kind(&self) -> SyncErrorKind {
+        match self {
+            SyncError::Unreachable(_) => SyncErrorKind::Offline,
+            SyncError::Unauthorized(_) => SyncErrorKind::Unauthorized,
+            SyncError::Busy { .. } => SyncErrorKind::Busy,
+            SyncError::TooLarge | SyncError::Failed { .. } => SyncErrorKind::Rejected,
+            SyncError::BadAnswer(_) => SyncErrorKind::BadAnswer,
+            SyncError::Local(_) => SyncErrorKind::Local,
+        }
+    }
+}
+
+impl From<&SyncError> for SyncFailure {
+    fn from(error: &SyncError) -> Self {
+        SyncFailure::new(error.kind(), error.to_string())
+    }
 }
 
 pub(crate) struct SyncClient {
@@ -104,7 +129,7 @@ impl SyncClient {
     /// `POST /api/batch`.
     pub(crate) async fn push(&self, batch: &BatchRequest) -> Result<BatchResponse, SyncError> {
         let body = serde_json::to_vec(batch)
-            .map_err(|e| SyncError::BadAnswer(format!("cannot encode batch: {e}")))?;
+            .map_err(|e| SyncError::Local(format!("cannot encode batch: {e}")))?;
         let answer = self
             .send(Method::POST, BATCH_PATH, Some(body), self.timeout)
             .await?;

@@ -24,8 +24,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tasksync_proto::events::{Connectivity, ConnectivityState, Event, SyncProgress};
-use tasksync_proto::ipc::SyncReport;
+use tasksync_proto::events::{Connectivity, ConnectivityState, Event};
+use tasksync_proto::ipc::{SyncErrorKind, SyncFailure, SyncReport};
 use tasksync_proto::wire::ChangesResponse;
 use tasksync_proto::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -68,7 +68,7 @@ pub(crate) struct SyncHandle {
     requests: mpsc::Sender<Request>,
     connectivity: watch::Receiver<ConnectivityState>,
     server: watch::Receiver<Option<String>>,
-    last_error: watch::Receiver<Option<String>>,
+    last_error: watch::Receiver<Option<SyncFailure>>,
     in_flight: InFlight,
 }
 
@@ -102,7 +102,7 @@ impl SyncHandle {
     }
 
     /// What the last sync round met, if it failed.
-    pub(crate) fn last_error(&self) -> Option<String> {
+    pub(crate) fn last_error(&self) -> Option<SyncFailure> {
         self.last_error.borrow().clone()
     }
 
@@ -121,7 +121,7 @@ fn offline_report(error: &str) -> SyncReport {
         success: false,
         synced_items: 0,
         failed_items: 0,
-        errors: vec![error.into()],
+        errors: vec![SyncFailure::new(SyncErrorKind::Offline, error)],
         offline: true,
         pulled_items: 0,
         conflicts: 0,
@@ -241,7 +241,7 @@ struct Engine {
     monitor: Monitor,
     status: watch::Sender<ConnectivityState>,
     server_url: watch::Sender<Option<String>>,
-    last_error: watch::Sender<Option<String>>,
+    last_error: watch::Sender<Option<SyncFailure>>,
     network: Option<NetworkChanges>,
     /// When flushes, retries, pulls and live pulls are due.
     schedule: Schedule,
@@ -491,14 +491,7 @@ impl Engine {
         } else {
             outcome.round_error.clone()
         });
-        let finished = Event::Sync(SyncProgress::RoundFinished {
-            success: outcome.succeeded(),
-            synced: outcome.synced,
-            pulled: outcome.pulled,
-            conflicts: outcome.resolved.len() as u64,
-            failed: outcome.failed,
-        });
-        self.events.publish(|| finished);
+        self.events.publish(|| outcome.finished());
         outcome
     }
 
@@ -713,11 +706,9 @@ async fn live_answer(
     let Some(pull) = live.as_mut() else {
         return std::future::pending().await;
     };
-    let answer = (&mut pull.answer).await.unwrap_or_else(|e| {
-        Err(SyncError::BadAnswer(format!(
-            "the live pull task failed: {e}"
-        )))
-    });
+    let answer = (&mut pull.answer)
+        .await
+        .unwrap_or_else(|e| Err(SyncError::Local(format!("the live pull task failed: {e}"))));
     match live.take() {
         Some(pull) => (pull, answer),
         None => std::future::pending().await,

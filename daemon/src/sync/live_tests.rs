@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tasksync_proto::events::Connectivity;
-use tasksync_proto::ipc::QueueState;
+use tasksync_proto::ipc::{QueueState, SyncErrorKind};
 
 use tasksync_proto::events::{ChangeOrigin, Event};
 use tasksync_proto::{NewTask, Task};
@@ -195,7 +195,7 @@ async fn a_busy_server_costs_no_attempt_and_the_queue_waits() {
         let report = sync.sync_now().await;
         assert!(!report.success);
         assert!(
-            report.errors.iter().any(|e| e.contains("503")),
+            report.errors.iter().any(|e| e.kind == SyncErrorKind::Busy),
             "{report:?}"
         );
     }
@@ -207,7 +207,9 @@ async fn a_busy_server_costs_no_attempt_and_the_queue_waits() {
             .all(|row| row.entry.retry_count == 0 && row.entry.state == QueueState::Pending),
         "{queue:?}"
     );
-    assert!(sync.last_error().is_some_and(|e| e.contains("503")));
+    assert!(sync
+        .last_error()
+        .is_some_and(|e| e.kind == SyncErrorKind::Busy));
     b.link.set_fault(Fault::None);
     let report = sync.sync_now().await;
     assert!(report.success, "{report:?}");
@@ -230,7 +232,9 @@ async fn a_refused_token_shows_as_unauthorized_until_it_works() {
     let report = sync.sync_now().await;
     assert!(!report.success);
     assert_eq!(sync.connectivity().state, Connectivity::Unauthorized);
-    assert!(sync.last_error().is_some_and(|e| e.contains("token")));
+    assert!(sync
+        .last_error()
+        .is_some_and(|e| e.kind == SyncErrorKind::Unauthorized));
     assert_eq!(b.store.queue(false).unwrap()[0].entry.retry_count, 0);
     b.link.set_fault(Fault::None);
     let report = sync.sync_now().await;
@@ -338,7 +342,10 @@ async fn a_server_that_pages_forever_neither_hangs_sync_nor_starves_pushes() {
     );
     assert!(!report.success);
     assert!(
-        report.errors.iter().any(|e| e.contains("not finished")),
+        report
+            .errors
+            .iter()
+            .any(|e| e.kind == SyncErrorKind::Unfinished),
         "{report:?}"
     );
 }
@@ -351,7 +358,10 @@ async fn cursors_that_alternate_end_the_round_with_a_bad_answer() {
         .expect("the round ends");
     assert!(!report.success);
     assert!(
-        report.errors.iter().any(|e| e.contains("came back")),
+        report
+            .errors
+            .iter()
+            .any(|e| e.kind == SyncErrorKind::BadAnswer && e.message.contains("came back")),
         "{report:?}"
     );
     let pulls = pulls_in(&b, Duration::from_secs(3)).await;
@@ -365,7 +375,10 @@ async fn empty_pages_that_say_there_is_more_are_a_bad_answer() {
         .await
         .expect("the round ends");
     assert!(
-        report.errors.iter().any(|e| e.contains("empty page")),
+        report
+            .errors
+            .iter()
+            .any(|e| e.kind == SyncErrorKind::BadAnswer && e.message.contains("empty page")),
         "{report:?}"
     );
     let pulls = pulls_in(&b, Duration::from_secs(3)).await;
@@ -404,7 +417,7 @@ async fn the_first_change_after_a_quiet_spell_is_pushed_at_once_and_a_burst_shar
         loop {
             match events.recv().await.unwrap().event {
                 Event::Sync(tasksync_proto::events::SyncProgress::BatchSent { .. }) => sent = true,
-                Event::Sync(tasksync_proto::events::SyncProgress::RoundFinished { .. }) if sent => {
+                Event::Sync(tasksync_proto::events::SyncProgress::RoundFinished(_)) if sent => {
                     return
                 }
                 _ => {}

@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tasksync_proto::events::{ChangeOrigin, Event, SyncProgress};
-use tasksync_proto::ipc::{Kept, ResolvedConflict, ResolvedField, SyncReport};
+use tasksync_proto::ipc::{
+    Kept, ResolvedConflict, ResolvedField, SyncErrorKind, SyncFailure, SyncReport,
+};
 use tasksync_proto::lww::same_value;
 use tasksync_proto::wire::{
     BatchItem, BatchRequest, BatchResponse, ChangesResponse, Field, ItemStatus, ProcessedItem,
@@ -63,10 +65,17 @@ struct Outgoing {
     retries: u32,
 }
 
-/// A batch sent and not yet answered.
+/// A batch sent and not yet answered. Dropping it (the round was dropped, say at shutdown)
+/// aborts its request, as dropping a live pull does.
 struct Flight {
     items: Vec<Outgoing>,
     answer: JoinHandle<Result<BatchResponse, SyncError>>,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        self.answer.abort();
+    }
 }
 
 /// How a round runs.
@@ -84,11 +93,13 @@ pub(crate) struct Outcome {
     pub(crate) synced: u64,
     /// Failed attempts of operations that are not dead-lettered.
     pub(crate) failed: u64,
+    /// Operations dead-lettered by this round.
+    pub(crate) dead: u64,
     /// Tasks whose stored row changed through what was pulled.
     pub(crate) pulled: u64,
     /// The conflicts the server resolved, field by field.
     pub(crate) resolved: Vec<ResolvedConflict>,
-    pub(crate) errors: Vec<String>,
+    pub(crate) errors: Vec<SyncFailure>,
     /// The server answered at least once.
     pub(crate) reached: bool,
     /// A request could not reach the server.
@@ -99,8 +110,8 @@ pub(crate) struct Outcome {
     /// `Retry-After` if it gave one.
     pub(crate) busy: Option<Option<Duration>>,
     /// What made the round fail as a whole: no answer, a refused token, a busy server, a
-    /// nonsensical answer or a failed batch. Item errors alone do not.
-    pub(crate) round_error: Option<String>,
+    /// nonsensical answer, a failed batch or a local failure. Item errors alone do not.
+    pub(crate) round_error: Option<SyncFailure>,
     /// The pull stopped with more to come (`Some(true)` if its last slice changed stored
     /// tasks, so the rest follows at once; `Some(false)` if it changed nothing, such as our
     /// own operations coming back, or a server that repeats itself: the rest waits a short
@@ -120,28 +131,31 @@ impl Outcome {
                 self.busy = Some(self.busy.flatten().max(*retry_after));
                 self.reached = true;
             }
+            // Says nothing about the server.
+            SyncError::Local(_) => {}
             _ => self.reached = true,
         }
-        let message = error.to_string();
+        let failure = SyncFailure::from(&error);
         if self.round_error.is_none() {
-            self.round_error = Some(message.clone());
+            self.round_error = Some(failure.clone());
         }
-        if !self.errors.contains(&message) {
-            self.errors.push(message);
+        if !self.errors.contains(&failure) {
+            self.errors.push(failure);
         }
     }
 
     /// The round failed for a reason of its own (not an answer of the server's).
-    fn failed(&mut self, message: String) {
-        self.round_error.get_or_insert_with(|| message.clone());
-        self.errors.push(message);
+    fn failed(&mut self, failure: SyncFailure) {
+        self.round_error.get_or_insert_with(|| failure.clone());
+        self.errors.push(failure);
     }
 
     /// A storage failure: the round could not record what it did.
     fn store_failed(&mut self, error: StoreError) {
-        let message = error.to_string();
-        self.round_error.get_or_insert_with(|| message.clone());
-        self.errors.push(message);
+        self.failed(SyncFailure::new(
+            SyncErrorKind::Local,
+            format!("local error: {error}"),
+        ));
     }
 
     /// Whether the server was reached and answered every request it was sent.
@@ -155,22 +169,32 @@ impl Outcome {
     }
 
     /// The report for `taskctl sync`, counting `dead` dead-lettered operations as failed.
-    pub(crate) fn report(mut self, dead: u64) -> SyncReport {
+    pub(crate) fn report(&self, dead: u64) -> SyncReport {
+        let mut errors = self.errors.clone();
         if dead > 0 {
-            self.errors.push(format!(
-                "{dead} operation(s) dead-lettered: see `taskctl queue --failed`, then `taskctl retry`"
+            errors.push(SyncFailure::new(
+                SyncErrorKind::DeadLettered,
+                format!(
+                    "{dead} operation(s) dead-lettered: see `taskctl queue --failed`, then `taskctl retry`"
+                ),
             ));
         }
         SyncReport {
-            success: self.reached && !self.offline && self.errors.is_empty(),
+            success: self.reached && !self.offline && errors.is_empty(),
             synced_items: self.synced,
             failed_items: self.failed + dead,
-            errors: self.errors,
+            errors,
             offline: self.offline,
             pulled_items: self.pulled,
             conflicts: self.resolved.len() as u64,
-            resolved: self.resolved,
+            resolved: self.resolved.clone(),
         }
+    }
+
+    /// The `sync` event that ends the round: its report, counting the operations this round
+    /// dead-lettered (a forced round's caller also counts those dead-lettered before).
+    pub(crate) fn finished(&self) -> Event {
+        Event::Sync(SyncProgress::RoundFinished(self.report(self.dead)))
     }
 }
 
@@ -213,9 +237,12 @@ impl Round<'_> {
                     }
                     outcome.more_to_pull = Some(slice.changed > 0);
                     if mode.force {
-                        outcome.failed(format!(
-                            "the pull is not finished after {budget:?}: the server still has \
-                             more changes; the rest follows in the background"
+                        outcome.failed(SyncFailure::new(
+                            SyncErrorKind::Unfinished,
+                            format!(
+                                "the pull is not finished after {budget:?}: the server still has \
+                                 more changes; the rest follows in the background"
+                            ),
                         ));
                     }
                     break;
@@ -235,7 +262,7 @@ impl Round<'_> {
                 outcome.resolved.len(),
                 outcome
                     .round_error
-                    .as_deref()
+                    .as_ref()
                     .map(|e| format!("; {e}"))
                     .unwrap_or_default()
             );
@@ -275,12 +302,14 @@ impl Round<'_> {
                     None => break,
                 }
             }
-            let Some(flight) = flights.pop_front() else {
+            let Some(mut flight) = flights.pop_front() else {
                 return Ok(());
             };
-            let answer = flight.answer.await.unwrap_or_else(|e| {
-                Err(SyncError::BadAnswer(format!("the push task failed: {e}")))
-            });
+            // A push task that panicked (or was cancelled) says nothing about the server nor
+            // the batch: a local error, and the rows stay queued.
+            let answer = (&mut flight.answer)
+                .await
+                .unwrap_or_else(|e| Err(SyncError::Local(format!("the push task failed: {e}"))));
             if matches!(answer, Err(SyncError::TooLarge)) && flight.items.len() > 1 {
                 limit = limit.min(flight.items.len() / 2).max(1);
                 tracing::info!("the server found a batch too large; sending at most {limit} operation(s) a batch");
@@ -323,8 +352,8 @@ impl Round<'_> {
             landed?;
             if answered != (0, 0) {
                 self.progress(SyncProgress::BatchAnswered {
-                    synced: answered.0,
-                    failed: answered.1,
+                    synced_items: answered.0,
+                    failed_items: answered.1,
                 });
             }
             if let Some(next) = next? {
@@ -425,11 +454,7 @@ impl Round<'_> {
                 outcome.reached = true;
                 unsent(items)
             }
-            Err(
-                error @ (SyncError::Unreachable(_)
-                | SyncError::Unauthorized(_)
-                | SyncError::Busy { .. }),
-            ) => {
+            Err(error) if !counts_an_attempt(&error) => {
                 outcome.note(error);
                 unsent(items)
             }
@@ -486,9 +511,10 @@ impl Round<'_> {
                     .error
                     .as_deref()
                     .map_or_else(|| "rejected without a reason".into(), server_text);
-                outcome
-                    .errors
-                    .push(format!("task {}: {error}", pending.item.task_id));
+                outcome.errors.push(SyncFailure::new(
+                    SyncErrorKind::Rejected,
+                    format!("task {}: {error}", pending.item.task_id),
+                ));
                 self.failed_attempt(outcome, pending, error)
             }
         }
@@ -511,6 +537,7 @@ impl Round<'_> {
                 item.operation,
                 item.task_id
             );
+            outcome.dead += 1;
         } else {
             outcome.failed += 1;
             tracing::info!(
@@ -619,7 +646,11 @@ pub(crate) async fn store_page(
     publish_adopted(store, events, &adopted);
     let changed = adopted.len() as u64;
     if changed > 0 {
-        events.publish(|| Event::Sync(SyncProgress::Pulled { changes: changed }));
+        events.publish(|| {
+            Event::Sync(SyncProgress::Pulled {
+                pulled_items: changed,
+            })
+        });
     }
     Ok(changed)
 }
@@ -640,8 +671,24 @@ fn publish_adopted(store: &Store, events: &Events, adopted: &[uuid::Uuid]) {
     }
 }
 
+/// The database failed us: a local error, not the server's.
 fn store_error(e: StoreError) -> SyncError {
-    SyncError::BadAnswer(format!("cannot store pulled changes: {e}"))
+    SyncError::Local(format!("cannot store pulled changes: {e}"))
+}
+
+/// Whether an error answer to a whole batch counts a failed attempt against each of its
+/// operations. Only an answer that blames them does: the server rejected the batch, or sent
+/// an answer that makes no sense. No answer, a refused token, a busy server and anything that
+/// failed here count nothing. (A 413 for several operations counts nothing either: they go
+/// out again in smaller batches; see `outcomes_of`.)
+pub(crate) fn counts_an_attempt(error: &SyncError) -> bool {
+    match error {
+        SyncError::TooLarge | SyncError::Failed { .. } | SyncError::BadAnswer(_) => true,
+        SyncError::Unreachable(_)
+        | SyncError::Unauthorized(_)
+        | SyncError::Busy { .. }
+        | SyncError::Local(_) => false,
+    }
 }
 
 /// Which of the pushed fields kept our value and which another device's newer one.
@@ -693,4 +740,255 @@ fn item_from_row(row: &QueuedOp, device_id: uuid::Uuid) -> Result<BatchItem, Str
         created_at: row.entry.created_at,
         retry_count: row.entry.retry_count,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tasksync_proto::ipc::QueueState;
+    use tasksync_proto::NewTask;
+
+    use super::*;
+    use crate::sync::transport::BoxFuture;
+
+    /// Which answers to a whole batch count a failed attempt against its operations, and how
+    /// reports name each. Only the server's rejection or a nonsensical answer blame the
+    /// operations; the path, the server's mood and this device never do.
+    #[test]
+    fn only_a_rejection_or_a_bad_answer_counts_an_attempt() {
+        let table = [
+            (
+                SyncError::Unreachable("refused".into()),
+                false,
+                SyncErrorKind::Offline,
+            ),
+            (
+                SyncError::Unauthorized(401),
+                false,
+                SyncErrorKind::Unauthorized,
+            ),
+            (
+                SyncError::Busy {
+                    status: 503,
+                    message: "later".into(),
+                    retry_after: None,
+                },
+                false,
+                SyncErrorKind::Busy,
+            ),
+            (SyncError::TooLarge, true, SyncErrorKind::Rejected),
+            (
+                SyncError::Failed {
+                    status: 500,
+                    message: "boom".into(),
+                },
+                true,
+                SyncErrorKind::Rejected,
+            ),
+            (
+                SyncError::BadAnswer("nonsense".into()),
+                true,
+                SyncErrorKind::BadAnswer,
+            ),
+            (
+                SyncError::Local("the push task failed".into()),
+                false,
+                SyncErrorKind::Local,
+            ),
+        ];
+        let local = store_error(StoreError::Storage("disk full".into()));
+        assert_eq!(
+            local.kind(),
+            SyncErrorKind::Local,
+            "a store failure is ours"
+        );
+        for (error, counts, kind) in table {
+            assert_eq!(counts_an_attempt(&error), counts, "{error:?}");
+            let failure = SyncFailure::from(&error);
+            assert_eq!(failure.kind, kind, "{error:?}");
+            assert_eq!(failure.message, error.to_string());
+        }
+    }
+
+    /// A round's errors land in its outcome with their kinds; a local one does not claim the
+    /// server was reached.
+    #[test]
+    fn noted_errors_keep_their_kind_and_only_answers_mean_reached() {
+        let mut outcome = Outcome::default();
+        outcome.note(SyncError::Local("disk".into()));
+        assert!(!outcome.reached);
+        assert_eq!(
+            outcome.round_error.as_ref().map(|e| e.kind),
+            Some(SyncErrorKind::Local)
+        );
+        outcome.note(SyncError::Busy {
+            status: 503,
+            message: "later".into(),
+            retry_after: None,
+        });
+        assert!(outcome.reached);
+        let kinds: Vec<_> = outcome.errors.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [SyncErrorKind::Local, SyncErrorKind::Busy]);
+        let report = outcome.report(2);
+        assert_eq!(report.failed_items, 2);
+        assert_eq!(
+            report.errors.last().map(|e| e.kind),
+            Some(SyncErrorKind::DeadLettered)
+        );
+    }
+
+    /// A transport whose push panics, as a bug in the push task would.
+    struct Panics;
+
+    impl Transport for Panics {
+        fn base(&self) -> &str {
+            "http://panics.invalid"
+        }
+
+        fn health(&self, _: Duration) -> BoxFuture<'_, Result<(), SyncError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn push<'a>(
+            &'a self,
+            _: &'a BatchRequest,
+        ) -> BoxFuture<'a, Result<BatchResponse, SyncError>> {
+            Box::pin(async { panic!("a bug in the push task") })
+        }
+
+        fn changes<'a>(
+            &'a self,
+            _: &'a str,
+            _: usize,
+            _: Option<Duration>,
+        ) -> BoxFuture<'a, Result<ChangesResponse, SyncError>> {
+            Box::pin(async { Err(SyncError::Unreachable("no".into())) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicked_push_task_is_a_local_error_and_counts_no_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("tasks.db")).unwrap();
+        for title in ["one", "two"] {
+            store
+                .create(NewTask {
+                    title: title.into(),
+                    description: None,
+                    id: None,
+                })
+                .await
+                .unwrap();
+        }
+        let transport: Arc<dyn Transport> = Arc::new(Panics);
+        let settings = SyncSettings {
+            max_attempts: 1,
+            ..SyncSettings::default()
+        };
+        let outcome = Round {
+            store: &store,
+            events: &Events::default(),
+            in_flight: &InFlight::default(),
+            transport: &transport,
+            settings: &settings,
+        }
+        .run(Mode {
+            force: true,
+            pull: false,
+        })
+        .await;
+        assert!(!outcome.succeeded());
+        assert_eq!((outcome.synced, outcome.failed, outcome.dead), (0, 0, 0));
+        let error = outcome.round_error.clone().expect("a round error");
+        assert_eq!(error.kind, SyncErrorKind::Local, "{error:?}");
+        assert!(error.message.contains("push task failed"), "{error:?}");
+        // Even with a budget of one attempt, nothing is dead-lettered: the rows wait, unsent.
+        let queue = store.queue(false).unwrap();
+        assert_eq!(queue.len(), 2);
+        for row in &queue {
+            assert_eq!(row.entry.state, QueueState::Pending, "{row:?}");
+            assert_eq!(row.entry.retry_count, 0, "{row:?}");
+        }
+    }
+
+    /// A transport whose push never answers, and says when its request is dropped.
+    struct Hangs(Arc<std::sync::atomic::AtomicBool>);
+
+    struct SetOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl Transport for Hangs {
+        fn base(&self) -> &str {
+            "http://hangs.invalid"
+        }
+
+        fn health(&self, _: Duration) -> BoxFuture<'_, Result<(), SyncError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn push<'a>(
+            &'a self,
+            _: &'a BatchRequest,
+        ) -> BoxFuture<'a, Result<BatchResponse, SyncError>> {
+            let guard = SetOnDrop(self.0.clone());
+            Box::pin(async move {
+                let _guard = guard;
+                std::future::pending().await
+            })
+        }
+
+        fn changes<'a>(
+            &'a self,
+            _: &'a str,
+            _: usize,
+            _: Option<Duration>,
+        ) -> BoxFuture<'a, Result<ChangesResponse, SyncError>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_round_aborts_its_requests_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("tasks.db")).unwrap();
+        store
+            .create(NewTask {
+                title: "waits".into(),
+                description: None,
+                id: None,
+            })
+            .await
+            .unwrap();
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let transport: Arc<dyn Transport> = Arc::new(Hangs(dropped.clone()));
+        let settings = SyncSettings::default();
+        let events = Events::default();
+        let in_flight = InFlight::default();
+        let round = Round {
+            store: &store,
+            events: &events,
+            in_flight: &in_flight,
+            transport: &transport,
+            settings: &settings,
+        };
+        let mode = Mode {
+            force: true,
+            pull: false,
+        };
+        let timed_out = tokio::time::timeout(Duration::from_millis(200), round.run(mode)).await;
+        assert!(timed_out.is_err(), "the push never answers");
+        for _ in 0..100 {
+            if dropped.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the push task outlived its round");
+    }
 }

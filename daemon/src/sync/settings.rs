@@ -1,12 +1,13 @@
 //! What the sync engine needs to know: the server, batch and retry settings, timings.
 
+use std::fmt;
 use std::time::Duration;
 
 use super::backoff::RetryPolicy;
 use crate::connectivity::ProbePolicy;
 
-/// What the engine needs to know.
-#[derive(Debug, Clone)]
+/// What the engine needs to know. `Debug` shows whether a token is set, never the token.
+#[derive(Clone)]
 pub(crate) struct SyncSettings {
     /// Base URL of the sync server; `None` = local only.
     pub(crate) server: Option<String>,
@@ -35,6 +36,41 @@ pub(crate) struct SyncSettings {
     pub(crate) forced_pull_budget: Duration,
 }
 
+impl fmt::Debug for SyncSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let SyncSettings {
+            server,
+            token,
+            ca_file,
+            batch_size,
+            max_attempts,
+            retry,
+            request_timeout,
+            probe,
+            pull_interval,
+            flush_debounce,
+            automatic,
+            live_wait,
+            forced_pull_budget,
+        } = self;
+        f.debug_struct("SyncSettings")
+            .field("server", server)
+            .field("token", &token.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", ca_file)
+            .field("batch_size", batch_size)
+            .field("max_attempts", max_attempts)
+            .field("retry", retry)
+            .field("request_timeout", request_timeout)
+            .field("probe", probe)
+            .field("pull_interval", pull_interval)
+            .field("flush_debounce", flush_debounce)
+            .field("automatic", automatic)
+            .field("live_wait", live_wait)
+            .field("forced_pull_budget", forced_pull_budget)
+            .finish()
+    }
+}
+
 impl Default for SyncSettings {
     fn default() -> Self {
         SyncSettings {
@@ -52,5 +88,27 @@ impl Default for SyncSettings {
             live_wait: Duration::from_secs(25),
             forced_pull_budget: Duration::from_secs(30),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let settings = SyncSettings {
+            server: Some("https://sync.example".into()),
+            token: Some("s3cret-token-value".into()),
+            ..SyncSettings::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("sync.example"),
+            "{shown}"
+        );
+        let none = format!("{:?}", SyncSettings::default());
+        assert!(none.contains("token: None"), "{none}");
     }
 }

@@ -15,8 +15,11 @@
 //!   numbers commit in order and a cursor never skips a change that committed late;
 //! - an op id is applied once per user; its answer is kept for the retention period.
 
+mod durability;
 pub mod postgres;
 pub mod sqlite;
+
+pub use durability::Durability;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -137,7 +140,7 @@ pub trait Storage: Send + Sync {
 pub enum StorageConfig {
     Sqlite {
         path: std::path::PathBuf,
-        durability: crate::config::Durability,
+        durability: Durability,
     },
     Postgres {
         url: String,

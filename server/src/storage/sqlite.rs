@@ -24,11 +24,11 @@ use tasksync_proto::Timestamp;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use super::Durability;
 use super::{
     BatchInput, BatchOutcome, BoxFuture, ChangesPage, Result, Storage, StorageError, TokenOwner,
     UserId, UserInfo, CREDENTIALS_VERSION,
 };
-use crate::config::Durability;
 use crate::notify::Notifier;
 
 /// The schema version this server writes.
