@@ -305,6 +305,11 @@ struct RawChanges {
 /// missing field) is logged and skipped, and the rest of the page and its cursor still count,
 /// so one bad row on the server cannot stop every later pull.
 fn parse_changes(bytes: &[u8]) -> Result<ChangesResponse, SyncError> {
+    // The common case in one pass; the entry-by-entry parse only for a page that has a bad
+    // entry (parsing every page twice cost a tenth of the pull rate).
+    if let Ok(page) = serde_json::from_slice::<ChangesResponse>(bytes) {
+        return Ok(page);
+    }
     let raw: RawChanges = parse(bytes)?;
     let changes = raw
         .changes
