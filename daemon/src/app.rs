@@ -41,16 +41,37 @@ impl App {
         Ok((task, created))
     }
 
-    /// Changes a live task (see [`Store::update`]) and announces it.
+    /// Changes a live task (see [`Store::update_if`]) and announces it if it changed.
     pub(crate) async fn update(&self, id: Uuid, patch: TaskPatch) -> Result<Task, StoreError> {
-        let task = self.store.update(id, patch).await?;
-        self.changed_here(&task);
+        self.update_if(id, patch, None).await
+    }
+
+    /// [`App::update`] if the task still has the entity tag `if_match` (when given).
+    pub(crate) async fn update_if(
+        &self,
+        id: Uuid,
+        patch: TaskPatch,
+        if_match: Option<String>,
+    ) -> Result<Task, StoreError> {
+        let (task, changed) = self.store.update_if(id, patch, if_match).await?;
+        if changed {
+            self.changed_here(&task);
+        }
         Ok(task)
     }
 
     /// Soft-deletes a live task (see [`Store::delete`]) and announces it.
     pub(crate) async fn delete(&self, id: Uuid) -> Result<Task, StoreError> {
-        let task = self.store.delete(id).await?;
+        self.delete_if(id, None).await
+    }
+
+    /// [`App::delete`] if the task still has the entity tag `if_match` (when given).
+    pub(crate) async fn delete_if(
+        &self,
+        id: Uuid,
+        if_match: Option<String>,
+    ) -> Result<Task, StoreError> {
+        let task = self.store.delete_if(id, if_match).await?;
         self.changed_here(&task);
         Ok(task)
     }

@@ -327,6 +327,8 @@ pub struct StatusInfo {
 /// [`StatusInfo`] (`taskctl status --json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusBody<'a> {
+    /// The version of the local HTTP API (also in every answer's `Tasksync-Api-Version`).
+    pub api_version: u32,
     /// Operations still to be sent (waiting or in flight): `pending`.
     pub pending_sync_count: u64,
     /// The end of the last round that succeeded: `last_sync_at`.
@@ -342,6 +344,7 @@ pub struct StatusBody<'a> {
 impl<'a> From<&'a StatusInfo> for StatusBody<'a> {
     fn from(info: &'a StatusInfo) -> Self {
         StatusBody {
+            api_version: LOCAL_API_VERSION,
             pending_sync_count: info.pending,
             last_sync_timestamp: info.last_sync_at,
             is_online: info.online,
@@ -350,6 +353,13 @@ impl<'a> From<&'a StatusInfo> for StatusBody<'a> {
         }
     }
 }
+
+/// The version of the daemon's local HTTP API: within a version, changes are additive only
+/// (new routes, fields, event types, error codes); a breaking change takes the next one.
+pub const LOCAL_API_VERSION: u32 = 1;
+
+/// The header every local HTTP answer carries with [`LOCAL_API_VERSION`].
+pub const LOCAL_API_VERSION_HEADER: &str = "tasksync-api-version";
 
 /// Machine-readable class of an error: the `code` of IPC errors, of the daemon's HTTP error
 /// bodies and of `taskctl --json` errors alike. Serde gives the snake_case names (JSON); the
@@ -383,6 +393,8 @@ pub enum ErrorCode {
     Timeout,
     /// HTTP: the body is over the size limit.
     TooLarge,
+    /// An update or delete whose precondition (`If-Match`) no longer holds: the task changed.
+    PreconditionFailed,
 }
 
 crate::names::named!(ErrorCode, "error code", {
@@ -399,6 +411,7 @@ crate::names::named!(ErrorCode, "error code", {
     MethodNotAllowed => "method_not_allowed",
     Timeout => "timeout",
     TooLarge => "too_large",
+    PreconditionFailed => "precondition_failed",
 });
 
 /// An error as it travels over the socket: a code and a message for people.

@@ -35,6 +35,31 @@ pub struct Task {
     pub last_synced_at: Option<Timestamp>,
 }
 
+impl Task {
+    /// The task's entity tag for the local HTTP API (`ETag`, `If-Match`): a strong tag over
+    /// everything a user or another device can change (not the local sync state or number), so
+    /// it changes exactly when the task's content or clock does.
+    pub fn etag(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in [
+            self.id.to_string(),
+            self.title.clone(),
+            format!("{:?}", self.description),
+            self.completed.to_string(),
+            self.is_deleted.to_string(),
+            self.created_at.to_string(),
+            self.updated_at.to_string(),
+        ] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        let digest = hash.finalize();
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("\"{hex}\"")
+    }
+}
+
 /// Where a task stands with respect to the sync server (local only, never synced itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -558,3 +558,93 @@ fn json_logs_are_one_object_a_line() {
         assert!(value["level"].is_string(), "{line}");
     }
 }
+
+/// Optimistic concurrency: every task answer carries its entity tag; a `PUT` or `DELETE`
+/// against a stale one is 412 and changes nothing; a `PUT` that changes no value changes
+/// nothing either (no new `updated_at`, nothing queued).
+#[test]
+fn etags_guard_updates_and_a_no_op_update_queues_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let created = create(&daemon, r#"{"title":"Buy milk"}"#);
+    assert_eq!(created.status, 201);
+    let task = created.json();
+    let id = task["id"].as_str().unwrap().to_string();
+    let tag = created.header("etag").expect("an ETag");
+    assert_eq!(task["etag"], tag.as_str());
+    let path = format!("/api/tasks/{id}");
+    let got = unix_get(&daemon.socket, &path);
+    assert_eq!(got.header("etag").as_deref(), Some(tag.as_str()));
+    let listed = unix_get(&daemon.socket, "/api/tasks").json();
+    assert_eq!(listed[0]["etag"], tag.as_str());
+    let pending = || daemon.status()["pending"].as_u64().unwrap();
+    assert_eq!(pending(), 1);
+
+    // Nothing changes: the same task, the same tag, nothing queued.
+    let same = unix_request(
+        &daemon.socket,
+        "PUT",
+        &path,
+        &[],
+        br#"{"title":"Buy milk"}"#,
+    );
+    assert_eq!(same.status, 200);
+    assert_eq!(same.json()["updated_at"], task["updated_at"]);
+    assert_eq!(same.header("etag").as_deref(), Some(tag.as_str()));
+    assert_eq!(pending(), 1);
+
+    // A real change with the current tag goes through and gets a new tag.
+    let edited = unix_request(
+        &daemon.socket,
+        "PUT",
+        &path,
+        &[("If-Match", &tag)],
+        br#"{"title":"Buy oat milk"}"#,
+    );
+    assert_eq!(edited.status, 200);
+    let new_tag = edited.header("etag").unwrap();
+    assert_ne!(new_tag, tag);
+    assert_eq!(pending(), 2);
+
+    // The old tag is stale now: refused, nothing changed or queued.
+    for (method, body) in [("PUT", &br#"{"title":"stale"}"#[..]), ("DELETE", &b""[..])] {
+        let stale = unix_request(&daemon.socket, method, &path, &[("If-Match", &tag)], body);
+        assert_eq!(stale.status, 412, "{method}");
+        assert_eq!(stale.json()["code"], "precondition_failed");
+    }
+    assert_eq!(
+        unix_get(&daemon.socket, &path).json()["title"],
+        "Buy oat milk"
+    );
+    assert_eq!(pending(), 2);
+    let gone = unix_request(
+        &daemon.socket,
+        "DELETE",
+        &path,
+        &[("If-Match", &new_tag)],
+        b"",
+    );
+    assert_eq!(gone.status, 204);
+}
+
+#[test]
+fn every_answer_says_the_api_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    for path in ["/api/health", "/api/status", "/api/tasks", "/api/nowhere"] {
+        let answer = unix_get(&daemon.socket, path);
+        assert_eq!(
+            answer.header("tasksync-api-version").as_deref(),
+            Some("1"),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        unix_get(&daemon.socket, "/api/health").json()["api_version"],
+        1
+    );
+    assert_eq!(
+        unix_get(&daemon.socket, "/api/status").json()["api_version"],
+        1
+    );
+}

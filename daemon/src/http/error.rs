@@ -17,6 +17,10 @@ impl From<StoreError> for ApiError {
             }
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::Conflict(_) => StatusCode::CONFLICT,
+            StoreError::PreconditionFailed { .. } => {
+                return ApiError::new(StatusCode::PRECONDITION_FAILED, error.to_string())
+                    .with_code(ErrorCode::PreconditionFailed)
+            }
             StoreError::Closed | StoreError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             // Not a secret, and the user must see it: the write was refused, not lost.
             StoreError::Clock(_) => StatusCode::INTERNAL_SERVER_ERROR,

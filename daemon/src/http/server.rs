@@ -142,6 +142,10 @@ where
             hyper::header::CONNECTION,
             hyper::header::HeaderValue::from_static("close"),
         );
+        response.headers_mut().insert(
+            tasksync_proto::ipc::LOCAL_API_VERSION_HEADER,
+            hyper::header::HeaderValue::from(tasksync_proto::ipc::LOCAL_API_VERSION),
+        );
         Ok::<_, Infallible>(response)
     });
     let _ = tokio::time::timeout(
@@ -170,6 +174,11 @@ pub(crate) async fn handle(
     };
     body.drain().await;
     tracing::debug!(method = %parts.method, %path, status = %response.status(), "HTTP API answered");
+    let mut response = response;
+    response.headers_mut().insert(
+        tasksync_proto::ipc::LOCAL_API_VERSION_HEADER,
+        hyper::header::HeaderValue::from(tasksync_proto::ipc::LOCAL_API_VERSION),
+    );
     Ok(response)
 }
 
@@ -212,8 +221,8 @@ async fn route(api: &Api, parts: &Parts, body: &mut RequestBody) -> Result<HttpR
         (Route::Tasks, &Method::GET) => tasks::list(app, query).await,
         (Route::Tasks, &Method::POST) => tasks::create(app, body).await,
         (Route::Task(id), &Method::GET) => tasks::get(app, id).await,
-        (Route::Task(id), &Method::PUT) => tasks::update(app, id, body).await,
-        (Route::Task(id), &Method::DELETE) => tasks::delete(app, id).await,
+        (Route::Task(id), &Method::PUT) => tasks::update(app, id, &parts.headers, body).await,
+        (Route::Task(id), &Method::DELETE) => tasks::delete(app, id, &parts.headers).await,
         (route, method) => Err(ApiError::method_not_allowed(method, route.allow())),
     }
 }

@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use hyper::header::{HeaderValue, LINK, LOCATION};
+use hyper::header::{HeaderValue, ETAG, IF_MATCH, LINK, LOCATION};
+use hyper::HeaderMap;
 use hyper::StatusCode;
 use serde::{Deserialize, Deserializer};
 use tasksync_proto::ipc::{PageCursor, MAX_PAGE_TASKS};
@@ -114,7 +115,8 @@ pub(crate) async fn list(app: &Arc<App>, raw_query: &str) -> Result<HttpResponse
             after.map(|id| id.to_string()).unwrap_or_default()
         )));
     };
-    let mut response = json_response(StatusCode::OK, &tasks);
+    let views: Vec<TaskView<'_>> = tasks.iter().map(TaskView).collect();
+    let mut response = json_response(StatusCode::OK, &views);
     if let Some(next) = next {
         let link = format!(
             "<{TASKS}?{}>; rel=\"next\"",
@@ -132,7 +134,49 @@ pub(crate) async fn get(app: &App, id: &str) -> Result<HttpResponse, ApiError> {
     let id = parse_task_id(id)?;
     // A point read: inline (see `App::scan`).
     let task = live(app.store.get(id)?)?;
-    Ok(json_response(StatusCode::OK, &task))
+    Ok(task_response(StatusCode::OK, &task))
+}
+
+/// A task as the HTTP API shows it: its fields and its entity tag (`etag`).
+#[derive(serde::Serialize)]
+struct TaskView<'a>(#[serde(serialize_with = "with_etag")] &'a Task);
+
+fn with_etag<S: serde::Serializer>(task: &&Task, serializer: S) -> Result<S::Ok, S::Error> {
+    #[derive(serde::Serialize)]
+    struct Tagged<'a> {
+        #[serde(flatten)]
+        task: &'a Task,
+        etag: String,
+    }
+    serde::Serialize::serialize(
+        &Tagged {
+            task,
+            etag: task.etag(),
+        },
+        serializer,
+    )
+}
+
+/// One task: its JSON (with `etag`) and the same tag in an `ETag` header.
+fn task_response(status: StatusCode, task: &Task) -> HttpResponse {
+    let mut response = json_response(status, &TaskView(task));
+    if let Ok(tag) = HeaderValue::from_str(&task.etag()) {
+        response.headers_mut().insert(ETAG, tag);
+    }
+    response
+}
+
+/// The `If-Match` precondition of a request, if it has one (several header lines are one
+/// comma-separated list).
+fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut tags = Vec::new();
+    for value in headers.get_all(IF_MATCH) {
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::bad_request("If-Match: not an entity tag"))?;
+        tags.push(value.to_string());
+    }
+    Ok((!tags.is_empty()).then(|| tags.join(", ")))
 }
 
 /// `POST /api/tasks`: 201 with the task and its `Location`; with a client-chosen `id` that
@@ -151,34 +195,42 @@ pub(crate) async fn create(app: &App, body: &mut RequestBody) -> Result<HttpResp
     } else {
         StatusCode::OK
     };
-    let mut response = json_response(status, &task);
+    let mut response = task_response(status, &task);
     if let Ok(location) = HeaderValue::from_str(&format!("{TASKS}/{}", task.id)) {
         response.headers_mut().insert(LOCATION, location);
     }
     Ok(response)
 }
 
-/// `PUT /api/tasks/:id`.
+/// `PUT /api/tasks/:id`: with `If-Match`, only while the task still has that entity tag (412
+/// otherwise, nothing changed); a body that changes no value is answered with the task as it
+/// is, and nothing is queued or announced.
 pub(crate) async fn update(
     app: &App,
     id: &str,
+    headers: &HeaderMap,
     body: &mut RequestBody,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_task_id(id)?;
+    let precondition = if_match(headers)?;
     let input: UpdateBody = parse_json(&body.bytes().await?)?;
     let patch = TaskPatch {
         title: input.title,
         description: input.description,
         completed: input.completed,
     };
-    let task = app.update(id, patch).await?;
-    Ok(json_response(StatusCode::OK, &task))
+    let task = app.update_if(id, patch, precondition).await?;
+    Ok(task_response(StatusCode::OK, &task))
 }
 
-/// `DELETE /api/tasks/:id`: a soft delete; 204.
-pub(crate) async fn delete(app: &App, id: &str) -> Result<HttpResponse, ApiError> {
+/// `DELETE /api/tasks/:id`: a soft delete; 204 (412 with a stale `If-Match`).
+pub(crate) async fn delete(
+    app: &App,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<HttpResponse, ApiError> {
     let id = parse_task_id(id)?;
-    app.delete(id).await?;
+    app.delete_if(id, if_match(headers)?).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 

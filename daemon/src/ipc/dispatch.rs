@@ -110,6 +110,7 @@ impl From<StoreError> for IpcError {
             StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::Ambiguous { .. } => ErrorCode::Ambiguous,
             StoreError::Conflict(_) => ErrorCode::Conflict,
+            StoreError::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
             StoreError::Closed | StoreError::Storage(_) => ErrorCode::Unavailable,
             // `NoWal` and `SchemaTooNew` stop tasksyncd at start and never reach a client.
             StoreError::Clock(_)

@@ -22,11 +22,37 @@ pub(crate) struct CreateTask(pub NewTask);
 pub(crate) struct UpdateTask {
     pub(crate) id: Uuid,
     pub(crate) patch: TaskPatch,
+    /// The entity tag the task must still have (`If-Match`).
+    pub(crate) if_match: Option<String>,
 }
 
 /// Soft-deletes a live task and queues a `delete`.
 pub(crate) struct DeleteTask {
     pub(crate) id: Uuid,
+    /// The entity tag the task must still have (`If-Match`).
+    pub(crate) if_match: Option<String>,
+}
+
+/// Refuses a change made against an entity tag the task no longer has (`*` matches any).
+fn precondition(task: &Task, if_match: Option<&str>) -> Result<(), StoreError> {
+    match if_match {
+        Some(tags) => {
+            let current = task.etag();
+            let matches = tags
+                .split(',')
+                .map(|tag| tag.trim().trim_start_matches("W/"))
+                .any(|tag| tag == "*" || tag == current);
+            if matches {
+                Ok(())
+            } else {
+                Err(StoreError::PreconditionFailed {
+                    id: task.id,
+                    current,
+                })
+            }
+        }
+        None => Ok(()),
+    }
 }
 
 /// A listing showed the whole working set with these numbers: makes the freed numbers that
@@ -97,25 +123,38 @@ impl WriteRequest for CreateTask {
 }
 
 impl WriteRequest for UpdateTask {
-    type Output = Task;
+    /// The task, and whether the patch changed it.
+    type Output = (Task, bool);
 
-    fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<Task> {
+    fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<(Task, bool)> {
         let (id, patch) = (self.id, &self.patch);
         let Some(mut task) = load_live(tx, id)? else {
             return Ok(Err(StoreError::NotFound(id.to_string())));
         };
+        if let Err(e) = precondition(&task, self.if_match.as_deref()) {
+            return Ok(Err(e));
+        }
+        // Only values that differ count: a patch that changes nothing leaves the task, its
+        // clock and the queue as they are (a retried PUT cannot win LWW against a real edit).
         let mut changed = Vec::with_capacity(3);
-        if let Some(title) = &patch.title {
+        if let Some(title) = patch.title.as_ref().filter(|t| **t != task.title) {
             task.title = title.clone();
             changed.push(Field::Title);
         }
-        if let Some(description) = &patch.description {
+        if let Some(description) = patch
+            .description
+            .as_ref()
+            .filter(|d| **d != task.description)
+        {
             task.description = description.clone();
             changed.push(Field::Description);
         }
-        if let Some(completed) = patch.completed {
+        if let Some(completed) = patch.completed.filter(|c| *c != task.completed) {
             task.completed = completed;
             changed.push(Field::Completed);
+        }
+        if changed.is_empty() {
+            return Ok(Ok((task, false)));
         }
         task.updated_at = match clock.tick() {
             Ok(now) => now,
@@ -136,7 +175,7 @@ impl WriteRequest for UpdateTask {
         ])?;
         task.number = number_of(tx, task.id)?;
         enqueue(tx, &task, Operation::Update, &changed)?;
-        Ok(Ok(task))
+        Ok(Ok((task, true)))
     }
 }
 
@@ -148,6 +187,9 @@ impl WriteRequest for DeleteTask {
         let Some(mut task) = load_live(tx, id)? else {
             return Ok(Err(StoreError::NotFound(id.to_string())));
         };
+        if let Err(e) = precondition(&task, self.if_match.as_deref()) {
+            return Ok(Err(e));
+        }
         task.is_deleted = true;
         task.updated_at = match clock.tick() {
             Ok(now) => now,

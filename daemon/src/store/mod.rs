@@ -78,6 +78,9 @@ pub(crate) enum StoreError {
     /// A create with a client-chosen id that a task with other content already has.
     #[error("{0}")]
     Conflict(String),
+    /// The task no longer has the entity tag the request was made against.
+    #[error("task {id} changed since you read it (its ETag is now {current}); read it again")]
+    PreconditionFailed { id: Uuid, current: String },
 }
 
 impl StoreError {
@@ -176,14 +179,43 @@ impl Store {
     }
 
     /// Changes a live task and queues an `update` naming the changed fields.
+    #[cfg(test)]
     pub(crate) async fn update(&self, id: Uuid, patch: TaskPatch) -> Result<Task, StoreError> {
+        Ok(self.update_if(id, patch, None).await?.0)
+    }
+
+    /// Changes a live task if it still has the entity tag `if_match` (when given); a patch
+    /// that changes no value changes nothing: no new `updated_at`, nothing queued. Returns
+    /// the task and whether it changed.
+    pub(crate) async fn update_if(
+        &self,
+        id: Uuid,
+        patch: TaskPatch,
+        if_match: Option<String>,
+    ) -> Result<(Task, bool), StoreError> {
         patch.validate()?;
-        self.writer.submit(UpdateTask { id, patch }).await
+        self.writer
+            .submit(UpdateTask {
+                id,
+                patch,
+                if_match,
+            })
+            .await
     }
 
     /// Soft-deletes a live task and queues a `delete`; the row stays as a tombstone.
+    #[cfg(test)]
     pub(crate) async fn delete(&self, id: Uuid) -> Result<Task, StoreError> {
-        self.writer.submit(DeleteTask { id }).await
+        self.delete_if(id, None).await
+    }
+
+    /// Soft-deletes a live task if it still has the entity tag `if_match` (when given).
+    pub(crate) async fn delete_if(
+        &self,
+        id: Uuid,
+        if_match: Option<String>,
+    ) -> Result<Task, StoreError> {
+        self.writer.submit(DeleteTask { id, if_match }).await
     }
 
     /// A listing just showed the whole working set with the numbers `shown`: numbers freed

@@ -224,10 +224,10 @@ impl World {
             }
             (35..=79, Some(id)) => {
                 let mut patch = TaskPatch::default();
-                let mut fields = Vec::new();
+                let mut asked = Vec::new();
                 if self.rng.chance(60) {
                     patch.title = Some(format!("title {}", self.rng.below(1000)));
-                    fields.push(Field::Title);
+                    asked.push(Field::Title);
                 }
                 if self.rng.chance(40) {
                     patch.description = Some(
@@ -235,13 +235,34 @@ impl World {
                             .chance(50)
                             .then(|| format!("desc {}", self.rng.below(1000))),
                     );
-                    fields.push(Field::Description);
+                    asked.push(Field::Description);
                 }
-                if fields.is_empty() || self.rng.chance(40) {
+                if asked.is_empty() || self.rng.chance(40) {
                     patch.completed = Some(self.rng.chance(50));
-                    fields.push(Field::Completed);
+                    asked.push(Field::Completed);
                 }
-                (store.update(id, patch).await, Operation::Update, fields)
+                // A field set to the value it has is no change: nothing is queued for it.
+                let before = store.get(id).expect("the task to edit");
+                match store.update_if(id, patch, None).await {
+                    Ok((task, true)) => {
+                        let fields = asked
+                            .into_iter()
+                            .filter(|field| {
+                                !same_value(
+                                    &WireTask::from_task(&before, Uuid::nil()),
+                                    &WireTask::from_task(&task, Uuid::nil()),
+                                    *field,
+                                )
+                            })
+                            .collect();
+                        (Ok(task), Operation::Update, fields)
+                    }
+                    Ok((task, false)) => {
+                        self.log.push(format!("no-op update of {} on {r}", task.id));
+                        return;
+                    }
+                    Err(e) => (Err(e), Operation::Update, asked),
+                }
             }
             (_, Some(id)) => (
                 store.delete(id).await,
