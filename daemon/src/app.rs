@@ -54,7 +54,7 @@ impl App {
         if_match: Option<String>,
     ) -> Result<Task, StoreError> {
         let (task, changed) = self.store.update_if(id, patch, if_match).await?;
-        if changed {
+        if !changed.is_empty() {
             self.changed_here(&task);
         }
         Ok(task)

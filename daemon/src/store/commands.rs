@@ -113,20 +113,21 @@ impl WriteRequest for CreateTask {
                 ],
                 |row| row.get(0),
             )?;
-        if let Some(number) = task.number {
-            tx.prepare_cached("DELETE FROM freed_numbers WHERE number = ?1")?
-                .execute([number])?;
-        }
+        claim_number(tx, task.number)?;
         enqueue(tx, &task, Operation::Create, &Field::ALL)?;
         Ok(Ok((task, true)))
     }
 }
 
 impl WriteRequest for UpdateTask {
-    /// The task, and whether the patch changed it.
-    type Output = (Task, bool);
+    /// The task, and the fields the patch changed (none: nothing was written or queued).
+    type Output = (Task, Vec<Field>);
 
-    fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<(Task, bool)> {
+    fn execute(
+        &self,
+        tx: &Transaction<'_>,
+        clock: &mut HybridClock,
+    ) -> Executed<(Task, Vec<Field>)> {
         let (id, patch) = (self.id, &self.patch);
         let Some(mut task) = load_live(tx, id)? else {
             return Ok(Err(StoreError::NotFound(id.to_string())));
@@ -154,7 +155,7 @@ impl WriteRequest for UpdateTask {
             changed.push(Field::Completed);
         }
         if changed.is_empty() {
-            return Ok(Ok((task, false)));
+            return Ok(Ok((task, changed)));
         }
         task.updated_at = match clock.tick() {
             Ok(now) => now,
@@ -175,7 +176,7 @@ impl WriteRequest for UpdateTask {
         ])?;
         task.number = number_of(tx, task.id)?;
         enqueue(tx, &task, Operation::Update, &changed)?;
-        Ok(Ok((task, true)))
+        Ok(Ok((task, changed)))
     }
 }
 
@@ -232,6 +233,16 @@ impl WriteRequest for ReleaseNumbers {
 }
 
 /// The working-set number the schema's triggers gave the task `id` (see `schema::NUMBERS`).
+/// A number a task was just given in its INSERT (from `next_task_number`) leaves
+/// `freed_numbers`, as the schema's numbering trigger does.
+pub(crate) fn claim_number(tx: &Transaction<'_>, number: Option<u32>) -> rusqlite::Result<()> {
+    if let Some(number) = number {
+        tx.prepare_cached("DELETE FROM freed_numbers WHERE number = ?1")?
+            .execute([number])?;
+    }
+    Ok(())
+}
+
 fn number_of(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<u32>> {
     tx.prepare_cached("SELECT number FROM tasks WHERE id = ?1")?
         .query_row([id.to_string()], |row| row.get(0))

@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use tasksync_proto::ipc::{PageCursor, TaskPage, TaskRef};
-use tasksync_proto::wire::WireTask;
+use tasksync_proto::wire::{Field, WireTask};
 use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch, Timestamp, ValidationError};
 use uuid::Uuid;
 
@@ -186,13 +186,13 @@ impl Store {
 
     /// Changes a live task if it still has the entity tag `if_match` (when given); a patch
     /// that changes no value changes nothing: no new `updated_at`, nothing queued. Returns
-    /// the task and whether it changed.
+    /// the task and the fields that changed (none for such a patch).
     pub(crate) async fn update_if(
         &self,
         id: Uuid,
         patch: TaskPatch,
         if_match: Option<String>,
-    ) -> Result<(Task, bool), StoreError> {
+    ) -> Result<(Task, Vec<Field>), StoreError> {
         patch.validate()?;
         self.writer
             .submit(UpdateTask {

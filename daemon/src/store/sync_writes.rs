@@ -15,7 +15,7 @@ use tasksync_proto::{SyncStatus, Task, Timestamp};
 use uuid::Uuid;
 
 use super::clock::HybridClock;
-use super::commands::load;
+use super::commands::{claim_number, load};
 use super::rows::{fields_from_json, select_next_batch, QueuedOp};
 use super::writer::{Executed, WriteRequest};
 
@@ -308,7 +308,7 @@ fn adopt(
 /// completed nor deleted) as the schema's insert trigger would: same view, same cap, and the
 /// number leaves `freed_numbers`.
 fn insert_pulled(tx: &Transaction<'_>, task: &Task) -> rusqlite::Result<()> {
-    let number: Option<i64> = tx
+    let number: Option<u32> = tx
         .prepare_cached(
             "INSERT INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at, number)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
@@ -330,11 +330,7 @@ fn insert_pulled(tx: &Transaction<'_>, task: &Task) -> rusqlite::Result<()> {
             ],
             |row| row.get(0),
         )?;
-    if let Some(number) = number {
-        tx.prepare_cached("DELETE FROM freed_numbers WHERE number = ?1")?
-            .execute([number])?;
-    }
-    Ok(())
+    claim_number(tx, number)
 }
 
 /// Whether two versions of a task hold the same user-visible content and clock.

@@ -242,25 +242,12 @@ impl World {
                     asked.push(Field::Completed);
                 }
                 // A field set to the value it has is no change: nothing is queued for it.
-                let before = store.get(id).expect("the task to edit");
                 match store.update_if(id, patch, None).await {
-                    Ok((task, true)) => {
-                        let fields = asked
-                            .into_iter()
-                            .filter(|field| {
-                                !same_value(
-                                    &WireTask::from_task(&before, Uuid::nil()),
-                                    &WireTask::from_task(&task, Uuid::nil()),
-                                    *field,
-                                )
-                            })
-                            .collect();
-                        (Ok(task), Operation::Update, fields)
-                    }
-                    Ok((task, false)) => {
+                    Ok((task, fields)) if fields.is_empty() => {
                         self.log.push(format!("no-op update of {} on {r}", task.id));
                         return;
                     }
+                    Ok((task, fields)) => (Ok(task), Operation::Update, fields),
                     Err(e) => (Err(e), Operation::Update, asked),
                 }
             }
