@@ -125,6 +125,10 @@ impl ChangeFeed for MemoryStore {
             })
             .collect())
     }
+
+    async fn last_change(&self) -> Result<i64, Infallible> {
+        Ok(self.last_change)
+    }
 }
 
 #[cfg(test)]
@@ -206,8 +210,12 @@ mod tests {
         assert_eq!(seen, vec![2, 3, 4, 5, 1]);
         assert_eq!(cursor, 6);
         let empty = store.changes(cursor, 2);
-        assert!(empty.changes.is_empty() && !empty.has_more);
+        assert!(empty.changes.is_empty() && !empty.has_more && !empty.cursor_unknown);
         assert_eq!(empty.cursor, cursor);
+        // A cursor this feed never issued (a server restored from an older backup).
+        let ahead = store.changes(cursor + 1, 2);
+        assert!(ahead.cursor_unknown && ahead.changes.is_empty());
+        assert!(!store.changes(0, 2).cursor_unknown);
         assert_eq!(store.changes(0, 0).cursor, 0);
         assert!(store.changes(0, 0).has_more);
     }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use tasksync_proto::lww::{self, Incoming, Versioned};
-use tasksync_proto::wire::{BatchItem, ItemStatus, ProcessedItem};
+use tasksync_proto::wire::{BatchItem, Field, ItemStatus, ProcessedItem};
 use uuid::Uuid;
 
 use crate::answer::RecordedAnswer;
@@ -54,7 +54,7 @@ pub(crate) fn plan(
         };
         if let Some(earlier) = recorded.get(&item.id).or(this_batch.get(&item.id)) {
             answers.push(if earlier.task_id == item.task_id {
-                earlier.answer()
+                replayed(earlier, item, stored.get(&item.task_id))
             } else {
                 error(format!(
                     "op id {} was already used for task {}",
@@ -111,6 +111,27 @@ pub(crate) fn plan(
         record,
         save,
     }
+}
+
+/// The answer to an op id sent again: its recorded answer, with the task as it is now when
+/// the recorded answer carried the task (a conflict), or when a field the op wrote holds
+/// another value by now (then the answer becomes a `conflict`). The device that sent it kept
+/// its own values while the op was queued (a queued field is not overwritten by pulls), and
+/// the pulls that brought newer values are behind it, so this answer is its only way to learn
+/// the server's; the task as it was when the op was first applied would take it back in time.
+fn replayed(earlier: &RecordedAnswer, item: &BatchItem, now: Option<&Versioned>) -> ProcessedItem {
+    let mut answer = earlier.answer();
+    if let Some(now) = now {
+        let fields = item.changed_fields.as_deref().unwrap_or(&Field::ALL);
+        let overwritten = fields
+            .iter()
+            .any(|&field| !lww::same_value(&item.data, &now.task, field));
+        if overwritten || answer.resolved_data.is_some() {
+            answer.status = ItemStatus::Conflict;
+            answer.resolved_data = Some(now.task.clone());
+        }
+    }
+    answer
 }
 
 #[cfg(test)]
@@ -217,5 +238,84 @@ mod tests {
         assert_eq!(plan.answers[1].status, ItemStatus::Error);
         assert_eq!(plan.record.len(), 1);
         assert!(plan.save.is_empty());
+    }
+
+    #[test]
+    fn a_resent_op_whose_value_was_overwritten_since_learns_the_current_task() {
+        let create = item(1, Operation::Create, &Field::ALL, 1_000);
+        let first = plan(
+            LAPTOP,
+            std::slice::from_ref(&create),
+            clock(),
+            &HashMap::new(),
+            HashMap::new(),
+        );
+        let recorded: HashMap<_, _> = [(create.id, first.record[0].clone())].into();
+        // Another device deletes the task; the laptop's answer to the create was lost.
+        let phone = Uuid::from_u128(0xB);
+        let stored: HashMap<_, _> = [(TASK, first.save[0].clone())].into();
+        let delete = plan(
+            phone,
+            &[item(2, Operation::Delete, &[Field::IsDeleted], 2_000)],
+            clock(),
+            &HashMap::new(),
+            stored,
+        );
+        let stored: HashMap<_, _> = [(TASK, delete.save[0].clone())].into();
+        let again = plan(
+            LAPTOP,
+            std::slice::from_ref(&create),
+            clock(),
+            &recorded,
+            stored,
+        );
+        assert_eq!(again.answers[0].status, ItemStatus::Conflict);
+        let now = again.answers[0].resolved_data.as_ref().unwrap();
+        assert!(now.is_deleted);
+        assert_eq!(now.device_id, phone);
+        assert!(
+            again.record.is_empty() && again.save.is_empty(),
+            "nothing applied twice"
+        );
+    }
+
+    #[test]
+    fn a_resent_conflict_carries_the_task_as_it_is_now_not_as_it_was() {
+        let phone = Uuid::from_u128(0xB);
+        let create = plan(
+            phone,
+            &[item(1, Operation::Create, &Field::ALL, 3_000)],
+            clock(),
+            &HashMap::new(),
+            HashMap::new(),
+        );
+        let stored: HashMap<_, _> = [(TASK, create.save[0].clone())].into();
+        // The laptop's older title edit loses, and its answer is recorded.
+        let edit = item(2, Operation::Update, &[Field::Title], 2_000);
+        let first = plan(
+            LAPTOP,
+            std::slice::from_ref(&edit),
+            clock(),
+            &HashMap::new(),
+            stored,
+        );
+        assert_eq!(first.answers[0].status, ItemStatus::Conflict);
+        let recorded: HashMap<_, _> = [(edit.id, first.record[0].clone())].into();
+        // The phone completes the task; then the laptop sends its edit again.
+        let mut done = item(3, Operation::Update, &[Field::Completed], 4_000);
+        done.data.completed = true;
+        let stored: HashMap<_, _> = [(TASK, create.save[0].clone())].into();
+        let later = plan(phone, &[done], clock(), &HashMap::new(), stored);
+        let stored: HashMap<_, _> = [(TASK, later.save[0].clone())].into();
+        let again = plan(
+            LAPTOP,
+            std::slice::from_ref(&edit),
+            clock(),
+            &recorded,
+            stored,
+        );
+        assert_eq!(again.answers[0].status, ItemStatus::Conflict);
+        assert!(again.answers[0].resolved_data.as_ref().unwrap().completed);
+        assert!(again.record.is_empty() && again.save.is_empty());
     }
 }

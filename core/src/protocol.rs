@@ -9,7 +9,9 @@
 //! change counter, in the order of its last change in the batch, and only its latest change
 //! stays in the feed (a task changed again moves to the end). A page lists the changes after
 //! its cursor in number order; its cursor is the number of the last change it returns, or the
-//! cursor it was asked from when it returns none; `has_more` says whether a change follows.
+//! cursor it was asked from when it returns none; `has_more` says whether a change follows. A
+//! cursor beyond the latest change was never issued by this feed: the page says so
+//! (`cursor_unknown`), and the client starts again from the beginning.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -115,6 +117,9 @@ pub trait ChangeFeed {
         since: i64,
         count: usize,
     ) -> impl Future<Output = Result<Vec<Change>, Self::Error>>;
+
+    /// The number of the user's latest change (0 before any).
+    fn last_change(&self) -> impl Future<Output = Result<i64, Self::Error>>;
 }
 
 /// One page of the change feed (`GET /api/changes`).
@@ -124,6 +129,10 @@ pub struct ChangesPage {
     /// The change number of the last change returned, or the requested cursor when none.
     pub cursor: i64,
     pub has_more: bool,
+    /// The cursor lies beyond the user's latest change, so this feed never issued it (the
+    /// server was restored from an older backup, or the cursor came from elsewhere): the
+    /// client must pull again from the beginning. The page is then empty.
+    pub cursor_unknown: bool,
 }
 
 /// Applies `batch` through `tx`: loads what the plan needs, plans (see the `plan` module),
@@ -199,10 +208,13 @@ pub async fn changes<F: ChangeFeed>(
     let has_more = rows.len() > limit;
     rows.truncate(limit);
     let cursor = rows.last().map_or(since, |change| change.number);
+    // Only an empty page can be past the end; the counter is read only then.
+    let cursor_unknown = rows.is_empty() && since > 0 && since > feed.last_change().await?;
     Ok(ChangesPage {
         changes: rows.into_iter().map(|change| change.task).collect(),
         cursor,
         has_more,
+        cursor_unknown,
     })
 }
 

@@ -3,6 +3,7 @@
 pub(crate) mod app;
 pub(crate) mod config;
 pub(crate) mod connectivity;
+pub(crate) mod entropy;
 pub(crate) mod event_log;
 pub(crate) mod events;
 pub(crate) mod http;

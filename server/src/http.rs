@@ -311,6 +311,9 @@ async fn pull(
         if waited {
             still_authorized(state, user, headers).await?;
         }
+        if page.cursor_unknown {
+            return Err(cursor_unknown(&since.to_string()));
+        }
         let Some((subscription, deadline, stopping, credentials)) = live.as_mut() else {
             break page;
         };
@@ -362,6 +365,19 @@ struct ChangesQuery {
     wait: Option<Duration>,
 }
 
+/// 410 Gone: `since` is not a cursor this server issued (not a number, or beyond the user's
+/// latest change: the server was restored from an older backup, or the cursor came from
+/// another server). The client pulls again from the beginning.
+fn cursor_unknown(since: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        format!(
+            "since: {:?} is not a cursor this server issued; pull again from the beginning (empty since)",
+            since.chars().take(64).collect::<String>()
+        ),
+    )
+}
+
 /// `since` (empty or missing = from the start), `limit` (default 500, at most 5000) and
 /// `wait` (1 to 60 seconds; anything else is refused).
 fn changes_query(query: Option<&str>) -> Result<ChangesQuery, ApiError> {
@@ -377,11 +393,7 @@ fn changes_query(query: Option<&str>) -> Result<ChangesQuery, ApiError> {
                     .parse::<i64>()
                     .ok()
                     .filter(|n| *n >= 0)
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "since: {value:?} is not a cursor returned by this server"
-                        ))
-                    })?;
+                    .ok_or_else(|| cursor_unknown(value))?;
             }
             "limit" => {
                 limit = value
@@ -455,16 +467,12 @@ mod tests {
             changes_query(Some("wait=60")).unwrap(),
             q(0, DEFAULT_CHANGES_LIMIT, Some(60))
         );
+        for unknown in ["since=abc", "since=-1"] {
+            let error = changes_query(Some(unknown)).unwrap_err();
+            assert_eq!(error.status, StatusCode::GONE, "{unknown}");
+        }
         for bad in [
-            "since=abc",
-            "since=-1",
-            "limit=0",
-            "limit=x",
-            "wait=0",
-            "wait=61",
-            "wait=",
-            "wait=-1",
-            "wait=1.5",
+            "limit=0", "limit=x", "wait=0", "wait=61", "wait=", "wait=-1", "wait=1.5",
         ] {
             let error = changes_query(Some(bad)).unwrap_err();
             assert_eq!(error.status, StatusCode::BAD_REQUEST, "{bad}");

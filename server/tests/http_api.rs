@@ -571,11 +571,20 @@ async fn changes_page_with_cursor_and_has_more() {
 }
 
 #[tokio::test]
-async fn bad_cursor_unknown_route_and_wrong_method() {
+async fn unknown_cursor_unknown_route_and_wrong_method() {
     let server = Server::start();
-    let reply = server.get("/api/changes?since=banana").await;
-    let error = reply.assert_error(StatusCode::BAD_REQUEST, "/api/changes");
-    assert!(error.error.starts_with("since"), "{}", error.error);
+    // A cursor this server never issued: not a number, or beyond the user's latest change
+    // (a server restored from an older backup). 410: pull again from the beginning.
+    for since in ["banana", "-1", "7"] {
+        let reply = server.get(&format!("/api/changes?since={since}")).await;
+        let error = reply.assert_error(StatusCode::GONE, "/api/changes");
+        assert!(error.error.starts_with("since"), "{}", error.error);
+    }
+    server
+        .push(Uuid::now_v7(), vec![create(Uuid::now_v7())])
+        .await;
+    let page = server.get("/api/changes?since=1").await.json();
+    assert_eq!(page["cursor"], "1", "the latest change's cursor is known");
     server
         .get("/api/changes?limit=0")
         .await

@@ -244,8 +244,11 @@ async fn batches_apply_once_and_pages_follow_the_cursor(storage: Arc<dyn Storage
     expected.push(ids[0]);
     assert_eq!(seen, expected);
     let empty = s.changes(u, cursor, 2).await.unwrap();
-    assert!(empty.changes.is_empty() && !empty.has_more);
+    assert!(empty.changes.is_empty() && !empty.has_more && !empty.cursor_unknown);
     assert_eq!(empty.cursor, cursor);
+    // A cursor beyond the latest change was never issued (a restore from an older backup).
+    let ahead = s.changes(u, cursor + 1, 2).await.unwrap();
+    assert!(ahead.cursor_unknown && ahead.changes.is_empty());
     assert_eq!(s.all_tasks(u).await.unwrap().len(), 5);
 }
 

@@ -157,10 +157,7 @@ impl Monitor {
 
 /// `delay` stretched by a random 0..50 %, so many daemons do not probe in step.
 fn jitter(delay: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    delay + delay.mul_f64(f64::from(nanos % 1000) / 2000.0)
+    delay + delay.mul_f64(crate::entropy::fraction() / 2.0)
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ impl WriteRequest for CreateTask {
             Err(e) => return Ok(Err(e.into())),
         };
         let mut task = Task {
-            id: new.id.unwrap_or_else(Uuid::now_v7),
+            id: new.id.unwrap_or_else(crate::entropy::new_id),
             title: new.title.clone(),
             description: new.description.clone(),
             completed: false,
@@ -275,7 +275,7 @@ fn enqueue(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
-        Uuid::now_v7().to_string(),
+        crate::entropy::new_id().to_string(),
         task.id.to_string(),
         operation,
         data,

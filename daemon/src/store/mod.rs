@@ -17,6 +17,7 @@ pub(crate) mod writer;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tasksync_proto::ipc::{PageCursor, TaskPage, TaskRef};
 use tasksync_proto::wire::{Field, WireTask};
@@ -111,6 +112,26 @@ impl Store {
 
     /// Opens the database with `wall` as its wall clock (tests simulate skewed clocks).
     pub(crate) fn open_with_clock(path: &Path, wall: WallClock) -> Result<Store, StoreError> {
+        Store::open_as(path, wall, READERS, |conn, clock| {
+            Writer::spawn(conn, clock)
+                .map_err(|e| StoreError::Storage(format!("cannot start the writer thread: {e}")))
+        })
+    }
+
+    /// Opens the database with a writer that commits on the caller's thread, for the
+    /// simulation (see `writer::How::Inline`).
+    #[cfg(test)]
+    pub(crate) fn open_inline(path: &Path, wall: WallClock) -> Result<Store, StoreError> {
+        // One thread: one reader is enough.
+        Store::open_as(path, wall, 1, |conn, clock| Ok(Writer::inline(conn, clock)?))
+    }
+
+    fn open_as(
+        path: &Path,
+        wall: WallClock,
+        readers: usize,
+        start: impl FnOnce(rusqlite::Connection, HybridClock) -> Result<Writer, StoreError>,
+    ) -> Result<Store, StoreError> {
         let mut conn = schema::open_writer(path)?;
         schema::migrate(&mut conn)?;
         let meta = |key: &str| -> Result<Option<String>, StoreError> {
@@ -136,12 +157,11 @@ impl Store {
             "UPDATE tasks SET sync_status = ?1 WHERE sync_status = ?2",
             [SyncStatus::Pending, SyncStatus::InProgress],
         )?;
-        let readers = (0..READERS)
+        let readers = (0..readers)
             .map(|_| schema::open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
         let clock = HybridClock::new(watermark, wall.clone());
-        let writer = Writer::spawn(conn, clock)
-            .map_err(|e| StoreError::Storage(format!("cannot start the writer thread: {e}")))?;
+        let writer = start(conn, clock)?;
         Ok(Store {
             writer,
             reads: ReadPool::new(readers),
@@ -149,6 +169,21 @@ impl Store {
             path: path.to_path_buf(),
             wall,
         })
+    }
+
+    /// Runs a read that scans many rows off the async threads (on the blocking pool), so it
+    /// does not hold up other tasks; `None` if the read could not run. An inline store (the
+    /// simulation's) runs it at once, so that runs replay exactly.
+    pub(crate) async fn scan<T: Send + 'static>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> Option<T> {
+        #[cfg(test)]
+        if self.writer.is_inline() {
+            return Some(read(self));
+        }
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || read(&store)).await.ok()
     }
 
     /// The wall-clock time, as this store's clock reads it.
@@ -239,12 +274,14 @@ impl Store {
     pub(crate) async fn take_batch(
         &self,
         limit: usize,
+        longest_wait: std::time::Duration,
         force: bool,
         exclude: HashSet<i64>,
     ) -> Result<Vec<QueuedOp>, StoreError> {
         self.writer
             .submit(TakeBatch {
                 limit,
+                longest_wait,
                 force,
                 exclude,
             })

@@ -1,6 +1,7 @@
 //! Conversions between SQLite rows and the proto types.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use rusqlite::Row;
 use tasksync_proto::ipc::{QueueEntry, QueueState};
@@ -99,21 +100,29 @@ pub(crate) fn queued_op_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedOp> {
 /// The next operations to send, oldest first, at most one per task: each task's earliest
 /// queued row, if it is pending, not in `exclude` (rows in flight, and rows that already had
 /// their attempt in this round) and its retry delay is over, or `force` ignores the delay. A
+/// retry time more than `longest_wait` away was set by a clock that has since gone back (no
+/// delay is that long): such a row is due at once rather than stuck for the size of the jump. A
 /// task's later rows wait until its earlier ones are accepted, so its operations reach the
 /// server in order; rows in flight block their task the same way.
 pub(crate) fn select_next_batch(
     conn: &rusqlite::Connection,
     limit: usize,
     now: Timestamp,
+    longest_wait: Duration,
     force: bool,
     exclude: &HashSet<i64>,
 ) -> rusqlite::Result<Vec<QueuedOp>> {
+    let latest = Timestamp::from_millis(
+        now.as_millis()
+            .saturating_add(i64::try_from(longest_wait.as_millis()).unwrap_or(i64::MAX)),
+    )
+    .unwrap_or(now);
     // Each excluded row takes at most one place among the candidates: skipping them here,
     // before a row is decoded, beats sending the set to SQLite.
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {QUEUE_COLUMNS} FROM sync_queue AS q
          WHERE q.state = ?4
-           AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= ?1 OR ?2)
+           AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= ?1 OR q.next_attempt_at > ?5 OR ?2)
            AND NOT EXISTS (SELECT 1 FROM sync_queue AS e WHERE e.task_id = q.task_id AND e.id < q.id)
          ORDER BY q.id LIMIT ?3"
     ))?;
@@ -121,7 +130,8 @@ pub(crate) fn select_next_batch(
         now.to_string(),
         force,
         (limit + exclude.len()) as i64,
-        QueueState::Pending
+        QueueState::Pending,
+        latest.to_string()
     ])?;
     let mut batch = Vec::with_capacity(limit.min(1024));
     while batch.len() < limit {

@@ -171,7 +171,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         if version == 0 {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('device_id', ?1)",
-                [uuid::Uuid::now_v7().to_string()],
+                [crate::entropy::new_id().to_string()],
             )?;
         }
         tx.pragma_update(None, "user_version", version as u32 + 1)?;

@@ -24,6 +24,8 @@ use super::writer::{Executed, WriteRequest};
 /// marks their tasks in progress and answers the rows.
 pub(crate) struct TakeBatch {
     pub(crate) limit: usize,
+    /// The longest retry delay there is (see [`select_next_batch`]).
+    pub(crate) longest_wait: std::time::Duration,
     pub(crate) force: bool,
     pub(crate) exclude: HashSet<i64>,
 }
@@ -69,7 +71,14 @@ impl WriteRequest for TakeBatch {
     }
 
     fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<Vec<QueuedOp>> {
-        let taken = select_next_batch(tx, self.limit, clock.now(), self.force, &self.exclude)?;
+        let taken = select_next_batch(
+            tx,
+            self.limit,
+            clock.now(),
+            self.longest_wait,
+            self.force,
+            &self.exclude,
+        )?;
         for row in &taken {
             tx.prepare_cached("UPDATE tasks SET sync_status = ?2 WHERE id = ?1")?
                 .execute(params![

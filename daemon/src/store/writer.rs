@@ -88,11 +88,23 @@ enum Message {
 
 /// The handle the store sends requests through.
 pub(crate) struct Writer {
-    tx: mpsc::Sender<Message>,
-    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    how: How,
     /// Transactions committed (read by the group-commit test).
     #[cfg_attr(not(test), allow(dead_code))]
     commits: Arc<AtomicU64>,
+}
+
+/// Where requests are executed.
+enum How {
+    /// On the writer thread, in groups.
+    Thread {
+        tx: mpsc::Sender<Message>,
+        thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    },
+    /// On the caller's thread, each in its own transaction, before `submit` returns: the
+    /// simulation runs a whole world on one thread, so that it replays bit for bit.
+    #[cfg(test)]
+    Inline(std::sync::Mutex<Option<(Connection, HybridClock)>>),
 }
 
 impl Writer {
@@ -105,9 +117,22 @@ impl Writer {
             .name("store-writer".into())
             .spawn(move || run(conn, clock, rx, &counter))?;
         Ok(Writer {
-            tx,
-            thread: std::sync::Mutex::new(Some(thread)),
+            how: How::Thread {
+                tx,
+                thread: std::sync::Mutex::new(Some(thread)),
+            },
             commits,
+        })
+    }
+
+    /// A writer without a thread: each request commits on the caller's thread (see
+    /// [`How::Inline`]). Commits are not fsynced: a simulated crash is a process crash.
+    #[cfg(test)]
+    pub(crate) fn inline(conn: Connection, clock: HybridClock) -> rusqlite::Result<Writer> {
+        conn.pragma_update(None, "synchronous", "OFF")?;
+        Ok(Writer {
+            how: How::Inline(std::sync::Mutex::new(Some((conn, clock)))),
+            commits: Arc::default(),
         })
     }
 
@@ -122,10 +147,32 @@ impl Writer {
             reply,
             outcome: None,
         });
-        self.tx
-            .send(Message::Job(job))
-            .map_err(|_| StoreError::Closed)?;
+        match &self.how {
+            How::Thread { tx, .. } => tx
+                .send(Message::Job(job))
+                .map_err(|_| StoreError::Closed)?,
+            #[cfg(test)]
+            How::Inline(state) => {
+                let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                let Some((conn, clock)) = state.as_mut() else {
+                    return Err(StoreError::Closed);
+                };
+                let mut group: [Box<dyn Job>; 1] = [job];
+                let failure = commit_group(conn, clock, &mut group)
+                    .map(|()| self.commits.fetch_add(1, Ordering::Relaxed))
+                    .err()
+                    .map(|e| e.to_string());
+                let [job] = group;
+                job.answer(failure.as_deref());
+            }
+        }
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Whether requests commit on the caller's thread.
+    #[cfg(test)]
+    pub(crate) fn is_inline(&self) -> bool {
+        matches!(self.how, How::Inline(_))
     }
 
     /// How many transactions the writer has committed: fewer than the requests it answered
@@ -137,12 +184,18 @@ impl Writer {
 
     /// Finishes every request already queued, checkpoints the WAL and stops the thread.
     pub(crate) fn shut_down(&self) {
-        let _ = self.tx.send(Message::Shutdown);
-        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(thread) = thread {
-            if thread.join().is_err() {
-                tracing::error!("the store writer thread panicked");
+        match &self.how {
+            How::Thread { tx, thread } => {
+                let _ = tx.send(Message::Shutdown);
+                let thread = thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(thread) = thread {
+                    if thread.join().is_err() {
+                        tracing::error!("the store writer thread panicked");
+                    }
+                }
             }
+            #[cfg(test)]
+            How::Inline(state) => drop(state.lock().unwrap_or_else(|p| p.into_inner()).take()),
         }
     }
 }

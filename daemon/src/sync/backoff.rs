@@ -1,5 +1,6 @@
 //! How long a failed operation waits before its next automatic attempt: exponential from a
-//! base delay (default 500 ms), doubling, jittered, capped (default 5 minutes).
+//! base delay (default 500 ms), doubling, jittered (up to twice the delay, from
+//! [`crate::entropy`]), capped (default 5 minutes).
 
 use std::time::Duration;
 
@@ -28,11 +29,12 @@ impl RetryPolicy {
             .with_min_delay(self.base)
             .with_max_delay(self.max)
             .with_factor(2.0)
-            .with_jitter()
             .without_max_times()
             .build()
             .nth(steps)
-            .unwrap_or(self.max)
+            .map_or(self.max, |nominal| {
+                nominal + nominal.mul_f64(crate::entropy::fraction())
+            })
             .min(self.max)
     }
 }

@@ -49,6 +49,11 @@ pub(crate) enum SyncError {
     /// The server answered with an error status; the batch counts a failed attempt.
     #[error("server answered {status}: {message}")]
     Failed { status: u16, message: String },
+    /// 410: the server did not issue our pull cursor (it was restored from an older backup,
+    /// or the cursor came from elsewhere); pull again from the beginning. A push that got it
+    /// counts a failed attempt, as any other refusal.
+    #[error("the sync server does not know our pull cursor (410): {0}")]
+    CursorUnknown(String),
     /// The server's answer makes no sense; the batch counts a failed attempt.
     #[error("server sent a bad answer: {0}")]
     BadAnswer(String),
@@ -65,7 +70,9 @@ impl SyncError {
             SyncError::Unreachable(_) => SyncErrorKind::Offline,
             SyncError::Unauthorized(_) => SyncErrorKind::Unauthorized,
             SyncError::Busy { .. } => SyncErrorKind::Busy,
-            SyncError::TooLarge | SyncError::Failed { .. } => SyncErrorKind::Rejected,
+            SyncError::TooLarge | SyncError::Failed { .. } | SyncError::CursorUnknown(_) => {
+                SyncErrorKind::Rejected
+            }
             SyncError::BadAnswer(_) => SyncErrorKind::BadAnswer,
             SyncError::Local(_) => SyncErrorKind::Local,
         }
@@ -214,6 +221,7 @@ impl SyncClient {
         };
         Err(match status.as_u16() {
             413 => SyncError::TooLarge,
+            410 => SyncError::CursorUnknown(message),
             status @ (408 | 429 | 502 | 503 | 504) => SyncError::Busy {
                 status,
                 message,

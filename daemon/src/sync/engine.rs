@@ -172,7 +172,7 @@ pub(crate) fn spawn_with(
     let transport = connect(&settings)?;
     let monitor = Monitor::new(transport.is_some(), settings.probe, Instant::now());
     let (status, connectivity) = watch::channel(monitor.report(Instant::now()));
-    let network = match (&transport, NetworkChanges::open()) {
+    let network = match (&transport, network_changes(&settings)) {
         (Some(_), Ok(changes)) => Some(changes),
         (Some(_), Err(e)) => {
             tracing::info!("no network-change hints ({e}); relying on probes");
@@ -258,13 +258,18 @@ impl Engine {
         loop {
             self.keep_live_pull();
             let wake = self.next_wake();
+            // `biased`: branches are polled in this order, not at random, so that a simulated
+            // run replays exactly. Local changes come last: a stream of them must not starve a
+            // due timer or a live answer, which are each ready once.
             tokio::select! {
+                biased;
                 _ = shutdown.requested() => return,
                 request = requests.recv() => match request {
                     Some(Request::SyncNow(reply)) => {
                         // A shutdown abandons the round: what was in flight is only noted in
                         // memory and simply goes out again after the next start.
                         tokio::select! {
+                            biased;
                             report = self.sync_now() => drop(reply.send(report)),
                             _ = shutdown.requested() => return,
                         }
@@ -272,12 +277,13 @@ impl Engine {
                     Some(Request::Reconfigure(settings)) => self.reconfigure(*settings),
                     None => return,
                 },
-                _ = events.local_changed(), if self.transport.is_some() && self.settings.automatic => {
-                    if self.monitor.state() == Connectivity::Online {
-                        self.schedule.local_change(Instant::now());
-                    }
-                }
+                _ = sleep_until(wake), if wake.is_some() => tokio::select! {
+                    biased;
+                    _ = self.on_timer() => {}
+                    _ = shutdown.requested() => return,
+                },
                 answer = live_answer(&mut self.live) => tokio::select! {
+                    biased;
                     _ = self.on_live_answer(answer) => {}
                     _ = shutdown.requested() => return,
                 },
@@ -292,10 +298,11 @@ impl Engine {
                         self.network = None;
                     }
                 },
-                _ = sleep_until(wake), if wake.is_some() => tokio::select! {
-                    _ = self.on_timer() => {}
-                    _ = shutdown.requested() => return,
-                },
+                _ = events.local_changed(), if self.transport.is_some() && self.settings.automatic => {
+                    if self.monitor.state() == Connectivity::Online {
+                        self.schedule.local_change(Instant::now());
+                    }
+                }
             }
         }
     }
@@ -328,7 +335,7 @@ impl Engine {
                 self.live_cursors.clear();
                 self.schedule.clear();
                 if transport.is_some() && self.network.is_none() {
-                    self.network = NetworkChanges::open().ok();
+                    self.network = network_changes(&new).ok();
                 }
                 self.server_url
                     .send_replace(transport.as_ref().map(|t| t.base().to_string()));
@@ -421,10 +428,10 @@ impl Engine {
             })
             .await;
         // A scanning read: on the blocking pool, not on this task (ARCHITECTURE.md).
-        let store = self.store.clone();
-        let dead = tokio::task::spawn_blocking(move || store.counts().map(|c| c.failed))
+        let dead = self
+            .store
+            .scan(|store| store.counts().map(|c| c.failed))
             .await
-            .ok()
             .and_then(Result::ok)
             .unwrap_or(0);
         outcome.report(dead)
@@ -452,6 +459,9 @@ impl Engine {
         if mode.pull {
             self.pulls += 1;
         }
+        if outcome.cursor_restarted {
+            self.live_cursors.clear();
+        }
         if outcome.offline {
             self.server_lost();
         } else if outcome.unauthorized {
@@ -466,8 +476,17 @@ impl Engine {
             self.server_reached();
         }
         let now = Instant::now();
+        // A retry time further away than any delay was set before the clock went back: the
+        // row is due at once (see `store::rows::select_next_batch`).
+        let longest = self.settings.retry.max;
         let next_retry = match self.store.next_retry_at() {
-            Ok(at) => at.map(|at| until(at, self.store.now())),
+            Ok(at) => at.map(|at| until(at, self.store.now())).map(|wait| {
+                if wait > longest {
+                    Duration::ZERO
+                } else {
+                    wait
+                }
+            }),
             Err(e) => {
                 tracing::error!("cannot read retry times: {e}");
                 None
@@ -591,6 +610,12 @@ impl Engine {
                 self.schedule.retry_now(Instant::now());
                 self.pause_live();
             }
+            Err(SyncError::CursorUnknown(reason)) => {
+                // A round at once starts the pull again from the beginning.
+                tracing::info!("live pull: the server does not know our cursor ({reason})");
+                self.schedule.pull_continues(Instant::now(), true);
+                self.pause_live();
+            }
             Err(error) => {
                 tracing::warn!("live pull: {error}; pulling at intervals for now");
                 self.pause_live();
@@ -620,7 +645,11 @@ impl Engine {
     /// slice failed, or changed nothing and the server still has more).
     async fn pull_rest(&mut self, transport: &Arc<dyn Transport>) -> bool {
         let round = self.round_with(transport);
-        match round.pull_slice(&mut CursorCheck::default()).await {
+        let slice = round.pull_slice(&mut CursorCheck::default()).await;
+        if slice.as_ref().is_ok_and(|slice| slice.restarted) {
+            self.live_cursors.clear();
+        }
+        match slice {
             Ok(slice) if !slice.finished => {
                 let news = slice.changed > 0;
                 self.schedule.pull_continues(Instant::now(), news);
@@ -712,6 +741,15 @@ async fn live_answer(
     match live.take() {
         Some(pull) => (pull, answer),
         None => std::future::pending().await,
+    }
+}
+
+/// The operating system's network changes, if the settings want them.
+fn network_changes(settings: &SyncSettings) -> std::io::Result<NetworkChanges> {
+    if settings.network_hints {
+        NetworkChanges::open()
+    } else {
+        Err(std::io::Error::other("network hints are off"))
     }
 }
 

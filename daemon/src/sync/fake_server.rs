@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tasksync_core::{BatchInput, ClockLimit, MemoryStore};
-use tasksync_proto::wire::{BatchRequest, BatchResponse, ChangesResponse, WireTask};
-use tasksync_proto::Timestamp;
-use tokio::sync::watch;
+use tasksync_proto::wire::{
+    BatchRequest, BatchResponse, ChangesResponse, ItemStatus, ProcessedItem, WireTask,
+};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::client::SyncError;
@@ -24,8 +25,9 @@ use crate::store::clock::{WallClock, MAX_CLOCK_SKEW};
 pub(crate) struct FakeServer {
     /// One user's server state; the mutex is the user's batch lock.
     store: Mutex<MemoryStore>,
-    /// The number of the last change, for live pulls to wait on.
-    changes: watch::Sender<i64>,
+    /// Wakes live pulls when a change lands. A `Notify` wakes its waiters in the order they
+    /// came (a `watch` picks among its shards at random), so simulated runs replay exactly.
+    changes: Notify,
     clock: WallClock,
 }
 
@@ -33,7 +35,7 @@ impl FakeServer {
     pub(crate) fn new(clock: WallClock) -> Arc<FakeServer> {
         Arc::new(FakeServer {
             store: Mutex::new(MemoryStore::new()),
-            changes: watch::channel(0).0,
+            changes: Notify::new(),
             clock,
         })
     }
@@ -60,27 +62,25 @@ impl FakeServer {
             items: batch.items.clone(),
             clock: ClockLimit::new((self.clock)(), skew),
         };
-        let mut store = self.lock();
-        let outcome = store.apply_batch(&input);
-        let last = store.last_change();
-        drop(store);
+        let outcome = self.lock().apply_batch(&input);
         if outcome.changed {
-            self.changes.send_replace(last);
+            self.changes.notify_waiters();
         }
         outcome.response
     }
 
     /// One page of changes after `since`, as `GET /api/changes` answers.
     fn page(&self, since: &str, limit: usize) -> Result<ChangesResponse, SyncError> {
+        let unknown = || SyncError::CursorUnknown(format!("since: {since:?}"));
         let after: i64 = if since.is_empty() {
             0
         } else {
-            since.parse().map_err(|_| SyncError::Failed {
-                status: 400,
-                message: format!("bad cursor {since:?}"),
-            })?
+            since.parse().map_err(|_| unknown())?
         };
         let page = self.lock().changes(after, limit);
+        if page.cursor_unknown {
+            return Err(unknown());
+        }
         Ok(ChangesResponse {
             changes: page.changes,
             cursor: page.cursor.to_string(),
@@ -95,13 +95,16 @@ impl FakeServer {
         limit: usize,
         wait: Option<Duration>,
     ) -> Result<ChangesResponse, SyncError> {
-        let mut news = self.changes.subscribe();
+        // Waiting from before the read: a change that lands after it still wakes this pull.
+        let news = self.changes.notified();
+        let mut news = std::pin::pin!(news);
+        news.as_mut().enable();
         let page = self.page(since, limit)?;
         let Some(wait) = wait else { return Ok(page) };
         if !page.changes.is_empty() {
             return Ok(page);
         }
-        let _ = tokio::time::timeout(wait, news.changed()).await;
+        let _ = tokio::time::timeout(wait, news).await;
         self.page(since, limit)
     }
 }
@@ -119,6 +122,8 @@ pub(crate) enum Fault {
     LoseNextAnswer,
     /// Every push gets a 500 (a storage fault that blames the batch).
     Fail,
+    /// Every pushed item is answered `error` (the server refuses it) and not applied.
+    Reject,
     /// Pulls answer at once, without waiting (an older server).
     NoWait,
     /// Every answer is nonsense: wrong counts, has_more that goes nowhere.
@@ -129,7 +134,8 @@ pub(crate) enum Fault {
     SamePage,
     /// Pulls answer at once with the first page again, and a cursor one behind.
     BackwardsCursor,
-    /// Pulls answer at once with the first page again, a new cursor and `has_more`, forever.
+    /// Pulls answer at once with the first page again, a new cursor (`endless-N`) and
+    /// `has_more`, forever.
     EndlessPages,
     /// Pulls answer at once with an empty page, a new cursor and `has_more`, forever.
     EmptyEndlessPages,
@@ -213,6 +219,19 @@ impl Transport for FakeLink {
                         "simulated: connection reset after the server applied the batch".into(),
                     ))
                 }
+                Fault::Reject => Ok(BatchResponse {
+                    processed_items: batch
+                        .items
+                        .iter()
+                        .map(|item| ProcessedItem {
+                            client_id: item.id,
+                            server_id: item.task_id,
+                            status: ItemStatus::Error,
+                            resolved_data: None,
+                            error: Some("simulated: the server refuses this operation".into()),
+                        })
+                        .collect(),
+                }),
                 Fault::Lie => {
                     let mut answer = self.server.process_batch(batch);
                     answer.processed_items.pop();
@@ -268,7 +287,16 @@ impl Transport for FakeLink {
                     } else {
                         Vec::new()
                     },
-                    cursor: (since.parse::<u64>().unwrap_or(0) + 1).to_string(),
+                    // Cursors of its own, which the real server (once the fault heals) does not
+                    // know: a number could name a change that exists by then.
+                    cursor: format!(
+                        "endless-{}",
+                        since
+                            .strip_prefix("endless-")
+                            .and_then(|n| n.parse::<u64>().ok())
+                            .unwrap_or(0)
+                            + 1
+                    ),
                     has_more: true,
                 }),
                 Fault::AlternatingCursors => Ok(ChangesResponse {
@@ -276,22 +304,10 @@ impl Transport for FakeLink {
                     cursor: if since == "a" { "b" } else { "a" }.into(),
                     has_more: true,
                 }),
-                Fault::None | Fault::Fail | Fault::LoseNextAnswer => {
+                Fault::None | Fault::Fail | Fault::Reject | Fault::LoseNextAnswer => {
                     self.server.changes(since, limit, wait).await
                 }
             }
         })
     }
-}
-
-/// A wall clock the test moves: a shared base time plus this device's skew, in ms.
-pub(crate) fn sim_clock(
-    base: Arc<std::sync::atomic::AtomicI64>,
-    skew: Arc<std::sync::atomic::AtomicI64>,
-) -> WallClock {
-    Arc::new(move || {
-        let ms = base.load(std::sync::atomic::Ordering::SeqCst)
-            + skew.load(std::sync::atomic::Ordering::SeqCst);
-        Timestamp::from_millis(ms).unwrap_or_else(Timestamp::now)
-    })
 }

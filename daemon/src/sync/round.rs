@@ -117,6 +117,8 @@ pub(crate) struct Outcome {
     /// own operations coming back, or a server that repeats itself: the rest waits a short
     /// backoff).
     pub(crate) more_to_pull: Option<bool>,
+    /// The server did not know our cursor, and the pull started again from the beginning.
+    pub(crate) cursor_restarted: bool,
 }
 
 impl Outcome {
@@ -228,6 +230,7 @@ impl Round<'_> {
                 Ok(slice) => {
                     outcome.reached = true;
                     outcome.pulled += slice.changed;
+                    outcome.cursor_restarted |= slice.restarted;
                     if slice.finished {
                         break;
                     }
@@ -386,7 +389,11 @@ impl Round<'_> {
     ) -> Result<Option<Flight>, StoreError> {
         loop {
             let exclude = lock(self.in_flight).union(done).copied().collect();
-            let rows = self.store.take_batch(limit, force, exclude).await?;
+            let longest_wait = self.settings.retry.max;
+            let rows = self
+                .store
+                .take_batch(limit, longest_wait, force, exclude)
+                .await?;
             if rows.is_empty() {
                 return Ok(None);
             }
@@ -593,7 +600,24 @@ impl Round<'_> {
         let mut cursor = read_cursor(self.store, self.transport.base())?;
         let mut slice = Slice::default();
         for _ in 0..SLICE_PAGES {
-            let mut page = self.transport.changes(&cursor, PULL_PAGE, None).await?;
+            let mut page = match self.transport.changes(&cursor, PULL_PAGE, None).await {
+                Err(SyncError::CursorUnknown(reason)) if !cursor.is_empty() => {
+                    tracing::warn!(
+                        "the sync server does not know our pull cursor {cursor:?} ({reason}); pulling everything again"
+                    );
+                    let restart = ChangesResponse {
+                        changes: Vec::new(),
+                        cursor: String::new(),
+                        has_more: true,
+                    };
+                    store_page(self.store, self.events, self.transport.base(), restart).await?;
+                    *cursors = CursorCheck::default();
+                    cursor.clear();
+                    slice.restarted = true;
+                    continue;
+                }
+                answer => answer?,
+            };
             check_changes(&cursor, &mut page)?;
             cursors.step(&cursor, &page.cursor)?;
             cursor = page.cursor.clone();
@@ -622,6 +646,8 @@ pub(crate) struct Slice {
     pub(crate) received: u64,
     /// The server said there is no more.
     pub(crate) finished: bool,
+    /// The server did not know the cursor: the pull started again from the beginning.
+    pub(crate) restarted: bool,
 }
 
 /// The stored pull cursor for the server at `base` (empty: from the start).
@@ -683,7 +709,10 @@ fn store_error(e: StoreError) -> SyncError {
 /// out again in smaller batches; see `outcomes_of`.)
 pub(crate) fn counts_an_attempt(error: &SyncError) -> bool {
     match error {
-        SyncError::TooLarge | SyncError::Failed { .. } | SyncError::BadAnswer(_) => true,
+        SyncError::TooLarge
+        | SyncError::Failed { .. }
+        | SyncError::CursorUnknown(_)
+        | SyncError::BadAnswer(_) => true,
         SyncError::Unreachable(_)
         | SyncError::Unauthorized(_)
         | SyncError::Busy { .. }
@@ -783,6 +812,11 @@ mod tests {
                     status: 500,
                     message: "boom".into(),
                 },
+                true,
+                SyncErrorKind::Rejected,
+            ),
+            (
+                SyncError::CursorUnknown("since: \"9\"".into()),
                 true,
                 SyncErrorKind::Rejected,
             ),

@@ -34,6 +34,9 @@ pub(crate) struct SyncSettings {
     /// How long `taskctl sync` keeps pulling before it reports the pull unfinished (the rest
     /// follows in the background).
     pub(crate) forced_pull_budget: Duration,
+    /// Listen to the operating system's network changes to probe sooner (off in the
+    /// simulation, whose world has no network).
+    pub(crate) network_hints: bool,
 }
 
 impl fmt::Debug for SyncSettings {
@@ -52,6 +55,7 @@ impl fmt::Debug for SyncSettings {
             automatic,
             live_wait,
             forced_pull_budget,
+            network_hints,
         } = self;
         f.debug_struct("SyncSettings")
             .field("server", server)
@@ -67,6 +71,7 @@ impl fmt::Debug for SyncSettings {
             .field("automatic", automatic)
             .field("live_wait", live_wait)
             .field("forced_pull_budget", forced_pull_budget)
+            .field("network_hints", network_hints)
             .finish()
     }
 }
@@ -87,6 +92,7 @@ impl Default for SyncSettings {
             automatic: true,
             live_wait: Duration::from_secs(25),
             forced_pull_budget: Duration::from_secs(30),
+            network_hints: true,
         }
     }
 }

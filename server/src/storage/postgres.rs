@@ -391,6 +391,15 @@ impl ChangeFeed for Feed<'_> {
             })
             .collect()
     }
+
+    async fn last_change(&self) -> Result<i64> {
+        let stmt = self
+            .client
+            .prepare_cached("SELECT change_seq FROM users WHERE id = $1")
+            .await?;
+        let row = self.client.query_opt(&stmt, &[&self.user]).await?;
+        row.map(|row| row.get(0)).ok_or(StorageError::NoSuchUser)
+    }
 }
 
 /// Why one attempt of a batch failed.

@@ -589,6 +589,14 @@ impl ChangeFeed for Feed<'_> {
         }
         Ok(changes)
     }
+
+    async fn last_change(&self) -> Result<i64> {
+        self.conn
+            .prepare_cached("SELECT change_seq FROM users WHERE id = ?1")?
+            .query_row([self.user], |row| row.get(0))
+            .optional()?
+            .ok_or(StorageError::NoSuchUser)
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
