@@ -123,7 +123,9 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn open_inline(path: &Path, wall: WallClock) -> Result<Store, StoreError> {
         // One thread: one reader is enough.
-        Store::open_as(path, wall, 1, |conn, clock| Ok(Writer::inline(conn, clock)?))
+        Store::open_as(path, wall, 1, |conn, clock| {
+            Ok(Writer::inline(conn, clock)?)
+        })
     }
 
     fn open_as(

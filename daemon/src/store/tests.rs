@@ -604,3 +604,36 @@ async fn the_retry_time_lookup_uses_its_partial_index_with_a_bound_state() {
     );
     assert_eq!(store.next_retry_at().unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_retry_time_further_away_than_any_delay_is_due_at_once() {
+    // A failed attempt set its retry time by a clock that has since gone back a day: waiting
+    // for it would hold the operation for the size of the jump.
+    let (_dir, store) = open();
+    let stuck = store
+        .create(new_task("set before the clock went back"))
+        .await
+        .unwrap();
+    let waiting = store.create(new_task("waits its delay")).await.unwrap();
+    let now = store.now().as_millis();
+    let at = |ms: i64| Timestamp::from_millis(now + ms).unwrap().to_string();
+    let conn = raw(&store);
+    for (task, retry_at) in [(stuck.id, at(86_400_000)), (waiting.id, at(60_000))] {
+        conn.execute(
+            "UPDATE sync_queue SET retry_count = 1, next_attempt_at = ?2 WHERE task_id = ?1",
+            rusqlite::params![task.to_string(), retry_at],
+        )
+        .unwrap();
+    }
+    let longest = std::time::Duration::from_secs(300);
+    let taken = store
+        .take_batch(10, longest, false, Default::default())
+        .await
+        .unwrap();
+    let ids: Vec<_> = taken.iter().map(|row| row.entry.task_id).collect();
+    assert_eq!(
+        ids,
+        vec![stuck.id],
+        "only the row stuck beyond any delay is due"
+    );
+}

@@ -148,9 +148,7 @@ impl Writer {
             outcome: None,
         });
         match &self.how {
-            How::Thread { tx, .. } => tx
-                .send(Message::Job(job))
-                .map_err(|_| StoreError::Closed)?,
+            How::Thread { tx, .. } => tx.send(Message::Job(job)).map_err(|_| StoreError::Closed)?,
             #[cfg(test)]
             How::Inline(state) => {
                 let mut state = state.lock().unwrap_or_else(|p| p.into_inner());

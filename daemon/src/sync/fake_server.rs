@@ -8,6 +8,7 @@
 //! [`Fault`] simulates partitions, outages, 503 storms, lost answers and lying servers.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -15,7 +16,9 @@ use tasksync_core::{BatchInput, ClockLimit, MemoryStore};
 use tasksync_proto::wire::{
     BatchRequest, BatchResponse, ChangesResponse, ItemStatus, ProcessedItem, WireTask,
 };
+use tasksync_proto::Timestamp;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::client::SyncError;
@@ -145,7 +148,7 @@ pub(crate) enum Fault {
 
 /// One device's way to the server.
 pub(crate) struct FakeLink {
-    server: Arc<FakeServer>,
+    server: Mutex<Arc<FakeServer>>,
     fault: Mutex<Fault>,
     /// Pull requests seen, to prove nobody loops.
     pulls: std::sync::atomic::AtomicU64,
@@ -154,10 +157,23 @@ pub(crate) struct FakeLink {
 impl FakeLink {
     pub(crate) fn new(server: Arc<FakeServer>) -> Arc<FakeLink> {
         Arc::new(FakeLink {
-            server,
+            server: Mutex::new(server),
             fault: Mutex::new(Fault::None),
             pulls: Default::default(),
         })
+    }
+
+    /// From now on, requests reach `server` (the same URL served by another server: one
+    /// restored from a backup).
+    pub(crate) fn repoint(&self, server: Arc<FakeServer>) {
+        *self.server.lock().unwrap_or_else(|p| p.into_inner()) = server;
+    }
+
+    fn server(&self) -> Arc<FakeServer> {
+        self.server
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(crate) fn set_fault(&self, fault: Fault) {
@@ -170,6 +186,12 @@ impl FakeLink {
 
     pub(crate) fn pulls(&self) -> u64 {
         self.pulls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Every request takes this long, so that a loop costs time even on a paused clock (where
+    /// it would otherwise spin without the clock ever moving).
+    async fn round_trip() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 
     fn offline() -> SyncError {
@@ -192,6 +214,7 @@ impl Transport for FakeLink {
 
     fn health(&self, _timeout: Duration) -> BoxFuture<'_, Result<(), SyncError>> {
         Box::pin(async move {
+            FakeLink::round_trip().await;
             match self.fault() {
                 Fault::Offline => Err(FakeLink::offline()),
                 _ => Ok(()),
@@ -204,6 +227,7 @@ impl Transport for FakeLink {
         batch: &'a BatchRequest,
     ) -> BoxFuture<'a, Result<BatchResponse, SyncError>> {
         Box::pin(async move {
+            FakeLink::round_trip().await;
             match self.fault() {
                 Fault::Offline => Err(FakeLink::offline()),
                 Fault::Busy => Err(FakeLink::busy()),
@@ -213,7 +237,7 @@ impl Transport for FakeLink {
                     message: "simulated failure".into(),
                 }),
                 Fault::LoseNextAnswer => {
-                    self.server.process_batch(batch);
+                    self.server().process_batch(batch);
                     self.set_fault(Fault::None);
                     Err(SyncError::Unreachable(
                         "simulated: connection reset after the server applied the batch".into(),
@@ -233,7 +257,7 @@ impl Transport for FakeLink {
                         .collect(),
                 }),
                 Fault::Lie => {
-                    let mut answer = self.server.process_batch(batch);
+                    let mut answer = self.server().process_batch(batch);
                     answer.processed_items.pop();
                     Ok(answer)
                 }
@@ -243,7 +267,7 @@ impl Transport for FakeLink {
                 | Fault::BackwardsCursor
                 | Fault::EndlessPages
                 | Fault::EmptyEndlessPages
-                | Fault::AlternatingCursors => Ok(self.server.process_batch(batch)),
+                | Fault::AlternatingCursors => Ok(self.server().process_batch(batch)),
             }
         })
     }
@@ -257,18 +281,19 @@ impl Transport for FakeLink {
         Box::pin(async move {
             self.pulls
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            FakeLink::round_trip().await;
             match self.fault() {
                 Fault::Offline => Err(FakeLink::offline()),
                 Fault::Busy => Err(FakeLink::busy()),
                 Fault::Unauthorized => Err(SyncError::Unauthorized(401)),
-                Fault::NoWait => self.server.changes(since, limit, None).await,
+                Fault::NoWait => self.server().changes(since, limit, None).await,
                 Fault::Lie => Ok(ChangesResponse {
                     changes: Vec::new(),
                     cursor: since.to_string(),
                     has_more: true,
                 }),
                 Fault::SamePage | Fault::BackwardsCursor => {
-                    let first = self.server.page("", limit)?;
+                    let first = self.server().page("", limit)?;
                     let number = since.parse::<u64>().unwrap_or(0);
                     let cursor = if self.fault() == Fault::SamePage {
                         since.to_string()
@@ -283,7 +308,7 @@ impl Transport for FakeLink {
                 }
                 Fault::EndlessPages | Fault::EmptyEndlessPages => Ok(ChangesResponse {
                     changes: if self.fault() == Fault::EndlessPages {
-                        self.server.page("", limit)?.changes
+                        self.server().page("", limit)?.changes
                     } else {
                         Vec::new()
                     },
@@ -300,14 +325,27 @@ impl Transport for FakeLink {
                     has_more: true,
                 }),
                 Fault::AlternatingCursors => Ok(ChangesResponse {
-                    changes: self.server.page("", limit)?.changes,
+                    changes: self.server().page("", limit)?.changes,
                     cursor: if since == "a" { "b" } else { "a" }.into(),
                     has_more: true,
                 }),
                 Fault::None | Fault::Fail | Fault::Reject | Fault::LoseNextAnswer => {
-                    self.server.changes(since, limit, wait).await
+                    self.server().changes(since, limit, wait).await
                 }
             }
         })
     }
+}
+
+/// Where simulated wall clocks start (ms since 1970): a fixed day in 2027.
+const SIMULATED_EPOCH_MS: i64 = 1_800_000_000_000;
+
+/// A wall clock that follows tokio's clock (paused in tests, so it moves only as simulated
+/// time does): a fixed start, plus the time since `start`, plus `skew` milliseconds.
+pub(crate) fn simulated_clock(start: Instant, skew: Arc<AtomicI64>) -> WallClock {
+    Arc::new(move || {
+        let elapsed = i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let ms = SIMULATED_EPOCH_MS + elapsed + skew.load(Ordering::SeqCst);
+        Timestamp::from_millis(ms).unwrap_or_else(Timestamp::now)
+    })
 }

@@ -1,5 +1,6 @@
 //! The engine against the in-memory server: live pulls, and servers that do not wait, lie,
-//! are busy or refuse our token. Real time, short deadlines, no network.
+//! are busy or refuse our token. On paused time (tokio's clock moves only when every task
+//! waits), with the stores' writes inline: each test runs the same way every time, and fast.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,14 +12,19 @@ use tasksync_proto::{NewTask, Task};
 use tokio::time::Instant;
 
 use super::engine::{spawn_with, SyncHandle};
-use super::fake_server::{FakeLink, FakeServer, Fault};
+use super::fake_server::{simulated_clock, FakeLink, FakeServer, Fault};
 use super::round::{InFlight, Mode, Round};
 use super::settings::SyncSettings;
 use super::transport::Transport;
 use crate::events::Events;
 use crate::service::shutdown::{channel, ShutdownTrigger};
-use crate::store::clock::system_clock;
+use crate::store::clock::WallClock;
 use crate::store::Store;
+
+/// A wall clock on tokio's paused clock.
+fn clock() -> WallClock {
+    simulated_clock(Instant::now(), Arc::default())
+}
 
 fn new(title: &str) -> NewTask {
     NewTask {
@@ -37,8 +43,7 @@ struct Device {
 
 fn device(server: &Arc<FakeServer>) -> Device {
     let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(Store::open_with_clock(&dir.path().join("tasks.db"), system_clock()).unwrap());
+    let store = Arc::new(Store::open_inline(&dir.path().join("tasks.db"), clock()).unwrap());
     Device {
         _dir: dir,
         store,
@@ -116,9 +121,9 @@ async fn until(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) 
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_change_reaches_an_online_device_through_the_live_pull() {
-    let server = FakeServer::new(system_clock());
+    let server = FakeServer::new(clock());
     let (a, b) = (device(&server), device(&server));
     let (_sync, _stop) = online_engine(&b).await;
     let mut events = b.events.subscribe();
@@ -145,12 +150,13 @@ async fn a_change_reaches_an_online_device_through_the_live_pull() {
     assert_eq!(b.store.get(task.id).unwrap().title, "from a");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_server_that_does_not_hold_live_pulls_is_not_hammered() {
-    let server = FakeServer::new(system_clock());
+    let server = FakeServer::new(clock());
     let b = device(&server);
     b.link.set_fault(Fault::NoWait);
     let (_sync, _stop) = online_engine(&b).await;
+    until("a live pull", Duration::from_secs(5), || b.link.pulls() > 0).await;
     let before = b.link.pulls();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pulls = b.link.pulls() - before;
@@ -164,11 +170,12 @@ async fn a_server_that_does_not_hold_live_pulls_is_not_hammered() {
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_server_that_lies_to_live_pulls_is_not_hammered_and_pushes_go_on() {
-    let server = FakeServer::new(system_clock());
+    let server = FakeServer::new(clock());
     let b = device(&server);
     let (_sync, _stop) = online_engine(&b).await;
+    until("a live pull", Duration::from_secs(5), || b.link.pulls() > 0).await;
     b.link.set_fault(Fault::Lie);
     let before = b.link.pulls();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -182,9 +189,9 @@ async fn a_server_that_lies_to_live_pulls_is_not_hammered_and_pushes_go_on() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_busy_server_costs_no_attempt_and_the_queue_waits() {
-    let server = FakeServer::new(system_clock());
+    let server = FakeServer::new(clock());
     let b = device(&server);
     let (sync, _stop) = online_engine(&b).await;
     b.link.set_fault(Fault::Busy);
@@ -218,9 +225,9 @@ async fn a_busy_server_costs_no_attempt_and_the_queue_waits() {
     assert_eq!(sync.last_error(), None);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_refused_token_shows_as_unauthorized_until_it_works() {
-    let server = FakeServer::new(system_clock());
+    let server = FakeServer::new(clock());
     let b = device(&server);
     b.link.set_fault(Fault::Unauthorized);
     let (sync, _stop) = engine(&b, settings());
@@ -242,9 +249,9 @@ async fn a_refused_token_shows_as_unauthorized_until_it_works() {
     assert_eq!(sync.connectivity().state, Connectivity::Online);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_broken_live_pull_takes_the_device_offline_at_once() {
-    let server = FakeServer::new(system_clock());
+    let server = FakeServer::new(clock());
     let b = device(&server);
     let (sync, _stop) = online_engine(&b).await;
     // The live pull is waiting; the next one fails to connect.
@@ -263,7 +270,7 @@ const HOSTILE_PULL_BUDGET: Duration = Duration::from_secs(3);
 
 /// A device that pulled one task from `server`, online, then meets `fault`.
 async fn hostile(fault: Fault) -> (Arc<FakeServer>, Device, SyncHandle, ShutdownTrigger) {
-    let server = FakeServer::new(system_clock());
+    let server = FakeServer::new(clock());
     let a = device(&server);
     a.create("on the server").await;
     push(&a).await;
@@ -287,14 +294,14 @@ async fn hostile(fault: Fault) -> (Arc<FakeServer>, Device, SyncHandle, Shutdown
     (server, b, sync, stop)
 }
 
-/// Pulls `device` makes in `window` (real time).
+/// Pulls `device` makes in `window`.
 async fn pulls_in(device: &Device, window: Duration) -> u64 {
     let before = device.link.pulls();
     tokio::time::sleep(window).await;
     device.link.pulls() - before
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_server_that_answers_live_pulls_at_once_with_the_same_page_is_not_hammered() {
     let (_server, b, _sync, _stop) = hostile(Fault::SamePage).await;
     let pulls = pulls_in(&b, Duration::from_secs(3)).await;
@@ -304,7 +311,7 @@ async fn a_server_that_answers_live_pulls_at_once_with_the_same_page_is_not_hamm
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_live_cursor_that_goes_backwards_is_a_bad_answer_and_not_hammered() {
     let (_server, b, _sync, _stop) = hostile(Fault::BackwardsCursor).await;
     let pulls = pulls_in(&b, Duration::from_secs(3)).await;
@@ -314,7 +321,7 @@ async fn a_live_cursor_that_goes_backwards_is_a_bad_answer_and_not_hammered() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_server_that_pages_forever_neither_hangs_sync_nor_starves_pushes() {
     let (server, b, sync, _stop) = hostile(Fault::EndlessPages).await;
     let mut ids = Vec::new();
@@ -350,7 +357,7 @@ async fn a_server_that_pages_forever_neither_hangs_sync_nor_starves_pushes() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn cursors_that_alternate_end_the_round_with_a_bad_answer() {
     let (_server, b, sync, _stop) = hostile(Fault::AlternatingCursors).await;
     let report = tokio::time::timeout(Duration::from_secs(10), sync.sync_now())
@@ -368,7 +375,7 @@ async fn cursors_that_alternate_end_the_round_with_a_bad_answer() {
     assert!(pulls <= 10, "{pulls} pulls in 3 s");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn empty_pages_that_say_there_is_more_are_a_bad_answer() {
     let (_server, b, sync, _stop) = hostile(Fault::EmptyEndlessPages).await;
     let report = tokio::time::timeout(Duration::from_secs(10), sync.sync_now())
@@ -385,9 +392,9 @@ async fn empty_pages_that_say_there_is_more_are_a_bad_answer() {
     assert!(pulls <= 6, "{pulls} pulls in 3 s");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_first_change_after_a_quiet_spell_is_pushed_at_once_and_a_burst_shares_a_batch() {
-    let server = FakeServer::new(system_clock());
+    let server = FakeServer::new(clock());
     let a = device(&server);
     let debounce = Duration::from_secs(2);
     let (sync, _stop) = engine(
@@ -445,9 +452,9 @@ async fn the_first_change_after_a_quiet_spell_is_pushed_at_once_and_a_burst_shar
     assert_eq!(batches, vec![1, 2], "the burst shares one batch");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unanswered_batch_is_not_reported_as_answered_or_failed() {
-    let server = FakeServer::new(system_clock());
+    let server = FakeServer::new(clock());
     let b = device(&server);
     let (sync, _stop) = online_engine(&b).await;
     b.link.set_fault(Fault::Offline);
@@ -467,4 +474,40 @@ async fn an_unanswered_batch_is_not_reported_as_answered_or_failed() {
         );
     }
     assert_eq!(b.store.queue(false).unwrap()[0].entry.retry_count, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_restored_from_an_older_backup_is_pulled_again_from_the_start() {
+    let server = FakeServer::new(clock());
+    let a = device(&server);
+    for title in ["one", "two", "three"] {
+        a.create(title).await;
+    }
+    push(&a).await;
+    let b = device(&server);
+    let (sync, _stop) = online_engine(&b).await;
+    until("b pulled the three tasks", Duration::from_secs(5), || {
+        b.store.list(false, None).map(|l| l.len()).unwrap_or(0) == 3
+    })
+    .await;
+    // The server comes back from a backup older than b's cursor, with a change b never saw.
+    let restored = FakeServer::new(clock());
+    let c = device(&restored);
+    let from_backup = c.create("from the backup").await;
+    push(&c).await;
+    b.link.repoint(restored.clone());
+    let report = sync.sync_now().await;
+    assert!(report.success, "{report:?}");
+    assert_eq!(
+        b.store.get(from_backup.id).map(|t| t.title).ok().as_deref(),
+        Some("from the backup"),
+        "the pull started again from the beginning"
+    );
+    // Live pulls go on from the new cursor.
+    let later = c.create("after the restore").await;
+    push(&c).await;
+    until("the live pull", Duration::from_secs(5), || {
+        b.store.get(later.id).is_ok()
+    })
+    .await;
 }

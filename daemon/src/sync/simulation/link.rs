@@ -133,7 +133,8 @@ impl SimLink {
         self.forced.store(forced, Ordering::SeqCst);
     }
 
-    /// A request's trip over the simulated network: 1 to 5 ms, from the run's seed.
+    /// A request's trip over the simulated network: 1 to 5 ms, from the run's seed (and the
+    /// fake link's own millisecond).
     async fn latency() {
         let ms = 1.0 + crate::entropy::fraction() * (MAX_LATENCY_MS - 1.0);
         tokio::time::sleep(Duration::from_secs_f64(ms / 1000.0)).await;
@@ -190,7 +191,9 @@ impl SimLink {
 
 /// Short forms of ids, for the journal.
 fn ids(ids: impl Iterator<Item = Uuid>) -> String {
-    let short: Vec<String> = ids.map(|id| id.simple().to_string()[..8].to_string()).collect();
+    let short: Vec<String> = ids
+        .map(|id| id.simple().to_string()[..8].to_string())
+        .collect();
     format!("[{}]", short.join(" "))
 }
 

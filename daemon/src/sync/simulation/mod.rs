@@ -103,7 +103,10 @@ impl Coverage {
             .iter()
             .filter(|(_, seen, per_100)| *seen < per_100 * seeds / 100)
             .map(|(what, seen, per_100)| {
-                format!("{what}: {seen} in {seeds} seeds, want {}", per_100 * seeds / 100)
+                format!(
+                    "{what}: {seen} in {seeds} seeds, want {}",
+                    per_100 * seeds / 100
+                )
             })
             .collect();
         if short.is_empty() {
@@ -128,7 +131,7 @@ struct Run {
 /// Runs one seed on a paused-time runtime of its own, on this thread.
 fn run_seed(seed: u64) -> Run {
     // The ids and jitter of the run (a different stream from the driver's choices).
-    let _entropy = crate::entropy::seeded::seed(seed ^ 0x5EED_0F_1D5);
+    let _entropy = crate::entropy::seeded::seed(seed ^ 0x0005_EED0_F1D5);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -156,7 +159,10 @@ fn run_seed(seed: u64) -> Run {
                 }
             }
         };
-        let result = world.run().await.map_err(|e| format!("{e}\n{}", world.tail()));
+        let result = world
+            .run()
+            .await
+            .map_err(|e| format!("{e}\n{}", world.tail()));
         world.stop();
         Run {
             result,
@@ -228,7 +234,9 @@ fn a_seed_replays_bit_for_bit() {
             .zip(&again.journal)
             .position(|(a, b)| a != b)
             .unwrap_or(first.journal.len().min(again.journal.len()));
-        let around = |journal: &[String]| journal[at.saturating_sub(5)..(at + 3).min(journal.len())].join("\n  ");
+        let around = |journal: &[String]| {
+            journal[at.saturating_sub(5)..(at + 3).min(journal.len())].join("\n  ")
+        };
         panic!(
             "seed {seed} ran two ways; the journals part at line {at}:\n first:\n  {}\n again:\n  {}",
             around(&first.journal),
@@ -238,7 +246,11 @@ fn a_seed_replays_bit_for_bit() {
     assert_eq!(first.result, again.result);
     if single.is_none() {
         assert!(first.result.is_ok(), "{:?}", first.result);
-        assert_ne!(first.trace, run_seed(12).trace, "two seeds ran the same way");
+        assert_ne!(
+            first.trace,
+            run_seed(12).trace,
+            "two seeds ran the same way"
+        );
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tasksync_proto::lww::{same_value, FieldClock};
 use tasksync_proto::wire::{Field, Operation, WireTask};
-use tasksync_proto::{NewTask, Task, TaskPatch, Timestamp};
+use tasksync_proto::{NewTask, Task, TaskPatch};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -19,19 +19,16 @@ use super::Coverage;
 use crate::connectivity::ProbePolicy;
 use crate::events::Events;
 use crate::service::shutdown::{channel, ShutdownTrigger};
-use crate::store::clock::WallClock;
 use crate::store::Store;
 use crate::sync::backoff::RetryPolicy;
 use crate::sync::engine::{spawn_with, SyncHandle};
-use crate::sync::fake_server::{FakeLink, FakeServer, Fault};
+use crate::sync::fake_server::{simulated_clock, FakeLink, FakeServer, Fault};
 use crate::sync::settings::SyncSettings;
 use crate::sync::transport::Transport;
 
 const REPLICAS: usize = 3;
 /// Driver steps before every fault heals.
 const STEPS: usize = 50;
-/// The wall-clock time the world starts at (ms since 1970).
-const EPOCH_MS: i64 = 1_800_000_000_000;
 /// Clocks stay within this of the server's, so no device is ever "far ahead" of another.
 const MAX_SKEW_MS: u64 = 4 * 60 * 1000;
 /// How long the queues may take to drain once every fault healed.
@@ -96,7 +93,9 @@ struct Replica {
 
 impl Replica {
     fn running(&self) -> &Running {
-        self.running.as_ref().expect("the replica runs between steps")
+        self.running
+            .as_ref()
+            .expect("the replica runs between steps")
     }
 }
 
@@ -111,15 +110,6 @@ pub(super) struct World {
     settings: SyncSettings,
     acks: Vec<Ack>,
     pub(super) coverage: Coverage,
-}
-
-/// The wall clock of a device: the simulated time since the start, plus its skew.
-fn wall_clock(start: Instant, skew: Arc<AtomicI64>) -> WallClock {
-    Arc::new(move || {
-        let elapsed = i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let ms = EPOCH_MS + elapsed + skew.load(Ordering::SeqCst);
-        Timestamp::from_millis(ms).unwrap_or_else(Timestamp::now)
-    })
 }
 
 fn scratch() -> tempfile::TempDir {
@@ -138,7 +128,7 @@ impl World {
         let dir = scratch();
         let start = Instant::now();
         let journal = Journal::new();
-        let server = FakeServer::new(wall_clock(start, Arc::default()));
+        let server = FakeServer::new(simulated_clock(start, Arc::default()));
         let mut rng = Rng(seed);
         let settings = SyncSettings {
             server: Some("fake://server".into()),
@@ -439,7 +429,11 @@ impl World {
                     .map(|row| row.seq)
                     .collect();
                 if !failed.is_empty() {
-                    running.store.retry(failed).await.map_err(|e| e.to_string())?;
+                    running
+                        .store
+                        .retry(failed)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     running.events.local_change();
                 }
                 queued += running.store.queue(false).map_err(|e| e.to_string())?.len();
@@ -598,7 +592,7 @@ fn start_replica(
     start: Instant,
     settings: &SyncSettings,
 ) -> Result<Running, String> {
-    let store = Store::open_inline(&replica.path, wall_clock(start, replica.skew.clone()))
+    let store = Store::open_inline(&replica.path, simulated_clock(start, replica.skew.clone()))
         .map_err(|e| format!("cannot open {}: {e}", replica.path.display()))?;
     let store = Arc::new(store);
     let events = Arc::new(Events::default());
