@@ -91,7 +91,7 @@ impl Output {
             (true, true) => "deleted (was done)",
             (true, false) => "deleted",
             (false, true) => "done",
-            (false, false) => "pending",
+            (false, false) => "open",
         };
         rows.push(("status", state.into()));
         rows.push(("created", when(task.created_at)));
@@ -161,9 +161,9 @@ impl Output {
             .filter(|t| t.completed && !t.is_deleted)
             .count();
         let deleted = shown.iter().filter(|t| t.is_deleted).count();
-        let pending = shown.len() - done - deleted;
+        let open = shown.len() - done - deleted;
         let mut count = format!(
-            "{} ({pending} pending, {done} done",
+            "{} ({open} open, {done} done",
             plural(shown.len(), "task", "tasks")
         );
         if deleted > 0 {
@@ -323,7 +323,7 @@ impl Output {
         }
         let line = match event {
             Event::Status(s) => format!(
-                "{}, {} pending, {} failed, last sync {}",
+                "{}, {} operation(s) pending, {} failed, last sync {}",
                 describe_connectivity(&ConnectivityState {
                     state: s.state,
                     since: s.since,
@@ -372,6 +372,30 @@ impl Output {
                 );
                 for error in &report.errors {
                     line.push_str(&format!("; {}", escape(&error.message)));
+                }
+                line
+            }
+            Event::TaskSync { tasks } => {
+                // Counts by state; the ids of those that need the user (error, failed).
+                let mut counts: Vec<(SyncStatus, usize)> = Vec::new();
+                for task in tasks {
+                    match counts.iter_mut().find(|(s, _)| *s == task.sync_status) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((task.sync_status, 1)),
+                    }
+                }
+                let states: Vec<String> = counts
+                    .iter()
+                    .map(|(status, n)| format!("{n} {status}"))
+                    .collect();
+                let trouble: Vec<String> = tasks
+                    .iter()
+                    .filter(|t| matches!(t.sync_status, SyncStatus::Error | SyncStatus::Failed))
+                    .map(|t| format!("{} {}", t.id, t.sync_status))
+                    .collect();
+                let mut line = format!("sync state of task(s) now: {}", states.join(", "));
+                if !trouble.is_empty() {
+                    line.push_str(&format!(" ({})", trouble.join(", ")));
                 }
                 line
             }
