@@ -12,6 +12,7 @@ use tasksync_proto::events::{
     ChangeOrigin, Connectivity, ConnectivityState, Event, SyncProgress, TimedEvent,
 };
 use tasksync_proto::ipc::{Kept, QueueEntry, QueueState, SyncReport};
+use tasksync_proto::task::TaskJson;
 use tasksync_proto::{StatusInfo, SyncStatus, Task, Timestamp};
 use uuid::Uuid;
 
@@ -27,7 +28,7 @@ impl Output {
     /// `add`: the new task's number and id (`--json`: the task).
     pub fn created(&self, task: &Task) {
         if self.json {
-            return print_json(task);
+            return print_json(&TaskJson::from(task));
         }
         let line = match task.number {
             Some(number) => format!("created task {number} ({})\n", task.id),
@@ -40,7 +41,7 @@ impl Output {
     /// `label` names the task as the user knew it (its number, now gone, or short id).
     pub fn changed(&self, task: &Task, what: &str, label: &str) {
         if self.json {
-            return print_json(task);
+            return print_json(&TaskJson::from(task));
         }
         write_stdout(&format!("{what} {label} {}\n", quoted_title(task)));
     }
@@ -49,7 +50,7 @@ impl Output {
     /// stderr (`--json`: the task as it is on stdout).
     pub fn unchanged(&self, task: &Task, why: &str, label: &str) {
         if self.json {
-            print_json(task);
+            print_json(&TaskJson::from(task));
         }
         eprintln!(
             "taskctl: {label} {} {why}; nothing changed",
@@ -60,7 +61,7 @@ impl Output {
     /// `show` (and `edit`): every field of the task, one a line.
     pub fn task(&self, task: &Task) {
         if self.json {
-            return print_json(task);
+            return print_json(&TaskJson::from(task));
         }
         let now = Timestamp::now();
         let when = |t: Timestamp| {
@@ -121,6 +122,7 @@ impl Output {
     /// number by an id prefix that resolves to it (see [`short_ids`]).
     pub fn tasks(&self, shown: &[&Task], short_ids: &HashMap<Uuid, String>) {
         if self.json {
+            let shown: Vec<TaskJson<'_>> = shown.iter().map(|t| TaskJson::from(*t)).collect();
             return print_json(&shown);
         }
         if shown.is_empty() {

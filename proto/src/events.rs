@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ipc::{StatusBody, StatusInfo, SyncReport};
-use crate::task::{SyncStatus, Task};
+use crate::task::{SyncStatus, Task, TaskJson};
 use crate::timestamp::Timestamp;
 
 /// An event and when it happened.
@@ -121,9 +121,9 @@ pub struct EventJson<'a> {
 pub enum EventData<'a> {
     /// Where things stand: the status object of `GET /api/status`. First on every stream.
     Status(StatusBody<'a>),
-    /// A task's stored row changed.
+    /// A task's stored row changed: the task (with its `etag`) and where the change came from.
     Task {
-        task: &'a Task,
+        task: TaskJson<'a>,
         origin: ChangeOrigin,
     },
     /// The daemon's view of the sync server changed: `{state, since, next_probe_at}`.
@@ -225,7 +225,7 @@ impl Event {
         match self {
             Event::Status(info) => EventData::Status(StatusBody::from(info)),
             Event::TaskChanged { task, origin } => EventData::Task {
-                task,
+                task: TaskJson::from(task),
                 origin: *origin,
             },
             Event::Connectivity(state) => EventData::Connectivity(state),
@@ -420,6 +420,8 @@ mod tests {
         let mut known = EVENT_NAMES.to_vec();
         known.sort_unstable();
         assert_eq!(names, known);
+        let task = serde_json::to_value(every_event().remove(1).data()).unwrap();
+        assert!(task["task"]["etag"].is_string(), "{task}");
         let value = serde_json::to_value(every_event().remove(8).data()).unwrap();
         assert_eq!(
             value["tasks"],
