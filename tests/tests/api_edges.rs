@@ -305,3 +305,29 @@ fn edit_without_a_change_names_the_flags_and_list_says_open() {
         "{help}"
     );
 }
+
+/// docs/LOCAL-API.md keeps up with the code: a row for every error code, every event and
+/// every field of a task as served.
+#[test]
+fn the_local_api_document_lists_every_code_event_and_task_field() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/LOCAL-API.md"),
+    )
+    .unwrap();
+    let row = |name: &str| format!("| `{name}` |");
+    for code in ErrorCode::NAMES {
+        assert!(doc.contains(&row(code)), "error code {code} has no row");
+    }
+    for event in tasksync_proto::events::EVENT_NAMES {
+        assert!(doc.contains(&row(event)), "event {event} has no row");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let task = unix_get(&daemon.socket, "/api/tasks").json();
+    assert_eq!(task, Value::Array(Vec::new()));
+    let served = daemon.add("documented");
+    for field in served.as_object().unwrap().keys() {
+        assert!(doc.contains(&row(field)), "task field {field} has no row");
+    }
+    assert!(served["etag"].is_string(), "{served}");
+}
