@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::error::{ContextKind, ErrorKind};
 use clap::{Command, CommandFactory, FromArgMatches, Parser, Subcommand};
+use tasksync_proto::events::EventFilter;
 use tasksync_proto::SyncStatus;
 
 /// How a task is named on the command line, for help texts.
@@ -26,7 +27,7 @@ const TASK_ARG_HELP: &str = "The task: its number as `list` shows it (1 to 6 dig
   taskctl list
   taskctl done 1
   taskctl show 0193a4f2
-  taskctl --json list --pending
+  taskctl --json list --open
 
 Exit codes: 0 success, 1 refused (not found, invalid input, ambiguous) or sync failures,
 2 bad usage, 3 the daemon cannot be reached, 4 sync could not reach the sync server."
@@ -108,19 +109,22 @@ pub enum Cmd {
         alias = "ls",
         after_help = "Examples:
   taskctl list
-  taskctl list --pending --search milk
-  taskctl list --all --sync-status failed"
+  taskctl list --open --search milk
+  taskctl list --all --sync-status failed
+
+Open tasks are those not done (and not deleted): the numbered working set. \"pending\" is
+only ever a sync state: changes waiting to be sent (--sync-status pending)."
     )]
     List {
         /// Include deleted tasks
         #[arg(long)]
         all: bool,
         /// Only completed tasks
-        #[arg(long, conflicts_with = "pending")]
+        #[arg(long, conflicts_with = "open")]
         done: bool,
-        /// Only tasks not completed yet (the numbered working set)
-        #[arg(long)]
-        pending: bool,
+        /// Only open tasks: not done, not deleted (the numbered working set)
+        #[arg(long, alias = "pending")]
+        open: bool,
         /// Only tasks whose title or description contains TEXT (ignoring case)
         #[arg(long, value_name = "TEXT")]
         search: Option<String>,
@@ -220,9 +224,15 @@ pub enum Cmd {
     ApiToken,
     /// Stream events (current state, task changes, sync progress, connectivity) until
     /// interrupted; with --json, one object a line
-    #[command(after_help = "Example:
-  taskctl --json watch | jq .event")]
-    Watch,
+    #[command(after_help = "Examples:
+  taskctl --json watch | jq .event
+  taskctl --json watch --events task,task_sync")]
+    Watch {
+        /// Only these events, comma-separated (reset always comes): status, task, task_sync,
+        /// connectivity, sync, batch_sent, batch_answered, pulled, reset
+        #[arg(long, value_name = "NAMES", value_parser = parse_events)]
+        events: Option<EventFilter>,
+    },
     /// Print a shell completion script
     #[command(after_help = "Examples:
   taskctl completions bash > ~/.local/share/bash-completion/completions/taskctl
@@ -322,6 +332,39 @@ fn shell_quote(word: &str) -> String {
     }
 }
 
+fn parse_events(text: &str) -> Result<EventFilter, String> {
+    EventFilter::parse(text)
+}
+
+/// The flags of `edit` that change something, as its definition above has them.
+fn edit_flags() -> Vec<String> {
+    let command = Args::command();
+    let Some(edit) = command.find_subcommand("edit") else {
+        return Vec::new();
+    };
+    edit.get_arguments()
+        .filter(|arg| !arg.is_positional() && !arg.is_global_set())
+        .filter_map(|arg| {
+            let long = arg.get_long()?;
+            if long == "help" {
+                return None;
+            }
+            Some(match arg.get_short() {
+                Some(short) => format!("-{short}/--{long}"),
+                None => format!("--{long}"),
+            })
+        })
+        .collect()
+}
+
+/// Why `edit` without a change is refused, naming the flags that make one.
+pub fn edit_needs_a_change() -> String {
+    format!(
+        "nothing to change: give at least one of {}",
+        edit_flags().join(", ")
+    )
+}
+
 fn parse_status(text: &str) -> Result<SyncStatus, String> {
     text.parse()
         .map_err(|e: tasksync_proto::UnknownName| e.to_string())
@@ -355,6 +398,25 @@ mod tests {
                 }
                 assert!(arg.get_help().is_some(), "{name} {id} has no help");
             }
+        }
+    }
+
+    #[test]
+    fn edit_without_a_change_names_exactly_its_flags() {
+        let message = edit_needs_a_change();
+        assert_eq!(
+            message,
+            "nothing to change: give at least one of --title, -d/--description, \
+             --clear-description, --done, --undone"
+        );
+        // Every flag named parses as an argument of `edit`.
+        for flag in edit_flags() {
+            let long = flag.rsplit('/').next().unwrap_or_default().to_string();
+            let mut words = vec!["taskctl".to_string(), "edit".into(), "1".into(), long];
+            if ["--title", "--description"].contains(&words[3].as_str()) {
+                words.push("x".into());
+            }
+            assert!(Args::try_parse_from(&words).is_ok(), "{words:?}");
         }
     }
 

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::CommandFactory;
+use tasksync_proto::events::EventFilter;
 use tasksync_proto::ipc::{ErrorCode, IpcError, RetryTarget};
 use tasksync_proto::{Client, ClientError, Task, TaskPatch};
 
@@ -77,6 +78,21 @@ fn man(out_dir: Option<&Path>) -> ExitCode {
 }
 
 async fn run(args: &Args) -> Result<Outcome, ClientError> {
+    if let Cmd::Edit {
+        title: None,
+        description: None,
+        clear_description: false,
+        done: false,
+        undone: false,
+        ..
+    } = &args.command
+    {
+        // Refused here, before any connection, in words that name taskctl's flags.
+        return Err(ClientError::Daemon(IpcError::new(
+            ErrorCode::InvalidInput,
+            cli::edit_needs_a_change(),
+        )));
+    }
     let socket = args.socket_path();
     let mut client =
         Client::connect(&socket, concat!("taskctl ", env!("CARGO_PKG_VERSION"))).await?;
@@ -101,7 +117,7 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
         Cmd::List {
             all,
             done,
-            pending,
+            open,
             search,
             sync_status,
         } => {
@@ -115,7 +131,7 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
             let shown: Vec<&Task> = tasks
                 .iter()
                 .filter(|t| !*done || t.completed)
-                .filter(|t| !*pending || (!t.completed && !t.is_deleted))
+                .filter(|t| !*open || (!t.completed && !t.is_deleted))
                 .filter(|t| sync_status.is_none_or(|s| t.sync_status == s))
                 .filter(|t| needle.as_deref().is_none_or(|n| matches_search(t, n)))
                 .collect();
@@ -198,7 +214,10 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
             out.retried(client.retry(target).await?);
         }
         Cmd::ApiToken => out.api_token(&client.api_token().await?),
-        Cmd::Watch => return watch(client, &socket, &out).await,
+        Cmd::Watch { events } => {
+            let filter = events.clone().unwrap_or_default();
+            return watch(client, &socket, &out, &filter).await;
+        }
         Cmd::Completions { .. } | Cmd::Man { .. } => {}
     }
     Ok(Outcome::Done)
@@ -236,6 +255,7 @@ async fn watch(
     client: Client,
     socket: &Path,
     out: &output::Output,
+    filter: &EventFilter,
 ) -> Result<Outcome, ClientError> {
     let mut client = Some(client);
     loop {
@@ -246,7 +266,8 @@ async fn watch(
         let mut events = connected.subscribe().await?;
         loop {
             match events.next_event().await {
-                Ok(Some(event)) => out.event(&event),
+                Ok(Some(event)) if filter.allows(event.json().event.name()) => out.event(&event),
+                Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(e) if daemon_went_away(&e) => break,
                 Err(e) => return Err(e),
@@ -359,10 +380,11 @@ fn report(args: &Args, error: &ClientError) -> u8 {
                 path.display()
             ),
         ),
+        // Kept on several lines: an ambiguous reference lists its candidates one a line.
         ClientError::Daemon(e) => (
             e.code,
             EXIT_REFUSED,
-            display::escape(&e.message).into_owned(),
+            display::escape_keeping_lines(&e.message).into_owned(),
         ),
         // The daemon would not serve us at all (another user, an incompatible version).
         ClientError::Refused(e) => (

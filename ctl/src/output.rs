@@ -12,6 +12,7 @@ use tasksync_proto::events::{
     ChangeOrigin, Connectivity, ConnectivityState, Event, SyncProgress, TimedEvent,
 };
 use tasksync_proto::ipc::{Kept, QueueEntry, QueueState, SyncReport};
+use tasksync_proto::task::TaskJson;
 use tasksync_proto::{StatusInfo, SyncStatus, Task, Timestamp};
 use uuid::Uuid;
 
@@ -27,7 +28,7 @@ impl Output {
     /// `add`: the new task's number and id (`--json`: the task).
     pub fn created(&self, task: &Task) {
         if self.json {
-            return print_json(task);
+            return print_json(&TaskJson::from(task));
         }
         let line = match task.number {
             Some(number) => format!("created task {number} ({})\n", task.id),
@@ -40,7 +41,7 @@ impl Output {
     /// `label` names the task as the user knew it (its number, now gone, or short id).
     pub fn changed(&self, task: &Task, what: &str, label: &str) {
         if self.json {
-            return print_json(task);
+            return print_json(&TaskJson::from(task));
         }
         write_stdout(&format!("{what} {label} {}\n", quoted_title(task)));
     }
@@ -49,7 +50,7 @@ impl Output {
     /// stderr (`--json`: the task as it is on stdout).
     pub fn unchanged(&self, task: &Task, why: &str, label: &str) {
         if self.json {
-            print_json(task);
+            print_json(&TaskJson::from(task));
         }
         eprintln!(
             "taskctl: {label} {} {why}; nothing changed",
@@ -60,7 +61,7 @@ impl Output {
     /// `show` (and `edit`): every field of the task, one a line.
     pub fn task(&self, task: &Task) {
         if self.json {
-            return print_json(task);
+            return print_json(&TaskJson::from(task));
         }
         let now = Timestamp::now();
         let when = |t: Timestamp| {
@@ -91,7 +92,7 @@ impl Output {
             (true, true) => "deleted (was done)",
             (true, false) => "deleted",
             (false, true) => "done",
-            (false, false) => "pending",
+            (false, false) => "open",
         };
         rows.push(("status", state.into()));
         rows.push(("created", when(task.created_at)));
@@ -121,6 +122,7 @@ impl Output {
     /// number by an id prefix that resolves to it (see [`short_ids`]).
     pub fn tasks(&self, shown: &[&Task], short_ids: &HashMap<Uuid, String>) {
         if self.json {
+            let shown: Vec<TaskJson<'_>> = shown.iter().map(|t| TaskJson::from(*t)).collect();
             return print_json(&shown);
         }
         if shown.is_empty() {
@@ -161,9 +163,9 @@ impl Output {
             .filter(|t| t.completed && !t.is_deleted)
             .count();
         let deleted = shown.iter().filter(|t| t.is_deleted).count();
-        let pending = shown.len() - done - deleted;
+        let open = shown.len() - done - deleted;
         let mut count = format!(
-            "{} ({pending} pending, {done} done",
+            "{} ({open} open, {done} done",
             plural(shown.len(), "task", "tasks")
         );
         if deleted > 0 {
@@ -323,7 +325,7 @@ impl Output {
         }
         let line = match event {
             Event::Status(s) => format!(
-                "{}, {} pending, {} failed, last sync {}",
+                "{}, {} operation(s) pending, {} failed, last sync {}",
                 describe_connectivity(&ConnectivityState {
                     state: s.state,
                     since: s.since,
@@ -372,6 +374,30 @@ impl Output {
                 );
                 for error in &report.errors {
                     line.push_str(&format!("; {}", escape(&error.message)));
+                }
+                line
+            }
+            Event::TaskSync { tasks } => {
+                // Counts by state; the ids of those that need the user (error, failed).
+                let mut counts: Vec<(SyncStatus, usize)> = Vec::new();
+                for task in tasks {
+                    match counts.iter_mut().find(|(s, _)| *s == task.sync_status) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((task.sync_status, 1)),
+                    }
+                }
+                let states: Vec<String> = counts
+                    .iter()
+                    .map(|(status, n)| format!("{n} {status}"))
+                    .collect();
+                let trouble: Vec<String> = tasks
+                    .iter()
+                    .filter(|t| matches!(t.sync_status, SyncStatus::Error | SyncStatus::Failed))
+                    .map(|t| format!("{} {}", t.id, t.sync_status))
+                    .collect();
+                let mut line = format!("sync state of task(s) now: {}", states.join(", "));
+                if !trouble.is_empty() {
+                    line.push_str(&format!(" ({})", trouble.join(", ")));
                 }
                 line
             }

@@ -21,13 +21,13 @@ fn version_and_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown sync status"));
     let out = taskctl()
-        .args(["list", "--done", "--pending"])
+        .args(["list", "--done", "--open"])
         .output()
         .unwrap();
     assert_eq!(
         out.status.code(),
         Some(2),
-        "--done and --pending exclude each other"
+        "--done and --open exclude each other"
     );
 }
 

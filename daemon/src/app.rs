@@ -41,12 +41,8 @@ impl App {
         Ok((task, created))
     }
 
-    /// Changes a live task (see [`Store::update_if`]) and announces it if it changed.
-    pub(crate) async fn update(&self, id: Uuid, patch: TaskPatch) -> Result<Task, StoreError> {
-        self.update_if(id, patch, None).await
-    }
-
-    /// [`App::update`] if the task still has the entity tag `if_match` (when given).
+    /// Changes a live task (see [`Store::update_if`]) if it still has the entity tag
+    /// `if_match` (when given), and announces it if it changed.
     pub(crate) async fn update_if(
         &self,
         id: Uuid,
@@ -60,12 +56,8 @@ impl App {
         Ok(task)
     }
 
-    /// Soft-deletes a live task (see [`Store::delete`]) and announces it.
-    pub(crate) async fn delete(&self, id: Uuid) -> Result<Task, StoreError> {
-        self.delete_if(id, None).await
-    }
-
-    /// [`App::delete`] if the task still has the entity tag `if_match` (when given).
+    /// Soft-deletes a live task (see [`Store::delete_if`]) if it still has the entity tag
+    /// `if_match` (when given), and announces it.
     pub(crate) async fn delete_if(
         &self,
         id: Uuid,
@@ -78,10 +70,15 @@ impl App {
 
     /// Sends dead-lettered rows again (see [`Store::retry`]) and wakes the sync engine as a
     /// new change would: they go out with the next flush.
-    pub(crate) async fn retry(&self, seqs: Vec<i64>) -> Result<u64, StoreError> {
-        let revived = self.store.retry(seqs).await?;
+    pub(crate) async fn retry(&self, rows: &[QueuedOp]) -> Result<u64, StoreError> {
+        let revived = self
+            .store
+            .retry(rows.iter().map(|row| row.seq).collect())
+            .await?;
         if revived > 0 {
             self.events.local_change();
+            self.events
+                .publish_task_sync(&self.store, rows.iter().map(|row| row.entry.task_id));
         }
         Ok(revived)
     }

@@ -51,6 +51,8 @@ struct LogState {
 #[derive(Clone)]
 pub(crate) struct Frame {
     id: u64,
+    /// The event's name, for clients that asked for some events only (`?events=`).
+    pub(crate) name: &'static str,
     pub(crate) bytes: Bytes,
 }
 
@@ -127,12 +129,13 @@ impl Log {
     }
 
     /// Numbers, keeps and sends one event.
-    fn push(&self, name: &str, data: &str) {
+    fn push(&self, name: &'static str, data: &str) {
         let mut state = self.lock();
         let id = state.next_id;
         state.next_id += 1;
         let frame = Frame {
             id,
+            name,
             bytes: frame_bytes(id, name, data),
         };
         if state.buffer.len() == BUFFER {
@@ -153,6 +156,7 @@ impl Log {
         state.next_id += 1;
         let _ = self.tx.send(Frame {
             id,
+            name: "reset",
             bytes: reset_frame(id, None),
         });
     }
@@ -174,7 +178,7 @@ impl Log {
                     .buffer
                     .iter()
                     .filter(|f| f.id > seen)
-                    .map(|f| f.bytes.clone())
+                    .cloned()
                     .collect::<Vec<_>>()
             })
         });
@@ -205,7 +209,7 @@ pub(crate) enum Opening {
     /// A new client: `status` with this id.
     Status(u64),
     /// The events it missed.
-    Resume(Vec<Bytes>),
+    Resume(Vec<Frame>),
     /// Too late to resume: `reset`, then `status`.
     Reset { reset_id: u64, status_id: u64 },
 }
@@ -248,7 +252,7 @@ mod tests {
         let Opening::Resume(backlog) = log.attach(Some(102)).opening else {
             panic!("expected a resume");
         };
-        let ids: Vec<String> = backlog.iter().map(text).collect();
+        let ids: Vec<String> = backlog.iter().map(|f| text(&f.bytes)).collect();
         assert_eq!(ids.len(), 3);
         assert!(ids[0].starts_with("id: 103\nevent: task\ndata: {\"n\":2}\n\n"));
         // Up to date: nothing to replay, still a resume.

@@ -5,9 +5,14 @@
 //! Events are only built when someone subscribed, so an unwatched daemon pays nothing for
 //! them. A subscriber that falls behind gets `Lagged` instead of stalling the daemon.
 
-use tasksync_proto::events::{Event, TimedEvent};
+use std::collections::BTreeSet;
+
+use tasksync_proto::events::{Event, TaskSyncState, TimedEvent};
 use tasksync_proto::Timestamp;
 use tokio::sync::{broadcast, Notify};
+use uuid::Uuid;
+
+use crate::store::Store;
 
 /// Events buffered per subscriber before it counts as lagging.
 const CAPACITY: usize = 4096;
@@ -34,6 +39,28 @@ impl Events {
                 at: Timestamp::now(),
                 event: make(),
             });
+        }
+    }
+
+    /// Announces the sync state of these tasks as it is now in `store` (`task_sync`), after
+    /// something that may have changed it: a batch answered, dead letters revived. Point
+    /// reads, and only when someone listens.
+    pub(crate) fn publish_task_sync(&self, store: &Store, ids: impl IntoIterator<Item = Uuid>) {
+        if !self.has_subscribers() {
+            return;
+        }
+        let ids: BTreeSet<Uuid> = ids.into_iter().collect();
+        let tasks: Vec<TaskSyncState> = ids
+            .into_iter()
+            .filter_map(|id| store.get(id).ok())
+            .map(|task| TaskSyncState {
+                id: task.id,
+                sync_status: task.sync_status,
+                last_synced_at: task.last_synced_at,
+            })
+            .collect();
+        if !tasks.is_empty() {
+            self.publish(|| Event::TaskSync { tasks });
         }
     }
 

@@ -1,115 +1,218 @@
 // A tasksync app in plain Node.js: the daemon's HTTP API over its Unix socket.
 //
-// Standard library only (http.request({socketPath})). It lists the tasks, creates one with
-// an id it chose (so the create is safe to retry, and retries it once to show that), and
-// follows GET /api/events until the daemon reports that task.
+// Standard library only (http.request({socketPath})). It
+//   1. lists the tasks page by page (limit + the Link: rel="next" header),
+//   2. creates one with an id it chose (safe to retry: it retries once to show that),
+//   3. edits it with If-Match, sends a stale If-Match on purpose and handles the 412,
+//   4. deletes it (with If-Match too),
+//   5. follows GET /api/events (status and task events only) until the delete shows up.
+// With --wait-for-restart it then keeps following: when the daemon restarts it reconnects
+// with Last-Event-ID, gets `reset` (the new run cannot replay the old one's events) and
+// lists again.
 //
-//     node examples/node/tasks.mjs [SOCKET]
+//     node examples/node/tasks.mjs [SOCKET] [--wait-for-restart]
 //
-// SOCKET defaults to $TASKSYNC_SOCKET, else $XDG_RUNTIME_DIR/tasksync/tasksyncd.sock.
+// SOCKET defaults to $TASKSYNC_SOCKET, else the daemon's own default (docs/LOCAL-API.md).
 
 import http from "node:http";
-import os from "node:os";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 
-const TIMEOUT_MS = 10_000; // the whole run fails rather than hangs
+const TIMEOUT_MS = 10_000; // each call (and the run without --wait-for-restart) fails rather than hangs
 
+/** The daemon's rule: $XDG_RUNTIME_DIR/tasksync/, else $TMPDIR or /tmp + tasksync-<uid>/. */
 function defaultSocket() {
   if (process.env.TASKSYNC_SOCKET) return process.env.TASKSYNC_SOCKET;
-  if (process.env.XDG_RUNTIME_DIR) {
-    return path.join(process.env.XDG_RUNTIME_DIR, "tasksync", "tasksyncd.sock");
-  }
-  return path.join(os.tmpdir(), `tasksync-${process.getuid()}`, "tasksyncd.sock");
+  const runtime = process.env.XDG_RUNTIME_DIR ?? "";
+  if (path.isAbsolute(runtime)) return path.join(runtime, "tasksync", "tasksyncd.sock");
+  const tmp = path.isAbsolute(process.env.TMPDIR ?? "") ? process.env.TMPDIR : "/tmp";
+  return path.join(tmp, `tasksync-${process.getuid()}`, "tasksyncd.sock");
 }
 
-const socketPath = process.argv[2] ?? defaultSocket();
+const args = process.argv.slice(2);
+const waitForRestart = args.includes("--wait-for-restart");
+const socketPath = args.find((a) => !a.startsWith("--")) ?? defaultSocket();
 
-/** One request; resolves to {status, body (parsed JSON or null)}. */
-function call(method, urlPath, body) {
+/** One request; resolves to {status, headers, body (parsed JSON or null)}. */
+function call(method, urlPath, body, headers = {}) {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      {
-        socketPath,
-        method,
-        path: urlPath,
-        headers: payload ? { "Content-Type": "application/json" } : {},
-      },
-      (res) => {
-        let data = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk) => (data += chunk));
-        res.on("end", () => resolve({ status: res.statusCode, body: data ? JSON.parse(data) : null }));
-      },
-    );
+    const req = http.request({ socketPath, method, path: urlPath, headers, timeout: TIMEOUT_MS }, (res) => {
+      let data = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => (data += chunk));
+      res.on("end", () =>
+        resolve({ status: res.statusCode, headers: res.headers, body: data ? JSON.parse(data) : null }),
+      );
+    });
+    req.on("timeout", () => req.destroy(new Error(`${method} ${urlPath}: no answer`)));
     req.on("error", reject);
     req.end(payload);
   });
 }
 
-/** Opens GET /api/events; calls onEvent({id, event, data}) for each event. */
-function followEvents(onEvent) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path: "/api/events" }, (res) => {
-      if (res.statusCode !== 200) return reject(new Error(`GET /api/events answered ${res.statusCode}`));
-      res.setEncoding("utf8");
-      let buffer = "";
-      res.on("data", (chunk) => {
-        buffer += chunk;
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const event = { id: null, event: "message", data: "" };
-          for (const line of block.split("\n")) {
-            if (line.startsWith(":")) continue; // a heartbeat
-            const colon = line.indexOf(":");
-            const field = line.slice(0, colon);
-            const value = line.slice(colon + 1).replace(/^ /, "");
-            if (field === "id" || field === "event") event[field] = value;
-            else if (field === "data") event.data += value;
-          }
-          if (event.data) onEvent({ ...event, data: JSON.parse(event.data) });
-        }
+/** Every task, following Link: <...>; rel="next" from page to page. */
+async function listAll(pageSize = 2) {
+  const tasks = [];
+  let pages = 0;
+  let next = `/api/tasks?limit=${pageSize}`;
+  while (next) {
+    const page = await call("GET", next);
+    if (page.status !== 200) throw new Error(`GET ${next} answered ${page.status}`);
+    tasks.push(...page.body);
+    pages += 1;
+    const link = page.headers.link ?? "";
+    next = link.includes('rel="next"') ? link.slice(1, link.indexOf(">")) : null;
+  }
+  return { tasks, pages };
+}
+
+/** GET /api/events as a queue: `await stream.next()` gives the next event, or null once the
+ * stream ended (the daemon stopped). `lastId` is the id of the last event read. */
+class Events {
+  static open(query, lastId = null) {
+    return new Promise((resolve, reject) => {
+      const headers = lastId ? { "Last-Event-ID": lastId } : {};
+      const req = http.request({ socketPath, path: `/api/events${query}`, headers }, (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`GET /api/events answered ${res.statusCode}`));
+        resolve(new Events(req, res, lastId));
       });
-      res.on("end", () => reject(new Error("the event stream ended")));
-      resolve(req);
+      req.on("error", reject);
+      req.end();
     });
-    req.on("error", reject);
-    req.end();
-  });
+  }
+
+  constructor(req, res, lastId) {
+    Object.assign(this, { req, lastId, ready: [], waiting: null, ended: false });
+    let buffer = "";
+    res.setEncoding("utf8");
+    res.on("data", (chunk) => {
+      buffer += chunk;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const event = { id: null, event: "message", data: "" };
+        for (const line of buffer.slice(0, end).split("\n")) {
+          if (line.startsWith(":")) continue; // a heartbeat
+          const colon = line.indexOf(":");
+          const field = line.slice(0, colon);
+          const value = line.slice(colon + 1).replace(/^ /, "");
+          if (field === "id" || field === "event") event[field] = value;
+          else if (field === "data") event.data += value;
+        }
+        buffer = buffer.slice(end + 2);
+        if (event.data) this.push({ ...event, data: JSON.parse(event.data) });
+      }
+    });
+    const finish = () => {
+      this.ended = true;
+      this.push(null);
+    };
+    res.on("end", finish);
+    res.on("error", finish);
+    req.on("error", finish);
+  }
+
+  push(event) {
+    if (this.waiting) {
+      this.waiting(event);
+      this.waiting = null;
+    } else if (event) this.ready.push(event);
+  }
+
+  next() {
+    if (this.ready.length) return Promise.resolve(this.take(this.ready.shift()));
+    if (this.ended) return Promise.resolve(null);
+    return new Promise((resolve) => (this.waiting = (event) => resolve(this.take(event))));
+  }
+
+  take(event) {
+    if (event?.id) this.lastId = event.id;
+    return event;
+  }
+
+  close() {
+    this.req.destroy();
+  }
+}
+
+/** Opens the stream again after `lastId`, waiting while the daemon is away. */
+async function reconnect(query, lastId) {
+  const deadline = Date.now() + TIMEOUT_MS;
+  for (;;) {
+    try {
+      return await Events.open(query, lastId);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(100);
+    }
+  }
 }
 
 async function main() {
-  const listed = await call("GET", "/api/tasks");
-  if (listed.status !== 200) throw new Error(`GET /api/tasks answered ${listed.status}`);
-  console.log(`${listed.body.length} task(s)`);
+  const listed = await listAll();
+  console.log(`listed ${listed.tasks.length} task(s) in ${listed.pages} page(s)`);
+
+  // Listen first, so the events for our task cannot slip by.
+  const query = "?events=status,task";
+  let events = await Events.open(query);
+  const opening = await events.next();
+  if (opening?.event !== "status") throw new Error(`opened with ${JSON.stringify(opening)}`);
+  console.log(`daemon is ${opening.data.state}, ${opening.data.pending} change(s) to sync`);
 
   const taskId = randomUUID();
-  let opened;
-  const seen = new Promise((resolve) => {
-    opened = followEvents((event) => {
-      if (event.event === "status") {
-        console.log(`daemon is ${event.data.state}, ${event.data.pending} change(s) to sync`);
-      } else if (event.event === "task" && event.data.task.id === taskId) {
-        console.log(`event ${event.id}: task ${taskId} (${event.data.origin})`);
-        resolve();
-      }
-      // On "reset", an app lists again: it missed events.
-    });
-  });
-  const stream = await opened; // listening before the create, so its event cannot slip by
-
-  const created = await call("POST", "/api/tasks", { title: "Written by the Node example", id: taskId });
+  const fresh = { title: "Written by the Node example", id: taskId };
+  const created = await call("POST", "/api/tasks", fresh);
   if (created.status !== 201) throw new Error(`create answered ${created.status}: ${JSON.stringify(created.body)}`);
   // The same request again (say, after a timeout) is safe: same task, nothing new queued.
-  const again = await call("POST", "/api/tasks", { title: "Written by the Node example", id: taskId });
+  const again = await call("POST", "/api/tasks", fresh);
   if (again.status !== 200 || again.body.id !== taskId) throw new Error(`retry answered ${again.status}`);
   console.log(`created ${taskId}`);
 
-  await seen;
-  stream.destroy();
+  // Edit only if nobody changed the task since we read it.
+  const taskPath = `/api/tasks/${taskId}`;
+  const readTag = created.body.etag;
+  const edited = await call("PUT", taskPath, { title: "Edited by the Node example" }, { "If-Match": readTag });
+  if (edited.status !== 200) throw new Error(`edit answered ${edited.status}`);
+  // A write based on the old read (say, from a second window) must not win: 412.
+  const stale = await call("PUT", taskPath, { description: "stale" }, { "If-Match": readTag });
+  if (stale.status !== 412 || stale.body.code !== "precondition_failed") {
+    throw new Error(`stale edit answered ${stale.status}`);
+  }
+  console.log("stale If-Match refused (412): reading again");
+  const reread = await call("GET", taskPath);
+  const redone = await call("PUT", taskPath, { description: "not stale" }, { "If-Match": reread.headers.etag });
+  if (redone.status !== 200 || redone.body.description !== "not stale") throw new Error(`redo answered ${redone.status}`);
+
+  const deleted = await call("DELETE", taskPath, undefined, { "If-Match": redone.body.etag });
+  if (deleted.status !== 204) throw new Error(`delete answered ${deleted.status}`);
+  console.log(`deleted ${taskId}`);
+
+  for (;;) {
+    const event = await events.next();
+    if (!event) throw new Error("the event stream ended");
+    if (event.event === "task" && event.data.task.id === taskId && event.data.task.is_deleted) {
+      console.log(`event ${event.id}: task ${taskId} deleted (${event.data.origin})`);
+      break;
+    }
+    if (event.event === "reset") await listAll(); // missed events: list again
+  }
+
+  if (waitForRestart) {
+    clearTimeout(deadline); // from here on, the wait is as long as the restart takes
+    console.log(`waiting for the daemon to restart (last event ${events.lastId})`);
+    while ((await events.next()) !== null); // other events; the stream ends when the daemon stops
+    events = await reconnect(query, events.lastId);
+    const event = await events.next();
+    if (event?.event === "reset") {
+      // The new run cannot replay what we missed: list again, then go on from here.
+      const { tasks } = await listAll();
+      console.log(`resumed after a restart: reset, listed ${tasks.length} task(s)`);
+    } else {
+      console.log(`resumed after event ${events.lastId}: nothing was lost`);
+    }
+  }
+  events.close();
 }
 
 const deadline = setTimeout(() => {

@@ -212,10 +212,23 @@ impl Client {
     }
 
     pub async fn update_task(&mut self, id: &str, patch: TaskPatch) -> Result<Task, ClientError> {
+        self.update_task_if(id, patch, None).await
+    }
+
+    /// Changes a task only while it still has the entity tag `if_match` (as
+    /// [`Task::etag`] gives it; `*` for any): else the daemon answers `precondition_failed`
+    /// and nothing changes.
+    pub async fn update_task_if(
+        &mut self,
+        id: &str,
+        patch: TaskPatch,
+        if_match: Option<String>,
+    ) -> Result<Task, ClientError> {
         expect_task(
             self.call(Command::UpdateTask {
                 id: id.into(),
                 patch,
+                if_match,
             })
             .await?,
         )
@@ -223,7 +236,22 @@ impl Client {
 
     /// Soft-deletes a task; returns the tombstone.
     pub async fn delete_task(&mut self, id: &str) -> Result<Task, ClientError> {
-        expect_task(self.call(Command::DeleteTask { id: id.into() }).await?)
+        self.delete_task_if(id, None).await
+    }
+
+    /// [`Client::delete_task`] only while the task still has the entity tag `if_match`.
+    pub async fn delete_task_if(
+        &mut self,
+        id: &str,
+        if_match: Option<String>,
+    ) -> Result<Task, ClientError> {
+        expect_task(
+            self.call(Command::DeleteTask {
+                id: id.into(),
+                if_match,
+            })
+            .await?,
+        )
     }
 
     /// Flushes and pulls now; waits for the round to finish.

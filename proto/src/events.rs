@@ -8,8 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use uuid::Uuid;
+
 use crate::ipc::{StatusBody, StatusInfo, SyncReport};
-use crate::task::Task;
+use crate::task::{SyncStatus, Task, TaskJson};
 use crate::timestamp::Timestamp;
 
 /// An event and when it happened.
@@ -34,6 +36,18 @@ pub enum Event {
     Sync(SyncProgress),
     /// The subscriber read too slowly and missed this many events.
     Lagged { missed: u64 },
+    /// The sync state of these tasks changed: a batch holding their operations was answered
+    /// (or given back unanswered). Their content did not change, so no `TaskChanged` says it.
+    TaskSync { tasks: Vec<TaskSyncState> },
+}
+
+/// A task's sync state, as `task_sync` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSyncState {
+    pub id: Uuid,
+    pub sync_status: SyncStatus,
+    /// When the server last had this task's every change (`Task::last_synced_at`).
+    pub last_synced_at: Option<Timestamp>,
 }
 
 /// Whether the daemon can reach its sync server, since when, and when it next checks.
@@ -107,9 +121,9 @@ pub struct EventJson<'a> {
 pub enum EventData<'a> {
     /// Where things stand: the status object of `GET /api/status`. First on every stream.
     Status(StatusBody<'a>),
-    /// A task's stored row changed.
+    /// A task's stored row changed: the task (with its `etag`) and where the change came from.
     Task {
-        task: &'a Task,
+        task: TaskJson<'a>,
         origin: ChangeOrigin,
     },
     /// The daemon's view of the sync server changed: `{state, since, next_probe_at}`.
@@ -127,6 +141,65 @@ pub enum EventData<'a> {
     Pulled { pulled_items: u64 },
     /// Events were lost to this client (`missed` of them, when known): list again.
     Reset { missed: Option<u64> },
+    /// The sync state of these tasks changed.
+    TaskSync { tasks: &'a [TaskSyncState] },
+}
+
+/// Every event's name, in the order docs/LOCAL-API.md lists them.
+pub const EVENT_NAMES: [&str; 9] = [
+    "status",
+    "task",
+    "task_sync",
+    "connectivity",
+    "sync",
+    "batch_sent",
+    "batch_answered",
+    "pulled",
+    "reset",
+];
+
+/// Which events a client asked for: `GET /api/events?events=a,b` and `taskctl watch --events
+/// a,b`. `reset` always passes: it says that events were lost, whichever they were.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// `None`: every event.
+    only: Option<Vec<&'static str>>,
+}
+
+impl EventFilter {
+    /// Every event.
+    pub fn all() -> EventFilter {
+        EventFilter::default()
+    }
+
+    /// A comma-separated list of event names (spaces around names are ignored); an unknown
+    /// or missing name is an error that lists the valid ones.
+    pub fn parse(list: &str) -> Result<EventFilter, String> {
+        let mut only = Vec::new();
+        for name in list.split(',').map(str::trim) {
+            match EVENT_NAMES.iter().find(|known| **known == name) {
+                Some(known) => only.push(*known),
+                None if name.is_empty() => {
+                    return Err(format!(
+                        "events: name at least one event (comma-separated): {}",
+                        EVENT_NAMES.join(", ")
+                    ))
+                }
+                None => {
+                    return Err(format!(
+                        "events: unknown event {name:?}; the events are {}",
+                        EVENT_NAMES.join(", ")
+                    ))
+                }
+            }
+        }
+        Ok(EventFilter { only: Some(only) })
+    }
+
+    /// Whether an event named `name` passes.
+    pub fn allows(&self, name: &str) -> bool {
+        name == "reset" || self.only.as_ref().is_none_or(|only| only.contains(&name))
+    }
 }
 
 impl EventData<'_> {
@@ -141,6 +214,7 @@ impl EventData<'_> {
             EventData::BatchAnswered { .. } => "batch_answered",
             EventData::Pulled { .. } => "pulled",
             EventData::Reset { .. } => "reset",
+            EventData::TaskSync { .. } => "task_sync",
         }
     }
 }
@@ -151,7 +225,7 @@ impl Event {
         match self {
             Event::Status(info) => EventData::Status(StatusBody::from(info)),
             Event::TaskChanged { task, origin } => EventData::Task {
-                task,
+                task: TaskJson::from(task),
                 origin: *origin,
             },
             Event::Connectivity(state) => EventData::Connectivity(state),
@@ -172,6 +246,7 @@ impl Event {
             Event::Lagged { missed } => EventData::Reset {
                 missed: Some(*missed),
             },
+            Event::TaskSync { tasks } => EventData::TaskSync { tasks },
         }
     }
 }
@@ -257,6 +332,13 @@ mod tests {
                 resolved: Vec::new(),
             })),
             Event::Lagged { missed: 7 },
+            Event::TaskSync {
+                tasks: vec![TaskSyncState {
+                    id: Uuid::nil(),
+                    sync_status: SyncStatus::Synced,
+                    last_synced_at: Some(at),
+                }],
+            },
         ]
     }
 
@@ -269,7 +351,7 @@ mod tests {
             keys.sort();
             keys
         };
-        let expected: [(&str, &[&str]); 8] = [
+        let expected: [(&str, &[&str]); 9] = [
             (
                 "status",
                 &[
@@ -298,6 +380,7 @@ mod tests {
                 ],
             ),
             ("reset", &["missed"]),
+            ("task_sync", &["tasks"]),
         ];
         let events = every_event();
         let at = Timestamp::from_millis(0).unwrap();
@@ -324,6 +407,42 @@ mod tests {
                 assert_eq!(keys, all, "{name}");
             }
         }
+    }
+
+    #[test]
+    fn every_event_name_is_known_to_the_filter() {
+        let at = Timestamp::from_millis(0).unwrap();
+        let mut names: Vec<&str> = every_event()
+            .into_iter()
+            .map(|event| TimedEvent { at, event }.json().event.name())
+            .collect();
+        names.sort_unstable();
+        let mut known = EVENT_NAMES.to_vec();
+        known.sort_unstable();
+        assert_eq!(names, known);
+        let task = serde_json::to_value(every_event().remove(1).data()).unwrap();
+        assert!(task["task"]["etag"].is_string(), "{task}");
+        let value = serde_json::to_value(every_event().remove(8).data()).unwrap();
+        assert_eq!(
+            value["tasks"],
+            json!([{"id": Uuid::nil(), "sync_status": "synced", "last_synced_at": "1970-01-01T00:00:00.000Z"}])
+        );
+    }
+
+    #[test]
+    fn event_filters_name_known_events_and_always_pass_reset() {
+        let all = EventFilter::all();
+        assert!(EVENT_NAMES.iter().all(|name| all.allows(name)));
+        let some = EventFilter::parse("task, task_sync").unwrap();
+        assert!(some.allows("task") && some.allows("task_sync") && some.allows("reset"));
+        assert!(!some.allows("status") && !some.allows("sync"));
+        for bad in ["", "task,", "tasks", "task,Sync"] {
+            let error = EventFilter::parse(bad).unwrap_err();
+            assert!(error.contains("batch_answered"), "{bad}: {error}");
+        }
+        assert!(EventFilter::parse("nope")
+            .unwrap_err()
+            .contains("unknown event \"nope\""));
     }
 
     #[test]

@@ -17,8 +17,11 @@ use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
 use crate::timestamp::Timestamp;
 use crate::wire::{Field, Operation};
 
-/// The version of this message set. A daemon refuses a client that speaks another one.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// The version of this message set. A daemon refuses a client that speaks another one, with a
+/// `Fatal` whose layout never changes, so an older client still reads why.
+///
+/// 6: `UpdateTask` and `DeleteTask` carry `if_match`; the `TaskSync` event.
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,12 +64,18 @@ pub enum Command {
         after: Option<PageCursor>,
         limit: u32,
     },
+    /// Changes a task. With `if_match`, only while the task still has one of those entity
+    /// tags (`Task::etag`, comma-separated, `*` for any): else a `precondition_failed` error
+    /// and nothing changes, as `If-Match` on the HTTP API.
     UpdateTask {
         id: String,
         patch: TaskPatch,
+        if_match: Option<String>,
     },
+    /// Soft-deletes a task; `if_match` as for [`Command::UpdateTask`].
     DeleteTask {
         id: String,
+        if_match: Option<String>,
     },
     Status,
     /// Flush the queue and pull now, even while offline, resending operations that wait out
@@ -553,8 +562,12 @@ mod round_trip {
                     description: Some(None),
                     completed: Some(false),
                 },
+                if_match: Some("\"0123456789abcdef\"".into()),
             },
-            Command::DeleteTask { id: "cd".into() },
+            Command::DeleteTask {
+                id: "cd".into(),
+                if_match: None,
+            },
             Command::Status,
             Command::Sync,
             Command::Queue {
@@ -700,6 +713,13 @@ mod round_trip {
                     resolved: Vec::new(),
                 })),
                 Event::Lagged { missed: 3 },
+                Event::TaskSync {
+                    tasks: vec![crate::events::TaskSyncState {
+                        id: Uuid::now_v7(),
+                        sync_status: SyncStatus::Failed,
+                        last_synced_at: None,
+                    }],
+                },
             ]
             .into_iter()
             .map(|event| {

@@ -60,6 +60,24 @@ impl Task {
     }
 }
 
+/// A task as every JSON surface shows it (the local HTTP API, `taskctl --json`, the `task`
+/// event): its fields and its entity tag, `etag`, which `If-Match` takes.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskJson<'a> {
+    #[serde(flatten)]
+    pub task: &'a Task,
+    pub etag: String,
+}
+
+impl<'a> From<&'a Task> for TaskJson<'a> {
+    fn from(task: &'a Task) -> Self {
+        TaskJson {
+            task,
+            etag: task.etag(),
+        }
+    }
+}
+
 /// Where a task stands with respect to the sync server (local only, never synced itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

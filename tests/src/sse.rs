@@ -31,9 +31,14 @@ pub struct SseStream {
 impl SseStream {
     /// Opens the stream, resuming after `last_event_id` if given.
     pub fn open(socket: &Path, last_event_id: Option<&str>) -> SseStream {
+        SseStream::open_path(socket, "/api/events", last_event_id)
+    }
+
+    /// Opens the stream at `path` (`/api/events` with a query, say).
+    pub fn open_path(socket: &Path, path: &str, last_event_id: Option<&str>) -> SseStream {
         let mut stream = UnixStream::connect(socket).expect("connect to the socket");
         stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        let mut request = String::from("GET /api/events HTTP/1.1\r\nHost: localhost\r\n");
+        let mut request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n");
         if let Some(id) = last_event_id {
             request.push_str(&format!("Last-Event-ID: {id}\r\n"));
         }

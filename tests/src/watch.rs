@@ -18,10 +18,17 @@ pub struct Watch {
 impl Watch {
     /// Starts watching `daemon` and waits for the opening `status` event.
     pub fn start(daemon: &Daemon) -> Watch {
+        Watch::start_with(daemon, &[])
+    }
+
+    /// Starts `taskctl --json watch ARGS...` and waits for the opening `status` event (so
+    /// `--events` must let `status` through).
+    pub fn start_with(daemon: &Daemon, args: &[&str]) -> Watch {
         let mut child = Command::new(bin("taskctl"))
             .arg("--socket")
             .arg(&daemon.socket)
             .args(["--json", "watch"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -123,7 +123,7 @@ fn human_output_is_short_and_messages_go_to_stderr() {
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines[0].starts_with("ID  AGE  DONE  SYNC"), "{lines:?}");
     assert!(lines[1].starts_with("1 ") && lines[1].ends_with("pending  Water the plants"));
-    assert_eq!(lines[2], "1 task (1 pending, 0 done)");
+    assert_eq!(lines[2], "1 task (1 open, 0 done)");
 
     let status = daemon.ctl(&["status"]);
     assert!(
@@ -392,8 +392,8 @@ fn title_words_with_leading_dashes_work_after_double_dash_and_the_error_says_so(
     assert_eq!(task["description"], "text");
 
     // Other commands keep clap's own message, with its suggestion.
-    let typo = daemon.ctl(&["list", "--pendng"]);
-    typo.assert_says(2, "'--pending'");
+    let typo = daemon.ctl(&["list", "--opne"]);
+    typo.assert_says(2, "'--open'");
 }
 
 /// `--help` names the socket taskctl will really use: under `$XDG_RUNTIME_DIR` when that is

@@ -1,12 +1,16 @@
 //! The example clients of `examples/` (Python and Node, standard library only) against a real
-//! daemon: each lists, creates with a retry-safe id and follows the event stream until it
-//! sees its task. Under CI (`CI` set) a missing interpreter is a failure, elsewhere a skip.
+//! daemon: each lists page by page, creates with a retry-safe id, edits with If-Match (and
+//! handles the 412 of a stale one), deletes, follows the event stream until it sees the
+//! delete, and then resumes the stream across a restart of the daemon with Last-Event-ID.
+//! Under CI (`CI` set) a missing interpreter is a failure, elsewhere a skip.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tasksync_e2e::{Daemon, DEADLINE};
+use tasksync_e2e::{wait_until, Daemon, DEADLINE};
 
 fn run_example(interpreter: &str, script: &str) {
     if Command::new(interpreter)
@@ -23,19 +27,48 @@ fn run_example(interpreter: &str, script: &str) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path());
+    let mut daemon = Daemon::start(dir.path());
+    for i in 1..=5 {
+        daemon.add(&format!("already there {i}"));
+    }
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(script);
     let mut child = Command::new(interpreter)
         .arg(&script)
         .arg(&daemon.socket)
+        .arg("--wait-for-restart")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stdout = child.stdout.take().unwrap();
+    let collected = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            collected.lock().unwrap().push(line);
+        }
+    });
+    let said = |prefix: &str| {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .cloned()
+    };
+    let exited = |child: &mut std::process::Child| child.try_wait().unwrap().is_some();
+    wait_until("the example to follow events up to the delete", || {
+        said("waiting for the daemon to restart").is_some() || exited(&mut child)
+    });
+    if !exited(&mut child) {
+        // SIGTERM and start again on the same files: a new run, whose event ids are new.
+        daemon.stop_with(libc::SIGTERM);
+        daemon = daemon.restart().start();
+    }
     let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
+    while !exited(&mut child) {
         if start.elapsed() > DEADLINE {
             let _ = child.kill();
             panic!("{} did not finish within {DEADLINE:?}", script.display());
@@ -43,20 +76,44 @@ fn run_example(interpreter: &str, script: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The reader thread has everything once the pipe closed; wait for its last line.
+    wait_until("the example's output", || {
+        said("resumed").is_some() || !output.status.success()
+    });
+    let stdout = lines.lock().unwrap().join("\n");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    let created = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("created "))
-        .unwrap_or_else(|| panic!("no `created` line: {stdout}"));
-    assert!(
-        stdout.contains(&format!("task {created} (local)")),
+
+    assert_eq!(
+        said("listed ").as_deref(),
+        Some("listed 5 task(s) in 3 page(s)"),
         "{stdout}"
     );
-    // The retry added nothing: one task, one queued operation.
+    let created = said("created ").unwrap_or_else(|| panic!("no `created` line: {stdout}"));
+    let id = created.trim_start_matches("created ");
+    assert!(stdout.contains("stale If-Match refused (412)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("task {id} deleted (local)")),
+        "{stdout}"
+    );
+    assert_eq!(
+        said("resumed").as_deref(),
+        Some("resumed after a restart: reset, listed 5 task(s)"),
+        "{stdout}"
+    );
+    // What reached the store: the retried create and the refused edit added nothing.
     let queue = daemon.ctl(&["--json", "queue"]).json();
-    assert_eq!(queue.as_array().unwrap().len(), 1, "{queue}");
+    let ops: Vec<&str> = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|op| op["task_id"] == id)
+        .map(|op| op["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["create", "update", "update", "delete"], "{queue}");
+    let task = daemon.ctl(&["--json", "show", id]).json();
+    assert_eq!(task["description"], "not stale");
+    assert_eq!(task["is_deleted"], true);
 }
 
 #[test]

@@ -121,7 +121,7 @@ fn tables_fit_the_width_with_an_ellipsis_and_count_their_rows() {
         "{stdout}"
     );
     assert_eq!(lines[2].chars().count(), 50);
-    assert_eq!(lines[3], "2 tasks (1 pending, 1 done)");
+    assert_eq!(lines[3], "2 tasks (1 open, 1 done)");
     // Not a terminal and no NO_COLOR: still no colour, since stdout is no terminal.
     assert!(!stdout.contains('\u{1b}'));
 

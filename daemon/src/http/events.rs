@@ -12,12 +12,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
-use tasksync_proto::events::EventData;
+use tasksync_proto::events::{EventData, EventFilter};
 use tasksync_proto::ipc::StatusBody;
 use tokio::sync::{broadcast, mpsc};
 
 use tasksync_http::{ApiError, Body, HttpResponse};
 
+use super::query::Query;
 use crate::app::App;
 use crate::event_log::{event_frame, frame_bytes, reset_frame, Attached, Opening};
 use crate::service::shutdown::Shutdown;
@@ -30,14 +31,27 @@ pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle stream gets a comment line.
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(15);
 
+/// Which events the query asks for: `?events=a,b` (every event without it). An unknown
+/// name, or another parameter, is a 400 that names the valid ones.
+fn filter(raw_query: &str) -> Result<EventFilter, ApiError> {
+    let query = Query::parse(raw_query)?;
+    query.only(&["events"])?;
+    match query.get("events") {
+        Some(list) => EventFilter::parse(list).map_err(ApiError::bad_request),
+        None => Ok(EventFilter::all()),
+    }
+}
+
 /// `GET /api/events` (and `HEAD`, which gets the headers only).
 pub(crate) async fn stream(
     app: &Arc<App>,
     headers: &HeaderMap,
+    raw_query: &str,
     head_only: bool,
     connection: Option<Arc<Activity>>,
     shutdown: Shutdown,
 ) -> Result<HttpResponse, ApiError> {
+    let filter = filter(raw_query)?;
     let mut response = Response::new(Body::empty());
     let headers_out = response.headers_mut();
     headers_out.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -59,7 +73,7 @@ pub(crate) async fn stream(
     let app = app.clone();
     tokio::spawn(async move {
         let _streaming = connection.as_ref().map(|c| c.busy());
-        if pump(&app, attached, &tx, shutdown).await == Pumped::Stuck {
+        if pump(&app, attached, &filter, &tx, shutdown).await == Pumped::Stuck {
             tracing::debug!(
                 "event stream: a client read nothing for {WRITE_TIMEOUT:?}; disconnecting it"
             );
@@ -80,10 +94,11 @@ enum Pumped {
     Stuck,
 }
 
-/// Feeds one client: its opening, then the log's events and heartbeats.
+/// Feeds one client: its opening, then the log's events (those it asked for) and heartbeats.
 async fn pump(
     app: &Arc<App>,
     attached: Attached,
+    filter: &EventFilter,
     tx: &mpsc::Sender<Bytes>,
     mut shutdown: Shutdown,
 ) -> Pumped {
@@ -91,16 +106,25 @@ async fn pump(
         opening,
         mut receiver,
     } = attached;
+    let status = filter.allows("status");
     let opening: Vec<Bytes> = match opening {
-        Opening::Resume(backlog) => backlog,
-        Opening::Status(id) => vec![status_frame(app, id).await],
+        Opening::Resume(backlog) => backlog
+            .into_iter()
+            .filter(|frame| filter.allows(frame.name))
+            .map(|frame| frame.bytes)
+            .collect(),
+        Opening::Status(id) if status => vec![status_frame(app, id).await],
+        Opening::Status(_) => Vec::new(),
         Opening::Reset {
             reset_id,
             status_id,
-        } => vec![
-            reset_frame(reset_id, None),
-            status_frame(app, status_id).await,
-        ],
+        } => {
+            let mut frames = vec![reset_frame(reset_id, None)];
+            if status {
+                frames.push(status_frame(app, status_id).await);
+            }
+            frames
+        }
     };
     for frame in opening {
         if let Some(ended) = deliver(tx, frame).await {
@@ -112,7 +136,8 @@ async fn pump(
     loop {
         let frame = tokio::select! {
             frame = receiver.recv() => match frame {
-                Ok(frame) => frame.bytes,
+                Ok(frame) if filter.allows(frame.name) => frame.bytes,
+                Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::debug!("event stream: a client fell {missed} events behind; sending reset");
                     receiver = receiver.resubscribe();

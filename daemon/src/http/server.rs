@@ -212,6 +212,7 @@ async fn route(api: &Api, parts: &Parts, body: &mut RequestBody) -> Result<HttpR
             events::stream(
                 app,
                 &parts.headers,
+                query,
                 head_only,
                 connection,
                 api.shutdown.clone(),

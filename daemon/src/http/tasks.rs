@@ -14,6 +14,7 @@ use hyper::HeaderMap;
 use hyper::StatusCode;
 use serde::{Deserialize, Deserializer};
 use tasksync_proto::ipc::{PageCursor, MAX_PAGE_TASKS};
+use tasksync_proto::task::TaskJson;
 use tasksync_proto::{NewTask, Task, TaskPatch};
 use uuid::Uuid;
 
@@ -115,7 +116,7 @@ pub(crate) async fn list(app: &Arc<App>, raw_query: &str) -> Result<HttpResponse
             after.map(|id| id.to_string()).unwrap_or_default()
         )));
     };
-    let views: Vec<TaskView<'_>> = tasks.iter().map(TaskView).collect();
+    let views: Vec<TaskJson<'_>> = tasks.iter().map(TaskJson::from).collect();
     let mut response = json_response(StatusCode::OK, &views);
     if let Some(next) = next {
         let link = format!(
@@ -137,29 +138,9 @@ pub(crate) async fn get(app: &App, id: &str) -> Result<HttpResponse, ApiError> {
     Ok(task_response(StatusCode::OK, &task))
 }
 
-/// A task as the HTTP API shows it: its fields and its entity tag (`etag`).
-#[derive(serde::Serialize)]
-struct TaskView<'a>(#[serde(serialize_with = "with_etag")] &'a Task);
-
-fn with_etag<S: serde::Serializer>(task: &&Task, serializer: S) -> Result<S::Ok, S::Error> {
-    #[derive(serde::Serialize)]
-    struct Tagged<'a> {
-        #[serde(flatten)]
-        task: &'a Task,
-        etag: String,
-    }
-    serde::Serialize::serialize(
-        &Tagged {
-            task,
-            etag: task.etag(),
-        },
-        serializer,
-    )
-}
-
 /// One task: its JSON (with `etag`) and the same tag in an `ETag` header.
 fn task_response(status: StatusCode, task: &Task) -> HttpResponse {
-    let mut response = json_response(status, &TaskView(task));
+    let mut response = json_response(status, &TaskJson::from(task));
     if let Ok(tag) = HeaderValue::from_str(&task.etag()) {
         response.headers_mut().insert(ETAG, tag);
     }

@@ -125,8 +125,16 @@ async fn serve_postcard<S: AsyncRead + AsyncWrite + Unpin>(
             client
         }
         Ok(Ok(Some(ClientMessage::Hello { protocol, client }))) => {
+            let older = if protocol < PROTOCOL_VERSION {
+                format!(
+                    "{client} is older: upgrade it to tasksync {}",
+                    env!("CARGO_PKG_VERSION")
+                )
+            } else {
+                "tasksyncd is older: upgrade tasksyncd, and restart it".to_string()
+            };
             let message = format!(
-                "{client} speaks protocol {protocol} but tasksyncd {} speaks {PROTOCOL_VERSION}: upgrade the older of the two",
+                "{client} speaks protocol {protocol} but tasksyncd {} speaks {PROTOCOL_VERSION}: {older}",
                 env!("CARGO_PKG_VERSION")
             );
             return fail(&mut writer, IpcError::new(ErrorCode::Incompatible, message)).await;

@@ -24,10 +24,14 @@ pub(crate) async fn dispatch(app: &Arc<App>, command: Command) -> Result<Reply, 
             app.scan(move |app| app.store.list_page(include_deleted, status, after, limit))
                 .await?,
         ),
-        Command::UpdateTask { id, patch } => {
-            Reply::Task(app.update(resolve(app, &id)?, patch).await?)
+        Command::UpdateTask {
+            id,
+            patch,
+            if_match,
+        } => Reply::Task(app.update_if(resolve(app, &id)?, patch, if_match).await?),
+        Command::DeleteTask { id, if_match } => {
+            Reply::Task(app.delete_if(resolve(app, &id)?, if_match).await?)
         }
-        Command::DeleteTask { id } => Reply::Task(app.delete(resolve(app, &id)?).await?),
         Command::Status => Reply::Status(app.scan(App::status).await?),
         Command::Sync => Reply::Sync(app.sync.sync_now().await),
         Command::Queue {
@@ -96,7 +100,7 @@ async fn retry(app: &Arc<App>, target: RetryTarget) -> Result<u64, IpcError> {
             }
         }
     };
-    Ok(app.retry(rows.iter().map(|row| row.seq).collect()).await?)
+    Ok(app.retry(&rows).await?)
 }
 
 fn resolve(app: &App, reference: &str) -> Result<Uuid, IpcError> {

@@ -46,10 +46,16 @@ pub(crate) enum StoreError {
     Invalid(#[from] ValidationError),
     #[error("no task matches {0}")]
     NotFound(String),
-    #[error("task id prefix {prefix} matches several tasks: {}", matches.join(", "))]
+    #[error(
+        "task id prefix {prefix} matches several tasks; give more of the id:{}",
+        reads::candidate_lines(matches, *more)
+    )]
     Ambiguous {
         prefix: String,
-        matches: Vec<String>,
+        /// The first few tasks it matches, by id.
+        matches: Vec<reads::Candidate>,
+        /// More tasks match than `matches` holds.
+        more: bool,
     },
     #[error("cannot open database {}: {source}", path.display())]
     Open {

@@ -20,6 +20,42 @@ use super::StoreError;
 /// How many tasks an ambiguous prefix lists at most.
 const AMBIGUOUS_LIST_LIMIT: usize = 10;
 
+/// A task an ambiguous reference could mean, as the error lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) number: Option<u32>,
+    pub(crate) completed: bool,
+    pub(crate) deleted: bool,
+}
+
+/// Longest title, in characters, an error's list of candidates shows.
+const CANDIDATE_TITLE_CHARS: usize = 60;
+
+/// The candidates, one a line: id, number or state, and title (cut, in quotes; the client
+/// escapes what it prints).
+pub(crate) fn candidate_lines(candidates: &[Candidate], more: bool) -> String {
+    let mut out = String::new();
+    for c in candidates {
+        let mut title: String = c.title.chars().take(CANDIDATE_TITLE_CHARS).collect();
+        if c.title.chars().count() > CANDIDATE_TITLE_CHARS {
+            title.push('…');
+        }
+        let what = match (c.number, c.deleted, c.completed) {
+            (Some(n), _, _) => format!("task {n}"),
+            (None, true, _) => "deleted".to_string(),
+            (None, false, true) => "done".to_string(),
+            (None, false, false) => "open".to_string(),
+        };
+        out.push_str(&format!("\n  {}  {what:<8}  \"{title}\"", c.id));
+    }
+    if more {
+        out.push_str("\n  ... and more");
+    }
+    out
+}
+
 /// Counts for `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Counts {
@@ -77,7 +113,7 @@ impl ReadPool {
     /// listing computes among the tasks it shows keep naming those tasks.
     pub(crate) fn resolve(&self, reference: &TaskRef) -> Result<Uuid, StoreError> {
         if let Some(number) = reference.as_number() {
-            return self.resolve_number(number);
+            return self.resolve_number(number, reference.as_str());
         }
         if let Some(id) = reference.as_full_id() {
             return Ok(id);
@@ -89,23 +125,25 @@ impl ReadPool {
         }
         match matches.as_slice() {
             [] => Err(StoreError::NotFound(prefix.to_string())),
-            [only] => Uuid::parse_str(only)
-                .map_err(|e| StoreError::Corrupt(format!("task id {only:?}: {e}"))),
+            [only] => Uuid::parse_str(&only.id)
+                .map_err(|e| StoreError::Corrupt(format!("task id {:?}: {e}", only.id))),
             _ => Err(StoreError::Ambiguous {
                 prefix: prefix.to_string(),
-                matches,
+                more: matches.len() > AMBIGUOUS_LIST_LIMIT,
+                matches: matches.into_iter().take(AMBIGUOUS_LIST_LIMIT).collect(),
             }),
         }
     }
 
-    /// Ids that start with `prefix`, of deleted tasks or of the others, at most one more than
+    /// Tasks whose id starts with `prefix`, deleted ones or the others, at most one more than
     /// an ambiguity lists.
-    fn matching_prefix(&self, prefix: &str, deleted: bool) -> Result<Vec<String>, StoreError> {
+    fn matching_prefix(&self, prefix: &str, deleted: bool) -> Result<Vec<Candidate>, StoreError> {
         // Ids hold only [0-9a-f-], all below 'g': [prefix, prefix + "g") is exactly the ids
         // that start with the prefix, and the primary key index serves the range.
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id FROM tasks WHERE id >= ?1 AND id < ?2 AND is_deleted = ?3
+                "SELECT id, title, number, completed, is_deleted FROM tasks
+                 WHERE id >= ?1 AND id < ?2 AND is_deleted = ?3
                  ORDER BY id LIMIT ?4",
             )?;
             let rows = stmt.query_map(
@@ -115,25 +153,45 @@ impl ReadPool {
                     deleted,
                     AMBIGUOUS_LIST_LIMIT as i64 + 1
                 ],
-                |row| row.get(0),
+                |row| {
+                    Ok(Candidate {
+                        id: row.get(0)?,
+                        title: row.get(1)?,
+                        number: row.get(2)?,
+                        completed: row.get(3)?,
+                        deleted: row.get(4)?,
+                    })
+                },
             )?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
 
-    /// The task holding working-set number `number`.
-    fn resolve_number(&self, number: u32) -> Result<Uuid, StoreError> {
+    /// The task holding working-set number `number` (typed as `digits`). When none does but
+    /// ids start with those digits, the error lists them: the user may have meant a prefix.
+    fn resolve_number(&self, number: u32, digits: &str) -> Result<Uuid, StoreError> {
         let id: Option<String> = self.with(|conn| {
             Ok(conn
                 .prepare_cached("SELECT id FROM tasks WHERE number = ?1")?
                 .query_row([number], |row| row.get(0))
                 .optional()?)
         })?;
-        let id = id.ok_or_else(|| {
-            StoreError::NotFound(format!(
+        let Some(id) = id else {
+            let mut message = format!(
                 "number {number} (only tasks that are neither done nor deleted have numbers; `taskctl list` shows them)"
-            ))
-        })?;
+            );
+            let mut ids = self.matching_prefix(digits, false)?;
+            ids.extend(self.matching_prefix(digits, true)?);
+            if !ids.is_empty() {
+                let more = ids.len() > AMBIGUOUS_LIST_LIMIT;
+                ids.truncate(AMBIGUOUS_LIST_LIMIT);
+                message.push_str(&format!(
+                    "; {digits} is read as a number, but these ids start with it (name one by 7 or more characters of its id):{}",
+                    candidate_lines(&ids, more)
+                ));
+            }
+            return Err(StoreError::NotFound(message));
+        };
         Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(format!("task id {id:?}: {e}")))
     }
 

@@ -283,8 +283,22 @@ async fn prefixes_resolve_when_unique_and_list_matches_when_not() {
         .count();
     let shared = TaskRef::parse(&full[..common]).unwrap();
     match store.resolve(&shared) {
-        Err(StoreError::Ambiguous { matches, .. }) => {
-            assert_eq!(matches, [a.id.to_string(), b.id.to_string()])
+        Err(error @ StoreError::Ambiguous { .. }) => {
+            let StoreError::Ambiguous { matches, more, .. } = &error else {
+                unreachable!()
+            };
+            let ids: Vec<&str> = matches.iter().map(|m| m.id.as_str()).collect();
+            assert_eq!(ids, [a.id.to_string(), b.id.to_string()]);
+            assert!(!more);
+            // The message lists each candidate with its title, one a line.
+            let message = error.to_string();
+            for task in [&a, &b] {
+                let line = message
+                    .lines()
+                    .find(|l| l.contains(&task.id.to_string()))
+                    .unwrap_or_else(|| panic!("{message}"));
+                assert!(line.contains(&format!("\"{}\"", task.title)), "{message}");
+            }
         }
         other => panic!("expected ambiguity, got {other:?}"),
     }

@@ -373,10 +373,13 @@ impl Round<'_> {
         }
     }
 
-    /// Records answers; reports the tasks that took the server's merged version.
+    /// Records answers; reports the tasks that took the server's merged version, and the sync
+    /// state of every task of the batch (`task_sync`).
     async fn finish_batch(&self, outcomes: Vec<(QueueRef, ItemOutcome)>) -> Result<(), StoreError> {
+        let tasks: Vec<uuid::Uuid> = outcomes.iter().map(|(row, _)| row.task_id).collect();
         let adopted = self.store.finish_batch(outcomes).await?;
         publish_adopted(self.store, self.events, &adopted);
+        self.events.publish_task_sync(self.store, tasks);
         Ok(())
     }
 
