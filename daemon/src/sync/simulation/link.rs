@@ -180,7 +180,14 @@ impl SimLink {
                 self.note(format!("push {ops} -> {statuses}"));
             }
             Err(error) => {
-                if crate::sync::round::counts_an_attempt(error) {
+                // What the server said against the batch, by the simulation's own reading
+                // (not the engine's, which is what the check judges).
+                if matches!(
+                    error,
+                    SyncError::Failed { .. }
+                        | SyncError::BadAnswer(_)
+                        | SyncError::CursorUnknown(_)
+                ) {
                     self.reject_all(batch);
                 }
                 self.note(format!("push {ops} -> {}", kind(error)));
