@@ -54,7 +54,7 @@ pub(crate) fn plan(
         };
         if let Some(earlier) = recorded.get(&item.id).or(this_batch.get(&item.id)) {
             answers.push(if earlier.task_id == item.task_id {
-                replayed(earlier, item, stored.get(&item.task_id))
+                replayed(earlier, item, device_id, stored.get(&item.task_id))
             } else {
                 error(format!(
                     "op id {} was already used for task {}",
@@ -114,18 +114,25 @@ pub(crate) fn plan(
 }
 
 /// The answer to an op id sent again: its recorded answer, with the task as it is now when
-/// the recorded answer carried the task (a conflict), or when a field the op wrote holds
-/// another value by now (then the answer becomes a `conflict`). The device that sent it kept
-/// its own values while the op was queued (a queued field is not overwritten by pulls), and
-/// the pulls that brought newer values are behind it, so this answer is its only way to learn
-/// the server's; the task as it was when the op was first applied would take it back in time.
-fn replayed(earlier: &RecordedAnswer, item: &BatchItem, now: Option<&Versioned>) -> ProcessedItem {
+/// the recorded answer carried the task (a conflict), or when another device has written a
+/// field the op wrote since (then the answer becomes a `conflict`). The device that sent it
+/// kept its own values while the op was queued (a queued field is not overwritten by pulls),
+/// and the pulls that brought newer values are behind it, so this answer is its only way to
+/// learn the server's; the task as it was when the op was first applied would take it back
+/// in time. Its own later writes it knows already: they are no conflict.
+fn replayed(
+    earlier: &RecordedAnswer,
+    item: &BatchItem,
+    device_id: Uuid,
+    now: Option<&Versioned>,
+) -> ProcessedItem {
     let mut answer = earlier.answer();
     if let Some(now) = now {
         let fields = item.changed_fields.as_deref().unwrap_or(&Field::ALL);
-        let overwritten = fields
-            .iter()
-            .any(|&field| !lww::same_value(&item.data, &now.task, field));
+        let overwritten = fields.iter().any(|&field| {
+            !lww::same_value(&item.data, &now.task, field)
+                && now.clocks.get(field).device_id != device_id
+        });
         if overwritten || answer.resolved_data.is_some() {
             answer.status = ItemStatus::Conflict;
             answer.resolved_data = Some(now.task.clone());
