@@ -79,6 +79,7 @@ conformance!(
     field_wise_lww_conflicts_like_one_server,
     old_op_ids_are_pruned,
     concurrent_batches_of_one_user_never_skip_a_change,
+    a_batch_checks_its_token_in_its_own_transaction,
 );
 
 fn at(ms: i64) -> Timestamp {
@@ -419,4 +420,63 @@ async fn concurrent_batches_of_one_user_never_skip_a_change(storage: Arc<dyn Sto
     let last = tasks.iter().find(|t| t.id == shared).unwrap();
     let latest = 10 + (WRITERS * BATCHES - 1) as i64;
     assert_eq!(last.updated_at, at(latest), "the latest edit wins");
+}
+
+/// `apply_batch_as` with a token digest applies nothing once that digest is no longer the
+/// user's (rotated, removed, or never), so a cached token owner cannot write on its own.
+async fn a_batch_checks_its_token_in_its_own_transaction(storage: Arc<dyn Storage>) {
+    let s = storage.as_ref();
+    let first = tasksync_server::auth::digest(b"first");
+    let second = tasksync_server::auth::digest(b"second");
+    s.add_user("alice", first).await.unwrap();
+    let (alice, _) = s.user_by_token(first).await.unwrap().unwrap();
+    let device = Uuid::now_v7();
+    let applied = s
+        .apply_batch_as(
+            alice,
+            Some(first),
+            input(device, vec![create(Uuid::now_v7(), "a")]),
+        )
+        .await
+        .unwrap();
+    assert!(applied.changed);
+
+    // A digest that is not the user's: refused, nothing written, the op id not answered.
+    let item = create(Uuid::now_v7(), "b");
+    assert_eq!(
+        s.apply_batch_as(alice, Some(second), input(device, vec![item.clone()]))
+            .await,
+        Err(StorageError::NoSuchUser)
+    );
+    assert_eq!(s.all_tasks(alice).await.unwrap().len(), 1);
+
+    // Rotated: the old digest is refused from the moment `set_token` returned.
+    assert!(s.set_token("alice", second).await.unwrap());
+    assert_eq!(
+        s.apply_batch_as(alice, Some(first), input(device, vec![item.clone()]))
+            .await,
+        Err(StorageError::NoSuchUser)
+    );
+    assert_eq!(s.all_tasks(alice).await.unwrap().len(), 1);
+    let applied = s
+        .apply_batch_as(alice, Some(second), input(device, vec![item]))
+        .await
+        .unwrap();
+    assert!(applied.changed, "the refused op id was never recorded");
+    assert_eq!(
+        applied.response.processed_items[0].status,
+        ItemStatus::Success
+    );
+
+    // Removed: refused with its last token too.
+    assert!(s.remove_user("alice").await.unwrap());
+    assert_eq!(
+        s.apply_batch_as(
+            alice,
+            Some(second),
+            input(device, vec![create(Uuid::now_v7(), "c")])
+        )
+        .await,
+        Err(StorageError::NoSuchUser)
+    );
 }
