@@ -19,7 +19,8 @@
 //! connection and wakes the user's waiting pulls. When that connection is lost, every waiting
 //! pull is woken to read again, so nothing missed meanwhile waits for long.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
@@ -242,7 +243,7 @@ impl Postgres {
             lock: client.prepare_cached(LOCK_SQL).await?,
             ops: client.prepare_cached(OPS_SQL).await?,
             tasks: client.prepare_cached(&tasks_sql()).await?,
-            write: client.prepare_cached(&write_sql()).await?,
+            write: client.prepare_cached(&WRITE_SQL).await?,
         };
         let mut open = OpenTransaction(Some(client));
         let result = async {
@@ -252,6 +253,7 @@ impl Postgres {
                 statements: &statements,
                 user,
                 token_sha256,
+                stored: HashSet::new(),
                 commit_sent: false,
             };
             let outcome = tasksync_core::apply_batch(&mut tx, batch).await?;
@@ -364,6 +366,8 @@ struct Batch<'a> {
     user: UserId,
     /// When set, the batch applies only while this is still the user's token.
     token_sha256: Option<[u8; 32]>,
+    /// The batch's tasks that `load` found stored.
+    stored: HashSet<Uuid>,
     /// Whether `COMMIT` went out (with the writes).
     commit_sent: bool,
 }
@@ -398,11 +402,12 @@ impl BatchTransaction for Batch<'_> {
                     .map_err(|e| Failure::Storage(e.into()))
             })
             .collect::<Result<_, Failure>>()?;
-        let stored = task_rows
+        let stored: Vec<Versioned> = task_rows
             .iter()
             .map(task_from_row)
             .collect::<Result<_>>()
             .map_err(Failure::Storage)?;
+        self.stored = stored.iter().map(|v| v.task.id).collect();
         Ok(Loaded {
             last_change: row.get(0),
             recorded,
@@ -414,6 +419,13 @@ impl BatchTransaction for Batch<'_> {
         let (client, user) = (self.client, &self.user);
         let now = Timestamp::now().as_millis();
         let columns = TaskColumns::new(&writes.tasks);
+        let stored: Vec<bool> = columns
+            .id
+            .iter()
+            .map(|id| self.stored.contains(id))
+            .collect();
+        let expected_updates = i64::try_from(stored.iter().filter(|s| **s).count())
+            .map_err(|_| Failure::Storage(StorageError::Internal("batch too large".into())))?;
         let record_ops: Vec<Uuid> = writes.record.iter().map(|a| a.op_id).collect();
         let record_tasks: Vec<Uuid> = writes.record.iter().map(|a| a.task_id).collect();
         let record_status: Vec<&str> = writes.record.iter().map(|a| a.status_column()).collect();
@@ -432,6 +444,8 @@ impl BatchTransaction for Batch<'_> {
             &writes.device_id,
             &now,
             &writes.last_change,
+            &stored,
+            &expected_updates,
         ]);
         // The writes (one statement) and `COMMIT`, in one round trip. When the writes fail,
         // the transaction is aborted and PostgreSQL answers the `COMMIT` with a rollback;
@@ -492,37 +506,45 @@ impl From<tokio_postgres::Error> for Failure {
     }
 }
 
-/// Every write of a batch in one statement: the upsert of its changed tasks and the insert
-/// of its answers (as arrays, `$2`..`$22` and `$23`..`$26`), and the user's new change counter
-/// (`$29`, none when no task changed). Data-modifying CTEs each run exactly once.
-fn write_sql() -> String {
+/// Every write of a batch in one statement (data-modifying CTEs each run exactly once): the
+/// changed tasks (arrays `$2`..`$22`, and `$30`, whether the batch found the task stored),
+/// new ones inserted and stored ones updated; the answers (`$23`..`$26`); and the user's new
+/// change counter (`$29`, none when no task changed). Which tasks exist is known from the
+/// batch's own read under the user's lock, which every writer of the user's tasks takes, so
+/// a plain insert cannot meet a conflict (and costs less than `ON CONFLICT`'s speculative
+/// insertion). Should the two ever disagree, the statement fails, so the `COMMIT` sent
+/// behind it rolls back: the insert on its unique key, a short update (`$31` rows expected)
+/// on a division by zero.
+static WRITE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let set = TASK_COLUMNS
+        .split(',')
+        .map(str::trim)
+        .filter(|c| *c != "id")
+        .chain(["seq"])
+        .map(|c| format!("{c} = c.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "WITH saved AS (INSERT INTO tasks (user_id, {TASK_COLUMNS}, seq) \
-         SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bool[], $6::bool[], \
-         $7::bigint[], $8::bigint[], $9::uuid[], $10::bigint[], $11::smallint[], $12::uuid[], \
-         $13::bigint[], $14::smallint[], $15::uuid[], $16::bigint[], $17::smallint[], \
-         $18::uuid[], $19::bigint[], $20::smallint[], $21::uuid[], $22::bigint[]) \
-         ON CONFLICT (user_id, id) DO UPDATE SET title = EXCLUDED.title, \
-         description = EXCLUDED.description, completed = EXCLUDED.completed, \
-         is_deleted = EXCLUDED.is_deleted, created_at = EXCLUDED.created_at, \
-         updated_at = EXCLUDED.updated_at, device_id = EXCLUDED.device_id, \
-         title_at = EXCLUDED.title_at, title_rank = EXCLUDED.title_rank, \
-         title_device = EXCLUDED.title_device, description_at = EXCLUDED.description_at, \
-         description_rank = EXCLUDED.description_rank, \
-         description_device = EXCLUDED.description_device, \
-         completed_clock_at = EXCLUDED.completed_clock_at, \
-         completed_clock_rank = EXCLUDED.completed_clock_rank, \
-         completed_clock_device = EXCLUDED.completed_clock_device, \
-         is_deleted_at = EXCLUDED.is_deleted_at, is_deleted_rank = EXCLUDED.is_deleted_rank, \
-         is_deleted_device = EXCLUDED.is_deleted_device, seq = EXCLUDED.seq), \
+        "WITH changed AS MATERIALIZED (SELECT * FROM UNNEST($2::uuid[], $3::text[], \
+         $4::text[], $5::bool[], $6::bool[], $7::bigint[], $8::bigint[], $9::uuid[], \
+         $10::bigint[], $11::smallint[], $12::uuid[], $13::bigint[], $14::smallint[], \
+         $15::uuid[], $16::bigint[], $17::smallint[], $18::uuid[], $19::bigint[], \
+         $20::smallint[], $21::uuid[], $22::bigint[], $30::bool[]) \
+         AS r({TASK_COLUMNS}, seq, stored)), \
+         inserted AS (INSERT INTO tasks (user_id, {TASK_COLUMNS}, seq) \
+         SELECT $1, {TASK_COLUMNS}, seq FROM changed WHERE NOT stored), \
+         updated AS (UPDATE tasks SET {set} FROM changed c \
+         WHERE c.stored AND tasks.user_id = $1 AND tasks.id = c.id RETURNING 1), \
          recorded AS (INSERT INTO applied_ops (user_id, op_id, task_id, device_id, status, \
          resolved_data, applied_at) \
          SELECT $1, op, task, $27, status, resolved, $28 \
          FROM UNNEST($23::uuid[], $24::uuid[], $25::text[], $26::text[]) \
-         AS r(op, task, status, resolved)) \
-         UPDATE users SET change_seq = $29 WHERE id = $1 AND $29::bigint IS NOT NULL"
+         AS r(op, task, status, resolved)), \
+         counter AS (UPDATE users SET change_seq = $29 \
+         WHERE id = $1 AND $29::bigint IS NOT NULL) \
+         SELECT 1 / (CASE WHEN count(*) = $31 THEN 1 ELSE 0 END) FROM updated"
     )
-}
+});
 
 /// The tasks a batch writes as one array per column, with their new change numbers.
 #[derive(Default)]
