@@ -480,3 +480,53 @@ async fn a_batch_checks_its_token_in_its_own_transaction(storage: Arc<dyn Storag
         Err(StorageError::NoSuchUser)
     );
 }
+
+/// A PostgreSQL database of schema version 1 (a B-tree on `applied_ops.applied_at`) is
+/// migrated to version 2 (a BRIN index) on open, keeping its rows; pruning still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_schema_1_migrates_to_a_brin_index_on_applied_at() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let config = StorageConfig::Postgres {
+        url: db.url.clone(),
+    };
+    let u = {
+        let s = storage::open(&config).await.unwrap();
+        let u = user(s.as_ref(), "u").await;
+        s.apply_batch(u, input(Uuid::now_v7(), vec![create(Uuid::now_v7(), "t")]))
+            .await
+            .unwrap();
+        u
+    };
+    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // Back to what a version 1 server left.
+    client
+        .batch_execute(
+            "DROP INDEX applied_ops_by_time;
+             CREATE INDEX applied_ops_by_time ON applied_ops (applied_at);
+             UPDATE tasksync_schema SET version = 1;",
+        )
+        .await
+        .unwrap();
+    let access_method = "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam \
+                         WHERE c.relname = 'applied_ops_by_time'";
+    let method: String = client.query_one(access_method, &[]).await.unwrap().get(0);
+    assert_eq!(method, "btree");
+
+    let s = storage::open(&config).await.unwrap();
+    let method: String = client.query_one(access_method, &[]).await.unwrap().get(0);
+    assert_eq!(method, "brin");
+    let version: i64 = client
+        .query_one("SELECT version FROM tasksync_schema", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 2);
+    assert_eq!(s.all_tasks(u).await.unwrap().len(), 1);
+    let future = Timestamp::from_millis(Timestamp::now().as_millis() + 60_000).unwrap();
+    assert_eq!(s.prune_applied_ops(future).await.unwrap(), 1);
+}
