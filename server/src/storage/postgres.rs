@@ -10,14 +10,20 @@
 //! processes, each later one seeing everything the earlier ones committed; batches of
 //! different users run in parallel. Each changed task takes the next value of the user's
 //! counter under that lock, so change numbers commit in order and a cursor never skips a
-//! late commit. Serialization failures and deadlocks are retried; a lost connection or a full
-//! disk is [`StorageError::Unavailable`] (503).
+//! late commit. The same statement that locks the row can check the request's token
+//! ([`Storage::apply_batch_as`]); `set_token` and `remove_user` lock that row too, so no batch
+//! applies after the revocation of its token committed. Serialization failures and deadlocks
+//! are retried; a lost connection or a full disk is [`StorageError::Unavailable`] (503).
 //!
-//! Live pulls across processes: right after a batch commits, its process sends
-//! `pg_notify('tasksync_changes', user_id)` (outside the batch's transaction, so commits do
-//! not queue on PostgreSQL's notify lock); each process keeps one `LISTEN`
-//! connection and wakes the user's waiting pulls. When that connection is lost, every waiting
-//! pull is woken to read again, so nothing missed meanwhile waits for long.
+//! Round trips: a batch costs two, pipelined on its connection (`BEGIN`, the lock and both
+//! reads; then the writes, one statement, and `COMMIT`); see `Postgres::try_apply`.
+//!
+//! Live pulls across processes: after a batch commits, a task of its process sends
+//! `pg_notify('tasksync_changes', user_id)` (outside the batch's transaction and off the
+//! request's path, several users in one statement; see `announce_changes`); each process
+//! keeps one `LISTEN` connection and wakes the user's waiting pulls. When that connection is
+//! lost, every waiting pull is woken to read again, so nothing missed meanwhile waits for
+//! long.
 
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
