@@ -530,3 +530,69 @@ async fn postgres_schema_1_migrates_to_a_brin_index_on_applied_at() {
     let future = Timestamp::from_millis(Timestamp::now().as_millis() + 60_000).unwrap();
     assert_eq!(s.prune_applied_ops(future).await.unwrap(), 1);
 }
+
+/// Batches cancelled while they wait (a client that hung up) leave no connection inside a
+/// transaction: each rolls back or is closed, and later batches commit as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cancelled_batches_leave_no_transaction_open() {
+    let Some(subject) = postgres().await else {
+        return;
+    };
+    let s = subject.storage.clone();
+    let u = user(s.as_ref(), "u").await;
+    let url = subject._db.as_ref().map(|db| db.url.clone()).unwrap();
+    let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // Hold the user's lock, so that batches stop inside their transaction, then cancel them.
+    let holder = client.transaction().await.unwrap();
+    holder
+        .execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&u])
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let s = s.clone();
+        let batch = input(Uuid::now_v7(), vec![create(Uuid::now_v7(), "cancelled")]);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(200), async move {
+            s.apply_batch(u, batch).await
+        })
+        .await;
+        assert!(waited.is_err(), "the batch waits for the lock");
+    }
+    holder.commit().await.unwrap();
+    let open = "SELECT count(*) FROM pg_stat_activity \
+                WHERE datname = current_database() AND state LIKE 'idle in transaction%'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n: i64 = client.query_one(open, &[]).await.unwrap().get(0);
+        if n == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} connections stay inside a transaction"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        s.all_tasks(u).await.unwrap().is_empty(),
+        "nothing cancelled was applied"
+    );
+    // The pool still works, and what it commits is committed (seen from elsewhere).
+    for _ in 0..20 {
+        let task = Uuid::now_v7();
+        let outcome = s
+            .apply_batch(u, input(Uuid::now_v7(), vec![create(task, "after")]))
+            .await
+            .unwrap();
+        assert!(outcome.changed);
+        let seen: i64 = client
+            .query_one("SELECT count(*) FROM tasks WHERE id = $1", &[&task])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(seen, 1);
+    }
+    assert_eq!(s.changes(u, 0, 100).await.unwrap().changes.len(), 20);
+}
