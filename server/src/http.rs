@@ -26,7 +26,7 @@ use tasksync_proto::wire::{
 use tasksync_proto::Timestamp;
 use tokio::sync::watch;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Caller};
 use crate::error::{storage_error, unauthorized, unavailable};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -147,26 +147,35 @@ async fn route(
     if parts.method != method {
         return Err(ApiError::method_not_allowed(&parts.method, allow));
     }
-    match route {
+    // A push may take its caller from the token cache (its transaction checks the token
+    // again); every other route asks storage (see `crate::auth`).
+    let authenticated = match route {
         Route::Health => return health(state).await,
         Route::Metrics => return Ok(metrics(state)),
-        _ => {}
-    }
-    let user = state
-        .auth
-        .authenticate(state.storage.as_ref(), &parts.headers)
-        .await
+        Route::Batch => {
+            state
+                .auth
+                .authenticate_push(state.storage.as_ref(), &parts.headers)
+                .await
+        }
+        Route::Changes | Route::Tasks => state
+            .auth
+            .authenticate(state.storage.as_ref(), &parts.headers)
+            .await
+            .map(|user| user.map(Caller::checked_now)),
+    };
+    let caller = authenticated
         .map_err(|e| state.storage_error(e))?
         .ok_or_else(unauthorized)?;
     match route {
         Route::Health => health(state).await,
         Route::Metrics => Ok(metrics(state)),
-        Route::Batch => push(state, user, &parts.headers, body).await,
-        Route::Changes => pull(state, user, &parts.headers, parts.uri.query()).await,
+        Route::Batch => push(state, caller, &parts.headers, body).await,
+        Route::Changes => pull(state, caller.user, &parts.headers, parts.uri.query()).await,
         Route::Tasks => {
             let tasks = state
                 .storage
-                .all_tasks(user)
+                .all_tasks(caller.user)
                 .await
                 .map_err(|e| state.storage_error(e))?;
             Ok(json_response(StatusCode::OK, &tasks))
@@ -222,9 +231,12 @@ struct Health {
     storage: &'static str,
 }
 
+/// `POST /api/batch`. The caller may come from the token cache: the batch's transaction
+/// checks its token again, and a cached caller it refuses is looked up afresh once (a token
+/// revoked meanwhile is then refused, 401).
 async fn push(
     state: &AppState,
-    user: UserId,
+    caller: Caller,
     headers: &HeaderMap,
     body: &mut RequestBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -232,23 +244,30 @@ async fn push(
     let body = body.bytes().await?;
     wire::verify_content_digest(digest.as_deref(), &body)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let batch: BatchRequest = parse_json(&body)?;
-    if batch.items.len() > MAX_BATCH_ITEMS {
-        return Err(ApiError::too_large(format!(
-            "items: {} items in one batch; the limit is {MAX_BATCH_ITEMS}",
-            batch.items.len()
-        )));
-    }
-    let input = BatchInput {
-        device_id: batch.device_id,
-        items: batch.items,
-        clock: ClockLimit::new(Timestamp::now(), state.max_clock_skew_secs),
-    };
-    let outcome = state
+    let input = batch_input(state, &body)?;
+    let applied = state
         .storage
-        .apply_batch(user, input)
-        .await
-        .map_err(|e| state.storage_error(e))?;
+        .apply_batch_as(caller.user, caller.token_sha256, input)
+        .await;
+    let (user, applied) = match applied {
+        Err(StorageError::NoSuchUser) if caller.cached => {
+            state.auth.forget(&caller);
+            let fresh = state
+                .auth
+                .authenticate_push(state.storage.as_ref(), headers)
+                .await
+                .map_err(|e| state.storage_error(e))?
+                .ok_or_else(unauthorized)?;
+            let input = batch_input(state, &body)?;
+            let applied = state
+                .storage
+                .apply_batch_as(fresh.user, fresh.token_sha256, input)
+                .await;
+            (fresh.user, applied)
+        }
+        applied => (caller.user, applied),
+    };
+    let outcome = applied.map_err(|e| state.storage_error(e))?;
     state
         .metrics
         .batch_answered(outcome.response.processed_items.iter().map(|p| &p.status));
@@ -256,6 +275,22 @@ async fn push(
         state.notifier.notify(user);
     }
     Ok(json_response(StatusCode::OK, &outcome.response))
+}
+
+/// A pushed body, parsed and checked, as the storage applies it.
+fn batch_input(state: &AppState, body: &[u8]) -> Result<BatchInput, ApiError> {
+    let batch: BatchRequest = parse_json(body)?;
+    if batch.items.len() > MAX_BATCH_ITEMS {
+        return Err(ApiError::too_large(format!(
+            "items: {} items in one batch; the limit is {MAX_BATCH_ITEMS}",
+            batch.items.len()
+        )));
+    }
+    Ok(BatchInput {
+        device_id: batch.device_id,
+        items: batch.items,
+        clock: ClockLimit::new(Timestamp::now(), state.max_clock_skew_secs),
+    })
 }
 
 /// The `Content-Digest` field: repeated header lines are one comma-joined field (RFC 9110
@@ -515,10 +550,11 @@ mod tests {
         )
         .expect("open store");
         let store = Arc::new(store);
+        let notifier = Notifier::new();
         let state = Arc::new(AppState {
             storage: store.clone(),
-            auth: Auth::new(None),
-            notifier: Notifier::new(),
+            auth: Auth::new(None, notifier.credentials()),
+            notifier,
             max_clock_skew_secs: 600,
             stopping: watch::Sender::new(false),
             metrics: Metrics::new(),
@@ -667,6 +703,66 @@ mod tests {
             assert!(answer.contains("\"title\":\"t\""), "{answer}");
         }
         assert_eq!(state.notifier.users_waiting(), 0);
+    }
+
+    /// A push of one new task with `token`: the status line of the answer.
+    async fn push_with(addr: std::net::SocketAddr, token: &str) -> String {
+        let at = Timestamp::now();
+        let task = uuid::Uuid::now_v7();
+        let body = serde_json::to_vec(&serde_json::json!({
+            "device_id": uuid::Uuid::now_v7(),
+            "client_timestamp": at,
+            "items": [{
+                "id": uuid::Uuid::now_v7(), "task_id": task, "operation": "create",
+                "data": {"id": task, "title": "t", "completed": false, "created_at": at,
+                         "updated_at": at, "is_deleted": false, "device_id": uuid::Uuid::nil()},
+                "created_at": at
+            }]
+        }))
+        .unwrap();
+        let digest = wire::content_digest(&body);
+        let answer = exchange(
+            addr,
+            &format!(
+                "POST /api/batch HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Digest: {digest}"
+            ),
+            &body,
+        )
+        .await;
+        answer.lines().next().unwrap_or_default().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_push_with_a_just_revoked_token_is_refused_though_the_process_cached_it() {
+        // No credentials watch runs here: this process never hears of the rotation, so only
+        // the batch's own check of the token can refuse it.
+        let (_dir, _store, state, addr, _stop) = serve_temp().await;
+        let (old, new) = (crate::auth::digest(b"old"), crate::auth::digest(b"new"));
+        state.storage.add_user("zoe", old).await.unwrap();
+        assert_eq!(push_with(addr, "old").await, "HTTP/1.1 200 OK");
+        assert_eq!(push_with(addr, "old").await, "HTTP/1.1 200 OK");
+        let zoe = state
+            .auth
+            .cached_user(&old)
+            .expect("the token's owner is cached");
+
+        assert!(state.storage.set_token("zoe", new).await.unwrap());
+        assert_eq!(state.auth.cached_user(&old), Some(zoe), "still cached");
+        assert_eq!(push_with(addr, "old").await, "HTTP/1.1 401 Unauthorized");
+        assert_eq!(state.auth.cached_user(&old), None, "forgotten once refused");
+        assert_eq!(state.storage.all_tasks(zoe).await.unwrap().len(), 2);
+
+        assert_eq!(push_with(addr, "new").await, "HTTP/1.1 200 OK");
+        assert_eq!(state.auth.cached_user(&new), Some(zoe));
+        assert!(state.storage.remove_user("zoe").await.unwrap());
+        assert_eq!(push_with(addr, "new").await, "HTTP/1.1 401 Unauthorized");
+
+        // Credentials changing anywhere empties the cache.
+        state.storage.add_user("yan", old).await.unwrap();
+        assert_eq!(push_with(addr, "old").await, "HTTP/1.1 200 OK");
+        assert!(state.auth.cached_user(&old).is_some());
+        state.notifier.credentials_changed();
+        assert_eq!(state.auth.cached_user(&old), None);
     }
 
     #[test]

@@ -36,10 +36,11 @@ pub use http::AppState;
 impl AppState {
     /// The shared state of a server over `storage`.
     pub fn new(storage: Arc<dyn storage::Storage>, config: &Config) -> Arc<AppState> {
+        let notifier = notify::Notifier::new();
         Arc::new(AppState {
             storage,
-            auth: auth::Auth::new(config.token.as_deref()),
-            notifier: notify::Notifier::new(),
+            auth: auth::Auth::new(config.token.as_deref(), notifier.credentials()),
+            notifier,
             max_clock_skew_secs: config.max_clock_skew_secs,
             stopping: tokio::sync::watch::Sender::new(false),
             metrics: metrics::Metrics::new(),

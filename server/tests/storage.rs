@@ -79,6 +79,7 @@ conformance!(
     field_wise_lww_conflicts_like_one_server,
     old_op_ids_are_pruned,
     concurrent_batches_of_one_user_never_skip_a_change,
+    a_batch_checks_its_token_in_its_own_transaction,
 );
 
 fn at(ms: i64) -> Timestamp {
@@ -422,4 +423,179 @@ async fn concurrent_batches_of_one_user_never_skip_a_change(storage: Arc<dyn Sto
     let last = tasks.iter().find(|t| t.id == shared).unwrap();
     let latest = 10 + (WRITERS * BATCHES - 1) as i64;
     assert_eq!(last.updated_at, at(latest), "the latest edit wins");
+}
+
+/// `apply_batch_as` with a token digest applies nothing once that digest is no longer the
+/// user's (rotated, removed, or never), so a cached token owner cannot write on its own.
+async fn a_batch_checks_its_token_in_its_own_transaction(storage: Arc<dyn Storage>) {
+    let s = storage.as_ref();
+    let first = tasksync_server::auth::digest(b"first");
+    let second = tasksync_server::auth::digest(b"second");
+    s.add_user("alice", first).await.unwrap();
+    let (alice, _) = s.user_by_token(first).await.unwrap().unwrap();
+    let device = Uuid::now_v7();
+    let applied = s
+        .apply_batch_as(
+            alice,
+            Some(first),
+            input(device, vec![create(Uuid::now_v7(), "a")]),
+        )
+        .await
+        .unwrap();
+    assert!(applied.changed);
+
+    // A digest that is not the user's: refused, nothing written, the op id not answered.
+    let item = create(Uuid::now_v7(), "b");
+    assert_eq!(
+        s.apply_batch_as(alice, Some(second), input(device, vec![item.clone()]))
+            .await,
+        Err(StorageError::NoSuchUser)
+    );
+    assert_eq!(s.all_tasks(alice).await.unwrap().len(), 1);
+
+    // Rotated: the old digest is refused from the moment `set_token` returned.
+    assert!(s.set_token("alice", second).await.unwrap());
+    assert_eq!(
+        s.apply_batch_as(alice, Some(first), input(device, vec![item.clone()]))
+            .await,
+        Err(StorageError::NoSuchUser)
+    );
+    assert_eq!(s.all_tasks(alice).await.unwrap().len(), 1);
+    let applied = s
+        .apply_batch_as(alice, Some(second), input(device, vec![item]))
+        .await
+        .unwrap();
+    assert!(applied.changed, "the refused op id was never recorded");
+    assert_eq!(
+        applied.response.processed_items[0].status,
+        ItemStatus::Success
+    );
+
+    // Removed: refused with its last token too.
+    assert!(s.remove_user("alice").await.unwrap());
+    assert_eq!(
+        s.apply_batch_as(
+            alice,
+            Some(second),
+            input(device, vec![create(Uuid::now_v7(), "c")])
+        )
+        .await,
+        Err(StorageError::NoSuchUser)
+    );
+}
+
+/// A PostgreSQL database of schema version 1 (a B-tree on `applied_ops.applied_at`) is
+/// migrated to version 2 (a BRIN index) on open, keeping its rows; pruning still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_schema_1_migrates_to_a_brin_index_on_applied_at() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let config = StorageConfig::Postgres {
+        url: db.url.clone(),
+    };
+    let u = {
+        let s = storage::open(&config).await.unwrap();
+        let u = user(s.as_ref(), "u").await;
+        s.apply_batch(u, input(Uuid::now_v7(), vec![create(Uuid::now_v7(), "t")]))
+            .await
+            .unwrap();
+        u
+    };
+    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // Back to what a version 1 server left.
+    client
+        .batch_execute(
+            "DROP INDEX applied_ops_by_time;
+             CREATE INDEX applied_ops_by_time ON applied_ops (applied_at);
+             UPDATE tasksync_schema SET version = 1;",
+        )
+        .await
+        .unwrap();
+    let access_method = "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam \
+                         WHERE c.relname = 'applied_ops_by_time'";
+    let method: String = client.query_one(access_method, &[]).await.unwrap().get(0);
+    assert_eq!(method, "btree");
+
+    let s = storage::open(&config).await.unwrap();
+    let method: String = client.query_one(access_method, &[]).await.unwrap().get(0);
+    assert_eq!(method, "brin");
+    let version: i64 = client
+        .query_one("SELECT version FROM tasksync_schema", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 2);
+    assert_eq!(s.all_tasks(u).await.unwrap().len(), 1);
+    let future = Timestamp::from_millis(Timestamp::now().as_millis() + 60_000).unwrap();
+    assert_eq!(s.prune_applied_ops(future).await.unwrap(), 1);
+}
+
+/// Batches cancelled while they wait (a client that hung up) leave no connection inside a
+/// transaction: each rolls back or is closed, and later batches commit as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cancelled_batches_leave_no_transaction_open() {
+    let Some(subject) = postgres().await else {
+        return;
+    };
+    let s = subject.storage.clone();
+    let u = user(s.as_ref(), "u").await;
+    let url = subject._db.as_ref().map(|db| db.url.clone()).unwrap();
+    let (mut client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // Hold the user's lock, so that batches stop inside their transaction, then cancel them.
+    let holder = client.transaction().await.unwrap();
+    holder
+        .execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&u])
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let s = s.clone();
+        let batch = input(Uuid::now_v7(), vec![create(Uuid::now_v7(), "cancelled")]);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(200), async move {
+            s.apply_batch(u, batch).await
+        })
+        .await;
+        assert!(waited.is_err(), "the batch waits for the lock");
+    }
+    holder.commit().await.unwrap();
+    let open = "SELECT count(*) FROM pg_stat_activity \
+                WHERE datname = current_database() AND state LIKE 'idle in transaction%'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n: i64 = client.query_one(open, &[]).await.unwrap().get(0);
+        if n == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} connections stay inside a transaction"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        s.all_tasks(u).await.unwrap().is_empty(),
+        "nothing cancelled was applied"
+    );
+    // The pool still works, and what it commits is committed (seen from elsewhere).
+    for _ in 0..20 {
+        let task = Uuid::now_v7();
+        let outcome = s
+            .apply_batch(u, input(Uuid::now_v7(), vec![create(task, "after")]))
+            .await
+            .unwrap();
+        assert!(outcome.changed);
+        let seen: i64 = client
+            .query_one("SELECT count(*) FROM tasks WHERE id = $1", &[&task])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(seen, 1);
+    }
+    assert_eq!(s.changes(u, 0, 100).await.unwrap().changes.len(), 20);
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tasksync_e2e::pg::TestDatabase;
 use tasksync_e2e::{
-    add_user, check_revocation_reaches_held_pulls, http, server_cli, subdir, wait_until, Daemon,
-    Server,
+    add_user, check_revocation_reaches_held_pulls, http, push_task, server_cli, subdir, wait_until,
+    Daemon, Server,
 };
 
 /// `taskctl --json sync`, which must succeed: its report.
@@ -218,6 +218,44 @@ fn revoking_a_token_answers_its_held_pulls_401_on_every_process() {
     let two = Server::start_pg(&subdir(&dir, "two"), &db.url);
     check_revocation_reaches_held_pulls(&one, &one, &storage, "carol");
     check_revocation_reaches_held_pulls(&two, &one, &storage, "erin");
+}
+
+#[test]
+fn a_push_with_a_just_revoked_token_is_refused_by_every_process_that_cached_it() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let storage = ["--database-url", db.url.as_str()];
+    let dir = tempfile::tempdir().unwrap();
+    let servers = [
+        Server::start_pg(&subdir(&dir, "one"), &db.url),
+        Server::start_pg(&subdir(&dir, "two"), &db.url),
+    ];
+    let old = add_user(&storage, "fay");
+    // Twice on each process: the second push takes the token's owner from its cache.
+    for server in &servers {
+        for _ in 0..2 {
+            assert_eq!(push_task(&server.addr, &old, "cached"), 200);
+        }
+    }
+    let (code, new, stderr) = server_cli(&[&["user", "token", "fay"][..], &storage].concat());
+    assert_eq!(code, Some(0), "{stderr}");
+    let new = new.trim().to_string();
+    // At once, before either process may have heard of the rotation.
+    for server in &servers {
+        assert_eq!(push_task(&server.addr, &old, "revoked"), 401);
+    }
+    for server in &servers {
+        for _ in 0..2 {
+            assert_eq!(push_task(&server.addr, &new, "new token"), 200);
+        }
+    }
+    assert_eq!(servers[0].tasks_of(Some(&new)).len(), 8);
+    let (code, _, stderr) = server_cli(&[&["user", "remove", "fay"][..], &storage].concat());
+    assert_eq!(code, Some(0), "{stderr}");
+    for server in &servers {
+        assert_eq!(push_task(&server.addr, &new, "removed"), 401);
+    }
 }
 
 #[test]

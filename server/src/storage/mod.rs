@@ -112,7 +112,22 @@ pub trait Storage: Send + Sync {
     fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserInfo>>>;
 
     /// Applies a batch for `user` in one transaction (see [`tasksync_core::apply_batch`]).
-    fn apply_batch(&self, user: UserId, batch: BatchInput) -> BoxFuture<'_, Result<BatchOutcome>>;
+    fn apply_batch(&self, user: UserId, batch: BatchInput) -> BoxFuture<'_, Result<BatchOutcome>> {
+        self.apply_batch_as(user, None, batch)
+    }
+
+    /// [`Storage::apply_batch`], and with `Some(token_sha256)` only while that digest is still
+    /// the user's token: checked inside the batch's transaction, under the lock on the user's
+    /// row that `set_token` and `remove_user` also take, so a batch is never applied after
+    /// the revocation of its token committed. Else [`StorageError::NoSuchUser`] (401), with
+    /// nothing applied. This lets the server keep a per-process cache of token owners that
+    /// saves a lookup but never authorizes a write on its own (`crate::auth`).
+    fn apply_batch_as(
+        &self,
+        user: UserId,
+        token_sha256: Option<[u8; 32]>,
+        batch: BatchInput,
+    ) -> BoxFuture<'_, Result<BatchOutcome>>;
 
     /// The user's tasks changed after `since`, at most `limit`, in change order (see
     /// [`tasksync_core::changes`]).

@@ -10,16 +10,23 @@
 //! processes, each later one seeing everything the earlier ones committed; batches of
 //! different users run in parallel. Each changed task takes the next value of the user's
 //! counter under that lock, so change numbers commit in order and a cursor never skips a
-//! late commit. Serialization failures and deadlocks are retried; a lost connection or a full
-//! disk is [`StorageError::Unavailable`] (503).
+//! late commit. The same statement that locks the row can check the request's token
+//! ([`Storage::apply_batch_as`]); `set_token` and `remove_user` lock that row too, so no batch
+//! applies after the revocation of its token committed. Serialization failures and deadlocks
+//! are retried; a lost connection or a full disk is [`StorageError::Unavailable`] (503).
 //!
-//! Live pulls across processes: right after a batch commits, its process sends
-//! `pg_notify('tasksync_changes', user_id)` (outside the batch's transaction, so commits do
-//! not queue on PostgreSQL's notify lock); each process keeps one `LISTEN`
-//! connection and wakes the user's waiting pulls. When that connection is lost, every waiting
-//! pull is woken to read again, so nothing missed meanwhile waits for long.
+//! Round trips: a batch costs two, pipelined on its connection (`BEGIN`, the lock and both
+//! reads; then the writes, one statement, and `COMMIT`); see `Postgres::try_apply`.
+//!
+//! Live pulls across processes: after a batch commits, a task of its process sends
+//! `pg_notify('tasksync_changes', user_id)` (outside the batch's transaction and off the
+//! request's path, several users in one statement; see `announce_changes`); each process
+//! keeps one `LISTEN` connection and wakes the user's waiting pulls. When that connection is
+//! lost, every waiting pull is woken to read again, so nothing missed meanwhile waits for
+//! long.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
@@ -29,6 +36,7 @@ use tasksync_core::{
 use tasksync_proto::lww::{FieldClock, FieldClocks, Versioned};
 use tasksync_proto::wire::WireTask;
 use tasksync_proto::Timestamp;
+use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 use uuid::Uuid;
 
@@ -39,7 +47,7 @@ use super::{
 use crate::notify::Notifier;
 
 /// The schema version this server writes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// Connections per process.
 pub const POOL_SIZE: usize = 16;
 /// The `NOTIFY` channel of committed changes; the payload is the user id, or
@@ -85,6 +93,18 @@ CREATE TABLE applied_ops (
 );
 CREATE INDEX applied_ops_by_time ON applied_ops (applied_at);
 CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+/// The index that finds op ids to prune becomes a BRIN index. As a B-tree on `applied_at`
+/// it was the one page every batch of every user inserted into (answers are recorded with
+/// the time they were applied, so each insert went to its rightmost leaf): one more index
+/// insertion per pushed item, all of them contending for one buffer lock. Rows are appended
+/// roughly in `applied_at` order, which is what BRIN summarizes well, and a summary costs
+/// inserts next to nothing; pruning (`applied_at < cutoff`, once in a while) reads the page
+/// ranges whose summary overlaps the cutoff.
+const SCHEMA_V2: &str = "
+DROP INDEX IF EXISTS applied_ops_by_time;
+CREATE INDEX applied_ops_by_time ON applied_ops USING brin (applied_at);
 ";
 
 const TASK_COLUMNS: &str = "id, title, description, completed, is_deleted, created_at, \
@@ -147,6 +167,8 @@ fn is_retryable(error: &tokio_postgres::Error) -> bool {
 pub struct Postgres {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// Users whose batches changed tasks, for [`announce_changes`].
+    announce: mpsc::UnboundedSender<UserId>,
 }
 
 impl Postgres {
@@ -176,7 +198,13 @@ impl Postgres {
             .recycle_timeout(Some(TIMEOUT))
             .build()
             .map_err(|e| StorageError::Internal(format!("postgres pool: {e}")))?;
-        let store = Postgres { pool, config };
+        let (announce, changed) = mpsc::unbounded_channel();
+        tokio::spawn(announce_changes(pool.clone(), changed));
+        let store = Postgres {
+            pool,
+            config,
+            announce,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -205,6 +233,9 @@ impl Postgres {
         if version < 1 {
             tx.batch_execute(SCHEMA_V1).await?;
         }
+        if version < 2 {
+            tx.batch_execute(SCHEMA_V2).await?;
+        }
         tx.execute(
             "INSERT INTO tasksync_schema (id, version) VALUES (1, $1) \
              ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
@@ -215,65 +246,172 @@ impl Postgres {
         Ok(())
     }
 
-    async fn try_apply(&self, user: UserId, batch: &BatchInput) -> Result<BatchOutcome, Failure> {
-        let mut client = self.pool.get().await.map_err(Failure::Pool)?;
-        let tx = client.transaction().await?;
-        let outcome = tasksync_core::apply_batch(&mut Batch { tx: &tx, user }, batch).await?;
-        tx.commit().await?;
-        if outcome.changed {
-            // After the commit, in a transaction of its own: a NOTIFY inside the batch's
-            // transaction would hold PostgreSQL's database-wide notify lock across the commit's
-            // WAL flush and serialize every batch of every user. Lost only if this process
-            // dies right here; waiting pulls elsewhere then answer at their `wait`.
-            // The batch is committed: a failure here is only logged.
-            let notify = async {
-                let stmt = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
-                client.execute(&stmt, &[&CHANNEL, &user.to_string()]).await
+    /// One attempt of a batch: two round trips to PostgreSQL. The first carries `BEGIN`, the
+    /// lock on the user's row (which also checks the token when one is given) and the two
+    /// reads; the second the writes (one statement) and `COMMIT`. Statements on one
+    /// connection run in the order they were sent, so a pipeline keeps the order a sequence
+    /// of awaited calls would have.
+    async fn try_apply(
+        &self,
+        user: UserId,
+        token_sha256: Option<[u8; 32]>,
+        batch: &BatchInput,
+    ) -> Result<BatchOutcome, Failure> {
+        let client = self.pool.get().await.map_err(Failure::Pool)?;
+        // Prepared once per connection, so that nothing below waits for a `Parse` and the
+        // pipelined statements leave in the order they are written.
+        let statements = BatchStatements {
+            lock: client.prepare_cached(LOCK_SQL).await?,
+            ops: client.prepare_cached(OPS_SQL).await?,
+            tasks: client.prepare_cached(&tasks_sql()).await?,
+            write: client.prepare_cached(&WRITE_SQL).await?,
+        };
+        let mut open = OpenTransaction(Some(client));
+        let result = async {
+            let client = open.client()?;
+            let mut tx = Batch {
+                client,
+                statements: &statements,
+                user,
+                token_sha256,
+                stored: HashSet::new(),
+                commit_sent: false,
             };
-            if let Err(error) = notify.await {
-                tracing::warn!("NOTIFY after a batch failed: {error}");
+            let outcome = tasksync_core::apply_batch(&mut tx, batch).await?;
+            if !tx.commit_sent {
+                // Nothing to write (every op id already answered): end the transaction.
+                client.batch_execute("COMMIT").await?;
+            }
+            Ok::<_, Failure>(outcome)
+        }
+        .await;
+        match result {
+            Ok(outcome) => {
+                open.close();
+                if outcome.changed {
+                    // After the commit, from another task and in another transaction (see
+                    // `announce_changes`): never in the batch's transaction, whose commit would
+                    // then hold PostgreSQL's database-wide notify lock across its WAL flush.
+                    let _ = self.announce.send(user);
+                }
+                Ok(outcome)
+            }
+            Err(failure) => {
+                open.roll_back().await;
+                Err(failure)
             }
         }
-        Ok(outcome)
+    }
+}
+
+/// The statements of a batch, prepared on its connection.
+struct BatchStatements {
+    lock: tokio_postgres::Statement,
+    ops: tokio_postgres::Statement,
+    tasks: tokio_postgres::Statement,
+    write: tokio_postgres::Statement,
+}
+
+/// Locks the user's row, and reads its change counter, only while `$2` (when given) is still
+/// the user's token. Under READ COMMITTED, a lock that waited re-checks the row as committed
+/// by whoever held it: a token replaced or a user removed meanwhile finds no row.
+const LOCK_SQL: &str = "SELECT change_seq FROM users \
+    WHERE id = $1 AND ($2::bytea IS NULL OR token_sha256 = $2) FOR UPDATE";
+
+const OPS_SQL: &str = "SELECT op_id, task_id, status, resolved_data FROM applied_ops \
+    WHERE user_id = $1 AND op_id = ANY($2)";
+
+fn tasks_sql() -> String {
+    format!("SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = $1 AND id = ANY($2)")
+}
+
+/// A connection with a transaction open on it (or about to be). Dropped before [`close`] or
+/// [`roll_back`] (a request cancelled mid-batch), it rolls back from a task of its own before
+/// the connection goes back to the pool, or closes the connection, which ends the
+/// transaction too; so a pooled connection is never handed out inside a transaction.
+///
+/// [`close`]: OpenTransaction::close
+/// [`roll_back`]: OpenTransaction::roll_back
+struct OpenTransaction(Option<deadpool_postgres::Object>);
+
+impl OpenTransaction {
+    fn client(&self) -> Result<&deadpool_postgres::Object, Failure> {
+        self.0.as_ref().ok_or_else(|| {
+            Failure::Storage(StorageError::Internal(
+                "a batch's connection was released early".into(),
+            ))
+        })
+    }
+
+    /// The transaction ended (committed): the connection goes back to the pool.
+    fn close(&mut self) {
+        self.0 = None;
+    }
+
+    /// Ends a failed batch's transaction; a connection that cannot even roll back is closed.
+    async fn roll_back(&mut self) {
+        if let Some(client) = self.0.as_ref() {
+            if client.batch_execute("ROLLBACK").await.is_ok() {
+                self.0 = None;
+            }
+        }
+        // Still here: `drop` closes the connection.
+        if let Some(client) = self.0.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        let Some(client) = self.0.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let mut open = OpenTransaction(Some(client));
+                    open.roll_back().await;
+                });
+            }
+            Err(_) => drop(deadpool_postgres::Object::take(client)),
+        }
     }
 }
 
 /// One user's batch inside a READ COMMITTED transaction; `load` locks the user's row, so
 /// batches of one user apply one at a time across every process.
 struct Batch<'a> {
-    tx: &'a deadpool_postgres::Transaction<'a>,
+    client: &'a deadpool_postgres::Object,
+    statements: &'a BatchStatements,
     user: UserId,
+    /// When set, the batch applies only while this is still the user's token.
+    token_sha256: Option<[u8; 32]>,
+    /// The batch's tasks that `load` found stored.
+    stored: HashSet<Uuid>,
+    /// Whether `COMMIT` went out (with the writes).
+    commit_sent: bool,
 }
 
 impl BatchTransaction for Batch<'_> {
     type Error = Failure;
 
     async fn load(&mut self, op_ids: &[Uuid], task_ids: &[Uuid]) -> Result<Loaded, Failure> {
-        let tx = self.tx;
-        let lock = tx
-            .prepare_cached("SELECT change_seq FROM users WHERE id = $1 FOR UPDATE")
-            .await?;
-        let ops_stmt = tx
-            .prepare_cached(
-                "SELECT op_id, task_id, status, resolved_data FROM applied_ops \
-                 WHERE user_id = $1 AND op_id = ANY($2)",
-            )
-            .await?;
-        let tasks_stmt = tx
-            .prepare_cached(&format!(
-                "SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = $1 AND id = ANY($2)"
-            ))
-            .await?;
-        // The lock and both reads in one round trip. PostgreSQL runs pipelined statements in
-        // order, and under READ COMMITTED each takes its snapshot when it starts, so the reads
-        // see everything committed by the batch that held the lock before us.
-        let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.user];
+        let (client, s) = (self.client, self.statements);
+        let token = self.token_sha256.as_ref().map(|t| &t[..]);
+        let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&self.user, &token];
         let ops_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&self.user, &op_ids];
         let tasks_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&self.user, &task_ids];
-        let (locked, op_rows, task_rows) = tokio::try_join!(
-            tx.query_opt(&lock, &lock_params),
-            tx.query(&ops_stmt, &ops_params),
-            tx.query(&tasks_stmt, &tasks_params),
+        // `BEGIN`, the lock and both reads in one round trip: `biased` polls them in this
+        // order, and each sends its messages at its first poll. PostgreSQL runs them in
+        // order, and under READ COMMITTED each read takes its snapshot when it starts, after
+        // the lock was granted, so it sees everything the batch that held the lock committed.
+        let ((), locked, op_rows, task_rows) = tokio::try_join!(
+            biased;
+            client.batch_execute("BEGIN"),
+            client.query_opt(&s.lock, &lock_params),
+            client.query(&s.ops, &ops_params),
+            client.query(&s.tasks, &tasks_params),
         )?;
         let Some(row) = locked else {
             return Err(Failure::Storage(StorageError::NoSuchUser));
@@ -285,11 +423,12 @@ impl BatchTransaction for Batch<'_> {
                     .map_err(|e| Failure::Storage(e.into()))
             })
             .collect::<Result<_, Failure>>()?;
-        let stored = task_rows
+        let stored: Vec<Versioned> = task_rows
             .iter()
             .map(task_from_row)
             .collect::<Result<_>>()
             .map_err(Failure::Storage)?;
+        self.stored = stored.iter().map(|v| v.task.id).collect();
         Ok(Loaded {
             last_change: row.get(0),
             recorded,
@@ -298,23 +437,16 @@ impl BatchTransaction for Batch<'_> {
     }
 
     async fn write(&mut self, writes: Writes<'_>) -> Result<(), Failure> {
-        let (tx, user) = (self.tx, &self.user);
-        let save_stmt = tx.prepare_cached(&save_sql()).await?;
-        let record_stmt = tx
-            .prepare_cached(
-                "INSERT INTO applied_ops (user_id, op_id, task_id, device_id, status, \
-                 resolved_data, applied_at) \
-                 SELECT $1, op, task, $3, status, resolved, $4 \
-                 FROM UNNEST($2::uuid[], $5::uuid[], $6::text[], $7::text[]) \
-                 AS r(op, task, status, resolved)",
-            )
-            .await?;
-        let counter_stmt = tx
-            .prepare_cached("UPDATE users SET change_seq = $2 WHERE id = $1")
-            .await?;
-
+        let (client, user) = (self.client, &self.user);
         let now = Timestamp::now().as_millis();
         let columns = TaskColumns::new(&writes.tasks);
+        let stored: Vec<bool> = columns
+            .id
+            .iter()
+            .map(|id| self.stored.contains(id))
+            .collect();
+        let expected_updates = i64::try_from(stored.iter().filter(|s| **s).count())
+            .map_err(|_| Failure::Storage(StorageError::Internal("batch too large".into())))?;
         let record_ops: Vec<Uuid> = writes.record.iter().map(|a| a.op_id).collect();
         let record_tasks: Vec<Uuid> = writes.record.iter().map(|a| a.task_id).collect();
         let record_status: Vec<&str> = writes.record.iter().map(|a| a.status_column()).collect();
@@ -324,38 +456,27 @@ impl BatchTransaction for Batch<'_> {
             .map(super::resolved_column)
             .collect::<Result<Vec<_>>>()
             .map_err(Failure::Storage)?;
-        // The writes, pipelined: one round trip.
-        let save = async {
-            if !writes.tasks.is_empty() {
-                tx.execute(&save_stmt, &columns.params(user)).await?;
-            }
-            Ok::<_, tokio_postgres::Error>(())
-        };
-        let record = async {
-            if !record_ops.is_empty() {
-                tx.execute(
-                    &record_stmt,
-                    &[
-                        user,
-                        &record_ops,
-                        &writes.device_id,
-                        &now,
-                        &record_tasks,
-                        &record_status,
-                        &record_resolved,
-                    ],
-                )
-                .await?;
-            }
-            Ok(())
-        };
-        let bump = async {
-            if let Some(last_change) = writes.last_change {
-                tx.execute(&counter_stmt, &[user, &last_change]).await?;
-            }
-            Ok(())
-        };
-        tokio::try_join!(save, record, bump)?;
+        let mut params = columns.params(user);
+        params.extend_from_slice(&[
+            &record_ops as &(dyn tokio_postgres::types::ToSql + Sync),
+            &record_tasks,
+            &record_status,
+            &record_resolved,
+            &writes.device_id,
+            &now,
+            &writes.last_change,
+            &stored,
+            &expected_updates,
+        ]);
+        // The writes (one statement) and `COMMIT`, in one round trip. When the writes fail,
+        // the transaction is aborted and PostgreSQL answers the `COMMIT` with a rollback;
+        // the writes' error is the one returned.
+        self.commit_sent = true;
+        tokio::try_join!(
+            biased;
+            client.execute(&self.statements.write, &params),
+            client.batch_execute("COMMIT"),
+        )?;
         Ok(())
     }
 }
@@ -415,29 +536,45 @@ impl From<tokio_postgres::Error> for Failure {
     }
 }
 
-/// The upsert of every changed task of a batch, as arrays (one statement for the batch).
-fn save_sql() -> String {
+/// Every write of a batch in one statement (data-modifying CTEs each run exactly once): the
+/// changed tasks (arrays `$2`..`$22`, and `$30`, whether the batch found the task stored),
+/// new ones inserted and stored ones updated; the answers (`$23`..`$26`); and the user's new
+/// change counter (`$29`, none when no task changed). Which tasks exist is known from the
+/// batch's own read under the user's lock, which every writer of the user's tasks takes, so
+/// a plain insert cannot meet a conflict (and costs less than `ON CONFLICT`'s speculative
+/// insertion). Should the two ever disagree, the statement fails, so the `COMMIT` sent
+/// behind it rolls back: the insert on its unique key, a short update (`$31` rows expected)
+/// on a division by zero.
+static WRITE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let set = TASK_COLUMNS
+        .split(',')
+        .map(str::trim)
+        .filter(|c| *c != "id")
+        .chain(["seq"])
+        .map(|c| format!("{c} = c.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "INSERT INTO tasks (user_id, {TASK_COLUMNS}, seq) \
-         SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bool[], $6::bool[], \
-         $7::bigint[], $8::bigint[], $9::uuid[], $10::bigint[], $11::smallint[], $12::uuid[], \
-         $13::bigint[], $14::smallint[], $15::uuid[], $16::bigint[], $17::smallint[], \
-         $18::uuid[], $19::bigint[], $20::smallint[], $21::uuid[], $22::bigint[]) \
-         ON CONFLICT (user_id, id) DO UPDATE SET title = EXCLUDED.title, \
-         description = EXCLUDED.description, completed = EXCLUDED.completed, \
-         is_deleted = EXCLUDED.is_deleted, created_at = EXCLUDED.created_at, \
-         updated_at = EXCLUDED.updated_at, device_id = EXCLUDED.device_id, \
-         title_at = EXCLUDED.title_at, title_rank = EXCLUDED.title_rank, \
-         title_device = EXCLUDED.title_device, description_at = EXCLUDED.description_at, \
-         description_rank = EXCLUDED.description_rank, \
-         description_device = EXCLUDED.description_device, \
-         completed_clock_at = EXCLUDED.completed_clock_at, \
-         completed_clock_rank = EXCLUDED.completed_clock_rank, \
-         completed_clock_device = EXCLUDED.completed_clock_device, \
-         is_deleted_at = EXCLUDED.is_deleted_at, is_deleted_rank = EXCLUDED.is_deleted_rank, \
-         is_deleted_device = EXCLUDED.is_deleted_device, seq = EXCLUDED.seq"
+        "WITH changed AS MATERIALIZED (SELECT * FROM UNNEST($2::uuid[], $3::text[], \
+         $4::text[], $5::bool[], $6::bool[], $7::bigint[], $8::bigint[], $9::uuid[], \
+         $10::bigint[], $11::smallint[], $12::uuid[], $13::bigint[], $14::smallint[], \
+         $15::uuid[], $16::bigint[], $17::smallint[], $18::uuid[], $19::bigint[], \
+         $20::smallint[], $21::uuid[], $22::bigint[], $30::bool[]) \
+         AS r({TASK_COLUMNS}, seq, stored)), \
+         inserted AS (INSERT INTO tasks (user_id, {TASK_COLUMNS}, seq) \
+         SELECT $1, {TASK_COLUMNS}, seq FROM changed WHERE NOT stored), \
+         updated AS (UPDATE tasks SET {set} FROM changed c \
+         WHERE c.stored AND tasks.user_id = $1 AND tasks.id = c.id RETURNING 1), \
+         recorded AS (INSERT INTO applied_ops (user_id, op_id, task_id, device_id, status, \
+         resolved_data, applied_at) \
+         SELECT $1, op, task, $27, status, resolved, $28 \
+         FROM UNNEST($23::uuid[], $24::uuid[], $25::text[], $26::text[]) \
+         AS r(op, task, status, resolved)), \
+         counter AS (UPDATE users SET change_seq = $29 \
+         WHERE id = $1 AND $29::bigint IS NOT NULL) \
+         SELECT 1 / (CASE WHEN count(*) = $31 THEN 1 ELSE 0 END) FROM updated"
     )
-}
+});
 
 /// The tasks a batch writes as one array per column, with their new change numbers.
 #[derive(Default)]
@@ -688,11 +825,16 @@ impl Storage for Postgres {
         })
     }
 
-    fn apply_batch(&self, user: UserId, batch: BatchInput) -> BoxFuture<'_, Result<BatchOutcome>> {
+    fn apply_batch_as(
+        &self,
+        user: UserId,
+        token_sha256: Option<[u8; 32]>,
+        batch: BatchInput,
+    ) -> BoxFuture<'_, Result<BatchOutcome>> {
         Box::pin(async move {
             let mut attempt = 1;
             loop {
-                match self.try_apply(user, &batch).await {
+                match self.try_apply(user, token_sha256, &batch).await {
                     Ok(outcome) => return Ok(outcome),
                     Err(Failure::Postgres(error)) if is_retryable(&error) && attempt < ATTEMPTS => {
                         tracing::debug!(attempt, "batch retried: {error}");
@@ -785,6 +927,41 @@ async fn bump_credentials_version(tx: &tokio_postgres::Transaction<'_>) -> Resul
     )
     .await?;
     Ok(())
+}
+
+/// Sends `NOTIFY` for users whose batches committed changes, until the storage is dropped.
+///
+/// One task per process, on a pooled connection, so a batch's answer never waits for it:
+/// whatever users queued up while one notification was being sent go out together, in one
+/// statement (one notification per user, so any process reads each payload as one user id).
+/// Its transaction commits with `synchronous_commit = off`: a notification holds nothing that
+/// must survive a crash (it is lost if this process dies anyway; waiting pulls elsewhere then
+/// answer at their `wait`), and a commit that waited for the WAL flush would hold the notify
+/// lock, which every process's notifications share, across that flush.
+async fn announce_changes(pool: Pool, mut changed: mpsc::UnboundedReceiver<UserId>) {
+    let mut users = std::collections::BTreeSet::new();
+    while let Some(user) = changed.recv().await {
+        users.insert(user);
+        while let Ok(user) = changed.try_recv() {
+            users.insert(user);
+        }
+        // User ids are numbers: the statement holds no text from outside.
+        let ids: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+        users.clear();
+        let sql = format!(
+            "SET LOCAL synchronous_commit TO off; \
+             SELECT pg_notify('{CHANNEL}', u) FROM unnest('{{{}}}'::text[]) AS u",
+            ids.join(",")
+        );
+        let sent = async {
+            let client = pool.get().await?;
+            client.batch_execute(&sql).await?;
+            Ok::<_, StorageError>(())
+        };
+        if let Err(error) = sent.await {
+            tracing::warn!("NOTIFY after a batch failed: {error}");
+        }
+    }
 }
 
 /// Tells every process at once that credentials changed (their polls would notice within

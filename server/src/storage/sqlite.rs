@@ -385,8 +385,13 @@ impl Storage for Sqlite {
         })
     }
 
-    fn apply_batch(&self, user: UserId, batch: BatchInput) -> BoxFuture<'_, Result<BatchOutcome>> {
-        self.write(move |conn| apply_batch(conn, user, &batch))
+    fn apply_batch_as(
+        &self,
+        user: UserId,
+        token_sha256: Option<[u8; 32]>,
+        batch: BatchInput,
+    ) -> BoxFuture<'_, Result<BatchOutcome>> {
+        self.write(move |conn| apply_batch(conn, user, token_sha256, &batch))
     }
 
     fn changes(
@@ -435,10 +440,19 @@ impl Storage for Sqlite {
 }
 
 /// Applies one batch in one `IMMEDIATE` transaction (the protocol is the core's).
-fn apply_batch(conn: &mut Connection, user: UserId, batch: &BatchInput) -> Result<BatchOutcome> {
+fn apply_batch(
+    conn: &mut Connection,
+    user: UserId,
+    token_sha256: Option<[u8; 32]>,
+    batch: &BatchInput,
+) -> Result<BatchOutcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let outcome = tasksync_core::block_on(tasksync_core::apply_batch(
-        &mut Batch { tx: &tx, user },
+        &mut Batch {
+            tx: &tx,
+            user,
+            token_sha256,
+        },
         batch,
     ))?;
     tx.commit()?;
@@ -451,6 +465,8 @@ fn apply_batch(conn: &mut Connection, user: UserId, batch: &BatchInput) -> Resul
 struct Batch<'a> {
     tx: &'a rusqlite::Transaction<'a>,
     user: UserId,
+    /// When set, the batch applies only while this is still the user's token.
+    token_sha256: Option<[u8; 32]>,
 }
 
 impl BatchTransaction for Batch<'_> {
@@ -458,10 +474,15 @@ impl BatchTransaction for Batch<'_> {
 
     async fn load(&mut self, op_ids: &[Uuid], task_ids: &[Uuid]) -> Result<Loaded> {
         let user = self.user;
+        // The token is checked in the transaction that writes (see `Storage::apply_batch_as`).
+        let token = self.token_sha256.as_ref().map(|t| &t[..]);
         let last_change: Option<i64> = self
             .tx
-            .prepare_cached("SELECT change_seq FROM users WHERE id = ?1")?
-            .query_row([user], |r| r.get(0))
+            .prepare_cached(
+                "SELECT change_seq FROM users WHERE id = ?1 \
+                 AND (?2 IS NULL OR token_sha256 = ?2)",
+            )?
+            .query_row(rusqlite::params![user, token], |r| r.get(0))
             .optional()?;
         let mut loaded = Loaded {
             last_change: last_change.ok_or(StorageError::NoSuchUser)?,
