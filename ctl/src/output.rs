@@ -377,27 +377,18 @@ impl Output {
                 }
                 line
             }
-            Event::TaskSync { tasks } => {
-                // Counts by state; the ids of those that need the user (error, failed).
-                let mut counts: Vec<(SyncStatus, usize)> = Vec::new();
-                for task in tasks {
-                    match counts.iter_mut().find(|(s, _)| *s == task.sync_status) {
-                        Some((_, n)) => *n += 1,
-                        None => counts.push((task.sync_status, 1)),
-                    }
-                }
-                let states: Vec<String> = counts
-                    .iter()
-                    .map(|(status, n)| format!("{n} {status}"))
-                    .collect();
-                let trouble: Vec<String> = tasks
-                    .iter()
-                    .filter(|t| matches!(t.sync_status, SyncStatus::Error | SyncStatus::Failed))
-                    .map(|t| format!("{} {}", t.id, t.sync_status))
-                    .collect();
-                let mut line = format!("sync state of task(s) now: {}", states.join(", "));
-                if !trouble.is_empty() {
-                    line.push_str(&format!(" ({})", trouble.join(", ")));
+            Event::TaskSync {
+                task_ids,
+                sync_status,
+            } => {
+                let mut line = format!(
+                    "{} {sync_status}",
+                    plural(task_ids.len(), "task now", "tasks now")
+                );
+                // Those that need the user (error, failed) by id.
+                if matches!(sync_status, SyncStatus::Error | SyncStatus::Failed) {
+                    let ids: Vec<String> = task_ids.iter().map(Uuid::to_string).collect();
+                    line.push_str(&format!(": {}", ids.join(", ")));
                 }
                 line
             }

@@ -7,7 +7,8 @@
 
 use std::collections::BTreeSet;
 
-use tasksync_proto::events::{Event, TaskSyncState, TimedEvent};
+use tasksync_proto::events::{Event, TimedEvent, TASK_SYNC_MAX_IDS};
+use tasksync_proto::SyncStatus;
 use tasksync_proto::Timestamp;
 use tokio::sync::{broadcast, Notify};
 use uuid::Uuid;
@@ -50,17 +51,21 @@ impl Events {
             return;
         }
         let ids: BTreeSet<Uuid> = ids.into_iter().collect();
-        let tasks: Vec<TaskSyncState> = ids
-            .into_iter()
-            .filter_map(|id| store.get(id).ok())
-            .map(|task| TaskSyncState {
-                id: task.id,
-                sync_status: task.sync_status,
-                last_synced_at: task.last_synced_at,
-            })
-            .collect();
-        if !tasks.is_empty() {
-            self.publish(|| Event::TaskSync { tasks });
+        // One event per state, in the order the states first appear.
+        let mut by_state: Vec<(SyncStatus, Vec<Uuid>)> = Vec::new();
+        for task in ids.into_iter().filter_map(|id| store.get(id).ok()) {
+            match by_state.iter_mut().find(|(s, _)| *s == task.sync_status) {
+                Some((_, ids)) => ids.push(task.id),
+                None => by_state.push((task.sync_status, vec![task.id])),
+            }
+        }
+        for (sync_status, ids) in by_state {
+            for chunk in ids.chunks(TASK_SYNC_MAX_IDS) {
+                self.publish(|| Event::TaskSync {
+                    task_ids: chunk.to_vec(),
+                    sync_status,
+                });
+            }
         }
     }
 

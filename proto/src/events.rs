@@ -36,19 +36,18 @@ pub enum Event {
     Sync(SyncProgress),
     /// The subscriber read too slowly and missed this many events.
     Lagged { missed: u64 },
-    /// The sync state of these tasks changed: a batch holding their operations was answered
-    /// (or given back unanswered). Their content did not change, so no `TaskChanged` says it.
-    TaskSync { tasks: Vec<TaskSyncState> },
+    /// These tasks' sync state is now `sync_status`: a batch holding their operations was
+    /// answered (or given back unanswered), or their dead letters were sent back. Their
+    /// content did not change, so no `TaskChanged` says it. At most
+    /// [`TASK_SYNC_MAX_IDS`] ids an event.
+    TaskSync {
+        task_ids: Vec<Uuid>,
+        sync_status: SyncStatus,
+    },
 }
 
-/// A task's sync state, as `task_sync` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskSyncState {
-    pub id: Uuid,
-    pub sync_status: SyncStatus,
-    /// When the server last had this task's every change (`Task::last_synced_at`).
-    pub last_synced_at: Option<Timestamp>,
-}
+/// Most task ids one `task_sync` event carries; more go out in several events.
+pub const TASK_SYNC_MAX_IDS: usize = 1000;
 
 /// Whether the daemon can reach its sync server, since when, and when it next checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,7 +141,10 @@ pub enum EventData<'a> {
     /// Events were lost to this client (`missed` of them, when known): list again.
     Reset { missed: Option<u64> },
     /// The sync state of these tasks changed.
-    TaskSync { tasks: &'a [TaskSyncState] },
+    TaskSync {
+        task_ids: &'a [Uuid],
+        sync_status: SyncStatus,
+    },
 }
 
 /// Every event's name, in the order docs/LOCAL-API.md lists them.
@@ -159,7 +161,8 @@ pub const EVENT_NAMES: [&str; 9] = [
 ];
 
 /// Which events a client asked for: `GET /api/events?events=a,b` and `taskctl watch --events
-/// a,b`. `reset` always passes: it says that events were lost, whichever they were.
+/// a,b`. `status` and `reset` always pass: the first says where things stand when a stream
+/// opens, the second that events were lost, whichever they were.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     /// `None`: every event.
@@ -198,7 +201,9 @@ impl EventFilter {
 
     /// Whether an event named `name` passes.
     pub fn allows(&self, name: &str) -> bool {
-        name == "reset" || self.only.as_ref().is_none_or(|only| only.contains(&name))
+        name == "reset"
+            || name == "status"
+            || self.only.as_ref().is_none_or(|only| only.contains(&name))
     }
 }
 
@@ -246,7 +251,13 @@ impl Event {
             Event::Lagged { missed } => EventData::Reset {
                 missed: Some(*missed),
             },
-            Event::TaskSync { tasks } => EventData::TaskSync { tasks },
+            Event::TaskSync {
+                task_ids,
+                sync_status,
+            } => EventData::TaskSync {
+                task_ids,
+                sync_status: *sync_status,
+            },
         }
     }
 }
@@ -333,11 +344,8 @@ mod tests {
             })),
             Event::Lagged { missed: 7 },
             Event::TaskSync {
-                tasks: vec![TaskSyncState {
-                    id: Uuid::nil(),
-                    sync_status: SyncStatus::Synced,
-                    last_synced_at: Some(at),
-                }],
+                task_ids: vec![Uuid::nil()],
+                sync_status: SyncStatus::Synced,
             },
         ]
     }
@@ -380,7 +388,7 @@ mod tests {
                 ],
             ),
             ("reset", &["missed"]),
-            ("task_sync", &["tasks"]),
+            ("task_sync", &["task_ids", "sync_status"]),
         ];
         let events = every_event();
         let at = Timestamp::from_millis(0).unwrap();
@@ -423,10 +431,8 @@ mod tests {
         let task = serde_json::to_value(every_event().remove(1).data()).unwrap();
         assert!(task["task"]["etag"].is_string(), "{task}");
         let value = serde_json::to_value(every_event().remove(8).data()).unwrap();
-        assert_eq!(
-            value["tasks"],
-            json!([{"id": Uuid::nil(), "sync_status": "synced", "last_synced_at": "1970-01-01T00:00:00.000Z"}])
-        );
+        assert_eq!(value["task_ids"], json!([Uuid::nil()]));
+        assert_eq!(value["sync_status"], "synced");
     }
 
     #[test]
@@ -435,7 +441,10 @@ mod tests {
         assert!(EVENT_NAMES.iter().all(|name| all.allows(name)));
         let some = EventFilter::parse("task, task_sync").unwrap();
         assert!(some.allows("task") && some.allows("task_sync") && some.allows("reset"));
-        assert!(!some.allows("status") && !some.allows("sync"));
+        assert!(
+            some.allows("status") && !some.allows("sync"),
+            "status and reset always pass"
+        );
         for bad in ["", "task,", "tasks", "task,Sync"] {
             let error = EventFilter::parse(bad).unwrap_err();
             assert!(error.contains("batch_answered"), "{bad}: {error}");

@@ -714,11 +714,8 @@ mod round_trip {
                 })),
                 Event::Lagged { missed: 3 },
                 Event::TaskSync {
-                    tasks: vec![crate::events::TaskSyncState {
-                        id: Uuid::now_v7(),
-                        sync_status: SyncStatus::Failed,
-                        last_synced_at: None,
-                    }],
+                    task_ids: vec![Uuid::now_v7()],
+                    sync_status: SyncStatus::Failed,
                 },
             ]
             .into_iter()

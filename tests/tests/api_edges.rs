@@ -103,17 +103,17 @@ fn a_client_of_the_previous_protocol_is_told_to_upgrade() {
     assert_eq!(PROTOCOL_VERSION, 6, "if_match and task_sync came with 6");
 }
 
+/// The `(task id, state)` pairs of a `task_sync` event: `{"task_ids": [...], "sync_status"}`.
 fn task_sync_states(event: &Value) -> Vec<(String, String)> {
-    event["tasks"]
+    let status = event["sync_status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    event["task_ids"]
         .as_array()
-        .unwrap_or_else(|| panic!("no tasks in {event}"))
+        .unwrap_or_else(|| panic!("no task_ids in {event}"))
         .iter()
-        .map(|t| {
-            (
-                t["id"].as_str().unwrap_or_default().to_string(),
-                t["sync_status"].as_str().unwrap_or_default().to_string(),
-            )
-        })
+        .map(|id| (id.as_str().unwrap_or_default().to_string(), status.clone()))
         .collect()
 }
 
@@ -144,33 +144,40 @@ fn task_sync_reports_sync_state_changes_on_both_surfaces_and_filters_apply() {
     let (code, report) = daemon.sync();
     assert_eq!(code, 1, "{report}");
 
-    // SSE: no `status`, no `task`, no `sync`: the first event is the answered batch.
-    let event = sse.next_event().expect("an event");
-    assert_eq!(event.event, "task_sync", "{event:?}");
-    let data = event.json();
-    assert_eq!(data["event"], "task_sync");
-    let mut states = task_sync_states(&data);
+    // SSE: `status` first (it always comes), then no `task`, no `sync`: the answered batch,
+    // one `task_sync` per state.
+    let opening = sse.next_event().expect("an event");
+    assert_eq!(opening.event, "status", "{opening:?}");
+    let mut states = Vec::new();
+    let mut seen = Vec::new();
+    while states.len() < 2 {
+        let event = sse.next_event().expect("an event");
+        assert_eq!(event.event, "task_sync", "{event:?}");
+        let data = event.json();
+        assert_eq!(data["event"], "task_sync");
+        assert!(data["task_ids"]
+            .as_array()
+            .is_some_and(|ids| ids.len() <= 1000));
+        states.extend(task_sync_states(&data));
+        seen.push(data);
+    }
     states.sort();
     let mut expected = vec![
         (good.clone(), "synced".to_string()),
         (bad.clone(), "failed".to_string()),
     ];
     expected.sort();
-    assert_eq!(states, expected, "{data}");
-    let synced = data["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == good.as_str())
-        .unwrap();
-    assert!(synced["last_synced_at"].is_string(), "{data}");
+    assert_eq!(states, expected, "{seen:?}");
 
-    // watch --json: the same event, under the same name with the same fields.
+    // watch --json: the same events, under the same name with the same fields.
     wait_until("watch to report the batch", || {
-        watch.events("task_sync") > 0
+        watch.events("task_sync") > 1
     });
-    let watched = watch.matching(|e| e["event"] == "task_sync").remove(0);
-    assert_eq!(watched["tasks"], data["tasks"]);
+    let watched = watch.matching(|e| e["event"] == "task_sync");
+    for (watched, streamed) in watched.iter().zip(&seen) {
+        assert_eq!(watched["task_ids"], streamed["task_ids"]);
+        assert_eq!(watched["sync_status"], streamed["sync_status"]);
+    }
     let names: Vec<Value> = watch.all().iter().map(|e| e["event"].clone()).collect();
     assert!(
         names.iter().all(|n| n == "status" || n == "task_sync"),
@@ -185,7 +192,7 @@ fn task_sync_reports_sync_state_changes_on_both_surfaces_and_filters_apply() {
         [(bad.clone(), "pending".to_string())]
     );
     wait_until("watch to report the retry", || {
-        watch.events("task_sync") > 1
+        watch.events("task_sync") > 2
     });
 }
 
