@@ -228,8 +228,8 @@ only ever a sync state: changes waiting to be sent (--sync-status pending)."
   taskctl --json watch | jq .event
   taskctl --json watch --events task,task_sync")]
     Watch {
-        /// Only these events, comma-separated (reset always comes): status, task, task_sync,
-        /// connectivity, sync, batch_sent, batch_answered, pulled, reset
+        /// Only these events, comma-separated (status and reset always come): status, task,
+        /// task_sync, conflict, connectivity, sync, batch_sent, batch_answered, pulled, reset
         #[arg(long, value_name = "NAMES", value_parser = parse_events)]
         events: Option<EventFilter>,
     },

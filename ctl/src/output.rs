@@ -392,6 +392,14 @@ impl Output {
                 }
                 line
             }
+            Event::Conflict(conflict) => format!(
+                "conflict on task {}: {} kept {} (device {}), this device's {} lost",
+                conflict.task_id,
+                conflict.field,
+                escape(&conflict.kept.to_string()),
+                conflict.kept_device,
+                escape(&conflict.lost.to_string()),
+            ),
             Event::Lagged { missed } => {
                 format!("(missed {missed} events: this terminal read too slowly)")
             }

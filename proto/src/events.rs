@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::ipc::{StatusBody, StatusInfo, SyncReport};
 use crate::task::{SyncStatus, Task, TaskJson};
 use crate::timestamp::Timestamp;
+use crate::wire::{Field, WireTask};
 
 /// An event and when it happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,10 +45,63 @@ pub enum Event {
         task_ids: Vec<Uuid>,
         sync_status: SyncStatus,
     },
+    /// The server kept another device's value of a field this device had changed.
+    Conflict(FieldConflict),
 }
 
 /// Most task ids one `task_sync` event carries; more go out in several events.
 pub const TASK_SYNC_MAX_IDS: usize = 1000;
+
+/// One field of a task that two devices changed, where Last-Write-Wins kept one value: the
+/// `conflict` event. The lost value stays in this event (and the daemon's log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldConflict {
+    pub task_id: Uuid,
+    pub field: Field,
+    /// The value the task keeps, and the device that last wrote the task on the server.
+    pub kept: FieldValue,
+    pub kept_device: Uuid,
+    /// The value that lost, and the device that wrote it.
+    pub lost: FieldValue,
+    pub lost_device: Uuid,
+}
+
+/// The value of one task field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FieldValue {
+    Text(String),
+    OptionalText(Option<String>),
+    Flag(bool),
+}
+
+impl FieldValue {
+    /// The value of `field` in `task`.
+    pub fn of(task: &WireTask, field: Field) -> FieldValue {
+        match field {
+            Field::Title => FieldValue::Text(task.title.clone()),
+            Field::Description => FieldValue::OptionalText(task.description.clone()),
+            Field::Completed => FieldValue::Flag(task.completed),
+            Field::IsDeleted => FieldValue::Flag(task.is_deleted),
+        }
+    }
+
+    /// The value as JSON: a string, null or a boolean, as the task's own field is.
+    pub fn json(&self) -> serde_json::Value {
+        match self {
+            FieldValue::Text(text) => serde_json::Value::from(text.as_str()),
+            FieldValue::OptionalText(text) => text
+                .as_deref()
+                .map_or(serde_json::Value::Null, serde_json::Value::from),
+            FieldValue::Flag(flag) => serde_json::Value::Bool(*flag),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.json())
+    }
+}
 
 /// Whether the daemon can reach its sync server, since when, and when it next checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,13 +199,23 @@ pub enum EventData<'a> {
         task_ids: &'a [Uuid],
         sync_status: SyncStatus,
     },
+    /// Last-Write-Wins kept another device's value of a field this device had changed.
+    Conflict {
+        task_id: Uuid,
+        field: Field,
+        kept: serde_json::Value,
+        kept_device: Uuid,
+        lost: serde_json::Value,
+        lost_device: Uuid,
+    },
 }
 
 /// Every event's name, in the order docs/LOCAL-API.md lists them.
-pub const EVENT_NAMES: [&str; 9] = [
+pub const EVENT_NAMES: [&str; 10] = [
     "status",
     "task",
     "task_sync",
+    "conflict",
     "connectivity",
     "sync",
     "batch_sent",
@@ -220,6 +284,7 @@ impl EventData<'_> {
             EventData::Pulled { .. } => "pulled",
             EventData::Reset { .. } => "reset",
             EventData::TaskSync { .. } => "task_sync",
+            EventData::Conflict { .. } => "conflict",
         }
     }
 }
@@ -257,6 +322,14 @@ impl Event {
             } => EventData::TaskSync {
                 task_ids,
                 sync_status: *sync_status,
+            },
+            Event::Conflict(conflict) => EventData::Conflict {
+                task_id: conflict.task_id,
+                field: conflict.field,
+                kept: conflict.kept.json(),
+                kept_device: conflict.kept_device,
+                lost: conflict.lost.json(),
+                lost_device: conflict.lost_device,
             },
         }
     }
@@ -347,6 +420,14 @@ mod tests {
                 task_ids: vec![Uuid::nil()],
                 sync_status: SyncStatus::Synced,
             },
+            Event::Conflict(FieldConflict {
+                task_id: Uuid::nil(),
+                field: Field::Title,
+                kept: FieldValue::Text("Buy oat milk (B)".into()),
+                kept_device: Uuid::from_u128(0xB),
+                lost: FieldValue::Text("Buy oat milk (A)".into()),
+                lost_device: Uuid::from_u128(0xA),
+            }),
         ]
     }
 
@@ -359,7 +440,7 @@ mod tests {
             keys.sort();
             keys
         };
-        let expected: [(&str, &[&str]); 9] = [
+        let expected: [(&str, &[&str]); 10] = [
             (
                 "status",
                 &[
@@ -389,6 +470,17 @@ mod tests {
             ),
             ("reset", &["missed"]),
             ("task_sync", &["task_ids", "sync_status"]),
+            (
+                "conflict",
+                &[
+                    "task_id",
+                    "field",
+                    "kept",
+                    "kept_device",
+                    "lost",
+                    "lost_device",
+                ],
+            ),
         ];
         let events = every_event();
         let at = Timestamp::from_millis(0).unwrap();

@@ -21,7 +21,8 @@ use crate::wire::{Field, Operation};
 /// `Fatal` whose layout never changes, so an older client still reads why.
 ///
 /// 6: `UpdateTask` and `DeleteTask` carry `if_match`; the `TaskSync` event.
-pub const PROTOCOL_VERSION: u32 = 6;
+/// 7: the `Conflict` event; `TaskSync` as `{task_ids, sync_status}`.
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

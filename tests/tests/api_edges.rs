@@ -100,7 +100,7 @@ fn a_client_of_the_previous_protocol_is_told_to_upgrade() {
         }
         other => panic!("expected Fatal, got {other:?}"),
     }
-    assert_eq!(PROTOCOL_VERSION, 6, "if_match and task_sync came with 6");
+    assert_eq!(PROTOCOL_VERSION, 7, "the conflict event came with 7");
 }
 
 /// The `(task id, state)` pairs of a `task_sync` event: `{"task_ids": [...], "sync_status"}`.
@@ -213,7 +213,7 @@ fn unknown_event_names_are_refused_with_the_valid_ones() {
         assert!(message.contains(words), "{path}: {message}");
         if !path.contains("event=") {
             assert!(
-                message.contains("task_sync, connectivity, sync"),
+                message.contains("task_sync, conflict, connectivity, sync"),
                 "{message}"
             );
         }

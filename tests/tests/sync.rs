@@ -5,7 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use tasksync_e2e::scripted::{accepting, failing_batches, Response, Scripted};
-use tasksync_e2e::{check_revocation_reaches_held_pulls, free_port, subdir, Daemon, Server};
+use tasksync_e2e::sse::SseStream;
+use tasksync_e2e::watch::Watch;
+use tasksync_e2e::{
+    check_revocation_reaches_held_pulls, free_port, subdir, wait_until, Daemon, Server,
+};
 
 #[test]
 fn every_queued_operation_is_processed_and_counted() {
@@ -282,10 +286,37 @@ fn a_conflict_is_resolved_in_favour_of_the_later_edit_on_both_devices() {
     // Both edit the title while "offline" (before syncing); the phone edits last.
     laptop.ctl(&["edit", &id, "--title", "laptop title"]);
     phone.ctl(&["edit", &id, "--title", "phone title"]);
-    // The later edit syncs first, the earlier one second: it must lose.
+    // The later edit syncs first, the earlier one second: it must lose, and say so.
+    let watch = Watch::start_with(&laptop, &["--events", "conflict"]);
+    let mut sse = SseStream::open_path(&laptop.socket, "/api/events?events=conflict", None);
     assert_eq!(phone.sync().0, 0);
     let (code, report) = laptop.sync();
     assert_eq!(code, 0, "{report}");
+    let event = sse.until(|e| e.event == "conflict").json();
+    assert_eq!(event["task_id"], id.as_str(), "{event}");
+    assert_eq!(event["field"], "title");
+    assert_eq!(event["kept"], "phone title");
+    assert_eq!(event["lost"], "laptop title", "the lost value is told");
+    assert_eq!(
+        event["lost_device"],
+        laptop.status()["device_id"],
+        "{event}"
+    );
+    assert_eq!(event["kept_device"], phone.status()["device_id"], "{event}");
+    wait_until("watch --json to show the conflict", || {
+        watch.events("conflict") == 1
+    });
+    let watched = watch.matching(|e| e["event"] == "conflict").remove(0);
+    for key in [
+        "task_id",
+        "field",
+        "kept",
+        "kept_device",
+        "lost",
+        "lost_device",
+    ] {
+        assert_eq!(watched[key], event[key], "{key}");
+    }
     assert_eq!(phone.sync().0, 0);
     for daemon in [&laptop, &phone] {
         assert_eq!(daemon.show(&id)["title"], "phone title");

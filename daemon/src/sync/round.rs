@@ -15,7 +15,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tasksync_proto::events::{ChangeOrigin, Event, SyncProgress};
+use tasksync_proto::events::{ChangeOrigin, Event, FieldConflict, FieldValue, SyncProgress};
 use tasksync_proto::ipc::{
     Kept, ResolvedConflict, ResolvedField, SyncErrorKind, SyncFailure, SyncReport,
 };
@@ -484,6 +484,22 @@ impl Round<'_> {
         }
     }
 
+    /// A `conflict` event for each field where the server kept another device's value.
+    fn publish_conflicts(&self, ours: &WireTask, resolved: &WireTask, conflict: &ResolvedConflict) {
+        for field in conflict.fields.iter().filter(|f| f.kept == Kept::Remote) {
+            self.events.publish(|| {
+                Event::Conflict(FieldConflict {
+                    task_id: resolved.id,
+                    field: field.field,
+                    kept: FieldValue::of(resolved, field.field),
+                    kept_device: resolved.device_id,
+                    lost: FieldValue::of(ours, field.field),
+                    lost_device: self.store.device_id(),
+                })
+            });
+        }
+    }
+
     /// What one item's answer means for its row.
     fn item_outcome(
         &self,
@@ -510,6 +526,7 @@ impl Round<'_> {
                             .collect::<Vec<_>>()
                             .join(", ")
                     );
+                    self.publish_conflicts(&pending.item.data, resolved, &conflict);
                     outcome.resolved.push(conflict);
                 }
                 ItemOutcome::Accepted {
