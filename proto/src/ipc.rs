@@ -21,7 +21,8 @@ use crate::wire::{Field, Operation};
 /// `Fatal` whose layout never changes, so an older client still reads why.
 ///
 /// 6: `UpdateTask` and `DeleteTask` carry `if_match`; the `TaskSync` event.
-pub const PROTOCOL_VERSION: u32 = 6;
+/// 7: `TaskHistory` and its `Reply::History`.
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +106,11 @@ pub enum Command {
     ReleaseNumbers {
         shown: Vec<u32>,
     },
+    /// The local history of one task, deleted or not: every recorded change of each of its
+    /// fields, newest first. Answered with [`Reply::History`].
+    TaskHistory {
+        id: String,
+    },
 }
 
 /// Which dead-lettered operations `Retry` revives.
@@ -130,6 +136,7 @@ pub enum Reply {
     Subscribed,
     /// How many freed working-set numbers became free to reuse.
     Released(u64),
+    History(TaskHistory),
 }
 
 /// A task's local history: what changed, newest first.
@@ -667,6 +674,7 @@ mod round_trip {
             Command::ReleaseNumbers {
                 shown: vec![1, 2, 999_999],
             },
+            Command::TaskHistory { id: "3".into() },
         ];
         let mut messages = vec![ClientMessage::Hello {
             protocol: PROTOCOL_VERSION,
@@ -752,6 +760,17 @@ mod round_trip {
             Ok(Reply::ApiToken("secret".into())),
             Ok(Reply::Subscribed),
             Ok(Reply::Released(2)),
+            Ok(Reply::History(TaskHistory {
+                task_id: Uuid::now_v7(),
+                entries: vec![HistoryEntry {
+                    at: Timestamp::now(),
+                    field: Field::Title,
+                    old: "\"a\"".into(),
+                    new: "\"b\"".into(),
+                    origin: HistoryOrigin::Remote,
+                    conflict: true,
+                }],
+            })),
         ];
         messages.extend(
             results

@@ -102,7 +102,6 @@ pub(crate) fn record_diff(
 }
 
 /// The entries of `task_id`, newest first.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn read(conn: &Connection, task_id: Uuid) -> rusqlite::Result<Vec<HistoryEntry>> {
     let mut stmt = conn.prepare_cached(
         "SELECT at, field, old, new, origin, conflict FROM history

@@ -398,7 +398,6 @@ impl Store {
 
     /// The local history of the task `id` (deleted or not), newest first; `NotFound` for a
     /// task this device never had.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn history(&self, id: Uuid) -> Result<TaskHistory, StoreError> {
         self.reads.with(|conn| {
             let known: bool = conn
