@@ -140,6 +140,17 @@ only ever a sync state: changes waiting to be sent (--sync-status pending)."
         #[arg(help = TASK_ARG_HELP, value_name = "TASK")]
         id: String,
     },
+    /// Show a task's local history: every change of each field, newest first, with its old
+    /// and new value, whether it was made here (local) or came from the server (remote), and
+    /// `! lost` where this device's value lost a conflict to another device's (it is the old
+    /// value of that line)
+    #[command(after_help = "Examples:
+  taskctl log 3
+  taskctl --json log 0193a4f2")]
+    Log {
+        #[arg(help = TASK_ARG_HELP, value_name = "TASK")]
+        id: String,
+    },
     /// Change a task's title, description or completion
     #[command(after_help = "Examples:
   taskctl edit 3 --title 'Buy oat milk'

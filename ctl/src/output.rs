@@ -11,7 +11,7 @@ use anstyle::{AnsiColor, Style};
 use tasksync_proto::events::{
     ChangeOrigin, Connectivity, ConnectivityState, Event, SyncProgress, TimedEvent,
 };
-use tasksync_proto::ipc::{Kept, QueueEntry, QueueState, SyncReport};
+use tasksync_proto::ipc::{Kept, QueueEntry, QueueState, SyncReport, TaskHistory, TaskHistoryJson};
 use tasksync_proto::task::TaskJson;
 use tasksync_proto::{StatusInfo, SyncStatus, Task, Timestamp};
 use uuid::Uuid;
@@ -257,6 +257,49 @@ impl Output {
         for error in &report.errors {
             eprintln!("taskctl: {}", escape(&error.message));
         }
+    }
+
+    /// `log`: the task's history, newest first: when, which field, where the change came
+    /// from, a red `! lost` where this device's value lost a conflict (it is the old value of
+    /// that line), and old -> new. `--json` prints the JSON of `GET /api/tasks/:id/history`.
+    pub fn history(&self, history: &TaskHistory) {
+        if self.json {
+            return print_json(&TaskHistoryJson::from(history));
+        }
+        if history.entries.is_empty() {
+            eprintln!("no changes recorded for task {}", history.task_id);
+            return;
+        }
+        // CHANGE comes last: a table cuts only its last column to fit, never the mark.
+        let mut table = Table::new(&["WHEN", "FIELD", "ORIGIN", "CONFLICT", "CHANGE"]);
+        let conflict_style = Style::new().fg_color(Some(AnsiColor::Red.into())).bold();
+        let mut conflicts = 0;
+        for entry in &history.entries {
+            let mark = if entry.conflict {
+                conflicts += 1;
+                Cell::styled("! lost", conflict_style)
+            } else {
+                Cell::new("")
+            };
+            table.push(vec![
+                Cell::new(entry.at.to_string()),
+                Cell::new(entry.field.to_string()),
+                Cell::new(entry.origin.to_string()),
+                mark,
+                Cell::new(escape(&format!("{} -> {}", entry.old, entry.new)).into_owned()),
+            ]);
+        }
+        let mut count = format!(
+            "{} of task {}",
+            plural(history.entries.len(), "change", "changes"),
+            history.task_id
+        );
+        if conflicts > 0 {
+            count.push_str(&format!(
+                "; {conflicts} marked \"! lost\": this device's value (the old one) lost a conflict"
+            ));
+        }
+        write_stdout(&table.render(self.terminal, Some(&count)));
     }
 
     /// `queue`: a table of operations, oldest first (`failed_only`: `queue --failed`).

@@ -180,6 +180,11 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
     let store = Arc::new(Store::open(&db)?);
     let events = Arc::new(Events::default());
     let (trigger, stop) = shutdown::channel();
+    let pruning = tokio::spawn(prune_history(
+        store.clone(),
+        settings.values.history_days,
+        stop.clone(),
+    ));
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let sync = crate::sync::engine::spawn(
         store.clone(),
@@ -231,6 +236,9 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
     }
     notify::stopping();
     trigger.trigger();
+    if let Err(e) = pruning.await {
+        tracing::error!("the history pruning task failed: {e}");
+    }
     if let Err(e) = server.await {
         tracing::error!("the IPC server failed: {e}");
     }
@@ -242,6 +250,26 @@ async fn run(loader: Loader, mut settings: Settings, log: LogHandle) -> Result<(
     app.store.shut_down();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the local history is pruned after the prune at startup.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Prunes the local history (entries older than `days` days, and beyond the newest ones of
+/// each task) at startup and then hourly, as a request of its own to the writer: never on the
+/// path of a command.
+async fn prune_history(store: Arc<Store>, days: u32, mut stop: shutdown::Shutdown) {
+    loop {
+        match store.prune_history(days).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!("pruned {pruned} old history entries"),
+            Err(e) => tracing::warn!("cannot prune the task history: {e}"),
+        }
+        tokio::select! {
+            () = stop.requested() => return,
+            () = tokio::time::sleep(PRUNE_EVERY) => {}
+        }
+    }
 }
 
 /// SIGHUP: re-reads the config file. A bad file is logged and the current settings stay.

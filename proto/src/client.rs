@@ -21,8 +21,8 @@ use crate::codec::{self, FrameError};
 use crate::events::TimedEvent;
 use crate::ipc::{
     ClientMessage, Command, IpcError, PageCursor, QueueEntry, QueuePage, Reply, RetryTarget,
-    ServerMessage, StatusInfo, SyncReport, TaskPage, MAX_LIST_PAGE_TASKS, MAX_PAGE_TASKS,
-    PROTOCOL_VERSION,
+    ServerMessage, StatusInfo, SyncReport, TaskHistory, TaskPage, MAX_LIST_PAGE_TASKS,
+    MAX_PAGE_TASKS, PROTOCOL_VERSION,
 };
 use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
 
@@ -169,6 +169,14 @@ impl Client {
     /// Fetches one task by full id or unique prefix.
     pub async fn get_task(&mut self, id: &str) -> Result<Task, ClientError> {
         expect_task(self.call(Command::GetTask { id: id.into() }).await?)
+    }
+
+    /// The local history of a task (deleted or not), newest first.
+    pub async fn task_history(&mut self, id: &str) -> Result<TaskHistory, ClientError> {
+        match self.call(Command::TaskHistory { id: id.into() }).await? {
+            Reply::History(history) => Ok(history),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Lists every matching task, newest first by `created_at`, fetching page after page.

@@ -21,7 +21,8 @@ use crate::wire::{Field, Operation};
 /// `Fatal` whose layout never changes, so an older client still reads why.
 ///
 /// 6: `UpdateTask` and `DeleteTask` carry `if_match`; the `TaskSync` event.
-/// 7: the `Conflict` event; `TaskSync` as `{task_ids, sync_status}`.
+/// 7: the `Conflict` event; `TaskSync` as `{task_ids, sync_status}`; `TaskHistory` and its
+/// `Reply::History`.
 pub const PROTOCOL_VERSION: u32 = 7;
 
 /// What a client sends.
@@ -106,6 +107,11 @@ pub enum Command {
     ReleaseNumbers {
         shown: Vec<u32>,
     },
+    /// The local history of one task, deleted or not: every recorded change of each of its
+    /// fields, newest first. Answered with [`Reply::History`].
+    TaskHistory {
+        id: String,
+    },
 }
 
 /// Which dead-lettered operations `Retry` revives.
@@ -131,6 +137,88 @@ pub enum Reply {
     Subscribed,
     /// How many freed working-set numbers became free to reuse.
     Released(u64),
+    History(TaskHistory),
+}
+
+/// A task's local history: what changed, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskHistory {
+    pub task_id: Uuid,
+    pub entries: Vec<HistoryEntry>,
+}
+
+/// One change of one field of a task, as this device recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// When the change was made: the `updated_at` it gave the task (the hybrid clock).
+    pub at: Timestamp,
+    pub field: Field,
+    /// The value before, as JSON text (`null` when the task did not exist yet). JSON text
+    /// rather than a JSON value because postcard cannot carry self-describing values.
+    pub old: String,
+    /// The value after, as JSON text.
+    pub new: String,
+    pub origin: HistoryOrigin,
+    /// This device's value lost Last-Write-Wins: `old` holds the value that lost.
+    pub conflict: bool,
+}
+
+/// Where a recorded change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryOrigin {
+    /// A command on this device.
+    Local,
+    /// A change pulled from the server, or the server's merged version adopted after a push.
+    Remote,
+}
+
+crate::names::named!(HistoryOrigin, "history origin", {
+    Local => "local",
+    Remote => "remote",
+});
+
+/// The JSON of a task's history (`GET /api/tasks/:id/history`, `taskctl --json log`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskHistoryJson {
+    pub task_id: Uuid,
+    pub entries: Vec<HistoryEntryJson>,
+}
+
+/// One entry of [`TaskHistoryJson`]: `old` and `new` are JSON values (a string, `true`,
+/// `null`...).
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntryJson {
+    pub at: Timestamp,
+    pub field: Field,
+    pub old: serde_json::Value,
+    pub new: serde_json::Value,
+    pub origin: HistoryOrigin,
+    pub conflict: bool,
+}
+
+impl From<&TaskHistory> for TaskHistoryJson {
+    fn from(history: &TaskHistory) -> Self {
+        // Text that is not JSON (it never is: the daemon writes it) shows as that string.
+        let value = |text: &str| {
+            serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.into()))
+        };
+        TaskHistoryJson {
+            task_id: history.task_id,
+            entries: history
+                .entries
+                .iter()
+                .map(|e| HistoryEntryJson {
+                    at: e.at,
+                    field: e.field,
+                    old: value(&e.old),
+                    new: value(&e.new),
+                    origin: e.origin,
+                    conflict: e.conflict,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The outcome of a sync round, as the original challenge's `POST /api/sync` reports it.
@@ -587,6 +675,7 @@ mod round_trip {
             Command::ReleaseNumbers {
                 shown: vec![1, 2, 999_999],
             },
+            Command::TaskHistory { id: "3".into() },
         ];
         let mut messages = vec![ClientMessage::Hello {
             protocol: PROTOCOL_VERSION,
@@ -672,6 +761,17 @@ mod round_trip {
             Ok(Reply::ApiToken("secret".into())),
             Ok(Reply::Subscribed),
             Ok(Reply::Released(2)),
+            Ok(Reply::History(TaskHistory {
+                task_id: Uuid::now_v7(),
+                entries: vec![HistoryEntry {
+                    at: Timestamp::now(),
+                    field: Field::Title,
+                    old: "\"a\"".into(),
+                    new: "\"b\"".into(),
+                    origin: HistoryOrigin::Remote,
+                    conflict: true,
+                }],
+            })),
         ];
         messages.extend(
             results

@@ -3,7 +3,7 @@
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use crate::ipc::QueueState;
+use crate::ipc::{HistoryOrigin, QueueState};
 use crate::task::SyncStatus;
 use crate::wire::{Field, Operation};
 
@@ -23,7 +23,7 @@ macro_rules! stored_as_name {
     )+};
 }
 
-stored_as_name!(Operation, Field, QueueState, SyncStatus);
+stored_as_name!(Operation, Field, QueueState, SyncStatus, HistoryOrigin);
 
 #[cfg(test)]
 mod tests {

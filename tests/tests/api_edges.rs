@@ -74,7 +74,7 @@ fn ipc_updates_and_deletes_honour_if_match() {
     assert_eq!(daemon.status()["pending"], 4);
 }
 
-/// A taskctl of the previous protocol (5, before `if_match`) is told to upgrade, in a frame it
+/// A taskctl of the previous protocol (6, before `TaskHistory`) is told to upgrade, in a frame it
 /// can still read (`Fatal` has kept its layout), instead of meeting garbage later.
 #[test]
 fn a_client_of_the_previous_protocol_is_told_to_upgrade() {
@@ -100,7 +100,10 @@ fn a_client_of_the_previous_protocol_is_told_to_upgrade() {
         }
         other => panic!("expected Fatal, got {other:?}"),
     }
-    assert_eq!(PROTOCOL_VERSION, 7, "the conflict event came with 7");
+    assert_eq!(
+        PROTOCOL_VERSION, 7,
+        "the conflict event and TaskHistory came with 7"
+    );
 }
 
 /// The `(task id, state)` pairs of a `task_sync` event: `{"task_ids": [...], "sync_status"}`.

@@ -245,6 +245,20 @@ mod tests {
     }
 
     #[test]
+    fn history_days_is_a_setting_like_the_others() {
+        let s = settings(&[], "").unwrap();
+        assert_eq!(s.values.history_days, 90);
+        assert_eq!(source_of(&s, "history_days"), &Source::Default);
+        let s = settings(&[], "history_days = 30\n").unwrap();
+        assert_eq!(s.values.history_days, 30);
+        assert!(matches!(source_of(&s, "history_days"), Source::File(_)));
+        let s = settings(&["--history-days", "7"], "history_days = 30\n").unwrap();
+        assert_eq!(s.values.history_days, 7);
+        let error = settings(&[], "history_days = 0\n").unwrap_err();
+        assert!(error.contains("history_days"), "{error}");
+    }
+
+    #[test]
     fn flags_beat_the_file_which_beats_defaults() {
         let s = settings(
             &["--batch-size", "9"],

@@ -84,6 +84,11 @@ settings! {
     manual_sync: bool = !SyncSettings::default().automatic,
         "--manual-sync", "TASKSYNC_MANUAL_SYNC", "";
 
+    /// How many days the local history of each task (`taskctl log`) keeps a change; a task
+    /// keeps at most its newest 1000 changes
+    history_days: u32 = 90, "--history-days", "TASKSYNC_HISTORY_DAYS", "DAYS",
+        range: Some(1..=36500), restart: true;
+
     /// Serve the HTTP API on this address, e.g. 127.0.0.1:3000 (port 0 picks a free one)
     /// [default: off]
     http_listen: Option<SocketAddr> = None, "--http", "TASKSYNC_HTTP", "ADDR", restart: true;

@@ -15,6 +15,8 @@ pub(crate) const SYNC: &str = "/api/sync";
 pub(crate) const STATUS: &str = "/api/status";
 pub(crate) const EVENTS: &str = "/api/events";
 pub(crate) const METRICS: &str = "/api/metrics";
+/// The suffix of a task's history: `/api/tasks/:id/history`.
+const HISTORY: &str = "/history";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route<'a> {
@@ -22,6 +24,8 @@ pub(crate) enum Route<'a> {
     Tasks,
     /// `/api/tasks/:id`, with the raw segment.
     Task(&'a str),
+    /// `/api/tasks/:id/history`, with the raw id segment.
+    TaskHistory(&'a str),
     Sync,
     Status,
     Events,
@@ -39,6 +43,9 @@ impl<'a> Route<'a> {
             METRICS => Some(Route::Metrics),
             _ => {
                 let id = path.strip_prefix(TASKS)?.strip_prefix('/')?;
+                if let Some(id) = id.strip_suffix(HISTORY) {
+                    return (!id.is_empty() && !id.contains('/')).then_some(Route::TaskHistory(id));
+                }
                 (!id.is_empty() && !id.contains('/')).then_some(Route::Task(id))
             }
         }
@@ -48,7 +55,11 @@ impl<'a> Route<'a> {
     /// GET does.
     pub(crate) fn allow(self) -> &'static str {
         match self {
-            Route::Health | Route::Status | Route::Events | Route::Metrics => "GET, HEAD",
+            Route::Health
+            | Route::Status
+            | Route::Events
+            | Route::Metrics
+            | Route::TaskHistory(_) => "GET, HEAD",
             Route::Tasks => "GET, HEAD, POST",
             Route::Task(_) => "GET, HEAD, PUT, DELETE",
             Route::Sync => "POST",
@@ -95,7 +106,16 @@ mod tests {
         assert_eq!(Route::find("/api/status"), Some(Route::Status));
         assert_eq!(Route::find("/api/events"), Some(Route::Events));
         assert_eq!(Route::find("/api/metrics"), Some(Route::Metrics));
+        assert_eq!(
+            Route::find("/api/tasks/abc/history"),
+            Some(Route::TaskHistory("abc"))
+        );
+        assert!(Route::TaskHistory("abc").takes(&Method::GET));
+        assert!(!Route::TaskHistory("abc").takes(&Method::PUT));
         for none in [
+            "/api/tasks//history",
+            "/api/tasks/a/b/history",
+            "/api/tasks/a/history/",
             "/",
             "/api",
             "/api/tasks/",

@@ -1,4 +1,5 @@
-//! The task routes: `GET/POST /api/tasks` and `GET/PUT/DELETE /api/tasks/:id`.
+//! The task routes: `GET/POST /api/tasks`, `GET/PUT/DELETE /api/tasks/:id` and
+//! `GET /api/tasks/:id/history`.
 //!
 //! Bodies are the original challenge's: create `{title, description?, id?}` (a
 //! client-chosen id makes the create safe to retry), update
@@ -13,7 +14,7 @@ use hyper::header::{HeaderValue, ETAG, IF_MATCH, LINK, LOCATION};
 use hyper::HeaderMap;
 use hyper::StatusCode;
 use serde::{Deserialize, Deserializer};
-use tasksync_proto::ipc::{PageCursor, MAX_PAGE_TASKS};
+use tasksync_proto::ipc::{PageCursor, TaskHistoryJson, MAX_PAGE_TASKS};
 use tasksync_proto::task::TaskJson;
 use tasksync_proto::{NewTask, Task, TaskPatch};
 use uuid::Uuid;
@@ -136,6 +137,18 @@ pub(crate) async fn get(app: &App, id: &str) -> Result<HttpResponse, ApiError> {
     // A point read: inline (see `App::scan`).
     let task = live(app.store.get(id)?)?;
     Ok(task_response(StatusCode::OK, &task))
+}
+
+/// `GET /api/tasks/:id/history`: the task's local history, newest first. The id is taken as
+/// for `GET /api/tasks/:id`; a deleted task's history is served (that is how its values are
+/// recovered), a task this device never had is a 404.
+pub(crate) async fn history(app: &Arc<App>, id: &str) -> Result<HttpResponse, ApiError> {
+    let id = parse_task_id(id)?;
+    let history = app.scan(move |app| app.store.history(id)).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &TaskHistoryJson::from(&history),
+    ))
 }
 
 /// One task: its JSON (with `etag`) and the same tag in an `ETag` header.

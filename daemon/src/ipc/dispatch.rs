@@ -49,6 +49,10 @@ pub(crate) async fn dispatch(app: &Arc<App>, command: Command) -> Result<Reply, 
             .await?,
         ),
         Command::Retry { target } => Reply::Retried(retry(app, target).await?),
+        Command::TaskHistory { id } => {
+            let id = resolve(app, &id)?;
+            Reply::History(app.scan(move |app| app.store.history(id)).await?)
+        }
         Command::ReleaseNumbers { shown } => {
             Reply::Released(app.store.release_numbers(shown).await?)
         }

@@ -1,14 +1,17 @@
 //! Users' commands (create, update, delete, release numbers) as writer requests.
 //!
 //! Each change updates `tasks` and appends the full task after the operation to `sync_queue`,
-//! with the fields it changed (docs/SYNC-PROTOCOL.md, section 5).
+//! with the fields it changed (docs/SYNC-PROTOCOL.md, section 5), and each changed field to
+//! the task's history (see `history.rs`), all in the same transaction.
 
 use rusqlite::{params, OptionalExtension, Transaction};
+use tasksync_proto::ipc::HistoryOrigin;
 use tasksync_proto::wire::{Field, Operation};
 use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch};
 use uuid::Uuid;
 
 use super::clock::HybridClock;
+use super::history;
 use super::rows::{fields_to_json, task_from_row, TASK_COLUMNS};
 use super::writer::{Executed, WriteRequest};
 use super::StoreError;
@@ -115,6 +118,7 @@ impl WriteRequest for CreateTask {
             )?;
         claim_number(tx, task.number)?;
         enqueue(tx, &task, Operation::Create, &Field::ALL)?;
+        history::record_diff(tx, None, &task, HistoryOrigin::Local, &[])?;
         Ok(Ok((task, true)))
     }
 }
@@ -135,8 +139,10 @@ impl WriteRequest for UpdateTask {
         if let Err(e) = precondition(&task, self.if_match.as_deref()) {
             return Ok(Err(e));
         }
+        let before = task.clone();
         // Only values that differ count: a patch that changes nothing leaves the task, its
-        // clock and the queue as they are (a retried PUT cannot win LWW against a real edit).
+        // clock, the queue and the history as they are (a retried PUT cannot win LWW against
+        // a real edit).
         let mut changed = Vec::with_capacity(3);
         if let Some(title) = patch.title.as_ref().filter(|t| **t != task.title) {
             task.title = title.clone();
@@ -176,6 +182,7 @@ impl WriteRequest for UpdateTask {
         ])?;
         task.number = number_of(tx, task.id)?;
         enqueue(tx, &task, Operation::Update, &changed)?;
+        history::record_diff(tx, Some(&before), &task, HistoryOrigin::Local, &[])?;
         Ok(Ok((task, changed)))
     }
 }
@@ -207,6 +214,18 @@ impl WriteRequest for DeleteTask {
         ])?;
         task.number = None;
         enqueue(tx, &task, Operation::Delete, &[Field::IsDeleted])?;
+        history::record(
+            tx,
+            &history::Change {
+                task_id: id,
+                field: Field::IsDeleted,
+                old: "false",
+                new: "true",
+                origin: HistoryOrigin::Local,
+                at: task.updated_at,
+                conflict: false,
+            },
+        )?;
         Ok(Ok(task))
     }
 }

@@ -9,6 +9,7 @@
 pub(crate) mod clock;
 pub(crate) mod commands;
 pub(crate) mod filter;
+pub(crate) mod history;
 pub(crate) mod reads;
 pub(crate) mod rows;
 pub(crate) mod schema;
@@ -19,7 +20,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tasksync_proto::ipc::{PageCursor, TaskPage, TaskRef};
+use tasksync_proto::ipc::{PageCursor, TaskHistory, TaskPage, TaskRef};
 use tasksync_proto::wire::{Field, WireTask};
 use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch, Timestamp, ValidationError};
 use uuid::Uuid;
@@ -393,6 +394,48 @@ impl Store {
     /// Dead-lettered operations whose op id or task id starts with `prefix`.
     pub(crate) fn failed_matching(&self, prefix: &TaskRef) -> Result<Vec<QueuedOp>, StoreError> {
         self.reads.failed_matching(prefix)
+    }
+
+    /// The local history of the task `id` (deleted or not), newest first; `NotFound` for a
+    /// task this device never had.
+    pub(crate) fn history(&self, id: Uuid) -> Result<TaskHistory, StoreError> {
+        self.reads.with(|conn| {
+            let known: bool = conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM tasks WHERE id = ?1)")?
+                .query_row([id.to_string()], |row| row.get(0))?;
+            if !known {
+                return Err(StoreError::NotFound(id.to_string()));
+            }
+            Ok(TaskHistory {
+                task_id: id,
+                entries: history::read(conn, id)?,
+            })
+        })
+    }
+
+    /// Deletes history entries older than `days` days (by this store's clock) and, per task,
+    /// all but the newest [`history::KEEP_PER_TASK`]; answers how many went. The daemon runs
+    /// it at startup and then hourly, off the hot path.
+    pub(crate) async fn prune_history(&self, days: u32) -> Result<u64, StoreError> {
+        let now = self.now().as_millis();
+        let cutoff = now.saturating_sub(i64::from(days) * 86_400_000).max(0);
+        // Always a valid timestamp (between 1970 and now); never prune everything if not.
+        let Some(cutoff) = Timestamp::from_millis(cutoff) else {
+            return Ok(0);
+        };
+        self.prune_history_before(cutoff, history::KEEP_PER_TASK)
+            .await
+    }
+
+    /// Deletes history entries made before `cutoff` and, per task, all but the newest `keep`.
+    pub(crate) async fn prune_history_before(
+        &self,
+        cutoff: Timestamp,
+        keep: u32,
+    ) -> Result<u64, StoreError> {
+        self.writer
+            .submit(history::PruneHistory { cutoff, keep })
+            .await
     }
 
     pub(crate) fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {

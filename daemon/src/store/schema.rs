@@ -51,7 +51,27 @@ CREATE TABLE meta (
 ) WITHOUT ROWID;
 "#,
     NUMBERS,
+    HISTORY,
 ];
+
+/// Version 3: the local history of each task (see `history.rs`): one row per changed field
+/// per change, its old and new value as JSON text. No foreign key: an entry costs no lookup
+/// of its task, and entries go by age and count, not with their task. Existing tasks start
+/// with an empty history.
+const HISTORY: &str = r#"
+CREATE TABLE history (
+    id       INTEGER PRIMARY KEY,
+    task_id  TEXT NOT NULL,
+    field    TEXT NOT NULL CHECK (field IN ('title', 'description', 'completed', 'is_deleted')),
+    old      TEXT NOT NULL,
+    new      TEXT NOT NULL,
+    origin   TEXT NOT NULL CHECK (origin IN ('local', 'remote')),
+    at       TEXT NOT NULL,
+    conflict INTEGER NOT NULL DEFAULT 0 CHECK (conflict IN (0, 1))
+);
+CREATE INDEX history_by_task ON history (task_id, at, id);
+CREATE INDEX history_by_at ON history (at);
+"#;
 
 /// The body of the triggers that give a task entering the working set its number: the next
 /// free one (see `next_task_number`), taken out of `freed_numbers` if it came from there.
@@ -311,6 +331,33 @@ mod tests {
             .query_row("SELECT count(*) FROM freed_numbers", [], |r| r.get(0))
             .unwrap();
         assert_eq!(held, 0);
+    }
+
+    #[test]
+    fn the_history_migration_keeps_every_task_and_queue_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut conn = at_version(&path, 2);
+        insert(&conn, "a", "2026-01-01T00:00:00.000Z", false, false);
+        let id: String = conn
+            .query_row("SELECT id FROM tasks", [], |r| r.get(0))
+            .unwrap();
+        conn.execute(
+            "INSERT INTO sync_queue (op_id, task_id, operation, data, changed_fields, created_at)
+             VALUES ('op', ?1, 'create', '{}', '[]', '2026-01-01T00:00:00.000Z')",
+            [&id],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(numbers(&conn), [("a".to_string(), Some(1))]);
+        let (queued, history): (u32, u32) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM sync_queue), (SELECT count(*) FROM history)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((queued, history), (1, 0));
     }
 
     #[test]

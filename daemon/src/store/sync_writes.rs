@@ -9,13 +9,14 @@
 use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{params, Transaction};
-use tasksync_proto::ipc::QueueState;
+use tasksync_proto::ipc::{HistoryOrigin, QueueState};
 use tasksync_proto::wire::{Field, WireTask};
 use tasksync_proto::{SyncStatus, Task, Timestamp};
 use uuid::Uuid;
 
 use super::clock::HybridClock;
 use super::commands::{claim_number, load};
+use super::history;
 use super::rows::{fields_from_json, select_next_batch, QueuedOp};
 use super::writer::{Executed, WriteRequest};
 
@@ -110,10 +111,16 @@ impl WriteRequest for FinishBatch {
             touched.insert(*task_id);
             match outcome {
                 ItemOutcome::Accepted { resolved } => {
+                    // After a conflict, the fields this operation pushed: where the merged
+                    // version replaces one, this device's value lost.
+                    let pushed = match resolved {
+                        Some(_) => pushed_fields(tx, *seq)?,
+                        None => Vec::new(),
+                    };
                     tx.prepare_cached("DELETE FROM sync_queue WHERE id = ?1")?
                         .execute([seq])?;
                     if let Some(remote) = resolved {
-                        if adopt(tx, clock, remote)? == Adoption::Changed {
+                        if adopt(tx, clock, remote, &pushed)? == Adoption::Changed {
                             adopted.push(remote.id);
                         }
                     }
@@ -158,7 +165,7 @@ impl WriteRequest for StorePulled {
         let now = clock.now();
         let mut adopted = Vec::new();
         for remote in &self.changes {
-            if adopt(tx, clock, remote)? == Adoption::Changed {
+            if adopt(tx, clock, remote, &[])? == Adoption::Changed {
                 adopted.push(remote.id);
             }
             refresh_status(tx, remote.id, now)?;
@@ -243,6 +250,18 @@ pub(crate) fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> rusqlite
     Ok(())
 }
 
+/// The fields the queue row `seq` changed (all of them if it is gone or unreadable).
+fn pushed_fields(tx: &Transaction<'_>, seq: i64) -> rusqlite::Result<Vec<Field>> {
+    use rusqlite::OptionalExtension;
+    let text: Option<String> = tx
+        .prepare_cached("SELECT changed_fields FROM sync_queue WHERE id = ?1")?
+        .query_row([seq], |r| r.get(0))
+        .optional()?;
+    Ok(text
+        .and_then(|text| fields_from_json(&text).ok())
+        .unwrap_or_else(|| Field::ALL.to_vec()))
+}
+
 /// The fields that still have a local operation queued for `task_id`.
 fn protected_fields(tx: &Transaction<'_>, task_id: Uuid) -> rusqlite::Result<BTreeSet<Field>> {
     let mut stmt = tx.prepare_cached("SELECT changed_fields FROM sync_queue WHERE task_id = ?1")?;
@@ -266,11 +285,15 @@ enum Adoption {
     Refused,
 }
 
-/// Writes the server's version of a task, keeping protected local fields.
+/// Writes the server's version of a task, keeping protected local fields, and records each
+/// field whose stored value changed in the history (origin `remote`). `pushed` are the fields
+/// of an operation the server answered with this version as a conflict: one of them that
+/// changes lost Last-Write-Wins, and is recorded as a conflict with the losing local value.
 fn adopt(
     tx: &Transaction<'_>,
     clock: &mut HybridClock,
     remote: &WireTask,
+    pushed: &[Field],
 ) -> rusqlite::Result<Adoption> {
     if clock.too_far_ahead(remote.updated_at) || clock.too_far_ahead(remote.created_at) {
         tracing::warn!(
@@ -288,7 +311,9 @@ fn adopt(
         // A task this device never had: no local operation can protect any of its fields
         // (every queue row is written with its task). Numbered in the insert itself, as a
         // local create is, so the row is written once and the insert trigger stays idle.
-        insert_pulled(tx, &merge_remote(None, remote, &BTreeSet::new()))?;
+        let task = merge_remote(None, remote, &BTreeSet::new());
+        insert_pulled(tx, &task)?;
+        history::record_diff(tx, None, &task, HistoryOrigin::Remote, &[])?;
         return Ok(Adoption::Changed);
     };
     let protected = protected_fields(tx, remote.id)?;
@@ -310,6 +335,7 @@ fn adopt(
         task.updated_at.to_string(),
         task.is_deleted,
     ])?;
+    history::record_diff(tx, Some(&local), &task, HistoryOrigin::Remote, pushed)?;
     Ok(Adoption::Changed)
 }
 

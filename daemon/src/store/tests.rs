@@ -651,3 +651,306 @@ async fn a_retry_time_further_away_than_any_delay_is_due_at_once() {
         "only the row stuck beyond any delay is due"
     );
 }
+
+// The local history (see `history.rs`).
+
+use tasksync_proto::ipc::{HistoryEntry, HistoryOrigin};
+use tasksync_proto::wire::WireTask;
+
+/// (field, old, new, origin, conflict) of each entry, newest first.
+fn changes(store: &Store, id: Uuid) -> Vec<(Field, String, String, HistoryOrigin, bool)> {
+    let history = store.history(id).unwrap();
+    assert_eq!(history.task_id, id);
+    history
+        .entries
+        .into_iter()
+        .map(|e: HistoryEntry| (e.field, e.old, e.new, e.origin, e.conflict))
+        .collect()
+}
+
+fn entry(
+    field: Field,
+    old: &str,
+    new: &str,
+    origin: HistoryOrigin,
+    conflict: bool,
+) -> (Field, String, String, HistoryOrigin, bool) {
+    (field, old.into(), new.into(), origin, conflict)
+}
+
+#[tokio::test]
+async fn create_update_and_delete_record_each_changed_field() {
+    use HistoryOrigin::Local;
+    let (_dir, store) = open();
+    let task = store.create(new_task("Buy milk")).await.unwrap();
+    let created = changes(&store, task.id);
+    // Created: every field, from null.
+    let mut expected = vec![
+        entry(Field::Title, "null", "\"Buy milk\"", Local, false),
+        entry(
+            Field::Description,
+            "null",
+            "\"about Buy milk\"",
+            Local,
+            false,
+        ),
+        entry(Field::Completed, "null", "false", Local, false),
+        entry(Field::IsDeleted, "null", "false", Local, false),
+    ];
+    expected.reverse();
+    assert_eq!(created, expected);
+    let history = store.history(task.id).unwrap();
+    assert!(history.entries.iter().all(|e| e.at == task.updated_at));
+
+    let updated = store
+        .update(
+            task.id,
+            TaskPatch {
+                title: Some("Buy oat milk".into()),
+                description: Some(None),
+                completed: Some(false),
+            },
+        )
+        .await
+        .unwrap();
+    let after_update = changes(&store, task.id);
+    assert_eq!(after_update.len(), 6, "only the two fields that changed");
+    assert_eq!(
+        after_update[..2],
+        [
+            entry(
+                Field::Description,
+                "\"about Buy milk\"",
+                "null",
+                Local,
+                false
+            ),
+            entry(
+                Field::Title,
+                "\"Buy milk\"",
+                "\"Buy oat milk\"",
+                Local,
+                false
+            ),
+        ]
+    );
+    assert_eq!(
+        store.history(task.id).unwrap().entries[0].at,
+        updated.updated_at
+    );
+
+    let deleted = store.delete(task.id).await.unwrap();
+    let history = store.history(task.id).unwrap();
+    assert_eq!(history.entries.len(), 7, "a deleted task keeps its history");
+    assert_eq!(history.entries[0].at, deleted.updated_at);
+    assert_eq!(
+        changes(&store, task.id)[0],
+        entry(Field::IsDeleted, "false", "true", Local, false)
+    );
+}
+
+#[tokio::test]
+async fn an_update_that_changes_nothing_records_nothing() {
+    let (_dir, store) = open();
+    let task = store.create(new_task("Same")).await.unwrap();
+    let (_, changed) = store
+        .update_if(
+            task.id,
+            TaskPatch {
+                title: Some("Same".into()),
+                completed: Some(false),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(changed.is_empty());
+    assert_eq!(store.history(task.id).unwrap().entries.len(), 4);
+}
+
+#[tokio::test]
+async fn history_is_written_in_the_same_transaction_as_the_change() {
+    let (_dir, store) = open();
+    let task = store.create(new_task("Kept")).await.unwrap();
+    raw(&store)
+        .execute_batch(
+            "CREATE TRIGGER refuse_history BEFORE INSERT ON history
+             BEGIN SELECT RAISE(ABORT, 'history refused'); END;",
+        )
+        .unwrap();
+    let rename = TaskPatch {
+        title: Some("Lost".into()),
+        ..Default::default()
+    };
+    assert!(store.update(task.id, rename).await.is_err());
+    assert!(store.create(new_task("Never")).await.is_err());
+    assert_eq!(store.get(task.id).unwrap().title, "Kept");
+    assert_eq!(store.list(true, None).unwrap().len(), 1);
+    assert_eq!(
+        store.queue(false).unwrap().len(),
+        1,
+        "nothing queued either"
+    );
+}
+
+#[tokio::test]
+async fn pulled_changes_record_only_fields_whose_stored_value_changed() {
+    use HistoryOrigin::Remote;
+    let (_dir, store) = open();
+    let device = Uuid::now_v7();
+    // A task this device never had: all fields, from null.
+    let mut theirs = WireTask {
+        id: Uuid::now_v7(),
+        title: "Theirs".into(),
+        description: None,
+        completed: false,
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+        is_deleted: false,
+        device_id: device,
+    };
+    store
+        .store_pulled(vec![theirs.clone()], "pull_cursor test".into(), "1".into())
+        .await
+        .unwrap();
+    let pulled = changes(&store, theirs.id);
+    assert_eq!(pulled.len(), 4);
+    assert!(pulled
+        .iter()
+        .all(|c| c.1 == "null" && c.3 == Remote && !c.4));
+
+    // Their edit: only the completion changed.
+    theirs.completed = true;
+    theirs.updated_at = Timestamp::from_millis(theirs.updated_at.as_millis() + 10).unwrap();
+    store
+        .store_pulled(vec![theirs.clone()], "pull_cursor test".into(), "2".into())
+        .await
+        .unwrap();
+    let after = changes(&store, theirs.id);
+    assert_eq!(after.len(), 5);
+    assert_eq!(
+        after[0],
+        entry(Field::Completed, "false", "true", Remote, false)
+    );
+    assert_eq!(
+        store.history(theirs.id).unwrap().entries[0].at,
+        theirs.updated_at
+    );
+
+    // The same version again changes nothing and records nothing.
+    store
+        .store_pulled(vec![theirs.clone()], "pull_cursor test".into(), "3".into())
+        .await
+        .unwrap();
+    assert_eq!(changes(&store, theirs.id).len(), 5);
+}
+
+#[tokio::test]
+async fn a_conflict_answer_records_the_lost_local_value_as_a_conflict() {
+    use HistoryOrigin::{Local, Remote};
+    let (_dir, store) = open();
+    let task = store.create(new_task("Buy milk")).await.unwrap();
+    store
+        .update(
+            task.id,
+            TaskPatch {
+                title: Some("Buy oat milk (A)".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let take = || store.take_batch(10, std::time::Duration::from_secs(60), true, HashSet::new());
+    let answer = |row: &QueuedOp, resolved: Option<WireTask>| {
+        let at = QueueRef {
+            seq: row.seq,
+            task_id: row.entry.task_id,
+        };
+        vec![(at, ItemOutcome::Accepted { resolved })]
+    };
+    let create = take().await.unwrap();
+    assert_eq!(create[0].entry.operation, Operation::Create);
+    store.finish_batch(answer(&create[0], None)).await.unwrap();
+    let update = take().await.unwrap();
+    assert_eq!(update[0].entry.operation, Operation::Update);
+    // The server merged: another device's newer title and completion win.
+    let local = store.get(task.id).unwrap();
+    let merged = WireTask {
+        title: "Buy oat milk (B)".into(),
+        completed: true,
+        updated_at: Timestamp::from_millis(local.updated_at.as_millis() + 5).unwrap(),
+        ..WireTask::from_task(&local, Uuid::now_v7())
+    };
+    let outcomes = answer(&update[0], Some(merged));
+    let adopted = store.finish_batch(outcomes).await.unwrap();
+    assert_eq!(adopted, [task.id]);
+    assert_eq!(store.get(task.id).unwrap().title, "Buy oat milk (B)");
+    let history = changes(&store, task.id);
+    // Newest first; same `at`, so in the order recorded, reversed.
+    assert_eq!(
+        history[..3],
+        [
+            entry(Field::Completed, "false", "true", Remote, false),
+            entry(
+                Field::Title,
+                "\"Buy oat milk (A)\"",
+                "\"Buy oat milk (B)\"",
+                Remote,
+                true
+            ),
+            entry(
+                Field::Title,
+                "\"Buy milk\"",
+                "\"Buy oat milk (A)\"",
+                Local,
+                false
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn history_is_pruned_by_age_and_by_count_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tasks.db");
+    let (old, busy) = {
+        let store = Store::open(&path).unwrap();
+        let old = store.create(new_task("old")).await.unwrap();
+        let busy = store.create(new_task("busy")).await.unwrap();
+        for i in 0..10 {
+            let patch = TaskPatch {
+                title: Some(format!("busy {i}")),
+                ..Default::default()
+            };
+            store.update(busy.id, patch).await.unwrap();
+        }
+        // Age the old task's entries by 100 days.
+        raw(&store)
+            .execute(
+                "UPDATE history SET at = '2000-01-01T00:00:00.000Z' WHERE task_id = ?1",
+                [old.id.to_string()],
+            )
+            .unwrap();
+        store.shut_down();
+        (old, busy)
+    };
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.history(old.id).unwrap().entries.len(), 4);
+    assert_eq!(store.history(busy.id).unwrap().entries.len(), 14);
+    let pruned = store.prune_history(90).await.unwrap();
+    assert_eq!(pruned, 4, "only the old task's entries were too old");
+    assert!(store.history(old.id).unwrap().entries.is_empty());
+    let newest = store.history(busy.id).unwrap().entries;
+
+    let cutoff = Timestamp::from_millis(0).unwrap();
+    assert_eq!(store.prune_history_before(cutoff, 5).await.unwrap(), 9);
+    let kept = store.history(busy.id).unwrap().entries;
+    assert_eq!(kept, newest[..5], "the newest five are kept");
+    assert_eq!(kept[0].new, "\"busy 9\"");
+    // Unknown tasks are not found; known ones without entries are.
+    assert!(matches!(
+        store.history(Uuid::now_v7()),
+        Err(StoreError::NotFound(_))
+    ));
+}

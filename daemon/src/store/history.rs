@@ -1,0 +1,163 @@
+//! The local history of each task (schema version 3): one row per changed field per change,
+//! written in the same transaction as the change by every write path (commands, pulled
+//! changes, the server's merged version after a conflict), so that no value is ever
+//! unrecoverable, including one that lost Last-Write-Wins (`conflict = 1`, the lost value as
+//! `old`). Pruned by age and by count per task ([`PruneHistory`]), never on the hot path.
+
+use rusqlite::{params, Connection, Transaction};
+use tasksync_proto::ipc::{HistoryEntry, HistoryOrigin};
+use tasksync_proto::wire::Field;
+use tasksync_proto::{Task, Timestamp};
+use uuid::Uuid;
+
+use super::clock::HybridClock;
+use super::writer::{Executed, WriteRequest};
+
+/// How many entries a task keeps at most: the newest.
+pub(crate) const KEEP_PER_TASK: u32 = 1000;
+
+/// Most entries one read answers: a task never has more than [`KEEP_PER_TASK`] after a
+/// prune, and between prunes the newest of them are what matters.
+const READ_LIMIT: u32 = KEEP_PER_TASK;
+
+/// A field's value in `task`, as the JSON text the history keeps.
+pub(crate) fn value_json(task: &Task, field: Field) -> String {
+    match field {
+        // A string's JSON cannot fail; the fallback is never taken.
+        Field::Title => serde_json::to_string(&task.title).unwrap_or_default(),
+        Field::Description => serde_json::to_string(&task.description).unwrap_or_default(),
+        Field::Completed => task.completed.to_string(),
+        Field::IsDeleted => task.is_deleted.to_string(),
+    }
+}
+
+/// Whether `field` holds the same value in `a` and `b`.
+pub(crate) fn same_value(a: &Task, b: &Task, field: Field) -> bool {
+    match field {
+        Field::Title => a.title == b.title,
+        Field::Description => a.description == b.description,
+        Field::Completed => a.completed == b.completed,
+        Field::IsDeleted => a.is_deleted == b.is_deleted,
+    }
+}
+
+/// One change of one field, as it is written.
+pub(crate) struct Change<'a> {
+    pub(crate) task_id: Uuid,
+    pub(crate) field: Field,
+    pub(crate) old: &'a str,
+    pub(crate) new: &'a str,
+    pub(crate) origin: HistoryOrigin,
+    pub(crate) at: Timestamp,
+    pub(crate) conflict: bool,
+}
+
+/// Appends one entry (a cached statement: this runs on the create and update paths).
+pub(crate) fn record(tx: &Transaction<'_>, change: &Change<'_>) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO history (task_id, field, old, new, origin, at, conflict)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        change.task_id.to_string(),
+        change.field,
+        change.old,
+        change.new,
+        change.origin,
+        change.at.to_string(),
+        change.conflict
+    ])?;
+    Ok(())
+}
+
+/// Records every field of `after` that differs from `before` (all of them, with `old` =
+/// `null`, when there was no `before`); fields in `lost` are recorded as conflicts.
+pub(crate) fn record_diff(
+    tx: &Transaction<'_>,
+    before: Option<&Task>,
+    after: &Task,
+    origin: HistoryOrigin,
+    lost: &[Field],
+) -> rusqlite::Result<()> {
+    for field in Field::ALL {
+        let old = match before {
+            Some(before) if same_value(before, after, field) => continue,
+            Some(before) => value_json(before, field),
+            None => "null".to_string(),
+        };
+        record(
+            tx,
+            &Change {
+                task_id: after.id,
+                field,
+                old: &old,
+                new: &value_json(after, field),
+                origin,
+                at: after.updated_at,
+                conflict: lost.contains(&field),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The entries of `task_id`, newest first.
+pub(crate) fn read(conn: &Connection, task_id: Uuid) -> rusqlite::Result<Vec<HistoryEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, field, old, new, origin, conflict FROM history
+         WHERE task_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![task_id.to_string(), READ_LIMIT], |row| {
+        let at: String = row.get(0)?;
+        Ok(HistoryEntry {
+            at: at
+                .parse()
+                .map_err(|e: tasksync_proto::timestamp::TimestampError| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        rusqlite::types::Type::Text,
+                        e.to_string().into(),
+                    )
+                })?,
+            field: row.get(1)?,
+            old: row.get(2)?,
+            new: row.get(3)?,
+            origin: row.get(4)?,
+            conflict: row.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Deletes entries made before `cutoff` and, per task, all but the newest `keep`. Answers
+/// how many went.
+pub(crate) struct PruneHistory {
+    pub(crate) cutoff: Timestamp,
+    pub(crate) keep: u32,
+}
+
+impl WriteRequest for PruneHistory {
+    type Output = u64;
+
+    /// Losing a prune in a crash only means the next one deletes more.
+    fn must_be_durable(&self) -> bool {
+        false
+    }
+
+    fn execute(&self, tx: &Transaction<'_>, _clock: &mut HybridClock) -> Executed<u64> {
+        let old = tx
+            .prepare_cached("DELETE FROM history WHERE at < ?1")?
+            .execute([self.cutoff.to_string()])?;
+        let surplus = tx
+            .prepare_cached(
+                "DELETE FROM history WHERE id IN (
+                     SELECT id FROM (
+                         SELECT id, row_number() OVER (
+                             PARTITION BY task_id ORDER BY at DESC, id DESC) AS n
+                         FROM history)
+                     WHERE n > ?1)",
+            )?
+            .execute([self.keep])?;
+        Ok(Ok((old + surplus) as u64))
+    }
+}

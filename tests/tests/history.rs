@@ -1,0 +1,141 @@
+//! The local history of each task against the real binaries: `taskctl log`, `GET
+//! /api/tasks/:id/history`, and the value that lost Last-Write-Wins kept as a conflict entry.
+
+use serde_json::Value;
+use tasksync_e2e::http::{request, Answer};
+use tasksync_e2e::{subdir, Daemon, Server};
+
+/// `GET path` on the daemon's HTTP API, with its token.
+fn get(daemon: &Daemon, path: &str) -> Answer {
+    let addr = daemon.status()["http"]
+        .as_str()
+        .expect("the HTTP API is on")
+        .to_string();
+    let token_file = daemon
+        .log
+        .with_file_name("config")
+        .join("tasksync/api-token");
+    let token = std::fs::read_to_string(token_file).expect("token file");
+    let auth = format!("Bearer {}", token.trim());
+    request(&addr, "GET", path, &[("Authorization", &auth)], b"")
+}
+
+/// (field, old, new, origin, conflict) of each entry of a history's JSON, newest first.
+fn entries(history: &Value) -> Vec<(String, Value, Value, String, bool)> {
+    history["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no entries: {history}"))
+        .iter()
+        .map(|e| {
+            assert!(e["at"].is_string(), "{e}");
+            (
+                e["field"].as_str().unwrap().to_string(),
+                e["old"].clone(),
+                e["new"].clone(),
+                e["origin"].as_str().unwrap().to_string(),
+                e["conflict"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn log_and_the_http_api_show_every_change_newest_first_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::builder(dir.path())
+        .args(&["--http", "127.0.0.1:0"])
+        .start();
+    let id = daemon.add_id("Buy milk");
+    let edit = daemon.ctl(&["edit", "1", "--title", "Buy oat milk", "--done"]);
+    assert_eq!(edit.code(), 0, "{}", edit.stderr());
+    // An edit that changes nothing records nothing.
+    daemon.ctl(&["edit", &id, "--title", "Buy oat milk"]);
+
+    let logged = daemon.ctl(&["--json", "log", &id[..8]]).json();
+    assert_eq!(logged["task_id"], id.as_str());
+    let changes = entries(&logged);
+    assert_eq!(
+        changes.len(),
+        6,
+        "four fields created, two edited: {logged}"
+    );
+    let local = |field: &str, old: Value, new: Value| {
+        (field.to_string(), old, new, "local".to_string(), false)
+    };
+    use serde_json::json;
+    assert_eq!(changes[0], local("completed", json!(false), json!(true)));
+    assert_eq!(
+        changes[1],
+        local("title", json!("Buy milk"), json!("Buy oat milk"))
+    );
+    assert!(changes[2..].iter().all(|c| c.1.is_null()), "{logged}");
+
+    let answer = get(&daemon, &format!("/api/tasks/{id}/history"));
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json(), logged, "the same JSON as taskctl --json log");
+
+    let text = daemon.ctl(&["log", &id]);
+    assert_eq!(text.code(), 0, "{}", text.stderr());
+    let out = text.stdout();
+    assert!(
+        out.contains("\"Buy milk\" -> \"Buy oat milk\""),
+        "old -> new: {out}"
+    );
+    assert!(out.contains("local") && !out.contains("! lost"), "{out}");
+
+    // Unknown and malformed ids, as for GET /api/tasks/:id.
+    let unknown = "0190b6e2-7c1e-7a3d-9f00-2b8c4d5e6f70";
+    assert_eq!(
+        get(&daemon, &format!("/api/tasks/{unknown}/history")).status,
+        404
+    );
+    assert_eq!(get(&daemon, "/api/tasks/abc/history").status, 400);
+    assert_ne!(daemon.ctl(&["log", unknown]).code(), 0);
+
+    // A deleted task keeps its history, and the history outlives the daemon.
+    daemon.ctl(&["rm", &id]);
+    assert!(daemon.stop_with(libc::SIGTERM).success());
+    let daemon = daemon.restart().start();
+    let after = entries(&daemon.ctl(&["--json", "log", &id]).json());
+    assert_eq!(after.len(), 7);
+    assert_eq!(after[0], local("is_deleted", json!(false), json!(true)));
+}
+
+#[test]
+fn the_device_whose_title_lost_keeps_its_value_as_a_conflict_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&subdir(&dir, "s"));
+    let laptop = Daemon::start_manual_sync(&subdir(&dir, "laptop"), &server.url());
+    let phone = Daemon::start_manual_sync(&subdir(&dir, "phone"), &server.url());
+    let id = laptop.add_id("Buy milk");
+    assert_eq!(laptop.sync().0, 0);
+    assert_eq!(phone.sync().0, 0);
+    let pulled = entries(&phone.ctl(&["--json", "log", &id]).json());
+    assert_eq!(pulled.len(), 4);
+    assert!(pulled.iter().all(|c| c.3 == "remote" && !c.4), "{pulled:?}");
+
+    // Both edit the title offline; the phone's edit is the later one and wins.
+    laptop.ctl(&["edit", &id, "--title", "Buy oat milk (A)"]);
+    phone.ctl(&["edit", &id, "--title", "Buy oat milk (B)"]);
+    assert_eq!(phone.sync().0, 0);
+    let (code, report) = laptop.sync();
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(laptop.show(&id)["title"], "Buy oat milk (B)");
+
+    let history = laptop.ctl(&["--json", "log", &id]).json();
+    let conflicts: Vec<_> = entries(&history).into_iter().filter(|c| c.4).collect();
+    assert_eq!(
+        conflicts,
+        [(
+            "title".to_string(),
+            Value::from("Buy oat milk (A)"),
+            Value::from("Buy oat milk (B)"),
+            "remote".to_string(),
+            true
+        )],
+        "the laptop's losing title is recoverable: {history}"
+    );
+    let text = laptop.ctl(&["log", &id]).stdout();
+    assert!(text.contains("! lost"), "{text}");
+    assert!(text.contains("Buy oat milk (A)"), "{text}");
+}
