@@ -151,6 +151,18 @@ only ever a sync state: changes waiting to be sent (--sync-status pending)."
         #[arg(help = TASK_ARG_HELP, value_name = "TASK")]
         id: String,
     },
+    /// Put back the value a `log` entry replaced (for a `! lost` entry: this device's value
+    /// that lost a conflict), as a new edit that syncs like any other
+    #[command(after_help = "Examples:
+  taskctl log 3          # find the entry
+  taskctl restore 3 42")]
+    Restore {
+        #[arg(help = TASK_ARG_HELP, value_name = "TASK")]
+        id: String,
+        /// The entry's number, as `taskctl log` shows it
+        #[arg(value_name = "ENTRY")]
+        entry: i64,
+    },
     /// Change a task's title, description or completion
     #[command(after_help = "Examples:
   taskctl edit 3 --title 'Buy oat milk'

@@ -271,7 +271,7 @@ impl Output {
             return;
         }
         // CHANGE comes last: a table cuts only its last column to fit, never the mark.
-        let mut table = Table::new(&["WHEN", "FIELD", "ORIGIN", "CONFLICT", "CHANGE"]);
+        let mut table = Table::new(&["ENTRY", "WHEN", "FIELD", "ORIGIN", "CONFLICT", "CHANGE"]);
         let conflict_style = Style::new().fg_color(Some(AnsiColor::Red.into())).bold();
         let mut conflicts = 0;
         for entry in &history.entries {
@@ -282,6 +282,7 @@ impl Output {
                 Cell::new("")
             };
             table.push(vec![
+                Cell::new(entry.entry.to_string()),
                 Cell::new(entry.at.to_string()),
                 Cell::new(entry.field.to_string()),
                 Cell::new(entry.origin.to_string()),
@@ -296,7 +297,7 @@ impl Output {
         );
         if conflicts > 0 {
             count.push_str(&format!(
-                "; {conflicts} marked \"! lost\": this device's value (the old one) lost a conflict"
+                "; {conflicts} marked \"! lost\": this device's value (the old one) lost a conflict; `taskctl restore TASK ENTRY` puts it back"
             ));
         }
         write_stdout(&table.render(self.terminal, Some(&count)));

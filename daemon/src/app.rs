@@ -56,6 +56,15 @@ impl App {
         Ok(task)
     }
 
+    /// Puts back the value before a history entry (see [`Store::restore`]), and announces it.
+    pub(crate) async fn restore(&self, id: Uuid, entry: i64) -> Result<Task, StoreError> {
+        let (task, changed) = self.store.restore(id, entry).await?;
+        if !changed.is_empty() {
+            self.changed_here(&task);
+        }
+        Ok(task)
+    }
+
     /// Soft-deletes a live task (see [`Store::delete_if`]) if it still has the entity tag
     /// `if_match` (when given), and announces it.
     pub(crate) async fn delete_if(

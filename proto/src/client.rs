@@ -179,6 +179,21 @@ impl Client {
         }
     }
 
+    /// Puts back the value before history entry `entry` of task `id` (see
+    /// [`Command::RestoreEntry`]); answers the task as it is then.
+    pub async fn restore_entry(&mut self, id: &str, entry: i64) -> Result<Task, ClientError> {
+        match self
+            .call(Command::RestoreEntry {
+                id: id.into(),
+                entry,
+            })
+            .await?
+        {
+            Reply::Task(task) => Ok(task),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Lists every matching task, newest first by `created_at`, fetching page after page.
     pub async fn list_tasks(
         &mut self,

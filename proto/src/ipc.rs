@@ -112,6 +112,13 @@ pub enum Command {
     TaskHistory {
         id: String,
     },
+    /// Puts back the value before history entry `entry` of task `id` (the value the entry
+    /// shows as lost, for a conflict), as a new local edit, synced like any other. Answered
+    /// with [`Reply::Task`].
+    RestoreEntry {
+        id: String,
+        entry: i64,
+    },
 }
 
 /// Which dead-lettered operations `Retry` revives.
@@ -150,6 +157,9 @@ pub struct TaskHistory {
 /// One change of one field of a task, as this device recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
+    /// The entry's number: what `taskctl restore ID ENTRY` and `POST /api/tasks/:id/restore`
+    /// name it by. It never changes and is never reused on this device.
+    pub entry: i64,
     /// When the change was made: the `updated_at` it gave the task (the hybrid clock).
     pub at: Timestamp,
     pub field: Field,
@@ -189,6 +199,7 @@ pub struct TaskHistoryJson {
 /// `null`...).
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryEntryJson {
+    pub entry: i64,
     pub at: Timestamp,
     pub field: Field,
     pub old: serde_json::Value,
@@ -209,6 +220,7 @@ impl From<&TaskHistory> for TaskHistoryJson {
                 .entries
                 .iter()
                 .map(|e| HistoryEntryJson {
+                    entry: e.entry,
                     at: e.at,
                     field: e.field,
                     old: value(&e.old),
@@ -676,6 +688,10 @@ mod round_trip {
                 shown: vec![1, 2, 999_999],
             },
             Command::TaskHistory { id: "3".into() },
+            Command::RestoreEntry {
+                id: "3".into(),
+                entry: 42,
+            },
         ];
         let mut messages = vec![ClientMessage::Hello {
             protocol: PROTOCOL_VERSION,
@@ -764,6 +780,7 @@ mod round_trip {
             Ok(Reply::History(TaskHistory {
                 task_id: Uuid::now_v7(),
                 entries: vec![HistoryEntry {
+                    entry: 7,
                     at: Timestamp::now(),
                     field: Field::Title,
                     old: "\"a\"".into(),

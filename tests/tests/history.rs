@@ -139,3 +139,101 @@ fn the_device_whose_title_lost_keeps_its_value_as_a_conflict_entry() {
     assert!(text.contains("! lost"), "{text}");
     assert!(text.contains("Buy oat milk (A)"), "{text}");
 }
+
+#[test]
+fn a_lost_value_is_restored_by_taskctl_restore_and_reaches_the_other_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&subdir(&dir, "s"));
+    let laptop = Daemon::start_manual_sync(&subdir(&dir, "laptop"), &server.url());
+    let phone = Daemon::start_manual_sync(&subdir(&dir, "phone"), &server.url());
+    let id = laptop.add_id("Buy milk");
+    assert_eq!(laptop.sync().0, 0);
+    assert_eq!(phone.sync().0, 0);
+    laptop.ctl(&["edit", &id, "--title", "Buy oat milk (A)"]);
+    phone.ctl(&["edit", &id, "--title", "Buy oat milk (B)"]);
+    assert_eq!(phone.sync().0, 0);
+    assert_eq!(laptop.sync().0, 0);
+
+    let history = laptop.ctl(&["--json", "log", &id]).json();
+    let lost = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["conflict"] == true)
+        .unwrap_or_else(|| panic!("no conflict entry in {history}"));
+    let entry = lost["entry"]
+        .as_i64()
+        .expect("entries have numbers")
+        .to_string();
+    let restored = laptop.ctl(&["--json", "restore", &id, &entry]).json();
+    assert_eq!(restored["title"], "Buy oat milk (A)");
+    assert_eq!(laptop.sync().0, 0);
+    assert_eq!(phone.sync().0, 0);
+    assert_eq!(
+        phone.show(&id)["title"],
+        "Buy oat milk (A)",
+        "a restore syncs"
+    );
+    let newest = &laptop.ctl(&["--json", "log", &id]).json()["entries"][0];
+    assert_eq!(newest["origin"], "local");
+    assert_eq!(newest["new"], "Buy oat milk (A)");
+
+    // The creation has no earlier value, and an unknown entry is not found.
+    let created = history["entries"].as_array().unwrap().last().unwrap()["entry"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let refused = laptop.ctl(&["restore", &id, &created]);
+    refused.assert_says(1, "had no earlier value");
+    laptop
+        .ctl(&["restore", &id, "999999"])
+        .assert_says(1, "history entry 999999");
+}
+
+#[test]
+fn the_http_api_restores_an_entry_and_refuses_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::builder(dir.path())
+        .args(&["--http", "127.0.0.1:0"])
+        .start();
+    let id = daemon.add_id("first");
+    daemon.ctl(&["edit", &id, "--title", "second"]);
+    let history = get(&daemon, &format!("/api/tasks/{id}/history")).json();
+    let edit = &history["entries"][0];
+    assert_eq!(edit["new"], "second");
+    let post = |body: &str| {
+        let addr = daemon.status()["http"].as_str().unwrap().to_string();
+        let token_file = daemon
+            .log
+            .with_file_name("config")
+            .join("tasksync/api-token");
+        let token = std::fs::read_to_string(token_file).unwrap();
+        let auth = format!("Bearer {}", token.trim());
+        request(
+            &addr,
+            "POST",
+            &format!("/api/tasks/{id}/restore"),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let answer = post(&format!("{{\"entry\": {}}}", edit["entry"]));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.json()["title"], "first");
+    assert!(answer.header("etag").is_some(), "{}", answer.head);
+    for (body, status) in [
+        ("{\"entry\": 999999}", 404),
+        ("{\"entry\": \"x\"}", 400),
+        ("{}", 400),
+    ] {
+        assert_eq!(post(body).status, status, "{body}");
+    }
+}

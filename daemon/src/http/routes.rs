@@ -17,6 +17,7 @@ pub(crate) const EVENTS: &str = "/api/events";
 pub(crate) const METRICS: &str = "/api/metrics";
 /// The suffix of a task's history: `/api/tasks/:id/history`.
 const HISTORY: &str = "/history";
+const RESTORE: &str = "/restore";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route<'a> {
@@ -26,6 +27,8 @@ pub(crate) enum Route<'a> {
     Task(&'a str),
     /// `/api/tasks/:id/history`, with the raw id segment.
     TaskHistory(&'a str),
+    /// `/api/tasks/:id/restore`, with the raw id segment.
+    TaskRestore(&'a str),
     Sync,
     Status,
     Events,
@@ -46,6 +49,9 @@ impl<'a> Route<'a> {
                 if let Some(id) = id.strip_suffix(HISTORY) {
                     return (!id.is_empty() && !id.contains('/')).then_some(Route::TaskHistory(id));
                 }
+                if let Some(id) = id.strip_suffix(RESTORE) {
+                    return (!id.is_empty() && !id.contains('/')).then_some(Route::TaskRestore(id));
+                }
                 (!id.is_empty() && !id.contains('/')).then_some(Route::Task(id))
             }
         }
@@ -62,7 +68,7 @@ impl<'a> Route<'a> {
             | Route::TaskHistory(_) => "GET, HEAD",
             Route::Tasks => "GET, HEAD, POST",
             Route::Task(_) => "GET, HEAD, PUT, DELETE",
-            Route::Sync => "POST",
+            Route::Sync | Route::TaskRestore(_) => "POST",
         }
     }
 
@@ -112,6 +118,12 @@ mod tests {
         );
         assert!(Route::TaskHistory("abc").takes(&Method::GET));
         assert!(!Route::TaskHistory("abc").takes(&Method::PUT));
+        assert_eq!(
+            Route::find("/api/tasks/abc/restore"),
+            Some(Route::TaskRestore("abc"))
+        );
+        assert!(Route::TaskRestore("abc").takes(&Method::POST));
+        assert!(!Route::TaskRestore("abc").takes(&Method::GET));
         for none in [
             "/api/tasks//history",
             "/api/tasks/a/b/history",

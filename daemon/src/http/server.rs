@@ -223,6 +223,7 @@ async fn route(api: &Api, parts: &Parts, body: &mut RequestBody) -> Result<HttpR
         (Route::Tasks, &Method::POST) => tasks::create(app, body).await,
         (Route::Task(id), &Method::GET) => tasks::get(app, id).await,
         (Route::TaskHistory(id), &Method::GET) => tasks::history(app, id).await,
+        (Route::TaskRestore(id), &Method::POST) => tasks::restore(app, id, body).await,
         (Route::Task(id), &Method::PUT) => tasks::update(app, id, &parts.headers, body).await,
         (Route::Task(id), &Method::DELETE) => tasks::delete(app, id, &parts.headers).await,
         (route, method) => Err(ApiError::method_not_allowed(method, route.allow())),

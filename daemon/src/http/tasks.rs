@@ -28,6 +28,13 @@ use super::routes::{parse_task_id, TASKS};
 use crate::app::App;
 use crate::store::{StoreError, TaskFilter};
 
+/// `POST /api/tasks/:id/restore` body: the history entry whose earlier value to put back.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreBody {
+    entry: i64,
+}
+
 /// `POST /api/tasks` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -149,6 +156,19 @@ pub(crate) async fn history(app: &Arc<App>, id: &str) -> Result<HttpResponse, Ap
         StatusCode::OK,
         &TaskHistoryJson::from(&history),
     ))
+}
+
+/// `POST /api/tasks/:id/restore`: puts back the value before a history entry (the value a
+/// conflict entry shows as lost), as a new edit; answers the task with its `ETag`.
+pub(crate) async fn restore(
+    app: &App,
+    id: &str,
+    body: &mut RequestBody,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_task_id(id)?;
+    let input: RestoreBody = parse_json(&body.bytes().await?)?;
+    let task = app.restore(id, input.entry).await?;
+    Ok(task_response(StatusCode::OK, &task))
 }
 
 /// One task: its JSON (with `etag`) and the same tag in an `ETag` header.

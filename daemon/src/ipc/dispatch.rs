@@ -53,6 +53,9 @@ pub(crate) async fn dispatch(app: &Arc<App>, command: Command) -> Result<Reply, 
             let id = resolve(app, &id)?;
             Reply::History(app.scan(move |app| app.store.history(id)).await?)
         }
+        Command::RestoreEntry { id, entry } => {
+            Reply::Task(app.restore(resolve(app, &id)?, entry).await?)
+        }
         Command::ReleaseNumbers { shown } => {
             Reply::Released(app.store.release_numbers(shown).await?)
         }
@@ -114,7 +117,7 @@ fn resolve(app: &App, reference: &str) -> Result<Uuid, IpcError> {
 impl From<StoreError> for IpcError {
     fn from(error: StoreError) -> Self {
         let code = match &error {
-            StoreError::Invalid(_) => ErrorCode::InvalidInput,
+            StoreError::Invalid(_) | StoreError::CannotRestore(_) => ErrorCode::InvalidInput,
             StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::Ambiguous { .. } => ErrorCode::Ambiguous,
             StoreError::Conflict(_) => ErrorCode::Conflict,

@@ -7,7 +7,7 @@
 use rusqlite::{params, Connection, Transaction};
 use tasksync_proto::ipc::{HistoryEntry, HistoryOrigin};
 use tasksync_proto::wire::Field;
-use tasksync_proto::{Task, Timestamp};
+use tasksync_proto::{Task, TaskPatch, Timestamp};
 use uuid::Uuid;
 
 use super::clock::HybridClock;
@@ -104,7 +104,7 @@ pub(crate) fn record_diff(
 /// The entries of `task_id`, newest first.
 pub(crate) fn read(conn: &Connection, task_id: Uuid) -> rusqlite::Result<Vec<HistoryEntry>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT at, field, old, new, origin, conflict FROM history
+        "SELECT at, field, old, new, origin, conflict, id FROM history
          WHERE task_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![task_id.to_string(), READ_LIMIT], |row| {
@@ -124,9 +124,51 @@ pub(crate) fn read(conn: &Connection, task_id: Uuid) -> rusqlite::Result<Vec<His
             new: row.get(3)?,
             origin: row.get(4)?,
             conflict: row.get(5)?,
+            entry: row.get(6)?,
         })
     })?;
     rows.collect()
+}
+
+/// The field and the earlier value (JSON text) of entry `entry` of `task_id`, if it exists.
+pub(crate) fn entry(
+    conn: &Connection,
+    task_id: Uuid,
+    entry: i64,
+) -> rusqlite::Result<Option<(Field, String)>> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached("SELECT field, old FROM history WHERE id = ?1 AND task_id = ?2")?
+        .query_row(params![entry, task_id.to_string()], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()
+}
+
+/// The edit that gives `field` back the value `old` (JSON text), or why there is none.
+pub(crate) fn restoring(field: Field, old: &str) -> Result<TaskPatch, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(old).map_err(|e| format!("its earlier value is unreadable: {e}"))?;
+    let mut patch = TaskPatch::default();
+    match (field, value) {
+        (Field::Title, serde_json::Value::String(title)) => patch.title = Some(title),
+        (Field::Description, serde_json::Value::String(text)) => {
+            patch.description = Some(Some(text))
+        }
+        (Field::Description, serde_json::Value::Null) => patch.description = Some(None),
+        (Field::Completed, serde_json::Value::Bool(done)) => patch.completed = Some(done),
+        (Field::IsDeleted, _) => {
+            return Err(
+                "a deletion is not undone by a restore (a deleted task stays deleted; \
+                        its values stay readable in its history)"
+                    .into(),
+            )
+        }
+        (field, serde_json::Value::Null) => {
+            return Err(format!("it made the task: {field} had no earlier value"))
+        }
+        (field, other) => return Err(format!("{other} is not a value of {field}")),
+    }
+    Ok(patch)
 }
 
 /// Deletes entries made before `cutoff` and, per task, all but the newest `keep`. Answers

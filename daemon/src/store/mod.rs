@@ -86,6 +86,9 @@ pub(crate) enum StoreError {
     /// A create with a client-chosen id that a task with other content already has.
     #[error("{0}")]
     Conflict(String),
+    /// A history entry whose earlier value cannot be put back (the message says why).
+    #[error("{0}")]
+    CannotRestore(String),
     /// The task no longer has the entity tag the request was made against.
     #[error("task {id} changed since you read it (its ETag is now {current}); read it again")]
     PreconditionFailed { id: Uuid, current: String },
@@ -411,6 +414,28 @@ impl Store {
                 entries: history::read(conn, id)?,
             })
         })
+    }
+
+    /// Puts back the value before history entry `entry` of task `id` (for a conflict entry:
+    /// the value that lost), as a new local edit: queued and synced like any other, and
+    /// recorded in the history in turn. Answers the task as it is then, and the fields that
+    /// changed (none when the field holds that value already).
+    pub(crate) async fn restore(
+        &self,
+        id: Uuid,
+        entry: i64,
+    ) -> Result<(Task, Vec<Field>), StoreError> {
+        let found = self
+            .reads
+            .with(|conn| Ok(history::entry(conn, id, entry)?))?;
+        let Some((field, old)) = found else {
+            return Err(StoreError::NotFound(format!(
+                "history entry {entry} of task {id} (taskctl log {id} lists them)"
+            )));
+        };
+        let patch = history::restoring(field, &old)
+            .map_err(|why| StoreError::CannotRestore(format!("history entry {entry}: {why}")))?;
+        self.update_if(id, patch, None).await
     }
 
     /// Deletes history entries older than `days` days (by this store's clock) and, per task,

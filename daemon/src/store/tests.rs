@@ -954,3 +954,42 @@ async fn history_is_pruned_by_age_and_by_count_and_survives_a_restart() {
         Err(StoreError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn a_restore_puts_back_the_earlier_value_as_a_new_edit_but_never_undeletes() {
+    let (_dir, store) = open();
+    let task = store.create(new_task("first")).await.unwrap();
+    store
+        .update(
+            task.id,
+            TaskPatch {
+                title: Some("second".into()),
+                ..TaskPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let history = store.history(task.id).unwrap();
+    let edit = &history.entries[0];
+    assert_eq!(
+        (edit.field, edit.new.as_str()),
+        (Field::Title, "\"second\"")
+    );
+    let (restored, changed) = store.restore(task.id, edit.entry).await.unwrap();
+    assert_eq!(restored.title, "first");
+    assert_eq!(changed, vec![Field::Title]);
+    let queued = store.queue(false).unwrap();
+    assert_eq!(
+        queued.last().unwrap().entry.operation,
+        Operation::Update,
+        "synced like any edit"
+    );
+
+    let deleted = store.delete(task.id).await.unwrap();
+    let deletion = store.history(deleted.id).unwrap().entries[0].clone();
+    assert_eq!(deletion.field, Field::IsDeleted);
+    let refused = store.restore(task.id, deletion.entry).await.unwrap_err();
+    assert!(matches!(refused, StoreError::CannotRestore(_)), "{refused}");
+    let missing = store.restore(task.id, 999_999).await.unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
+}
