@@ -151,6 +151,16 @@ only ever a sync state: changes waiting to be sent (--sync-status pending)."
         #[arg(help = TASK_ARG_HELP, value_name = "TASK")]
         id: String,
     },
+    /// Revert this device's last change (of TASK, or of any task): a new edit that gives the
+    /// fields it changed their earlier values, synced like any other; `undo` after `add`
+    /// deletes the task, a deletion is not undone, and a second `undo` reverts the first
+    #[command(after_help = "Examples:
+  taskctl undo
+  taskctl undo 3")]
+    Undo {
+        #[arg(help = TASK_ARG_HELP, value_name = "TASK")]
+        id: Option<String>,
+    },
     /// Put back the value a `log` entry replaced (for a `! lost` entry: this device's value
     /// that lost a conflict), as a new edit that syncs like any other
     #[command(after_help = "Examples:

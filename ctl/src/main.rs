@@ -145,6 +145,7 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
         }
         Cmd::Show { id } => out.task(&client.get_task(id).await?),
         Cmd::Log { id } => out.history(&client.task_history(id).await?),
+        Cmd::Undo { id } => out.task(&client.undo(id.as_deref()).await?),
         Cmd::Restore { id, entry } => out.task(&client.restore_entry(id, *entry).await?),
         Cmd::Edit {
             id,

@@ -65,6 +65,15 @@ impl App {
         Ok(task)
     }
 
+    /// Reverts this device's last local change (see [`Store::undo`]), and announces it.
+    pub(crate) async fn undo(&self, task: Option<Uuid>) -> Result<Task, StoreError> {
+        let (task, changed) = self.store.undo(task).await?;
+        if !changed.is_empty() {
+            self.changed_here(&task);
+        }
+        Ok(task)
+    }
+
     /// Soft-deletes a live task (see [`Store::delete_if`]) if it still has the entity tag
     /// `if_match` (when given), and announces it.
     pub(crate) async fn delete_if(

@@ -179,6 +179,20 @@ impl Client {
         }
     }
 
+    /// Reverts this device's last local change of task `id` (of any task with `None`); see
+    /// [`Command::Undo`]. Answers the task as it is then.
+    pub async fn undo(&mut self, id: Option<&str>) -> Result<Task, ClientError> {
+        match self
+            .call(Command::Undo {
+                id: id.map(str::to_string),
+            })
+            .await?
+        {
+            Reply::Task(task) => Ok(task),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Puts back the value before history entry `entry` of task `id` (see
     /// [`Command::RestoreEntry`]); answers the task as it is then.
     pub async fn restore_entry(&mut self, id: &str, entry: i64) -> Result<Task, ClientError> {

@@ -22,7 +22,7 @@ use crate::wire::{Field, Operation};
 ///
 /// 6: `UpdateTask` and `DeleteTask` carry `if_match`; the `TaskSync` event.
 /// 7: the `Conflict` event; `TaskSync` as `{task_ids, sync_status}`; `TaskHistory` and its
-/// `Reply::History`.
+/// `Reply::History`; `RestoreEntry`; `Undo`.
 pub const PROTOCOL_VERSION: u32 = 7;
 
 /// What a client sends.
@@ -118,6 +118,12 @@ pub enum Command {
     RestoreEntry {
         id: String,
         entry: i64,
+    },
+    /// Reverts this device's last local change of task `id` (of any task without one) with a
+    /// new edit that gives its fields back their earlier values; a create is reverted by a
+    /// delete, a delete is not reverted. Answered with [`Reply::Task`].
+    Undo {
+        id: Option<String>,
     },
 }
 
@@ -692,6 +698,7 @@ mod round_trip {
                 id: "3".into(),
                 entry: 42,
             },
+            Command::Undo { id: None },
         ];
         let mut messages = vec![ClientMessage::Hello {
             protocol: PROTOCOL_VERSION,

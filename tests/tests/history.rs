@@ -237,3 +237,26 @@ fn the_http_api_restores_an_entry_and_refuses_bad_ones() {
         assert_eq!(post(body).status, status, "{body}");
     }
 }
+
+#[test]
+fn undo_reverts_the_last_change_here_and_the_revert_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&subdir(&dir, "s"));
+    let laptop = Daemon::start_manual_sync(&subdir(&dir, "laptop"), &server.url());
+    let phone = Daemon::start_manual_sync(&subdir(&dir, "phone"), &server.url());
+    laptop.ctl(&["undo"]).assert_says(1, "to undo");
+    let id = laptop.add_id("Buy milk");
+    laptop.ctl(&["edit", &id, "--title", "Buy oat milk", "--done"]);
+    let undone = laptop.ctl(&["--json", "undo"]).json();
+    assert_eq!(undone["title"], "Buy milk");
+    assert_eq!(undone["completed"], false);
+    assert_eq!(laptop.sync().0, 0);
+    assert_eq!(phone.sync().0, 0);
+    assert_eq!(phone.show(&id)["title"], "Buy milk");
+
+    // After an add, undo deletes the task; a deletion is not undone.
+    let typo = laptop.add_id("Bye milk");
+    let gone = laptop.ctl(&["--json", "undo", &typo]).json();
+    assert_eq!(gone["is_deleted"], true);
+    laptop.ctl(&["undo", &typo]).assert_says(1, "cannot be undone");
+}

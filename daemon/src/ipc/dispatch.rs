@@ -53,6 +53,13 @@ pub(crate) async fn dispatch(app: &Arc<App>, command: Command) -> Result<Reply, 
             let id = resolve(app, &id)?;
             Reply::History(app.scan(move |app| app.store.history(id)).await?)
         }
+        Command::Undo { id } => {
+            let id = match id {
+                Some(id) => Some(resolve(app, &id)?),
+                None => None,
+            };
+            Reply::Task(app.undo(id).await?)
+        }
         Command::RestoreEntry { id, entry } => {
             Reply::Task(app.restore(resolve(app, &id)?, entry).await?)
         }

@@ -144,6 +144,51 @@ pub(crate) fn entry(
         .optional()
 }
 
+/// This device's last local change (of `task`, or of any task): its task and, per field it
+/// changed, the value before (JSON text). One command's change shares one `at`.
+pub(crate) fn last_local_change(
+    conn: &Connection,
+    task: Option<Uuid>,
+) -> rusqlite::Result<Option<(Uuid, Vec<(Field, String)>)>> {
+    use rusqlite::OptionalExtension;
+    let last: Option<(String, String)> = match task {
+        Some(task) => conn
+            .prepare_cached(
+                "SELECT task_id, at FROM history WHERE origin = ?1 AND task_id = ?2
+                 ORDER BY at DESC, id DESC LIMIT 1",
+            )?
+            .query_row(params![HistoryOrigin::Local, task.to_string()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?,
+        None => conn
+            .prepare_cached(
+                "SELECT task_id, at FROM history WHERE origin = ?1
+                 ORDER BY at DESC, id DESC LIMIT 1",
+            )?
+            .query_row(params![HistoryOrigin::Local], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?,
+    };
+    let Some((task_id, at)) = last else {
+        return Ok(None);
+    };
+    let Ok(id) = Uuid::parse_str(&task_id) else {
+        return Ok(None);
+    };
+    let fields = conn
+        .prepare_cached(
+            "SELECT field, old FROM history WHERE task_id = ?1 AND at = ?2 AND origin = ?3
+             ORDER BY id",
+        )?
+        .query_map(params![task_id, at, HistoryOrigin::Local], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some((id, fields)))
+}
+
 /// The edit that gives `field` back the value `old` (JSON text), or why there is none.
 pub(crate) fn restoring(field: Field, old: &str) -> Result<TaskPatch, String> {
     let value: serde_json::Value =

@@ -438,6 +438,38 @@ impl Store {
         self.update_if(id, patch, None).await
     }
 
+    /// Reverts this device's last local change (of `task`, or of any task) with a new edit
+    /// that gives its fields back their earlier values, synced like any other; the change that
+    /// created a task is reverted by deleting it. A deletion is not undone. Undoing twice
+    /// reverts the undo. Answers the task and the fields that changed.
+    pub(crate) async fn undo(&self, task: Option<Uuid>) -> Result<(Task, Vec<Field>), StoreError> {
+        let last = self
+            .reads
+            .with(|conn| Ok(history::last_local_change(conn, task)?))?;
+        let Some((id, fields)) = last else {
+            return Err(StoreError::NotFound(match task {
+                Some(task) => format!("a change made on this device to task {task} to undo"),
+                None => "a change made on this device to undo".into(),
+            }));
+        };
+        if fields.iter().all(|(_, old)| old == "null") {
+            let task = self.delete_if(id, None).await?;
+            return Ok((task, vec![Field::IsDeleted]));
+        }
+        let mut patch = TaskPatch::default();
+        for (field, old) in &fields {
+            let one = history::restoring(*field, old).map_err(|why| {
+                StoreError::CannotRestore(format!(
+                    "the last change of task {id} cannot be undone: {why}"
+                ))
+            })?;
+            patch.title = one.title.or(patch.title);
+            patch.description = one.description.or(patch.description);
+            patch.completed = one.completed.or(patch.completed);
+        }
+        self.update_if(id, patch, None).await
+    }
+
     /// Deletes history entries older than `days` days (by this store's clock) and, per task,
     /// all but the newest [`history::KEEP_PER_TASK`]; answers how many went. The daemon runs
     /// it at startup and then hourly, off the hot path.

@@ -993,3 +993,35 @@ async fn a_restore_puts_back_the_earlier_value_as_a_new_edit_but_never_undeletes
     let missing = store.restore(task.id, 999_999).await.unwrap_err();
     assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
 }
+
+#[tokio::test]
+async fn undo_reverts_the_last_local_change_and_an_add_by_deleting() {
+    let (_dir, store) = open();
+    assert!(matches!(store.undo(None).await, Err(StoreError::NotFound(_))));
+    let task = store.create(new_task("first")).await.unwrap();
+    store
+        .update(
+            task.id,
+            TaskPatch {
+                title: Some("second".into()),
+                completed: Some(true),
+                ..TaskPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (undone, mut changed) = store.undo(None).await.unwrap();
+    changed.sort();
+    assert_eq!((undone.title.as_str(), undone.completed), ("first", false));
+    assert_eq!(changed, vec![Field::Title, Field::Completed]);
+    // A second undo reverts the first.
+    let (again, _) = store.undo(Some(task.id)).await.unwrap();
+    assert_eq!((again.title.as_str(), again.completed), ("second", true));
+
+    let other = store.create(new_task("made by mistake")).await.unwrap();
+    let (gone, _) = store.undo(None).await.unwrap();
+    assert_eq!(gone.id, other.id);
+    assert!(gone.is_deleted, "undoing an add deletes the task");
+    let refused = store.undo(Some(other.id)).await.unwrap_err();
+    assert!(matches!(refused, StoreError::CannotRestore(_)), "{refused}");
+}
