@@ -258,5 +258,7 @@ fn undo_reverts_the_last_change_here_and_the_revert_syncs() {
     let typo = laptop.add_id("Bye milk");
     let gone = laptop.ctl(&["--json", "undo", &typo]).json();
     assert_eq!(gone["is_deleted"], true);
-    laptop.ctl(&["undo", &typo]).assert_says(1, "cannot be undone");
+    laptop
+        .ctl(&["undo", &typo])
+        .assert_says(1, "cannot be undone");
 }

@@ -144,12 +144,15 @@ pub(crate) fn entry(
         .optional()
 }
 
-/// This device's last local change (of `task`, or of any task): its task and, per field it
-/// changed, the value before (JSON text). One command's change shares one `at`.
+/// One local change: its task and, per field it changed, the value before (JSON text).
+pub(crate) type LocalChange = (Uuid, Vec<(Field, String)>);
+
+/// This device's last local change (of `task`, or of any task). One command's change shares
+/// one `at`.
 pub(crate) fn last_local_change(
     conn: &Connection,
     task: Option<Uuid>,
-) -> rusqlite::Result<Option<(Uuid, Vec<(Field, String)>)>> {
+) -> rusqlite::Result<Option<LocalChange>> {
     use rusqlite::OptionalExtension;
     let last: Option<(String, String)> = match task {
         Some(task) => conn

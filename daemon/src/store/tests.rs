@@ -997,7 +997,10 @@ async fn a_restore_puts_back_the_earlier_value_as_a_new_edit_but_never_undeletes
 #[tokio::test]
 async fn undo_reverts_the_last_local_change_and_an_add_by_deleting() {
     let (_dir, store) = open();
-    assert!(matches!(store.undo(None).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.undo(None).await,
+        Err(StoreError::NotFound(_))
+    ));
     let task = store.create(new_task("first")).await.unwrap();
     store
         .update(
