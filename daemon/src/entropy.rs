@@ -69,17 +69,29 @@ pub(crate) mod seeded {
         }
     }
 
-    /// The next number of this thread's seeded generator (splitmix64), if it is seeded.
+    /// The next number of this thread's seeded generator, if it is seeded.
     pub(super) fn next() -> Option<u64> {
         STATE.with(|state| {
-            let current = state.get()?;
-            let next = current.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            state.set(Some(next));
-            let mut z = next;
+            let mut generator = SplitMix64(state.get()?);
+            let next = generator.next();
+            state.set(Some(generator.0));
+            Some(next)
+        })
+    }
+
+    /// splitmix64: a small, well-known deterministic generator (the thread's source above,
+    /// and the simulation driver's own).
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct SplitMix64(pub(crate) u64);
+
+    impl SplitMix64 {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            Some(z ^ (z >> 31))
-        })
+            z ^ (z >> 31)
+        }
     }
 }
 

@@ -205,17 +205,8 @@ fn ids(ids: impl Iterator<Item = Uuid>) -> String {
 }
 
 /// The kind of a sync error, for the journal (messages may carry anything).
-fn kind(error: &SyncError) -> &'static str {
-    match error {
-        SyncError::Unreachable(_) => "unreachable",
-        SyncError::Unauthorized(_) => "unauthorized",
-        SyncError::Busy { .. } => "busy",
-        SyncError::TooLarge => "too large",
-        SyncError::Failed { .. } => "failed",
-        SyncError::CursorUnknown(_) => "cursor unknown",
-        SyncError::BadAnswer(_) => "bad answer",
-        SyncError::Local(_) => "local",
-    }
+fn kind(error: &SyncError) -> String {
+    error.kind().to_string()
 }
 
 impl Transport for SimLink {
@@ -229,7 +220,7 @@ impl Transport for SimLink {
             let answer = self.link.health(timeout).await;
             self.note(format!(
                 "health -> {}",
-                answer.as_ref().map_or_else(kind, |()| "ok")
+                answer.as_ref().map_or_else(kind, |()| "ok".into())
             ));
             answer
         })

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::link::{Journal, SimLink};
 use super::Coverage;
 use crate::connectivity::ProbePolicy;
+use crate::entropy::seeded::SplitMix64;
 use crate::events::Events;
 use crate::service::shutdown::{channel, ShutdownTrigger};
 use crate::store::Store;
@@ -42,16 +43,12 @@ const DRAIN: Duration = Duration::from_secs(180);
 /// and news); a loop sends a request per round trip, 1 to 5 ms here: 3,000 in 10 s.
 pub(super) const MAX_PULLS_PER_10_S: usize = 1000;
 
-/// splitmix64 for the driver's choices (ids and jitter draw from `crate::entropy`).
-struct Rng(u64);
+/// The driver's choices, a stream of their own (ids and jitter draw from `crate::entropy`).
+struct Rng(SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next()
     }
 
     fn below(&mut self, n: u64) -> u64 {
@@ -129,7 +126,7 @@ impl World {
         let start = Instant::now();
         let journal = Journal::new();
         let server = FakeServer::new(simulated_clock(start, Arc::default()));
-        let mut rng = Rng(seed);
+        let mut rng = Rng(SplitMix64(seed));
         let settings = SyncSettings {
             server: Some("fake://server".into()),
             batch_size: 1 + rng.below(6) as usize,
