@@ -85,6 +85,16 @@ impl FieldValue {
         }
     }
 
+    /// The value of `field` in a stored task.
+    pub fn of_task(task: &Task, field: Field) -> FieldValue {
+        match field {
+            Field::Title => FieldValue::Text(task.title.clone()),
+            Field::Description => FieldValue::OptionalText(task.description.clone()),
+            Field::Completed => FieldValue::Flag(task.completed),
+            Field::IsDeleted => FieldValue::Flag(task.is_deleted),
+        }
+    }
+
     /// The value as JSON: a string, null or a boolean, as the task's own field is.
     pub fn json(&self) -> serde_json::Value {
         match self {

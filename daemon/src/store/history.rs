@@ -5,6 +5,7 @@
 //! `old`). Pruned by age and by count per task ([`PruneHistory`]), never on the hot path.
 
 use rusqlite::{params, Connection, Transaction};
+use tasksync_proto::events::FieldValue;
 use tasksync_proto::ipc::{HistoryEntry, HistoryOrigin};
 use tasksync_proto::wire::Field;
 use tasksync_proto::{Task, TaskPatch, Timestamp};
@@ -22,23 +23,12 @@ const READ_LIMIT: u32 = KEEP_PER_TASK;
 
 /// A field's value in `task`, as the JSON text the history keeps.
 pub(crate) fn value_json(task: &Task, field: Field) -> String {
-    match field {
-        // A string's JSON cannot fail; the fallback is never taken.
-        Field::Title => serde_json::to_string(&task.title).unwrap_or_default(),
-        Field::Description => serde_json::to_string(&task.description).unwrap_or_default(),
-        Field::Completed => task.completed.to_string(),
-        Field::IsDeleted => task.is_deleted.to_string(),
-    }
+    FieldValue::of_task(task, field).json().to_string()
 }
 
 /// Whether `field` holds the same value in `a` and `b`.
 pub(crate) fn same_value(a: &Task, b: &Task, field: Field) -> bool {
-    match field {
-        Field::Title => a.title == b.title,
-        Field::Description => a.description == b.description,
-        Field::Completed => a.completed == b.completed,
-        Field::IsDeleted => a.is_deleted == b.is_deleted,
-    }
+    FieldValue::of_task(a, field) == FieldValue::of_task(b, field)
 }
 
 /// One change of one field, as it is written.
@@ -192,11 +182,11 @@ pub(crate) fn last_local_change(
     Ok(Some((id, fields)))
 }
 
-/// The edit that gives `field` back the value `old` (JSON text), or why there is none.
-pub(crate) fn restoring(field: Field, old: &str) -> Result<TaskPatch, String> {
+/// Adds to `patch` the edit that gives `field` back the value `old` (JSON text), or says why
+/// there is none.
+pub(crate) fn restore_into(patch: &mut TaskPatch, field: Field, old: &str) -> Result<(), String> {
     let value: serde_json::Value =
         serde_json::from_str(old).map_err(|e| format!("its earlier value is unreadable: {e}"))?;
-    let mut patch = TaskPatch::default();
     match (field, value) {
         (Field::Title, serde_json::Value::String(title)) => patch.title = Some(title),
         (Field::Description, serde_json::Value::String(text)) => {
@@ -216,7 +206,7 @@ pub(crate) fn restoring(field: Field, old: &str) -> Result<TaskPatch, String> {
         }
         (field, other) => return Err(format!("{other} is not a value of {field}")),
     }
-    Ok(patch)
+    Ok(())
 }
 
 /// Deletes entries made before `cutoff` and, per task, all but the newest `keep`. Answers

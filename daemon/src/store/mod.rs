@@ -433,7 +433,8 @@ impl Store {
                 "history entry {entry} of task {id} (taskctl log {id} lists them)"
             )));
         };
-        let patch = history::restoring(field, &old)
+        let mut patch = TaskPatch::default();
+        history::restore_into(&mut patch, field, &old)
             .map_err(|why| StoreError::CannotRestore(format!("history entry {entry}: {why}")))?;
         self.update_if(id, patch, None).await
     }
@@ -458,14 +459,11 @@ impl Store {
         }
         let mut patch = TaskPatch::default();
         for (field, old) in &fields {
-            let one = history::restoring(*field, old).map_err(|why| {
+            history::restore_into(&mut patch, *field, old).map_err(|why| {
                 StoreError::CannotRestore(format!(
                     "the last change of task {id} cannot be undone: {why}"
                 ))
             })?;
-            patch.title = one.title.or(patch.title);
-            patch.description = one.description.or(patch.description);
-            patch.completed = one.completed.or(patch.completed);
         }
         self.update_if(id, patch, None).await
     }
