@@ -101,25 +101,37 @@ fn log_and_the_http_api_show_every_change_newest_first_across_a_restart() {
     assert_eq!(after[0], local("is_deleted", json!(false), json!(true)));
 }
 
-#[test]
-fn the_device_whose_title_lost_keeps_its_value_as_a_conflict_entry() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&subdir(&dir, "s"));
-    let laptop = Daemon::start_manual_sync(&subdir(&dir, "laptop"), &server.url());
-    let phone = Daemon::start_manual_sync(&subdir(&dir, "phone"), &server.url());
+/// A sync server, a laptop and a phone (manual sync), and a task "Buy milk" made on the
+/// laptop that both hold.
+fn two_devices_share_a_task(dir: &tempfile::TempDir) -> (Server, Daemon, Daemon, String) {
+    let server = Server::start(&subdir(dir, "s"));
+    let laptop = Daemon::start_manual_sync(&subdir(dir, "laptop"), &server.url());
+    let phone = Daemon::start_manual_sync(&subdir(dir, "phone"), &server.url());
     let id = laptop.add_id("Buy milk");
     assert_eq!(laptop.sync().0, 0);
     assert_eq!(phone.sync().0, 0);
+    (server, laptop, phone, id)
+}
+
+/// Both edit the title offline; the phone's edit is the later one and wins, the laptop's
+/// pushes second and loses.
+fn the_laptop_loses_a_title_race(laptop: &Daemon, phone: &Daemon, id: &str) {
+    laptop.ctl(&["edit", id, "--title", "Buy oat milk (A)"]);
+    phone.ctl(&["edit", id, "--title", "Buy oat milk (B)"]);
+    assert_eq!(phone.sync().0, 0);
+    let (code, report) = laptop.sync();
+    assert_eq!(code, 0, "{report}");
+}
+
+#[test]
+fn the_device_whose_title_lost_keeps_its_value_as_a_conflict_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, laptop, phone, id) = two_devices_share_a_task(&dir);
     let pulled = entries(&phone.ctl(&["--json", "log", &id]).json());
     assert_eq!(pulled.len(), 4);
     assert!(pulled.iter().all(|c| c.3 == "remote" && !c.4), "{pulled:?}");
 
-    // Both edit the title offline; the phone's edit is the later one and wins.
-    laptop.ctl(&["edit", &id, "--title", "Buy oat milk (A)"]);
-    phone.ctl(&["edit", &id, "--title", "Buy oat milk (B)"]);
-    assert_eq!(phone.sync().0, 0);
-    let (code, report) = laptop.sync();
-    assert_eq!(code, 0, "{report}");
+    the_laptop_loses_a_title_race(&laptop, &phone, &id);
     assert_eq!(laptop.show(&id)["title"], "Buy oat milk (B)");
 
     let history = laptop.ctl(&["--json", "log", &id]).json();
@@ -143,16 +155,8 @@ fn the_device_whose_title_lost_keeps_its_value_as_a_conflict_entry() {
 #[test]
 fn a_lost_value_is_restored_by_taskctl_restore_and_reaches_the_other_device() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&subdir(&dir, "s"));
-    let laptop = Daemon::start_manual_sync(&subdir(&dir, "laptop"), &server.url());
-    let phone = Daemon::start_manual_sync(&subdir(&dir, "phone"), &server.url());
-    let id = laptop.add_id("Buy milk");
-    assert_eq!(laptop.sync().0, 0);
-    assert_eq!(phone.sync().0, 0);
-    laptop.ctl(&["edit", &id, "--title", "Buy oat milk (A)"]);
-    phone.ctl(&["edit", &id, "--title", "Buy oat milk (B)"]);
-    assert_eq!(phone.sync().0, 0);
-    assert_eq!(laptop.sync().0, 0);
+    let (_server, laptop, phone, id) = two_devices_share_a_task(&dir);
+    the_laptop_loses_a_title_race(&laptop, &phone, &id);
 
     let history = laptop.ctl(&["--json", "log", &id]).json();
     let lost = history["entries"]
