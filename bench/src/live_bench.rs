@@ -59,6 +59,7 @@ pub async fn propagation(
                     title: format!("live {i}"),
                     description: None,
                     id: None,
+                    ..Default::default()
                 })
                 .await?
         } else {

@@ -94,6 +94,7 @@ pub async fn run(
             title: format!("bench task {n}"),
             description: Some("a task to read back".into()),
             id: None,
+            ..Default::default()
         };
         ids.push(client.create_task(new).await?.id.to_string());
     }
@@ -172,6 +173,7 @@ async fn event_latency(
             title: format!("event bench {n}"),
             description: None,
             id: Some(uuid_for(n)),
+            ..Default::default()
         };
         let wanted = new.id.map(|id| id.to_string()).unwrap_or_default();
         let sent = Instant::now();

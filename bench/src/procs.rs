@@ -154,6 +154,7 @@ pub async fn create_tasks(daemon: &DaemonProc, count: usize, clients: usize) -> 
                     title: format!("bench task {i}"),
                     description: None,
                     id: None,
+                    ..Default::default()
                 };
                 client.create_task(new).await?;
             }

@@ -68,6 +68,7 @@ pub async fn creates_per_second(
                     title: format!("bench task {worker}-{done}"),
                     description: None,
                     id: None,
+                    ..Default::default()
                 };
                 client.create_task(new).await?;
                 done += 1;

@@ -21,10 +21,18 @@ pub struct RecordedAnswer {
     pub resolved_data: Option<WireTask>,
 }
 
-/// A recorded answer whose stored columns cannot be read.
+/// A stored row (a recorded answer, or a task's [`crate::columns`]) whose columns cannot be
+/// read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("corrupt row in applied_ops: {0}")]
+#[error("corrupt stored row: {0}")]
 pub struct CorruptAnswer(String);
+
+impl CorruptAnswer {
+    /// `column` (`table.column`) holds something unreadable.
+    pub(crate) fn column(column: &str, error: impl std::fmt::Display) -> Self {
+        CorruptAnswer(format!("{column}: {error}"))
+    }
+}
 
 impl RecordedAnswer {
     /// The recorded answer of `op_id` from its stored columns.
@@ -37,12 +45,17 @@ impl RecordedAnswer {
         let status = match status {
             "success" => ItemStatus::Success,
             "conflict" => ItemStatus::Conflict,
-            other => return Err(CorruptAnswer(format!("unknown status {other:?}"))),
+            other => {
+                return Err(CorruptAnswer::column(
+                    "applied_ops.status",
+                    format_args!("unknown status {other:?}"),
+                ))
+            }
         };
         let resolved_data = resolved_data
             .map(serde_json::from_str::<WireTask>)
             .transpose()
-            .map_err(|e| CorruptAnswer(format!("resolved_data: {e}")))?;
+            .map_err(|e| CorruptAnswer::column("applied_ops.resolved_data", e))?;
         Ok(RecordedAnswer {
             op_id,
             task_id,
@@ -92,6 +105,11 @@ mod tests {
             updated_at: Timestamp::from_millis(2_000).unwrap(),
             is_deleted: false,
             device_id: Uuid::from_u128(9),
+            due: None,
+            priority: None,
+            project: None,
+            tags: Default::default(),
+            attributes: Default::default(),
         };
         for (status, resolved_data) in [
             (ItemStatus::Success, None),

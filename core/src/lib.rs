@@ -10,12 +10,14 @@
 //! - `protocol`: [`apply_batch`] over a [`BatchTransaction`] (load the recorded answers and
 //!   stored tasks, plan, write the plan with its change numbers, move the user's counter) and
 //!   [`changes`] over a [`ChangeFeed`] (one page of the change feed, and its rules).
+//! - `columns`: how storage keeps a task's fields beyond the first ones and their clocks.
 //! - `memory`: a [`MemoryStore`], the same protocol over plain maps.
 //!
 //! Pure Rust without I/O or a runtime, so that the daemon (and its Windows build) can link it
 //! without the server's database and HTTP dependencies.
 
 mod answer;
+pub mod columns;
 mod memory;
 mod plan;
 mod protocol;

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use tasksync_proto::lww::{self, Incoming, Versioned};
-use tasksync_proto::wire::{BatchItem, Field, ItemStatus, ProcessedItem};
+use tasksync_proto::wire::{BatchItem, ItemStatus, ProcessedItem};
 use uuid::Uuid;
 
 use crate::answer::RecordedAnswer;
@@ -128,10 +128,15 @@ fn replayed(
 ) -> ProcessedItem {
     let mut answer = earlier.answer();
     if let Some(now) = now {
-        let fields = item.changed_fields.as_deref().unwrap_or(&Field::ALL);
-        let overwritten = fields.iter().any(|&field| {
+        let fields = Incoming {
+            data: &item.data,
+            operation: item.operation,
+            changed_fields: item.changed_fields.as_deref(),
+        }
+        .fields(Some(now));
+        let overwritten = fields.iter().any(|field| {
             !lww::same_value(&item.data, &now.task, field)
-                && now.clocks.get(field).device_id != device_id
+                && now.clock(field).device_id != device_id
         });
         if overwritten || answer.resolved_data.is_some() {
             answer.status = ItemStatus::Conflict;
@@ -160,6 +165,11 @@ mod tests {
             updated_at: Timestamp::from_millis(at).unwrap(),
             is_deleted: operation == Operation::Delete,
             device_id: Uuid::nil(),
+            due: None,
+            priority: None,
+            project: None,
+            tags: Default::default(),
+            attributes: Default::default(),
         };
         BatchItem {
             id: Uuid::from_u128(op),

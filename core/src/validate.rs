@@ -74,7 +74,14 @@ pub(crate) fn check_item(
     }
     if let Err(error) = data.validate() {
         let field = match error {
-            ValidationError::DescriptionTooLong(_) => "data.description",
+            ValidationError::DescriptionTooLong(_) | ValidationError::ControlInDescription(_) => {
+                "data.description"
+            }
+            ValidationError::BadProject(_) => "data.project",
+            ValidationError::BadTag(_) | ValidationError::TooManyTags(_) => "data.tags",
+            ValidationError::BadAttributeKey(_)
+            | ValidationError::BadAttributeValue(_)
+            | ValidationError::TooManyAttributes(_) => "data.attributes",
             _ => "data.title",
         };
         return Err(at(field, &error));
@@ -86,7 +93,7 @@ pub(crate) fn check_item(
         if fields.is_empty() {
             return Err(at("changed_fields", &"must name at least one field"));
         }
-        if item.operation == Operation::Create && !Field::ALL.iter().all(|f| fields.contains(f)) {
+        if item.operation == Operation::Create && !Field::V1.iter().all(|f| fields.contains(f)) {
             return Err(at(
                 "changed_fields",
                 &"a create changes every field: title, description, completed, is_deleted",
@@ -131,6 +138,11 @@ mod tests {
                 updated_at: at,
                 is_deleted: operation == Operation::Delete,
                 device_id: Uuid::from_u128(5),
+                due: None,
+                priority: None,
+                project: None,
+                tags: Default::default(),
+                attributes: Default::default(),
             },
             created_at: at,
             retry_count: 0,

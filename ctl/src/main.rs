@@ -110,6 +110,7 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
                 title: title.join(" "),
                 description: description.clone(),
                 id: *id,
+                ..Default::default()
             };
             let task = client.create_task(new).await?;
             out.created(&task);
@@ -169,6 +170,7 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
                 } else {
                     None
                 },
+                ..TaskPatch::default()
             };
             let task = live_task(&mut client, id).await?;
             out.task(&client.update_task(&task.id.to_string(), patch).await?);

@@ -4,7 +4,7 @@
 //! # async fn demo() -> Result<(), tasksync_proto::ClientError> {
 //! use tasksync_proto::{Client, NewTask};
 //! let mut client = Client::connect(&tasksync_proto::paths::default_socket_path(), "my-app").await?;
-//! let task = client.create_task(NewTask { title: "Buy milk".into(), description: None, id: None }).await?;
+//! let task = client.create_task(NewTask { title: "Buy milk".into(), description: None, id: None, ..Default::default() }).await?;
 //! println!("created {}", task.id);
 //! # Ok(()) }
 //! ```

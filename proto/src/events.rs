@@ -75,24 +75,27 @@ pub enum FieldValue {
 }
 
 impl FieldValue {
-    /// The value of `field` in `task`.
-    pub fn of(task: &WireTask, field: Field) -> FieldValue {
+    /// The value of `field` in `task`: a tag's is whether the task has it; a due date's its
+    /// RFC 3339 text.
+    pub fn of(task: &WireTask, field: &Field) -> FieldValue {
         match field {
             Field::Title => FieldValue::Text(task.title.clone()),
             Field::Description => FieldValue::OptionalText(task.description.clone()),
             Field::Completed => FieldValue::Flag(task.completed),
             Field::IsDeleted => FieldValue::Flag(task.is_deleted),
+            Field::Due => FieldValue::OptionalText(task.due.map(|due| due.to_string())),
+            Field::Priority => {
+                FieldValue::OptionalText(task.priority.map(|p| p.as_str().to_string()))
+            }
+            Field::Project => FieldValue::OptionalText(task.project.clone()),
+            Field::Tag(tag) => FieldValue::Flag(task.tags.contains(tag)),
+            Field::Attribute(key) => FieldValue::OptionalText(task.attributes.get(key).cloned()),
         }
     }
 
     /// The value of `field` in a stored task.
-    pub fn of_task(task: &Task, field: Field) -> FieldValue {
-        match field {
-            Field::Title => FieldValue::Text(task.title.clone()),
-            Field::Description => FieldValue::OptionalText(task.description.clone()),
-            Field::Completed => FieldValue::Flag(task.completed),
-            Field::IsDeleted => FieldValue::Flag(task.is_deleted),
-        }
+    pub fn of_task(task: &Task, field: &Field) -> FieldValue {
+        FieldValue::of(&WireTask::from_task(task, Uuid::nil()), field)
     }
 
     /// The value as JSON: a string, null or a boolean, as the task's own field is.
@@ -335,7 +338,7 @@ impl Event {
             },
             Event::Conflict(conflict) => EventData::Conflict {
                 task_id: conflict.task_id,
-                field: conflict.field,
+                field: conflict.field.clone(),
                 kept: conflict.kept.json(),
                 kept_device: conflict.kept_device,
                 lost: conflict.lost.json(),
@@ -397,6 +400,11 @@ mod tests {
             is_deleted: false,
             sync_status: SyncStatus::Pending,
             last_synced_at: None,
+            due: None,
+            priority: None,
+            project: None,
+            tags: Default::default(),
+            attributes: Default::default(),
         };
         vec![
             Event::Status(status()),

@@ -23,9 +23,14 @@ use crate::wire::{Field, Operation};
 /// 6: `UpdateTask` and `DeleteTask` carry `if_match`; the `TaskSync` event.
 /// 7: the `Conflict` event; `TaskSync` as `{task_ids, sync_status}`; `TaskHistory` and its
 /// `Reply::History`; `RestoreEntry`; `Undo`.
-pub const PROTOCOL_VERSION: u32 = 7;
+/// 8: tasks, creates and patches carry `due`, `priority`, `project`, `tags` and `attributes`
+/// (patches: `add_tags`, `remove_tags`); `Field` names a tag or an attribute key too.
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// What a client sends.
+// One message is built per request and lives as long as its encoding: the size of the
+// largest variant (a patch) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientMessage {
     Hello { protocol: u32, client: String },
@@ -228,7 +233,7 @@ impl From<&TaskHistory> for TaskHistoryJson {
                 .map(|e| HistoryEntryJson {
                     entry: e.entry,
                     at: e.at,
-                    field: e.field,
+                    field: e.field.clone(),
                     old: value(&e.old),
                     new: value(&e.new),
                     origin: e.origin,
@@ -641,6 +646,11 @@ mod round_trip {
             is_deleted: false,
             sync_status: SyncStatus::InProgress,
             last_synced_at: Some(now),
+            due: None,
+            priority: None,
+            project: None,
+            tags: Default::default(),
+            attributes: Default::default(),
         }
     }
 
@@ -651,6 +661,7 @@ mod round_trip {
                 title: "t".into(),
                 description: None,
                 id: None,
+                ..Default::default()
             }),
             Command::GetTask { id: "0190".into() },
             Command::ListTasks {
@@ -668,6 +679,13 @@ mod round_trip {
                     title: None,
                     description: Some(None),
                     completed: Some(false),
+                    due: Some(Some(Timestamp::now())),
+                    priority: Some(None),
+                    project: Some(Some("home.garden".into())),
+                    tags: None,
+                    add_tags: ["shop".to_string()].into(),
+                    remove_tags: ["old".to_string()].into(),
+                    attributes: [("myapp.colour".to_string(), None)].into(),
                 },
                 if_match: Some("\"0123456789abcdef\"".into()),
             },

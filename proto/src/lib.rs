@@ -29,5 +29,5 @@ pub mod wire;
 pub use client::{Client, ClientError};
 pub use ipc::{Command, ErrorCode, IpcError, Reply, StatusInfo};
 pub use names::UnknownName;
-pub use task::{NewTask, SyncStatus, Task, TaskId, TaskPatch, ValidationError};
+pub use task::{NewTask, Priority, SyncStatus, Task, TaskId, TaskPatch, ValidationError};
 pub use timestamp::Timestamp;

@@ -8,6 +8,8 @@
 //! in every implementation: both storage backends and the in-memory server the daemon's sync
 //! simulation runs against (`daemon/src/sync/fake_server.rs`).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -33,13 +35,20 @@ impl FieldClock {
     }
 }
 
-/// One clock per mergeable field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The clocks of a task's fields.
+///
+/// The task's first four fields always have one. The others (due, priority, project, each tag
+/// and attribute key) have one once they were written; a field without one holds the value
+/// it was created with, and [`FieldClocks::floor`] stands for its clock: older than any write.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FieldClocks {
     pub title: FieldClock,
     pub description: FieldClock,
     pub completed: FieldClock,
     pub is_deleted: FieldClock,
+    /// Clocks of the other fields that were written, by field.
+    #[serde(default)]
+    pub others: BTreeMap<Field, FieldClock>,
 }
 
 impl FieldClocks {
@@ -50,34 +59,73 @@ impl FieldClocks {
             description: clock,
             completed: clock,
             is_deleted: clock,
+            others: BTreeMap::new(),
         }
     }
 
-    pub fn get(&self, field: Field) -> FieldClock {
+    /// The clock of a field never written since the task was created at `created_at`.
+    pub fn floor(created_at: Timestamp) -> FieldClock {
+        FieldClock {
+            updated_at: created_at,
+            rank: 0,
+            device_id: Uuid::nil(),
+        }
+    }
+
+    /// The clock of `field`; `created_at` is the task's (for a field never written).
+    pub fn get(&self, field: &Field, created_at: Timestamp) -> FieldClock {
         match field {
             Field::Title => self.title,
             Field::Description => self.description,
             Field::Completed => self.completed,
             Field::IsDeleted => self.is_deleted,
+            other => self
+                .others
+                .get(other)
+                .copied()
+                .unwrap_or_else(|| FieldClocks::floor(created_at)),
         }
     }
 
-    pub fn set(&mut self, field: Field, clock: FieldClock) {
+    pub fn set(&mut self, field: &Field, clock: FieldClock) {
         match field {
             Field::Title => self.title = clock,
             Field::Description => self.description = clock,
             Field::Completed => self.completed = clock,
             Field::IsDeleted => self.is_deleted = clock,
+            other => {
+                self.others.insert(other.clone(), clock);
+            }
         }
     }
 
     /// The greatest clock: its `updated_at` is the task's, its device the task's last writer.
     pub fn latest(&self) -> FieldClock {
-        Field::ALL
-            .into_iter()
-            .map(|field| self.get(field))
-            .max()
-            .unwrap_or(self.title)
+        [
+            self.title,
+            self.description,
+            self.completed,
+            self.is_deleted,
+        ]
+        .into_iter()
+        .chain(self.others.values().copied())
+        .max()
+        .unwrap_or(self.title)
+    }
+
+    /// The storage column of [`FieldClocks::others`]: JSON, or `None` when there are none.
+    pub fn others_column(&self) -> Option<String> {
+        if self.others.is_empty() {
+            return None;
+        }
+        serde_json::to_string(&self.others).ok()
+    }
+
+    /// Reads [`FieldClocks::others_column`].
+    pub fn others_from_column(
+        column: Option<&str>,
+    ) -> Result<BTreeMap<Field, FieldClock>, serde_json::Error> {
+        column.map_or(Ok(BTreeMap::new()), serde_json::from_str)
     }
 }
 
@@ -88,6 +136,13 @@ pub struct Versioned {
     pub clocks: FieldClocks,
 }
 
+impl Versioned {
+    /// The clock of `field`.
+    pub fn clock(&self, field: &Field) -> FieldClock {
+        self.clocks.get(field, self.task.created_at)
+    }
+}
+
 /// An operation arriving at the merge point.
 #[derive(Debug, Clone, Copy)]
 pub struct Incoming<'a> {
@@ -95,7 +150,7 @@ pub struct Incoming<'a> {
     /// clock.
     pub data: &'a WireTask,
     pub operation: Operation,
-    /// The fields the operation changed; `None` means all four.
+    /// The fields the operation changed; `None` means every field (whole-task LWW).
     pub changed_fields: Option<&'a [Field]>,
 }
 
@@ -105,15 +160,21 @@ impl Incoming<'_> {
         FieldClock::new(self.data.updated_at, self.operation, self.data.device_id)
     }
 
-    /// The changed fields, without repeats, in [`Field::ALL`] order.
-    pub fn fields(&self) -> Vec<Field> {
-        match self.changed_fields {
-            None => Field::ALL.to_vec(),
-            Some(fields) => Field::ALL
-                .into_iter()
-                .filter(|field| fields.contains(field))
-                .collect(),
-        }
+    /// The changed fields, without repeats, in [`Field`] order. `None` means all of them:
+    /// the task's own fields, and every tag and attribute key either version has or had.
+    pub fn fields(&self, stored: Option<&Versioned>) -> Vec<Field> {
+        let set: BTreeSet<Field> = match self.changed_fields {
+            Some(fields) => fields.iter().cloned().collect(),
+            None => {
+                let mut all: BTreeSet<Field> = Field::all_of(self.data).into_iter().collect();
+                if let Some(stored) = stored {
+                    all.extend(Field::all_of(&stored.task));
+                    all.extend(stored.clocks.others.keys().cloned());
+                }
+                all
+            }
+        };
+        set.into_iter().collect()
     }
 }
 
@@ -144,29 +205,73 @@ impl Merged {
 }
 
 /// Whether two tasks hold the same value in `field`.
-pub fn same_value(a: &WireTask, b: &WireTask, field: Field) -> bool {
+pub fn same_value(a: &WireTask, b: &WireTask, field: &Field) -> bool {
     match field {
         Field::Title => a.title == b.title,
         Field::Description => a.description == b.description,
         Field::Completed => a.completed == b.completed,
         Field::IsDeleted => a.is_deleted == b.is_deleted,
+        Field::Due => a.due == b.due,
+        Field::Priority => a.priority == b.priority,
+        Field::Project => a.project == b.project,
+        Field::Tag(tag) => a.tags.contains(tag) == b.tags.contains(tag),
+        Field::Attribute(key) => a.attributes.get(key) == b.attributes.get(key),
     }
 }
 
-/// The fields whose values differ between `before` and `after` (what an update changed).
+/// The fields whose values differ between `before` and `after` (what an update changed), in
+/// [`Field`] order.
 pub fn diff(before: &WireTask, after: &WireTask) -> Vec<Field> {
-    Field::ALL
+    let mut fields: Vec<Field> = Field::ALL
         .into_iter()
-        .filter(|&field| !same_value(before, after, field))
-        .collect()
+        .filter(|field| !same_value(before, after, field))
+        .collect();
+    fields.extend(
+        before
+            .tags
+            .symmetric_difference(&after.tags)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|tag| Field::Tag(tag.clone())),
+    );
+    let keys: BTreeSet<&String> = before
+        .attributes
+        .keys()
+        .chain(after.attributes.keys())
+        .collect();
+    fields.extend(
+        keys.into_iter()
+            .filter(|key| before.attributes.get(*key) != after.attributes.get(*key))
+            .map(|key| Field::Attribute(key.clone())),
+    );
+    fields
 }
 
-fn copy_value(to: &mut WireTask, from: &WireTask, field: Field) {
+/// Sets `field` of `to` to its value in `from`.
+pub fn copy_value(to: &mut WireTask, from: &WireTask, field: &Field) {
     match field {
         Field::Title => to.title.clone_from(&from.title),
         Field::Description => to.description.clone_from(&from.description),
         Field::Completed => to.completed = from.completed,
         Field::IsDeleted => to.is_deleted = from.is_deleted,
+        Field::Due => to.due = from.due,
+        Field::Priority => to.priority = from.priority,
+        Field::Project => to.project.clone_from(&from.project),
+        Field::Tag(tag) => {
+            if from.tags.contains(tag) {
+                to.tags.insert(tag.clone());
+            } else {
+                to.tags.remove(tag);
+            }
+        }
+        Field::Attribute(key) => match from.attributes.get(key) {
+            Some(value) => {
+                to.attributes.insert(key.clone(), value.clone());
+            }
+            None => {
+                to.attributes.remove(key);
+            }
+        },
     }
 }
 
@@ -179,7 +284,7 @@ fn copy_value(to: &mut WireTask, from: &WireTask, field: Field) {
 /// (`created_at`, create, device) so any real write to them wins later.
 pub fn merge(stored: Option<&Versioned>, incoming: Incoming<'_>) -> Merged {
     let clock = incoming.clock();
-    let fields = incoming.fields();
+    let fields = incoming.fields(stored);
     let Some(stored) = stored else {
         let base = FieldClock::new(
             incoming.data.created_at.min(clock.updated_at),
@@ -187,23 +292,23 @@ pub fn merge(stored: Option<&Versioned>, incoming: Incoming<'_>) -> Merged {
             incoming.data.device_id,
         );
         let mut clocks = FieldClocks::uniform(base);
-        for &field in &fields {
+        for field in &fields {
             clocks.set(field, clock);
         }
         return finish(incoming.data.clone(), clocks, fields, Vec::new());
     };
 
     let mut task = stored.task.clone();
-    let mut clocks = stored.clocks;
+    let mut clocks = stored.clocks.clone();
     let mut applied = Vec::new();
     let mut lost = Vec::new();
     for field in fields {
-        let current = clocks.get(field);
+        let current = clocks.get(&field, task.created_at);
         if clock > current {
-            copy_value(&mut task, incoming.data, field);
-            clocks.set(field, clock);
+            copy_value(&mut task, incoming.data, &field);
+            clocks.set(&field, clock);
             applied.push(field);
-        } else if clock < current || !same_value(&task, incoming.data, field) {
+        } else if clock < current || !same_value(&task, incoming.data, &field) {
             lost.push(field);
         }
     }
@@ -248,6 +353,11 @@ mod tests {
             updated_at: ts(at),
             is_deleted: false,
             device_id: device,
+            due: None,
+            priority: None,
+            project: None,
+            tags: Default::default(),
+            attributes: Default::default(),
         }
     }
 
@@ -297,10 +407,13 @@ mod tests {
     #[test]
     fn create_sets_every_field_clock() {
         let v = created("t", 200, A);
-        assert_eq!(
-            v.clocks,
-            FieldClocks::uniform(FieldClock::new(ts(200), Operation::Create, A))
-        );
+        for field in Field::ALL {
+            assert_eq!(
+                v.clock(&field),
+                FieldClock::new(ts(200), Operation::Create, A),
+                "{field}"
+            );
+        }
         assert_eq!(v.task.updated_at, ts(200));
         assert_eq!(v.task.device_id, A);
     }
@@ -452,6 +565,28 @@ mod tests {
         );
         assert_eq!(m.applied, Field::ALL.to_vec());
         assert_eq!(m.task, newer);
+
+        // A whole-task write covers the tags and attributes either version has.
+        let mut tagged = newer.clone();
+        tagged.tags = ["a".to_string(), "b".to_string()].into();
+        let v = apply(
+            &m.into_versioned(),
+            &tagged,
+            Operation::Update,
+            &[Field::Tag("a".into()), Field::Tag("b".into())],
+        )
+        .into_versioned();
+        let mut whole = task("x", 500, A);
+        whole.tags = ["c".to_string()].into();
+        let m = merge(
+            Some(&v),
+            Incoming {
+                data: &whole,
+                operation: Operation::Update,
+                changed_fields: None,
+            },
+        );
+        assert_eq!(m.task.tags, ["c".to_string()].into());
     }
 
     #[test]
@@ -485,6 +620,140 @@ mod tests {
             m.clocks.completed,
             FieldClock::new(ts(100), Operation::Create, B)
         );
+    }
+
+    fn with_tags(mut task: WireTask, tags: &[&str]) -> WireTask {
+        task.tags = tags.iter().map(|t| t.to_string()).collect();
+        task
+    }
+
+    fn tag(name: &str) -> Field {
+        Field::Tag(name.into())
+    }
+
+    #[test]
+    fn tags_added_on_two_devices_are_both_kept_in_either_order() {
+        let v = created("t", 200, A);
+        let on_a = with_tags(task("t", 300, A), &["home"]);
+        let on_b = with_tags(task("t", 250, B), &["shop"]);
+        for (first, second) in [(&on_a, &on_b), (&on_b, &on_a)] {
+            let once = apply(&v, first, Operation::Update, &diff(&v.task, first));
+            assert!(!once.is_conflict());
+            let twice = apply(
+                &once.into_versioned(),
+                second,
+                Operation::Update,
+                &diff(&v.task, second),
+            );
+            assert!(!twice.is_conflict(), "different tags never conflict");
+            assert_eq!(
+                twice.task.tags,
+                ["home".to_string(), "shop".to_string()].into()
+            );
+        }
+    }
+
+    #[test]
+    fn adding_and_removing_one_tag_resolves_on_that_tag_alone() {
+        let v = apply(
+            &created("t", 200, A),
+            &with_tags(task("t", 250, A), &["x", "y"]),
+            Operation::Update,
+            &[tag("x"), tag("y")],
+        )
+        .into_versioned();
+        // A removes x at 300, B (having seen x) removes nothing but adds z at 400, and a
+        // stale B removal of y at 260 loses to nothing: y was last written at 250.
+        let removed = apply(
+            &v,
+            &with_tags(task("t", 300, A), &["y"]),
+            Operation::Update,
+            &[tag("x")],
+        );
+        assert_eq!(removed.applied, vec![tag("x")]);
+        let v = removed.into_versioned();
+        let readd = apply(
+            &v,
+            &with_tags(task("t", 280, B), &["x", "y"]),
+            Operation::Update,
+            &[tag("x")],
+        );
+        assert!(
+            readd.is_conflict(),
+            "an older add of x loses to the newer removal"
+        );
+        assert!(!readd.task.tags.contains("x"));
+        let later = apply(
+            &v,
+            &with_tags(task("t", 400, B), &["x", "y"]),
+            Operation::Update,
+            &[tag("x")],
+        );
+        assert!(!later.is_conflict());
+        assert_eq!(later.task.tags, ["x".to_string(), "y".to_string()].into());
+    }
+
+    #[test]
+    fn attributes_merge_per_key_and_a_removal_is_a_write() {
+        let key = |k: &str| Field::Attribute(k.into());
+        let mut on_a = task("t", 300, A);
+        on_a.attributes = [("app.a".to_string(), "1".to_string())].into();
+        let mut on_b = task("t", 310, B);
+        on_b.attributes = [("app.b".to_string(), "2".to_string())].into();
+        let v = created("t", 200, A);
+        let v = apply(&v, &on_a, Operation::Update, &[key("app.a")]).into_versioned();
+        let m = apply(&v, &on_b, Operation::Update, &[key("app.b")]);
+        assert!(!m.is_conflict());
+        assert_eq!(m.task.attributes.len(), 2);
+        // B removes app.a later: the key goes.
+        let v = m.into_versioned();
+        let mut removal = task("t", 320, B);
+        removal.attributes = [("app.b".to_string(), "2".to_string())].into();
+        let m = apply(&v, &removal, Operation::Update, &[key("app.a")]);
+        assert_eq!(m.task.attributes.keys().collect::<Vec<_>>(), ["app.b"]);
+        assert_eq!(
+            m.clocks.others.get(&key("app.a")).map(|c| c.updated_at),
+            Some(ts(320))
+        );
+    }
+
+    #[test]
+    fn due_priority_and_project_are_plain_lww_fields() {
+        let v = created("t", 200, A);
+        let mut on_a = task("t", 300, A);
+        on_a.due = Some(ts(9_000));
+        on_a.project = Some("home".into());
+        let mut on_b = task("t", 350, B);
+        on_b.due = Some(ts(8_000));
+        on_b.priority = Some(crate::task::Priority::H);
+        let v = apply(&v, &on_a, Operation::Update, &[Field::Due, Field::Project]).into_versioned();
+        let m = apply(&v, &on_b, Operation::Update, &[Field::Due, Field::Priority]);
+        assert!(!m.is_conflict());
+        assert_eq!(
+            (m.task.due, m.task.priority, m.task.project.as_deref()),
+            (
+                Some(ts(8_000)),
+                Some(crate::task::Priority::H),
+                Some("home")
+            )
+        );
+        // The older write of due loses, and says so.
+        let m = apply(&m.into_versioned(), &on_a, Operation::Update, &[Field::Due]);
+        assert_eq!(m.lost, vec![Field::Due]);
+    }
+
+    #[test]
+    fn others_clocks_round_trip_through_their_column() {
+        let mut clocks = FieldClocks::uniform(FieldClock::new(ts(1), Operation::Create, A));
+        assert_eq!(clocks.others_column(), None);
+        clocks.set(&tag("a:b"), FieldClock::new(ts(2), Operation::Update, B));
+        clocks.set(&Field::Due, FieldClock::new(ts(3), Operation::Update, A));
+        let column = clocks.others_column().unwrap();
+        assert_eq!(
+            FieldClocks::others_from_column(Some(&column)).unwrap(),
+            clocks.others
+        );
+        assert!(FieldClocks::others_from_column(Some("{\"nope\": 1}")).is_err());
     }
 
     #[test]

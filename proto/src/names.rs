@@ -86,7 +86,7 @@ mod tests {
     /// Serde's JSON name of every value is its `as_str` name, and it parses back.
     fn assert_names_agree<T>(values: &[T])
     where
-        T: Copy + fmt::Display + fmt::Debug + PartialEq + std::str::FromStr + serde::Serialize,
+        T: Clone + fmt::Display + fmt::Debug + PartialEq + std::str::FromStr + serde::Serialize,
         T::Err: fmt::Debug,
     {
         for value in values {
@@ -101,6 +101,11 @@ mod tests {
         assert_names_agree(&SyncStatus::ALL);
         assert_names_agree(&Operation::ALL);
         assert_names_agree(&Field::ALL);
+        assert_names_agree(&[
+            Field::Tag("shop.x:y".into()),
+            Field::Attribute("myapp.colour".into()),
+        ]);
+        assert_names_agree(&crate::task::Priority::ALL);
         assert_names_agree(&ItemStatus::ALL);
         assert_names_agree(&QueueState::ALL);
         assert_names_agree(&Kept::ALL);

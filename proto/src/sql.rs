@@ -4,7 +4,7 @@
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
 use crate::ipc::{HistoryOrigin, QueueState};
-use crate::task::SyncStatus;
+use crate::task::{Priority, SyncStatus};
 use crate::wire::{Field, Operation};
 
 macro_rules! stored_as_name {
@@ -23,7 +23,25 @@ macro_rules! stored_as_name {
     )+};
 }
 
-stored_as_name!(Operation, Field, QueueState, SyncStatus, HistoryOrigin);
+stored_as_name!(Operation, QueueState, SyncStatus, HistoryOrigin, Priority);
+
+/// A field is stored as its name too; a tag's or attribute's name is made, not borrowed.
+impl ToSql for Field {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Owned(rusqlite::types::Value::Text(
+            self.to_string(),
+        )))
+    }
+}
+
+impl FromSql for Field {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
 
 #[cfg(test)]
 mod tests {

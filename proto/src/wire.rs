@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use crate::task::{NewTask, SyncStatus, Task, TaskId, ValidationError};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::task::{Priority, SyncStatus, Task, TaskId, ValidationError};
 use crate::timestamp::Timestamp;
 
 /// `GET` — liveness; needs no token.
@@ -50,6 +52,18 @@ pub struct WireTask {
     pub is_deleted: bool,
     /// The last writer of this task (on a push: the pushing device).
     pub device_id: Uuid,
+    // The fields of docs/LOCAL-API.md "A task" beyond the first ones: left out when empty,
+    // so a plain task has the shape API version 1 gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub tags: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl WireTask {
@@ -64,6 +78,11 @@ impl WireTask {
             updated_at: task.updated_at,
             is_deleted: task.is_deleted,
             device_id,
+            due: task.due,
+            priority: task.priority,
+            project: task.project.clone(),
+            tags: task.tags.clone(),
+            attributes: task.attributes.clone(),
         }
     }
 
@@ -80,17 +99,33 @@ impl WireTask {
             is_deleted: self.is_deleted,
             sync_status,
             last_synced_at,
+            due: self.due,
+            priority: self.priority,
+            project: self.project.clone(),
+            tags: self.tags.clone(),
+            attributes: self.attributes.clone(),
         }
     }
 
-    /// Title and description rules of [`NewTask::validate`]; the message names the field.
+    /// The rules of [`NewTask::validate`]; the message names the field.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        NewTask {
-            title: self.title.clone(),
-            description: self.description.clone(),
-            id: None,
-        }
-        .validate()
+        crate::task::validate_content(
+            &self.title,
+            self.description.as_deref(),
+            self.project.as_deref(),
+            &self.tags,
+            &self.attributes,
+        )
+    }
+
+    /// Whether the task uses a field of API version 2 (section 3a of the protocol): a server
+    /// of version 1 cannot store it.
+    pub fn has_v2_fields(&self) -> bool {
+        self.due.is_some()
+            || self.priority.is_some()
+            || self.project.is_some()
+            || !self.tags.is_empty()
+            || !self.attributes.is_empty()
     }
 }
 
@@ -120,22 +155,130 @@ crate::names::named!(Operation, "operation", {
     Delete => "delete",
 });
 
-/// A mergeable task field (docs/SYNC-PROTOCOL.md, section 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// A mergeable task field (docs/SYNC-PROTOCOL.md, section 5): one of the task's own fields,
+/// or one tag, or one attribute key, each merged on its own.
+///
+/// On the wire and in storage a field is its name: `title`, `description`, `completed`,
+/// `is_deleted`, `due`, `priority`, `project`, `tag:<tag>`, `attribute:<key>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
     Title,
     Description,
     Completed,
     IsDeleted,
+    Due,
+    Priority,
+    Project,
+    /// Whether the task has this tag.
+    Tag(String),
+    /// The value of this attribute key (absent = no value).
+    Attribute(String),
 }
 
-crate::names::named!(Field, "field", {
-    Title => "title",
-    Description => "description",
-    Completed => "completed",
-    IsDeleted => "is_deleted",
-});
+/// The name prefix of a tag field.
+const TAG_PREFIX: &str = "tag:";
+/// The name prefix of an attribute field.
+const ATTRIBUTE_PREFIX: &str = "attribute:";
+
+impl Field {
+    /// The fields of API version 1, which every server stores.
+    pub const V1: [Field; 4] = [
+        Field::Title,
+        Field::Description,
+        Field::Completed,
+        Field::IsDeleted,
+    ];
+
+    /// The task's own fields (all but tags and attributes), in order.
+    pub const ALL: [Field; 7] = [
+        Field::Title,
+        Field::Description,
+        Field::Completed,
+        Field::IsDeleted,
+        Field::Due,
+        Field::Priority,
+        Field::Project,
+    ];
+
+    /// Every field a task's content holds: its own fields, each of its tags and attribute keys.
+    pub fn all_of(task: &WireTask) -> Vec<Field> {
+        let mut fields = Field::ALL.to_vec();
+        fields.extend(task.tags.iter().map(|tag| Field::Tag(tag.clone())));
+        fields.extend(
+            task.attributes
+                .keys()
+                .map(|key| Field::Attribute(key.clone())),
+        );
+        fields
+    }
+
+    /// Whether a server of API version 1 knows this field.
+    pub fn is_v1(&self) -> bool {
+        Field::V1.contains(self)
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::Title => f.write_str("title"),
+            Field::Description => f.write_str("description"),
+            Field::Completed => f.write_str("completed"),
+            Field::IsDeleted => f.write_str("is_deleted"),
+            Field::Due => f.write_str("due"),
+            Field::Priority => f.write_str("priority"),
+            Field::Project => f.write_str("project"),
+            Field::Tag(tag) => write!(f, "{TAG_PREFIX}{tag}"),
+            Field::Attribute(key) => write!(f, "{ATTRIBUTE_PREFIX}{key}"),
+        }
+    }
+}
+
+/// A field name that is none of [`Field`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown field {0:?}: expected title, description, completed, is_deleted, due, priority, project, tag:<tag> or attribute:<key>")]
+pub struct UnknownField(String);
+
+impl std::str::FromStr for Field {
+    type Err = UnknownField;
+
+    fn from_str(name: &str) -> Result<Field, UnknownField> {
+        let unknown = || UnknownField(name.chars().take(80).collect());
+        Ok(match name {
+            "title" => Field::Title,
+            "description" => Field::Description,
+            "completed" => Field::Completed,
+            "is_deleted" => Field::IsDeleted,
+            "due" => Field::Due,
+            "priority" => Field::Priority,
+            "project" => Field::Project,
+            _ => {
+                if let Some(tag) = name.strip_prefix(TAG_PREFIX) {
+                    crate::task::validate_tag(tag).map_err(|_| unknown())?;
+                    Field::Tag(tag.to_string())
+                } else if let Some(key) = name.strip_prefix(ATTRIBUTE_PREFIX) {
+                    crate::task::validate_attribute_key(key).map_err(|_| unknown())?;
+                    Field::Attribute(key.to_string())
+                } else {
+                    return Err(unknown());
+                }
+            }
+        })
+    }
+}
+
+impl Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Field, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// One queued operation in a push.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,6 +360,18 @@ pub struct ChangesResponse {
 pub struct HealthResponse {
     pub status: String,
     pub timestamp: Timestamp,
+    /// The sync API version the server speaks ([`SYNC_API_VERSION`]); a server older than
+    /// the field says nothing, which means 1.
+    #[serde(default = "api_version_1")]
+    pub api_version: u32,
+}
+
+/// The sync API version of this build. 2 added the fields of section 3a (due, priority,
+/// project, tags, attributes) and their field names; a server of version 1 cannot store them.
+pub const SYNC_API_VERSION: u32 = 2;
+
+fn api_version_1() -> u32 {
+    1
 }
 
 /// The body of every error answer.
@@ -289,6 +444,11 @@ mod tests {
             updated_at: Timestamp::from_millis(2_000).unwrap(),
             is_deleted: false,
             device_id: Uuid::from_u128(9),
+            due: None,
+            priority: None,
+            project: None,
+            tags: Default::default(),
+            attributes: Default::default(),
         }
     }
 

@@ -221,6 +221,11 @@ fn base_task(id: Uuid) -> WireTask {
         updated_at: ts(0),
         is_deleted: false,
         device_id: Uuid::nil(),
+        due: None,
+        priority: None,
+        project: None,
+        tags: Default::default(),
+        attributes: Default::default(),
     }
 }
 

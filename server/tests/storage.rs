@@ -80,6 +80,7 @@ conformance!(
     old_op_ids_are_pruned,
     concurrent_batches_of_one_user_never_skip_a_change,
     a_batch_checks_its_token_in_its_own_transaction,
+    tags_and_attributes_merge_per_key_and_survive_storage,
 );
 
 fn at(ms: i64) -> Timestamp {
@@ -101,6 +102,11 @@ fn op(task: Uuid, operation: Operation, fields: &[Field], ms: i64, title: &str) 
             updated_at: at(ms),
             is_deleted: operation == Operation::Delete,
             device_id: Uuid::nil(),
+            due: None,
+            priority: None,
+            project: None,
+            tags: Default::default(),
+            attributes: Default::default(),
         },
         created_at: at(ms),
         retry_count: 0,
@@ -326,6 +332,89 @@ async fn field_wise_lww_conflicts_like_one_server(storage: Arc<dyn Storage>) {
     assert_eq!(stored, resolved);
 }
 
+/// Two devices add different tags and attributes to one task offline: both survive, on every
+/// backend, and the stored clocks keep deciding later writes after a reload.
+async fn tags_and_attributes_merge_per_key_and_survive_storage(storage: Arc<dyn Storage>) {
+    let s = storage.as_ref();
+    let u = user(s, "u").await;
+    let (laptop, phone) = (Uuid::from_u128(0xA), Uuid::from_u128(0xB));
+    let task = Uuid::now_v7();
+    let mut first = create(task, "t");
+    first.data.due = Some(at(86_400_000));
+    first.data.priority = Some(tasksync_proto::Priority::H);
+    first.data.project = Some("home.garden".into());
+    first.data.tags = ["shared".to_string()].into();
+    first.changed_fields = Some(Field::all_of(&first.data));
+    s.apply_batch(u, input(laptop, vec![first])).await.unwrap();
+
+    let mut on_laptop = op(
+        task,
+        Operation::Update,
+        &[Field::Tag("home".into())],
+        2_000,
+        "t",
+    );
+    on_laptop.data.tags = ["home".to_string(), "shared".to_string()].into();
+    on_laptop.data.attributes = [("app.colour".to_string(), "red".to_string())].into();
+    on_laptop.changed_fields = Some(vec![
+        Field::Tag("home".into()),
+        Field::Attribute("app.colour".into()),
+    ]);
+    let mut on_phone = op(task, Operation::Update, &[], 1_500, "t");
+    on_phone.data.tags = ["shop".to_string()].into();
+    on_phone.data.attributes = [("app.size".to_string(), "L".to_string())].into();
+    on_phone.changed_fields = Some(vec![
+        Field::Tag("shop".into()),
+        Field::Tag("shared".into()),
+        Field::Attribute("app.size".into()),
+    ]);
+    s.apply_batch(u, input(laptop, vec![on_laptop]))
+        .await
+        .unwrap();
+    let answers = s
+        .apply_batch(u, input(phone, vec![on_phone]))
+        .await
+        .unwrap()
+        .response
+        .processed_items;
+    assert_eq!(answers[0].status, ItemStatus::Success, "{answers:?}");
+    let stored = &s.all_tasks(u).await.unwrap()[0];
+    assert_eq!(
+        stored.tags,
+        ["home".to_string(), "shop".to_string()].into(),
+        "both adds kept, the phone's removal of `shared` applied"
+    );
+    assert_eq!(stored.attributes.len(), 2);
+    assert_eq!(stored.project.as_deref(), Some("home.garden"));
+    assert_eq!(stored.priority, Some(tasksync_proto::Priority::H));
+    assert_eq!(stored.due, Some(at(86_400_000)));
+
+    // An older re-add of `shared` loses to the phone's removal, read back from storage.
+    let mut stale = op(
+        task,
+        Operation::Update,
+        &[Field::Tag("shared".into())],
+        1_000,
+        "t",
+    );
+    stale.data.tags = ["shared".to_string()].into();
+    let answers = s
+        .apply_batch(u, input(laptop, vec![stale]))
+        .await
+        .unwrap()
+        .response
+        .processed_items;
+    assert_eq!(answers[0].status, ItemStatus::Conflict);
+    assert!(!answers[0]
+        .resolved_data
+        .as_ref()
+        .unwrap()
+        .tags
+        .contains("shared"));
+    let page = s.changes(u, 0, 10).await.unwrap();
+    assert_eq!(page.changes.last().unwrap(), stored);
+}
+
 async fn old_op_ids_are_pruned(storage: Arc<dyn Storage>) {
     let s = storage.as_ref();
     let u = user(s, "u").await;
@@ -487,7 +576,7 @@ async fn a_batch_checks_its_token_in_its_own_transaction(storage: Arc<dyn Storag
 /// A PostgreSQL database of schema version 1 (a B-tree on `applied_ops.applied_at`) is
 /// migrated to version 2 (a BRIN index) on open, keeping its rows; pruning still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_schema_1_migrates_to_a_brin_index_on_applied_at() {
+async fn postgres_schema_1_migrates_to_a_brin_index_and_the_columns_of_version_3() {
     let Some(db) = TestDatabase::create() else {
         return;
     };
@@ -511,6 +600,8 @@ async fn postgres_schema_1_migrates_to_a_brin_index_on_applied_at() {
         .batch_execute(
             "DROP INDEX applied_ops_by_time;
              CREATE INDEX applied_ops_by_time ON applied_ops (applied_at);
+             ALTER TABLE tasks DROP COLUMN extras;
+             ALTER TABLE tasks DROP COLUMN other_clocks;
              UPDATE tasksync_schema SET version = 1;",
         )
         .await
@@ -528,8 +619,13 @@ async fn postgres_schema_1_migrates_to_a_brin_index_on_applied_at() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 2);
-    assert_eq!(s.all_tasks(u).await.unwrap().len(), 1);
+    assert_eq!(
+        version, 3,
+        "and on to version 3, which adds the columns of the new fields"
+    );
+    let tasks = s.all_tasks(u).await.unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert!(!tasks[0].has_v2_fields());
     let future = Timestamp::from_millis(Timestamp::now().as_millis() + 60_000).unwrap();
     assert_eq!(s.prune_applied_ops(future).await.unwrap(), 1);
 }

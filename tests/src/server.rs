@@ -242,6 +242,11 @@ pub fn push_task(addr: &str, token: &str, title: &str) -> u16 {
         updated_at: now,
         is_deleted: false,
         device_id: uuid::Uuid::now_v7(),
+        due: None,
+        priority: None,
+        project: None,
+        tags: Default::default(),
+        attributes: Default::default(),
     };
     let batch = BatchRequest {
         device_id: task.device_id,

@@ -342,6 +342,7 @@ fn a_queue_longer_than_one_frame_lists_completely() {
                     title: format!("task {window}-{i}"),
                     description: None,
                     id: None,
+                    ..Default::default()
                 });
                 client.send(command).await.unwrap();
             }

@@ -29,6 +29,7 @@ fn create_many(daemon: &Daemon, count: usize) {
                             title: format!("task {i}"),
                             description: None,
                             id: None,
+                            ..Default::default()
                         })
                         .await
                         .unwrap();

@@ -126,6 +126,7 @@ fn run_case(actions: Vec<(usize, Action)>) -> Result<(), TestCaseError> {
                             title,
                             description: None,
                             id: None,
+                            ..Default::default()
                         })
                         .await
                         .unwrap();

@@ -29,6 +29,7 @@ fn acknowledged_creates_survive_sigkill_right_after_the_reply() {
                         title: format!("w{worker} #{i}"),
                         description: None,
                         id: None,
+                        ..Default::default()
                     };
                     ids.push(client.create_task(new).await.unwrap().id);
                 }
@@ -189,6 +190,7 @@ fn garbage_on_one_connection_closes_only_that_connection() {
             title: "before".into(),
             description: None,
             id: None,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -233,6 +235,7 @@ fn garbage_on_one_connection_closes_only_that_connection() {
                 title: "after".into(),
                 description: None,
                 id: None,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -278,6 +281,7 @@ fn requests_may_be_pipelined_and_are_answered_in_order() {
                 title: format!("p{i}"),
                 description: None,
                 id: None,
+                ..Default::default()
             });
             sent.push(client.send(command).await.unwrap());
         }

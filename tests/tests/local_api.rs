@@ -480,6 +480,7 @@ fn an_event_stream_client_that_never_reads_is_disconnected() {
                 title: format!("filler {n}"),
                 description: Some(description.clone()),
                 id: (n == 1499).then(|| LAST.parse().unwrap()),
+                ..Default::default()
             };
             client.create_task(new).await.unwrap();
         }

@@ -149,6 +149,7 @@ fn short_ids_that_list_prints_always_resolve() {
                 title: format!("task {i}"),
                 description: None,
                 id: None,
+                ..Default::default()
             });
             client.send(command).await.unwrap();
         }

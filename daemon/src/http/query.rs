@@ -19,8 +19,17 @@ impl Query {
         Ok(Query { pairs })
     }
 
-    /// Refuses names other than `known`, and names given twice.
+    /// Refuses names other than `known`, and names given twice (except those in `repeatable`).
     pub(crate) fn only(&self, known: &[&str]) -> Result<(), ApiError> {
+        self.only_repeating(known, &[])
+    }
+
+    /// As [`Query::only`], where the names in `repeatable` may be given several times.
+    pub(crate) fn only_repeating(
+        &self,
+        known: &[&str],
+        repeatable: &[&str],
+    ) -> Result<(), ApiError> {
         for (i, (name, _)) in self.pairs.iter().enumerate() {
             if !known.contains(&name.as_str()) {
                 return Err(ApiError::bad_request(format!(
@@ -28,7 +37,9 @@ impl Query {
                     known.join(", ")
                 )));
             }
-            if self.pairs[..i].iter().any(|(n, _)| n == name) {
+            if !repeatable.contains(&name.as_str())
+                && self.pairs[..i].iter().any(|(n, _)| n == name)
+            {
                 return Err(ApiError::bad_request(format!(
                     "query parameter {name:?} is given twice"
                 )));
@@ -42,6 +53,29 @@ impl Query {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`, in order.
+    pub(crate) fn all(&self, name: &str) -> Vec<String> {
+        self.pairs
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// A value parsed with `FromStr`; the error names the parameter.
+    pub(crate) fn parsed<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, ApiError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.get(name)
+            .map(|value| {
+                value
+                    .parse()
+                    .map_err(|e| ApiError::bad_request(format!("{name}={value:?}: {e}")))
+            })
+            .transpose()
     }
 
     /// `true` or `false`.

@@ -55,19 +55,11 @@ pub(crate) async fn metrics(app: &Arc<App>) -> Result<HttpResponse, ApiError> {
 /// `GET /api/health`: the daemon answers; needs no token. The sync server's health body plus
 /// the local API's version.
 pub(crate) fn health() -> HttpResponse {
-    #[derive(serde::Serialize)]
-    struct Health {
-        #[serde(flatten)]
-        health: HealthResponse,
-        api_version: u32,
-    }
     json_response(
         StatusCode::OK,
-        &Health {
-            health: HealthResponse {
-                status: "ok".into(),
-                timestamp: Timestamp::now(),
-            },
+        &HealthResponse {
+            status: "ok".into(),
+            timestamp: Timestamp::now(),
             api_version: tasksync_proto::ipc::LOCAL_API_VERSION,
         },
     )

@@ -1,9 +1,11 @@
 //! The task routes: `GET/POST /api/tasks`, `GET/PUT/DELETE /api/tasks/:id` and
 //! `GET /api/tasks/:id/history`.
 //!
-//! Bodies are the original challenge's: create `{title, description?, id?}` (a
+//! Bodies are the original challenge's plus the fields of docs/LOCAL-API.md "A task": create
+//! `{title, description?, id?, due?, priority?, project?, tags?, attributes?}` (a
 //! client-chosen id makes the create safe to retry), update
-//! `{title?, description?, completed?}`; unknown fields are refused. Answers are the `Task`
+//! `{title?, description?, completed?, due?, priority?, project?, tags?, add_tags?,
+//! remove_tags?, attributes?}`; unknown fields are refused. Answers are the `Task`
 //! JSON shape (the same as `taskctl --json show`). What a valid title or description is, and
 //! that an update must change something, is decided by `tasksync_proto::task` inside the
 //! store, as for IPC commands. Tombstones are invisible here: a deleted task is a 404.
@@ -14,9 +16,11 @@ use hyper::header::{HeaderValue, ETAG, IF_MATCH, LINK, LOCATION};
 use hyper::HeaderMap;
 use hyper::StatusCode;
 use serde::{Deserialize, Deserializer};
+use std::collections::{BTreeMap, BTreeSet};
 use tasksync_proto::ipc::{PageCursor, TaskHistoryJson, MAX_PAGE_TASKS};
 use tasksync_proto::task::TaskJson;
-use tasksync_proto::{NewTask, Task, TaskPatch};
+
+use tasksync_proto::{NewTask, Priority, Task, TaskPatch, Timestamp};
 use uuid::Uuid;
 
 use tasksync_http::body::RequestBody;
@@ -44,10 +48,22 @@ struct CreateBody {
     description: Option<String>,
     #[serde(default)]
     id: Option<Uuid>,
+    #[serde(default)]
+    due: Option<Timestamp>,
+    #[serde(default)]
+    priority: Option<Priority>,
+    #[serde(default)]
+    project: Option<String>,
+    #[serde(default)]
+    tags: BTreeSet<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
 }
 
-/// `PUT /api/tasks/:id` body. A field left out stays as it is; `"description": null` clears
-/// the description; `null` for `title` or `completed` is refused.
+/// `PUT /api/tasks/:id` body. A field left out stays as it is; `null` clears `description`,
+/// `due`, `priority`, `project` and `tags`, and an attribute key set to `null` removes it;
+/// `null` for `title` or `completed` is refused. `tags` replaces the set; `add_tags` and
+/// `remove_tags` change only the tags they name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
@@ -57,6 +73,20 @@ struct UpdateBody {
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     completed: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    due: Option<Option<Timestamp>>,
+    #[serde(default, deserialize_with = "present")]
+    priority: Option<Option<Priority>>,
+    #[serde(default, deserialize_with = "present")]
+    project: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    tags: Option<Option<BTreeSet<String>>>,
+    #[serde(default)]
+    add_tags: BTreeSet<String>,
+    #[serde(default)]
+    remove_tags: BTreeSet<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, Option<String>>,
 }
 
 /// A field that is in the body, whatever its value (serde calls this only for those).
@@ -74,7 +104,21 @@ struct ListQuery {
 
 fn list_query(raw: &str) -> Result<ListQuery, ApiError> {
     let query = Query::parse(raw)?;
-    query.only(&["completed", "include_deleted", "q", "limit", "after"])?;
+    query.only_repeating(
+        &[
+            "completed",
+            "include_deleted",
+            "q",
+            "limit",
+            "after",
+            "tag",
+            "project",
+            "due_before",
+            "due_after",
+            "priority",
+        ],
+        &["tag"],
+    )?;
     let limit = query
         .number("limit", 1, u64::from(MAX_PAGE_TASKS))?
         .map(|n| n as usize);
@@ -88,6 +132,11 @@ fn list_query(raw: &str) -> Result<ListQuery, ApiError> {
             completed: query.flag("completed")?,
             include_deleted: query.flag("include_deleted")?.unwrap_or(false),
             text,
+            tags: query.all("tag"),
+            project: query.get("project").map(str::to_owned),
+            due_before: query.parsed("due_before")?,
+            due_after: query.parsed("due_after")?,
+            priority: query.parsed("priority")?,
         },
         limit,
         after,
@@ -202,6 +251,11 @@ pub(crate) async fn create(app: &App, body: &mut RequestBody) -> Result<HttpResp
             title: input.title,
             description: input.description,
             id: input.id,
+            due: input.due,
+            priority: input.priority,
+            project: input.project,
+            tags: input.tags,
+            attributes: input.attributes,
         })
         .await?;
     let status = if created {
@@ -232,6 +286,13 @@ pub(crate) async fn update(
         title: input.title,
         description: input.description,
         completed: input.completed,
+        due: input.due,
+        priority: input.priority,
+        project: input.project,
+        tags: input.tags.map(Option::unwrap_or_default),
+        add_tags: input.add_tags,
+        remove_tags: input.remove_tags,
+        attributes: input.attributes,
     };
     let task = app.update_if(id, patch, precondition).await?;
     Ok(task_response(StatusCode::OK, &task))

@@ -6,13 +6,14 @@
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use tasksync_proto::ipc::HistoryOrigin;
-use tasksync_proto::wire::{Field, Operation};
+use tasksync_proto::lww;
+use tasksync_proto::wire::{Field, Operation, WireTask};
 use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch};
 use uuid::Uuid;
 
 use super::clock::HybridClock;
 use super::history;
-use super::rows::{fields_to_json, task_from_row, TASK_COLUMNS};
+use super::rows::{fields_to_json, task_from_row, ExtraColumns, TASK_COLUMNS};
 use super::writer::{Executed, WriteRequest};
 use super::StoreError;
 
@@ -69,15 +70,20 @@ impl WriteRequest for CreateTask {
         let new = &self.0;
         if let Some(id) = new.id {
             if let Some(existing) = load(tx, id)? {
-                return Ok(
-                    if existing.title == new.title && existing.description == new.description {
-                        Ok((existing, false))
-                    } else {
-                        Err(StoreError::Conflict(format!(
-                            "task {id} already exists with another title or description"
-                        )))
-                    },
-                );
+                let same = existing.title == new.title
+                    && existing.description == new.description
+                    && existing.due == new.due
+                    && existing.priority == new.priority
+                    && existing.project == new.project
+                    && existing.tags == new.tags
+                    && existing.attributes == new.attributes;
+                return Ok(if same {
+                    Ok((existing, false))
+                } else {
+                    Err(StoreError::Conflict(format!(
+                        "task {id} already exists with other content"
+                    )))
+                });
             }
         }
         let now = match clock.tick() {
@@ -95,15 +101,22 @@ impl WriteRequest for CreateTask {
             sync_status: SyncStatus::Pending,
             last_synced_at: None,
             number: None,
+            due: new.due,
+            priority: new.priority,
+            project: new.project.clone(),
+            tags: new.tags.clone(),
+            attributes: new.attributes.clone(),
         };
+        let extras = ExtraColumns::of(&task)?;
         // The hot path numbers the task in the insert itself, as the schema's insert trigger
         // would (same view, same cap, the number leaves `freed_numbers`): the row is written
         // once, and the trigger, which numbers only tasks inserted without one, stays idle.
         task.number = tx
             .prepare_cached(
-                "INSERT OR FAIL INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, number)
+                "INSERT OR FAIL INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, number, due, priority, project, tags, attributes)
                  VALUES (?1, ?2, ?3, 0, ?4, ?4, 0, ?5,
-                         (SELECT number FROM next_task_number WHERE number <= 999999))
+                         (SELECT number FROM next_task_number WHERE number <= 999999),
+                         ?6, ?7, ?8, ?9, ?10)
                  RETURNING number",
             )?
             .query_row(
@@ -112,12 +125,18 @@ impl WriteRequest for CreateTask {
                     task.title,
                     task.description,
                     now.to_string(),
-                    SyncStatus::Pending
+                    SyncStatus::Pending,
+                    extras.due,
+                    extras.priority,
+                    extras.project,
+                    extras.tags,
+                    extras.attributes,
                 ],
                 |row| row.get(0),
             )?;
         claim_number(tx, task.number)?;
-        enqueue(tx, &task, Operation::Create, &Field::ALL)?;
+        let fields = Field::all_of(&WireTask::from_task(&task, Uuid::nil()));
+        enqueue(tx, &task, Operation::Create, &fields)?;
         history::record_diff(tx, None, &task, HistoryOrigin::Local, &[])?;
         Ok(Ok((task, true)))
     }
@@ -143,43 +162,22 @@ impl WriteRequest for UpdateTask {
         // Only values that differ count: a patch that changes nothing leaves the task, its
         // clock, the queue and the history as they are (a retried PUT cannot win LWW against
         // a real edit).
-        let mut changed = Vec::with_capacity(3);
-        if let Some(title) = patch.title.as_ref().filter(|t| **t != task.title) {
-            task.title = title.clone();
-            changed.push(Field::Title);
+        if let Err(e) = patch.apply(&mut task) {
+            return Ok(Err(e.into()));
         }
-        if let Some(description) = patch
-            .description
-            .as_ref()
-            .filter(|d| **d != task.description)
-        {
-            task.description = description.clone();
-            changed.push(Field::Description);
-        }
-        if let Some(completed) = patch.completed.filter(|c| *c != task.completed) {
-            task.completed = completed;
-            changed.push(Field::Completed);
-        }
+        let changed = lww::diff(
+            &WireTask::from_task(&before, Uuid::nil()),
+            &WireTask::from_task(&task, Uuid::nil()),
+        );
         if changed.is_empty() {
-            return Ok(Ok((task, changed)));
+            return Ok(Ok((before, changed)));
         }
         task.updated_at = match clock.tick() {
             Ok(now) => now,
             Err(e) => return Ok(Err(e.into())),
         };
         task.sync_status = SyncStatus::Pending;
-        tx.prepare_cached(
-            "UPDATE tasks SET title = ?2, description = ?3, completed = ?4, updated_at = ?5, sync_status = ?6
-             WHERE id = ?1",
-        )?
-        .execute(params![
-            id.to_string(),
-            task.title,
-            task.description,
-            task.completed,
-            task.updated_at.to_string(),
-            SyncStatus::Pending
-        ])?;
+        write_content(tx, &task)?;
         task.number = number_of(tx, task.id)?;
         enqueue(tx, &task, Operation::Update, &changed)?;
         history::record_diff(tx, Some(&before), &task, HistoryOrigin::Local, &[])?;
@@ -249,6 +247,34 @@ impl WriteRequest for ReleaseNumbers {
             .execute([shown])?;
         Ok(Ok(released as u64))
     }
+}
+
+/// Writes a task's content, clock and sync state over its stored row (the triggers renumber it
+/// when it leaves or joins the working set).
+pub(crate) fn write_content(tx: &Transaction<'_>, task: &Task) -> rusqlite::Result<()> {
+    let extras = ExtraColumns::of(task)?;
+    tx.prepare_cached(
+        "UPDATE tasks SET title = ?2, description = ?3, completed = ?4, created_at = ?5,
+             updated_at = ?6, is_deleted = ?7, sync_status = ?8, due = ?9, priority = ?10,
+             project = ?11, tags = ?12, attributes = ?13
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        task.id.to_string(),
+        task.title,
+        task.description,
+        task.completed,
+        task.created_at.to_string(),
+        task.updated_at.to_string(),
+        task.is_deleted,
+        task.sync_status,
+        extras.due,
+        extras.priority,
+        extras.project,
+        extras.tags,
+        extras.attributes,
+    ])?;
+    Ok(())
 }
 
 /// The working-set number the schema's triggers gave the task `id` (see `schema::NUMBERS`).

@@ -1,9 +1,9 @@
 //! Filtered task listings for apps (`GET /api/tasks`): done or not, deleted or not, a text
-//! search, and paging by cursor.
+//! search, tags, project, due dates, priority, and paging by cursor.
 
 use rusqlite::Connection;
 use tasksync_proto::ipc::PageCursor;
-use tasksync_proto::Task;
+use tasksync_proto::{Priority, Task, Timestamp};
 
 use super::rows::{task_from_row, TASK_COLUMNS};
 use super::StoreError;
@@ -16,10 +16,49 @@ pub(crate) struct TaskFilter {
     pub(crate) include_deleted: bool,
     /// Text the title or description contains, compared case-insensitively (Unicode).
     pub(crate) text: Option<String>,
+    /// Tags the task must all have.
+    pub(crate) tags: Vec<String>,
+    /// A project the task is in, or below (`home` matches `home.garden`).
+    pub(crate) project: Option<String>,
+    /// Due strictly before / after these instants (a task without a due date matches neither).
+    pub(crate) due_before: Option<Timestamp>,
+    pub(crate) due_after: Option<Timestamp>,
+    pub(crate) priority: Option<Priority>,
+}
+
+/// Whether `project` is `wanted` or below it in the hierarchy.
+pub(crate) fn in_project(project: Option<&str>, wanted: &str) -> bool {
+    project.is_some_and(|project| {
+        project == wanted
+            || project
+                .strip_prefix(wanted)
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
 }
 
 impl TaskFilter {
     fn matches(&self, task: &Task, needle: Option<&str>) -> bool {
+        if !self.tags.iter().all(|tag| task.tags.contains(tag)) {
+            return false;
+        }
+        if let Some(project) = &self.project {
+            if !in_project(task.project.as_deref(), project) {
+                return false;
+            }
+        }
+        if let Some(before) = self.due_before {
+            if task.due.is_none_or(|due| due >= before) {
+                return false;
+            }
+        }
+        if let Some(after) = self.due_after {
+            if task.due.is_none_or(|due| due <= after) {
+                return false;
+            }
+        }
+        if self.priority.is_some() && task.priority != self.priority {
+            return false;
+        }
         let Some(needle) = needle else {
             return true;
         };

@@ -7,7 +7,8 @@
 use rusqlite::{params, Connection, Transaction};
 use tasksync_proto::events::FieldValue;
 use tasksync_proto::ipc::{HistoryEntry, HistoryOrigin};
-use tasksync_proto::wire::Field;
+use tasksync_proto::lww;
+use tasksync_proto::wire::{Field, WireTask};
 use tasksync_proto::{Task, TaskPatch, Timestamp};
 use uuid::Uuid;
 
@@ -20,16 +21,6 @@ pub(crate) const KEEP_PER_TASK: u32 = 1000;
 /// Most entries one read answers: a task never has more than [`KEEP_PER_TASK`] after a
 /// prune, and between prunes the newest of them are what matters.
 const READ_LIMIT: u32 = KEEP_PER_TASK;
-
-/// A field's value in `task`, as the JSON text the history keeps.
-pub(crate) fn value_json(task: &Task, field: Field) -> String {
-    FieldValue::of_task(task, field).json().to_string()
-}
-
-/// Whether `field` holds the same value in `a` and `b`.
-pub(crate) fn same_value(a: &Task, b: &Task, field: Field) -> bool {
-    FieldValue::of_task(a, field) == FieldValue::of_task(b, field)
-}
 
 /// One change of one field, as it is written.
 pub(crate) struct Change<'a> {
@@ -60,8 +51,9 @@ pub(crate) fn record(tx: &Transaction<'_>, change: &Change<'_>) -> rusqlite::Res
     Ok(())
 }
 
-/// Records every field of `after` that differs from `before` (all of them, with `old` =
-/// `null`, when there was no `before`); fields in `lost` are recorded as conflicts.
+/// Records every field of `after` that differs from `before` (when there was no `before`: the
+/// first four fields and those that are set, with `old` = `null`); fields in `lost` are
+/// recorded as conflicts.
 pub(crate) fn record_diff(
     tx: &Transaction<'_>,
     before: Option<&Task>,
@@ -69,22 +61,41 @@ pub(crate) fn record_diff(
     origin: HistoryOrigin,
     lost: &[Field],
 ) -> rusqlite::Result<()> {
-    for field in Field::ALL {
-        let old = match before {
-            Some(before) if same_value(before, after, field) => continue,
-            Some(before) => value_json(before, field),
+    let after_wire = WireTask::from_task(after, Uuid::nil());
+    let (fields, before_wire) = match before {
+        Some(before) => {
+            let before_wire = WireTask::from_task(before, Uuid::nil());
+            (lww::diff(&before_wire, &after_wire), Some(before_wire))
+        }
+        None => {
+            let mut blank = after_wire.clone();
+            blank.due = None;
+            blank.priority = None;
+            blank.project = None;
+            blank.tags.clear();
+            blank.attributes.clear();
+            let mut fields = Field::V1.to_vec();
+            fields.extend(lww::diff(&blank, &after_wire));
+            (fields, None)
+        }
+    };
+    for field in fields {
+        let old = match &before_wire {
+            Some(before) => FieldValue::of(before, &field).json().to_string(),
             None => "null".to_string(),
         };
+        let new = FieldValue::of(&after_wire, &field).json().to_string();
+        let conflict = lost.contains(&field);
         record(
             tx,
             &Change {
                 task_id: after.id,
                 field,
                 old: &old,
-                new: &value_json(after, field),
+                new: &new,
                 origin,
                 at: after.updated_at,
-                conflict: lost.contains(&field),
+                conflict,
             },
         )?;
     }
@@ -184,16 +195,37 @@ pub(crate) fn last_local_change(
 
 /// Adds to `patch` the edit that gives `field` back the value `old` (JSON text), or says why
 /// there is none.
-pub(crate) fn restore_into(patch: &mut TaskPatch, field: Field, old: &str) -> Result<(), String> {
-    let value: serde_json::Value =
+pub(crate) fn restore_into(patch: &mut TaskPatch, field: &Field, old: &str) -> Result<(), String> {
+    use serde_json::Value;
+    let value: Value =
         serde_json::from_str(old).map_err(|e| format!("its earlier value is unreadable: {e}"))?;
     match (field, value) {
-        (Field::Title, serde_json::Value::String(title)) => patch.title = Some(title),
-        (Field::Description, serde_json::Value::String(text)) => {
-            patch.description = Some(Some(text))
+        (Field::Due, Value::Null) => patch.due = Some(None),
+        (Field::Due, Value::String(due)) => {
+            patch.due = Some(Some(due.parse().map_err(|e| format!("{e}"))?))
         }
-        (Field::Description, serde_json::Value::Null) => patch.description = Some(None),
-        (Field::Completed, serde_json::Value::Bool(done)) => patch.completed = Some(done),
+        (Field::Priority, Value::Null) => patch.priority = Some(None),
+        (Field::Priority, Value::String(priority)) => {
+            patch.priority = Some(Some(priority.parse().map_err(|e| format!("{e}"))?))
+        }
+        (Field::Project, Value::Null) => patch.project = Some(None),
+        (Field::Project, Value::String(project)) => patch.project = Some(Some(project)),
+        (Field::Tag(tag), Value::Bool(true)) => {
+            patch.add_tags.insert(tag.clone());
+        }
+        (Field::Tag(tag), Value::Bool(false)) => {
+            patch.remove_tags.insert(tag.clone());
+        }
+        (Field::Attribute(key), Value::Null) => {
+            patch.attributes.insert(key.clone(), None);
+        }
+        (Field::Attribute(key), Value::String(value)) => {
+            patch.attributes.insert(key.clone(), Some(value));
+        }
+        (Field::Title, Value::String(title)) => patch.title = Some(title),
+        (Field::Description, Value::String(text)) => patch.description = Some(Some(text)),
+        (Field::Description, Value::Null) => patch.description = Some(None),
+        (Field::Completed, Value::Bool(done)) => patch.completed = Some(done),
         (Field::IsDeleted, _) => {
             return Err(
                 "a deletion is not undone by a restore (a deleted task stays deleted; \
@@ -201,7 +233,7 @@ pub(crate) fn restore_into(patch: &mut TaskPatch, field: Field, old: &str) -> Re
                     .into(),
             )
         }
-        (field, serde_json::Value::Null) => {
+        (field, Value::Null) => {
             return Err(format!("it made the task: {field} had no earlier value"))
         }
         (field, other) => return Err(format!("{other} is not a value of {field}")),

@@ -434,7 +434,7 @@ impl Store {
             )));
         };
         let mut patch = TaskPatch::default();
-        history::restore_into(&mut patch, field, &old)
+        history::restore_into(&mut patch, &field, &old)
             .map_err(|why| StoreError::CannotRestore(format!("history entry {entry}: {why}")))?;
         self.update_if(id, patch, None).await
     }
@@ -453,13 +453,17 @@ impl Store {
                 None => "a change made on this device to undo".into(),
             }));
         };
-        if fields.iter().all(|(_, old)| old == "null") {
+        // Only the change that made a task has no earlier title.
+        let made_the_task = fields
+            .iter()
+            .any(|(field, old)| *field == Field::Title && old == "null");
+        if made_the_task {
             let task = self.delete_if(id, None).await?;
             return Ok((task, vec![Field::IsDeleted]));
         }
         let mut patch = TaskPatch::default();
         for (field, old) in &fields {
-            history::restore_into(&mut patch, *field, old).map_err(|why| {
+            history::restore_into(&mut patch, field, old).map_err(|why| {
                 StoreError::CannotRestore(format!(
                     "the last change of task {id} cannot be undone: {why}"
                 ))

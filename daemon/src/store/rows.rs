@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 /// The column list every task query selects, in the order [`task_from_row`] reads.
 pub(crate) const TASK_COLUMNS: &str =
-    "id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at, number";
+    "id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at, number, due, priority, project, tags, attributes";
 
 /// An operation in the sync queue: what `taskctl queue` shows of it (`entry`, whose state
 /// is never in flight here: only the sync engine knows that), its order and its task.
@@ -64,7 +64,43 @@ pub(crate) fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         sync_status: row.get(7)?,
         last_synced_at: optional_timestamp_at(row, 8)?,
         number: row.get(9)?,
+        due: optional_timestamp_at(row, 10)?,
+        priority: row.get(11)?,
+        project: row.get(12)?,
+        tags: json_at(row, 13)?,
+        attributes: json_at(row, 14)?,
     })
+}
+
+fn json_at<T: serde::de::DeserializeOwned>(row: &Row<'_>, column: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(column)?;
+    serde_json::from_str(&text).map_err(|e| corrupt(column, e))
+}
+
+/// The columns of a task's fields beyond the first ones, as [`task_from_row`] reads them:
+/// `due`, `priority`, `project`, `tags`, `attributes`.
+pub(crate) struct ExtraColumns {
+    pub(crate) due: Option<String>,
+    pub(crate) priority: Option<tasksync_proto::Priority>,
+    pub(crate) project: Option<String>,
+    pub(crate) tags: String,
+    pub(crate) attributes: String,
+}
+
+impl ExtraColumns {
+    pub(crate) fn of(task: &Task) -> rusqlite::Result<ExtraColumns> {
+        Ok(ExtraColumns {
+            due: task.due.map(|due| due.to_string()),
+            priority: task.priority,
+            project: task.project.clone(),
+            tags: to_json(&task.tags)?,
+            attributes: to_json(&task.attributes)?,
+        })
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
 /// The `changed_fields` column: a JSON array of field names.

@@ -52,7 +52,21 @@ CREATE TABLE meta (
 "#,
     NUMBERS,
     HISTORY,
+    FIELDS,
 ];
+
+/// Version 4: the fields of section 3a of the task (docs/LOCAL-API.md, "A task"). Existing
+/// tasks have none of them: no due date, priority or project, no tags or attributes. `due` is
+/// RFC 3339 text like every timestamp here, so it sorts in time order; tags and attributes
+/// are JSON (an array, sorted; an object).
+const FIELDS: &str = r#"
+ALTER TABLE tasks ADD COLUMN due TEXT;
+ALTER TABLE tasks ADD COLUMN priority TEXT CHECK (priority IN ('H', 'M', 'L'));
+ALTER TABLE tasks ADD COLUMN project TEXT;
+ALTER TABLE tasks ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE tasks ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX tasks_by_due ON tasks (due) WHERE due IS NOT NULL;
+"#;
 
 /// Version 3: the local history of each task (see `history.rs`): one row per changed field
 /// per change, its old and new value as JSON text. No foreign key: an entry costs no lookup

@@ -10,14 +10,15 @@ use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{params, Transaction};
 use tasksync_proto::ipc::{HistoryOrigin, QueueState};
+use tasksync_proto::lww;
 use tasksync_proto::wire::{Field, WireTask};
 use tasksync_proto::{SyncStatus, Task, Timestamp};
 use uuid::Uuid;
 
 use super::clock::HybridClock;
-use super::commands::{claim_number, load};
+use super::commands::{claim_number, load, write_content};
 use super::history;
-use super::rows::{fields_from_json, select_next_batch, QueuedOp};
+use super::rows::{fields_from_json, select_next_batch, ExtraColumns, QueuedOp};
 use super::writer::{Executed, WriteRequest};
 
 /// Takes the next batch to send (see [`select_next_batch`]), leaving out the `exclude` rows
@@ -321,20 +322,7 @@ fn adopt(
     if same_content(&local, &task) {
         return Ok(Adoption::Unchanged);
     }
-    tx.prepare_cached(
-        "UPDATE tasks SET title = ?2, description = ?3, completed = ?4, created_at = ?5,
-             updated_at = ?6, is_deleted = ?7
-         WHERE id = ?1",
-    )?
-    .execute(params![
-        task.id.to_string(),
-        task.title,
-        task.description,
-        task.completed,
-        task.created_at.to_string(),
-        task.updated_at.to_string(),
-        task.is_deleted,
-    ])?;
+    write_content(tx, &task)?;
     history::record_diff(tx, Some(&local), &task, HistoryOrigin::Remote, pushed)?;
     Ok(Adoption::Changed)
 }
@@ -343,12 +331,14 @@ fn adopt(
 /// completed nor deleted) as the schema's insert trigger would: same view, same cap, and the
 /// number leaves `freed_numbers`.
 fn insert_pulled(tx: &Transaction<'_>, task: &Task) -> rusqlite::Result<()> {
+    let extras = ExtraColumns::of(task)?;
     let number: Option<u32> = tx
         .prepare_cached(
-            "INSERT INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at, number)
+            "INSERT INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at, number, due, priority, project, tags, attributes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
                      CASE WHEN ?4 = 0 AND ?7 = 0
-                          THEN (SELECT number FROM next_task_number WHERE number <= 999999) END)
+                          THEN (SELECT number FROM next_task_number WHERE number <= 999999) END,
+                     ?10, ?11, ?12, ?13, ?14)
              RETURNING number",
         )?
         .query_row(
@@ -362,6 +352,11 @@ fn insert_pulled(tx: &Transaction<'_>, task: &Task) -> rusqlite::Result<()> {
                 task.is_deleted,
                 task.sync_status,
                 task.last_synced_at.map(|t| t.to_string()),
+                extras.due,
+                extras.priority,
+                extras.project,
+                extras.tags,
+                extras.attributes,
             ],
             |row| row.get(0),
         )?;
@@ -370,12 +365,7 @@ fn insert_pulled(tx: &Transaction<'_>, task: &Task) -> rusqlite::Result<()> {
 
 /// Whether two versions of a task hold the same user-visible content and clock.
 fn same_content(a: &Task, b: &Task) -> bool {
-    a.title == b.title
-        && a.description == b.description
-        && a.completed == b.completed
-        && a.is_deleted == b.is_deleted
-        && a.created_at == b.created_at
-        && a.updated_at == b.updated_at
+    WireTask::from_task(a, Uuid::nil()) == WireTask::from_task(b, Uuid::nil())
 }
 
 /// The server's task, except that `protected` fields keep their local values.
@@ -384,27 +374,18 @@ pub(crate) fn merge_remote(
     remote: &WireTask,
     protected: &BTreeSet<Field>,
 ) -> Task {
-    let mut task = remote.to_task(SyncStatus::Synced, None);
-    let Some(local) = local else { return task };
-    let keep = |field: Field| protected.contains(&field);
-    if keep(Field::Title) {
-        task.title = local.title.clone();
-    }
-    if keep(Field::Description) {
-        task.description = local.description.clone();
-    }
-    if keep(Field::Completed) {
-        task.completed = local.completed;
-    }
-    if keep(Field::IsDeleted) {
-        task.is_deleted = local.is_deleted;
-    }
+    let Some(local) = local else {
+        return remote.to_task(SyncStatus::Synced, None);
+    };
+    let mut merged = remote.clone();
     if !protected.is_empty() {
-        task.updated_at = task.updated_at.max(local.updated_at);
+        let mine = WireTask::from_task(local, remote.device_id);
+        for field in protected {
+            lww::copy_value(&mut merged, &mine, field);
+        }
+        merged.updated_at = merged.updated_at.max(local.updated_at);
     }
-    task.sync_status = local.sync_status;
-    task.last_synced_at = local.last_synced_at;
-    task
+    merged.to_task(local.sync_status, local.last_synced_at)
 }
 
 /// Sets a task's `sync_status` from the rows it still has queued: none -> `synced` (and
@@ -464,6 +445,11 @@ mod tests {
             updated_at: Timestamp::from_millis(updated_at).unwrap(),
             is_deleted: false,
             device_id: Uuid::nil(),
+            due: None,
+            priority: None,
+            project: None,
+            tags: Default::default(),
+            attributes: Default::default(),
         }
     }
 

@@ -16,6 +16,7 @@ fn new_task(title: &str) -> NewTask {
         title: title.into(),
         description: Some(format!("about {title}")),
         id: None,
+        ..Default::default()
     }
 }
 
@@ -237,6 +238,7 @@ async fn invalid_input_is_refused_and_writes_nothing() {
             title: "  ".into(),
             description: None,
             id: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -249,6 +251,7 @@ async fn invalid_input_is_refused_and_writes_nothing() {
             title: "x".repeat(501),
             description: None,
             id: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -450,6 +453,7 @@ async fn pages_cover_a_listing_exactly_once_and_fit_a_frame() {
                 title: format!("t{i}"),
                 description,
                 id: None,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -709,6 +713,7 @@ async fn create_update_and_delete_record_each_changed_field() {
                 title: Some("Buy oat milk".into()),
                 description: Some(None),
                 completed: Some(false),
+                ..TaskPatch::default()
             },
         )
         .await
@@ -809,6 +814,11 @@ async fn pulled_changes_record_only_fields_whose_stored_value_changed() {
         updated_at: Timestamp::now(),
         is_deleted: false,
         device_id: device,
+        due: None,
+        priority: None,
+        project: None,
+        tags: Default::default(),
+        attributes: Default::default(),
     };
     store
         .store_pulled(vec![theirs.clone()], "pull_cursor test".into(), "1".into())
@@ -972,7 +982,7 @@ async fn a_restore_puts_back_the_earlier_value_as_a_new_edit_but_never_undeletes
     let history = store.history(task.id).unwrap();
     let edit = &history.entries[0];
     assert_eq!(
-        (edit.field, edit.new.as_str()),
+        (edit.field.clone(), edit.new.as_str()),
         (Field::Title, "\"second\"")
     );
     let (restored, changed) = store.restore(task.id, edit.entry).await.unwrap();

@@ -31,6 +31,7 @@ fn new(title: &str) -> NewTask {
         title: title.into(),
         description: None,
         id: None,
+        ..Default::default()
     }
 }
 

@@ -490,10 +490,10 @@ impl Round<'_> {
             self.events.publish(|| {
                 Event::Conflict(FieldConflict {
                     task_id: resolved.id,
-                    field: field.field,
-                    kept: FieldValue::of(resolved, field.field),
+                    field: field.field.clone(),
+                    kept: FieldValue::of(resolved, &field.field),
                     kept_device: resolved.device_id,
-                    lost: FieldValue::of(ours, field.field),
+                    lost: FieldValue::of(ours, &field.field),
                     lost_device: self.store.device_id(),
                 })
             });
@@ -745,15 +745,15 @@ fn describe_conflict(item: &BatchItem, resolved: &WireTask) -> ResolvedConflict 
     let fields = item
         .changed_fields
         .clone()
-        .unwrap_or_else(|| Field::ALL.to_vec())
+        .unwrap_or_else(|| Field::all_of(&item.data))
         .into_iter()
         .map(|field| ResolvedField {
-            field,
-            kept: if same_value(&item.data, resolved, field) {
+            kept: if same_value(&item.data, resolved, &field) {
                 Kept::Local
             } else {
                 Kept::Remote
             },
+            field,
         })
         .collect();
     ResolvedConflict {
@@ -931,6 +931,7 @@ mod tests {
                     title: title.into(),
                     description: None,
                     id: None,
+                    ..Default::default()
                 })
                 .await
                 .unwrap();
@@ -1016,6 +1017,7 @@ mod tests {
                 title: "waits".into(),
                 description: None,
                 id: None,
+                ..Default::default()
             })
             .await
             .unwrap();

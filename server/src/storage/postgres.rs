@@ -47,7 +47,7 @@ use super::{
 use crate::notify::Notifier;
 
 /// The schema version this server writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// Connections per process.
 pub const POOL_SIZE: usize = 16;
 /// The `NOTIFY` channel of committed changes; the payload is the user id, or
@@ -107,10 +107,18 @@ DROP INDEX IF EXISTS applied_ops_by_time;
 CREATE INDEX applied_ops_by_time ON applied_ops USING brin (applied_at);
 ";
 
+/// The fields of API version 2 (due, priority, project, tags, attributes) and their clocks:
+/// two nullable columns that old rows leave NULL (`tasksync_core::columns`).
+const SCHEMA_V3: &str = "
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS extras TEXT;
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS other_clocks TEXT;
+";
+
 const TASK_COLUMNS: &str = "id, title, description, completed, is_deleted, created_at, \
     updated_at, device_id, title_at, title_rank, title_device, description_at, \
     description_rank, description_device, completed_clock_at, completed_clock_rank, \
-    completed_clock_device, is_deleted_at, is_deleted_rank, is_deleted_device";
+    completed_clock_device, is_deleted_at, is_deleted_rank, is_deleted_device, extras, \
+    other_clocks";
 
 impl From<tokio_postgres::Error> for StorageError {
     fn from(error: tokio_postgres::Error) -> Self {
@@ -235,6 +243,9 @@ impl Postgres {
         }
         if version < 2 {
             tx.batch_execute(SCHEMA_V2).await?;
+        }
+        if version < 3 {
+            tx.batch_execute(SCHEMA_V3).await?;
         }
         tx.execute(
             "INSERT INTO tasksync_schema (id, version) VALUES (1, $1) \
@@ -467,6 +478,8 @@ impl BatchTransaction for Batch<'_> {
             &writes.last_change,
             &stored,
             &expected_updates,
+            &columns.extras,
+            &columns.other_clocks,
         ]);
         // The writes (one statement) and `COMMIT`, in one round trip. When the writes fail,
         // the transaction is aborted and PostgreSQL answers the `COMMIT` with a rollback;
@@ -506,7 +519,7 @@ impl ChangeFeed for Feed<'_> {
         rows.iter()
             .map(|row| {
                 Ok(Change {
-                    number: row.get(20),
+                    number: row.get(22),
                     task: task_from_row(row)?.task,
                 })
             })
@@ -537,7 +550,8 @@ impl From<tokio_postgres::Error> for Failure {
 }
 
 /// Every write of a batch in one statement (data-modifying CTEs each run exactly once): the
-/// changed tasks (arrays `$2`..`$22`, and `$30`, whether the batch found the task stored),
+/// changed tasks (arrays `$2`..`$22` and `$32`, `$33`, and `$30`, whether the batch found the
+/// task stored),
 /// new ones inserted and stored ones updated; the answers (`$23`..`$26`); and the user's new
 /// change counter (`$29`, none when no task changed). Which tasks exist is known from the
 /// batch's own read under the user's lock, which every writer of the user's tasks takes, so
@@ -559,7 +573,8 @@ static WRITE_SQL: LazyLock<String> = LazyLock::new(|| {
          $4::text[], $5::bool[], $6::bool[], $7::bigint[], $8::bigint[], $9::uuid[], \
          $10::bigint[], $11::smallint[], $12::uuid[], $13::bigint[], $14::smallint[], \
          $15::uuid[], $16::bigint[], $17::smallint[], $18::uuid[], $19::bigint[], \
-         $20::smallint[], $21::uuid[], $22::bigint[], $30::bool[]) \
+         $20::smallint[], $21::uuid[], $32::text[], $33::text[], $22::bigint[], \
+         $30::bool[]) \
          AS r({TASK_COLUMNS}, seq, stored)), \
          inserted AS (INSERT INTO tasks (user_id, {TASK_COLUMNS}, seq) \
          SELECT $1, {TASK_COLUMNS}, seq FROM changed WHERE NOT stored), \
@@ -591,6 +606,8 @@ struct TaskColumns {
     clock_rank: [Vec<i16>; 4],
     clock_device: [Vec<Uuid>; 4],
     seq: Vec<i64>,
+    extras: Vec<Option<String>>,
+    other_clocks: Vec<Option<String>>,
 }
 
 impl TaskColumns {
@@ -618,6 +635,9 @@ impl TaskColumns {
                 c.clock_device[i].push(clock.device_id);
             }
             c.seq.push(changed.change);
+            c.extras.push(tasksync_core::columns::extras_column(t));
+            c.other_clocks
+                .push(tasksync_core::columns::other_clocks_column(&v.clocks));
         }
         c
     }
@@ -1012,7 +1032,7 @@ async fn listen(
     driver.await
 }
 
-/// Reads the first 20 columns ([`TASK_COLUMNS`]) of a row.
+/// Reads the first 22 columns ([`TASK_COLUMNS`]) of a row.
 fn task_from_row(row: &Row) -> Result<Versioned> {
     let corrupt = |what: &str| StorageError::Internal(format!("corrupt row in tasks: {what}"));
     let ts = |i: usize, name: &str| -> Result<Timestamp> {
@@ -1038,12 +1058,23 @@ fn task_from_row(row: &Row) -> Result<Versioned> {
         created_at: ts(5, "created_at")?,
         updated_at: ts(6, "updated_at")?,
         device_id: row.try_get(7).map_err(get)?,
+        due: None,
+        priority: None,
+        project: None,
+        tags: Default::default(),
+        attributes: Default::default(),
     };
-    let clocks = FieldClocks {
+    let mut task = task;
+    let extras: Option<&str> = row.try_get(20).map_err(get)?;
+    tasksync_core::columns::read_extras(&mut task, extras)?;
+    let mut clocks = FieldClocks {
         title: clock(8, "title clock")?,
         description: clock(11, "description clock")?,
         completed: clock(14, "completed clock")?,
         is_deleted: clock(17, "is_deleted clock")?,
+        others: Default::default(),
     };
+    let others: Option<&str> = row.try_get(21).map_err(get)?;
+    tasksync_core::columns::read_other_clocks(&mut clocks, others)?;
     Ok(Versioned { task, clocks })
 }

@@ -1,10 +1,12 @@
 //! The SQLite backend: one file, one writer connection, a few read-only connections.
 //!
-//! Tables (`PRAGMA user_version` 2):
+//! Tables (`PRAGMA user_version` 3):
 //! - `users`: id, name, SHA-256 of the token (none for the tokenless `default` user of open
 //!   mode), `change_seq` (the user's change counter), created_at.
 //! - `tasks` (primary key `user_id, id`): the merged state of each task, the LWW clock of each
-//!   mergeable field, and `seq`, the user's change number of its latest change.
+//!   mergeable field, and `seq`, the user's change number of its latest change; `extras` and
+//!   `other_clocks` (version 3) hold due, priority, project, tags, attributes and their clocks
+//!   (`tasksync_core::columns`).
 //! - `applied_ops` (primary key `user_id, op_id`): every op id applied, with its answer.
 //! - `settings`: `closed` once a user was added (the server is never open again).
 //!
@@ -32,7 +34,7 @@ use super::{
 use crate::notify::Notifier;
 
 /// The schema version this server writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// Store reads allowed on the blocking pool at once.
 pub const MAX_CONCURRENT_READS: usize = 8;
 
@@ -102,10 +104,17 @@ DROP TABLE tasks_v1;
 DROP TABLE applied_ops_v1;
 ";
 
+/// The fields of API version 2: two nullable columns that old rows leave NULL.
+const SCHEMA_V3: &str = "
+ALTER TABLE tasks ADD COLUMN extras TEXT;
+ALTER TABLE tasks ADD COLUMN other_clocks TEXT;
+";
+
 const TASK_COLUMNS: &str = "id, title, description, completed, is_deleted, created_at, \
     updated_at, device_id, title_at, title_rank, title_device, description_at, \
     description_rank, description_device, completed_clock_at, completed_clock_rank, \
-    completed_clock_device, is_deleted_at, is_deleted_rank, is_deleted_device";
+    completed_clock_device, is_deleted_at, is_deleted_rank, is_deleted_device, extras, \
+    other_clocks";
 
 impl From<rusqlite::Error> for StorageError {
     fn from(error: rusqlite::Error) -> Self {
@@ -530,7 +539,7 @@ impl BatchTransaction for Batch<'_> {
         let mut save = self.tx.prepare_cached(&format!(
             "INSERT OR REPLACE INTO tasks (user_id, {TASK_COLUMNS}, seq) VALUES (?1, ?2, ?3, \
              ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
-             ?21, ?22)"
+             ?21, ?22, ?23, ?24)"
         ))?;
         for changed in &writes.tasks {
             let t = &changed.task.task;
@@ -557,6 +566,8 @@ impl BatchTransaction for Batch<'_> {
                 c.is_deleted.updated_at.as_millis(),
                 c.is_deleted.rank,
                 c.is_deleted.device_id.as_bytes(),
+                tasksync_core::columns::extras_column(t),
+                tasksync_core::columns::other_clocks_column(c),
                 changed.change,
             ])?;
         }
@@ -604,7 +615,7 @@ impl ChangeFeed for Feed<'_> {
         let mut changes = Vec::new();
         while let Some(row) = rows.next()? {
             changes.push(Change {
-                number: row.get(20)?,
+                number: row.get(22)?,
                 task: task_from_row(row)?.task,
             });
         }
@@ -657,6 +668,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             );
         }
     }
+    if version < 3 {
+        tx.execute_batch(SCHEMA_V3)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -676,7 +690,7 @@ fn corrupt(table: &str, what: &str) -> StorageError {
     StorageError::Internal(format!("corrupt row in {table}: {what}"))
 }
 
-/// Reads the first 20 columns ([`TASK_COLUMNS`]) of a row.
+/// Reads the first 22 columns ([`TASK_COLUMNS`]) of a row.
 fn task_from_row(row: &Row<'_>) -> Result<Versioned> {
     let uuid = |i: usize, name: &str| -> Result<Uuid> {
         let bytes: Vec<u8> = row.get(i)?;
@@ -701,13 +715,25 @@ fn task_from_row(row: &Row<'_>) -> Result<Versioned> {
         created_at: ts(5, "created_at")?,
         updated_at: ts(6, "updated_at")?,
         device_id: uuid(7, "device_id")?,
+        due: None,
+        priority: None,
+        project: None,
+        tags: Default::default(),
+        attributes: Default::default(),
     };
-    let clocks = FieldClocks {
+    let mut task = task;
+    tasksync_core::columns::read_extras(&mut task, row.get::<_, Option<String>>(20)?.as_deref())?;
+    let mut clocks = FieldClocks {
         title: clock(8, "title clock")?,
         description: clock(11, "description clock")?,
         completed: clock(14, "completed clock")?,
         is_deleted: clock(17, "is_deleted clock")?,
+        others: Default::default(),
     };
+    tasksync_core::columns::read_other_clocks(
+        &mut clocks,
+        row.get::<_, Option<String>>(21)?.as_deref(),
+    )?;
     Ok(Versioned { task, clocks })
 }
 
@@ -722,9 +748,10 @@ mod tests {
         {
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(SCHEMA_V1).unwrap();
+            let v1_columns = TASK_COLUMNS.split(", extras").next().unwrap();
             conn.execute(
                 &format!(
-                    "INSERT INTO tasks ({TASK_COLUMNS}, seq) VALUES (?1, 'kept', NULL, 0, 0, \
+                    "INSERT INTO tasks ({v1_columns}, seq) VALUES (?1, 'kept', NULL, 0, 0, \
                      1000, 1000, ?2, 1000, 0, ?2, 1000, 0, ?2, 1000, 0, ?2, 1000, 0, ?2, 7)"
                 ),
                 rusqlite::params![Uuid::from_u128(5).as_bytes(), Uuid::nil().as_bytes()],

@@ -282,6 +282,7 @@ impl World {
                     title,
                     description,
                     id: None,
+                    ..Default::default()
                 };
                 let task = store
                     .create(new)
@@ -535,8 +536,8 @@ impl World {
             self.server.tasks().into_iter().map(|t| (t.id, t)).collect();
         let mut latest: BTreeMap<(Uuid, Field), &Ack> = BTreeMap::new();
         for ack in &self.acks {
-            for &field in &ack.fields {
-                let slot = latest.entry((ack.task.id, field)).or_insert(ack);
+            for field in &ack.fields {
+                let slot = latest.entry((ack.task.id, field.clone())).or_insert(ack);
                 if ack.clock > slot.clock {
                     *slot = ack;
                 }
@@ -548,7 +549,7 @@ impl World {
                     "acknowledged task {task_id} never reached the server"
                 ));
             };
-            if !same_value(&ack.task, stored, *field) {
+            if !same_value(&ack.task, stored, field) {
                 return Err(format!(
                     "task {task_id}: {field} lost the acknowledged write at {:?}: server has {stored:?}, the write was {:?}",
                     ack.clock, ack.task
