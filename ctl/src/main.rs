@@ -5,6 +5,7 @@
 //! usage, 3 the daemon cannot be reached, 4 `sync` could not reach the sync server.
 
 mod cli;
+mod dates;
 mod display;
 mod output;
 mod table;
