@@ -8,6 +8,7 @@ mod cli;
 mod display;
 mod output;
 mod table;
+mod taskwarrior;
 
 use std::collections::HashMap;
 use std::path::Path;
