@@ -9,6 +9,7 @@ mod dates;
 mod display;
 mod output;
 mod table;
+mod taskwarrior;
 
 use std::collections::HashMap;
 use std::path::Path;
