@@ -287,6 +287,9 @@ pub enum SyncErrorKind {
     DeadLettered,
     /// A forced pull ran out of time with more to come; the rest follows in the background.
     Unfinished,
+    /// The sync server speaks an older API that cannot store some fields: the operations
+    /// that use them stay queued (no attempt counts) until it is upgraded.
+    ServerTooOld,
 }
 
 crate::names::named!(SyncErrorKind, "sync error kind", {
@@ -298,6 +301,7 @@ crate::names::named!(SyncErrorKind, "sync error kind", {
     Local => "local",
     DeadLettered => "dead_lettered",
     Unfinished => "unfinished",
+    ServerTooOld => "server_too_old",
 });
 
 /// A sync error as reports and `last_error` carry it: its kind, and a sentence for people.

@@ -101,8 +101,8 @@ fn a_client_of_the_previous_protocol_is_told_to_upgrade() {
         other => panic!("expected Fatal, got {other:?}"),
     }
     assert_eq!(
-        PROTOCOL_VERSION, 7,
-        "the conflict event and TaskHistory came with 7"
+        PROTOCOL_VERSION, 8,
+        "due, priority, project, tags and attributes came with 8"
     );
 }
 

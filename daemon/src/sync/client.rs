@@ -19,8 +19,8 @@ use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
 use tasksync_proto::ipc::{SyncErrorKind, SyncFailure};
 use tasksync_proto::wire::{
-    content_digest, BatchRequest, BatchResponse, ChangesResponse, ErrorBody, BATCH_PATH,
-    CHANGES_PATH, CONTENT_DIGEST_HEADER, HEALTH_PATH,
+    content_digest, BatchRequest, BatchResponse, ChangesResponse, ErrorBody, HealthResponse,
+    BATCH_PATH, CHANGES_PATH, CONTENT_DIGEST_HEADER, HEALTH_PATH,
 };
 
 /// Largest answer we read from the server.
@@ -126,11 +126,12 @@ impl SyncClient {
         &self.base
     }
 
-    /// `GET /api/health`, answered within `timeout`.
-    pub(crate) async fn health(&self, timeout: Duration) -> Result<(), SyncError> {
-        self.send(Method::GET, HEALTH_PATH, None, timeout)
-            .await
-            .map(drop)
+    /// `GET /api/health`, answered within `timeout`: the server's sync API version (1 for a
+    /// server that does not say, or whose body is not the expected one: it answered, which
+    /// is what a probe asks).
+    pub(crate) async fn health(&self, timeout: Duration) -> Result<u32, SyncError> {
+        let body = self.send(Method::GET, HEALTH_PATH, None, timeout).await?;
+        Ok(serde_json::from_slice::<HealthResponse>(&body).map_or(1, |h| h.api_version))
     }
 
     /// `POST /api/batch`.

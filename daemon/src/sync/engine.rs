@@ -34,7 +34,9 @@ use tokio::time::Instant;
 
 use super::client::{ClientSetupError, SyncClient, SyncError};
 use super::pace::{movement, CursorCheck, Movement};
-use super::round::{lock, read_cursor, store_page, InFlight, Mode, Outcome, Round, PULL_PAGE};
+use super::round::{
+    lock, read_cursor, store_page, InFlight, Mode, Outcome, Round, ServerApi, PULL_PAGE,
+};
 use super::schedule::{RoundEnd, Schedule, Timings};
 use super::settings::SyncSettings;
 use super::transport::{check_changes, Transport};
@@ -202,6 +204,7 @@ pub(crate) fn spawn_with(
         live: None,
         live_cursors: std::collections::VecDeque::new(),
         pulls: 0,
+        server_api: ServerApi::default(),
     };
     tokio::spawn(engine.run(receiver, shutdown));
     Ok(SyncHandle {
@@ -250,6 +253,8 @@ struct Engine {
     live_cursors: std::collections::VecDeque<String>,
     /// Pulls stored by rounds so far.
     pulls: u64,
+    /// The server's sync API version, learned from its health answers.
+    server_api: ServerApi,
 }
 
 impl Engine {
@@ -390,7 +395,8 @@ impl Engine {
             return;
         };
         match transport.health(self.monitor.policy().timeout).await {
-            Ok(()) => {
+            Ok(version) => {
+                self.server_api.learn(version);
                 self.server_reached();
                 self.automatic_round(true).await;
             }
@@ -680,6 +686,7 @@ impl Engine {
             in_flight: &self.in_flight,
             transport,
             settings: &self.settings,
+            server_api: &self.server_api,
         }
     }
 

@@ -8,7 +8,7 @@
 //! [`Fault`] simulates partitions, outages, 503 storms, lost answers and lying servers.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -32,6 +32,9 @@ pub(crate) struct FakeServer {
     /// came (a `watch` picks among its shards at random), so simulated runs replay exactly.
     changes: Notify,
     clock: WallClock,
+    /// The sync API version it speaks: 1 plays a server from before the fields of API 2,
+    /// which refuses a batch naming them as a real one does (its JSON does not parse: 400).
+    api_version: AtomicU32,
 }
 
 impl FakeServer {
@@ -40,7 +43,18 @@ impl FakeServer {
             store: Mutex::new(MemoryStore::new()),
             changes: Notify::new(),
             clock,
+            api_version: AtomicU32::new(tasksync_proto::wire::SYNC_API_VERSION),
         })
+    }
+
+    /// Plays a server of sync API `version` from now on.
+    #[cfg(test)]
+    pub(crate) fn set_api_version(&self, version: u32) {
+        self.api_version.store(version, Ordering::Relaxed);
+    }
+
+    fn api_version(&self) -> u32 {
+        self.api_version.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, MemoryStore> {
@@ -55,6 +69,28 @@ impl FakeServer {
     /// How often the core applied each op id (recorded its answer).
     pub(crate) fn merges(&self) -> HashMap<Uuid, u32> {
         self.lock().applied().clone()
+    }
+
+    /// Applies a batch as `POST /api/batch` does; a server of API 1 refuses a batch that
+    /// names a field it does not know (400: its JSON does not parse there).
+    fn accept(&self, batch: &BatchRequest) -> Result<BatchResponse, SyncError> {
+        if self.api_version() < 2 {
+            let unknown = batch.items.iter().any(|item| {
+                item.data.has_v2_fields()
+                    || item
+                        .changed_fields
+                        .iter()
+                        .flatten()
+                        .any(|field| !field.is_v1())
+            });
+            if unknown {
+                return Err(SyncError::Failed {
+                    status: 400,
+                    message: "simulated API 1 server: unknown field".into(),
+                });
+            }
+        }
+        Ok(self.process_batch(batch))
     }
 
     /// Applies a batch as `POST /api/batch` does.
@@ -212,12 +248,12 @@ impl Transport for FakeLink {
         "fake://server"
     }
 
-    fn health(&self, _timeout: Duration) -> BoxFuture<'_, Result<(), SyncError>> {
+    fn health(&self, _timeout: Duration) -> BoxFuture<'_, Result<u32, SyncError>> {
         Box::pin(async move {
             FakeLink::round_trip().await;
             match self.fault() {
                 Fault::Offline => Err(FakeLink::offline()),
-                _ => Ok(()),
+                _ => Ok(self.server().api_version()),
             }
         })
     }
@@ -267,7 +303,7 @@ impl Transport for FakeLink {
                 | Fault::BackwardsCursor
                 | Fault::EndlessPages
                 | Fault::EmptyEndlessPages
-                | Fault::AlternatingCursors => Ok(self.server().process_batch(batch)),
+                | Fault::AlternatingCursors => self.server().accept(batch),
             }
         })
     }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::engine::{spawn_with, SyncHandle};
 use super::fake_server::{simulated_clock, FakeLink, FakeServer, Fault};
-use super::round::{InFlight, Mode, Round};
+use super::round::{InFlight, Mode, Round, ServerApi};
 use super::settings::SyncSettings;
 use super::transport::Transport;
 use crate::events::Events;
@@ -105,6 +105,7 @@ async fn push(device: &Device) {
         in_flight: &InFlight::default(),
         transport: &transport,
         settings: &settings(),
+        server_api: &ServerApi::current(),
     }
     .run(Mode {
         force: true,
@@ -223,6 +224,76 @@ async fn a_busy_server_costs_no_attempt_and_the_queue_waits() {
     assert!(report.success, "{report:?}");
     assert_eq!(report.synced_items, 3);
     assert!(b.store.queue(false).unwrap().is_empty());
+    assert_eq!(sync.last_error(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_of_api_1_never_gets_new_fields_and_they_wait_for_its_upgrade() {
+    let server = FakeServer::new(clock());
+    server.set_api_version(1);
+    let b = device(&server);
+    let (sync, _stop) = online_engine(&b).await;
+    let plain = b.create("plain").await;
+    let tagged = b
+        .store
+        .create(NewTask {
+            title: "tagged".into(),
+            tags: ["shop".to_string()].into(),
+            ..NewTask::default()
+        })
+        .await
+        .unwrap();
+    // A plain edit after the tagged create waits behind it (its task's order holds).
+    let retitled = b
+        .store
+        .update(
+            tagged.id,
+            tasksync_proto::TaskPatch {
+                title: Some("tagged, renamed".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    b.events.local_change();
+    for _ in 0..3 {
+        let report = sync.sync_now().await;
+        assert!(!report.success, "{report:?}");
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| e.kind == SyncErrorKind::ServerTooOld && e.message.contains("1 operation")),
+            "{report:?}"
+        );
+    }
+    let on_server: Vec<_> = server.tasks().iter().map(|t| t.id).collect();
+    assert_eq!(on_server, vec![plain.id], "only the plain task went out");
+    let queue = b.store.queue(false).unwrap();
+    assert_eq!(queue.len(), 2, "{queue:?}");
+    assert!(
+        queue.iter().all(|row| row.entry.retry_count == 0
+            && row.entry.state == QueueState::Pending
+            && row.entry.task_id == tagged.id),
+        "no attempt counted, nothing dead-lettered: {queue:?}"
+    );
+    assert!(sync
+        .last_error()
+        .is_some_and(|e| e.kind == SyncErrorKind::ServerTooOld));
+    assert_eq!(server.merges().len(), 1);
+
+    // The server is upgraded: the next round learns it and sends everything, in order.
+    server.set_api_version(tasksync_proto::wire::SYNC_API_VERSION);
+    let report = sync.sync_now().await;
+    assert!(report.success, "{report:?}");
+    assert_eq!(report.synced_items, 2);
+    let stored = server
+        .tasks()
+        .into_iter()
+        .find(|t| t.id == tagged.id)
+        .unwrap();
+    assert_eq!(stored.title, retitled.title);
+    assert!(stored.tags.contains("shop"));
     assert_eq!(sync.last_error(), None);
 }
 

@@ -12,6 +12,7 @@
 //! what that means for connectivity and when to pull again.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -21,8 +22,8 @@ use tasksync_proto::ipc::{
 };
 use tasksync_proto::lww::same_value;
 use tasksync_proto::wire::{
-    BatchItem, BatchRequest, BatchResponse, ChangesResponse, Field, ItemStatus, ProcessedItem,
-    WireTask,
+    BatchItem, BatchRequest, BatchResponse, ChangesResponse, Field, ItemStatus, Operation,
+    ProcessedItem, WireTask, SYNC_API_VERSION,
 };
 use tasksync_proto::{Task, Timestamp};
 use tokio::task::JoinHandle;
@@ -63,6 +64,13 @@ struct Outgoing {
     item: BatchItem,
     /// Failed attempts before this one.
     retries: u32,
+}
+
+/// What [`Round::launch`] did: the batch it sent, if any, and the rows it held back.
+#[derive(Default)]
+struct Launched {
+    flight: Option<Flight>,
+    held: Vec<QueueRef>,
 }
 
 /// A batch sent and not yet answered. Dropping it (the round was dropped, say at shutdown)
@@ -206,6 +214,49 @@ pub(crate) struct Round<'a> {
     pub(crate) in_flight: &'a InFlight,
     pub(crate) transport: &'a Arc<dyn Transport>,
     pub(crate) settings: &'a SyncSettings,
+    /// What the engine knows of the server's sync API version.
+    pub(crate) server_api: &'a ServerApi,
+}
+
+/// The server's sync API version as last learned from `/api/health` (0: not known yet).
+#[derive(Debug, Default)]
+pub(crate) struct ServerApi(AtomicU32);
+
+impl ServerApi {
+    /// A server known to speak this build's API.
+    #[cfg(test)]
+    pub(crate) fn current() -> ServerApi {
+        ServerApi(AtomicU32::new(SYNC_API_VERSION))
+    }
+
+    pub(crate) fn learn(&self, version: u32) {
+        self.0.store(version, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether a server of API version 1 can store `item` as it is (after
+/// [`for_api_1`]): nothing of API 2 in its task, and nothing of it among its changed fields
+/// (a create lists every field, and an empty one of API 2 is left out for it).
+fn fits_api_1(item: &BatchItem) -> bool {
+    !item.data.has_v2_fields()
+        && (item.operation == Operation::Create
+            || item
+                .changed_fields
+                .iter()
+                .flatten()
+                .all(|field| field.is_v1()))
+}
+
+/// `item` as a daemon of API 1 would have sent it: only the fields that server knows.
+fn for_api_1(mut item: BatchItem) -> BatchItem {
+    if let Some(fields) = &mut item.changed_fields {
+        fields.retain(|field| field.is_v1());
+    }
+    item
 }
 
 impl Round<'_> {
@@ -214,6 +265,13 @@ impl Round<'_> {
         // never sent (its round failed) must become eligible again.
         lock(self.in_flight).clear();
         let mut outcome = Outcome::default();
+        if self.server_api.get() < SYNC_API_VERSION {
+            // Not known, or an older server that may have been upgraded since: ask (only
+            // then, so a current server costs no request).
+            if let Ok(version) = self.transport.health(self.settings.request_timeout).await {
+                self.server_api.learn(version);
+            }
+        }
         let started = Instant::now();
         let mut cursors = CursorCheck::default();
         let mut force = mode.force;
@@ -291,6 +349,7 @@ impl Round<'_> {
     async fn flush(&self, force: bool, outcome: &mut Outcome) -> Result<(), StoreError> {
         // Rows that had their attempt in this round: a forced round sends each row once.
         let mut done = HashSet::new();
+        let mut held = Vec::new();
         let mut flights = VecDeque::new();
         let mut stopped = false;
         // Shrinks when the server answers 413 (too large): the rows go out again in halves.
@@ -300,12 +359,27 @@ impl Round<'_> {
             // lands (a task's next row waits for the one in flight), so this runs again
             // after every landing.
             while !stopped && flights.len() < PIPELINE_DEPTH {
-                match self.launch(force, &done, limit).await? {
+                let launched = self.launch(force, &done, limit).await?;
+                done.extend(launched.held.iter().map(|row| row.seq));
+                held.extend(launched.held);
+                match launched.flight {
                     Some(flight) => flights.push_back(flight),
                     None => break,
                 }
             }
             let Some(mut flight) = flights.pop_front() else {
+                if !held.is_empty() {
+                    outcome.failed(SyncFailure::new(
+                        SyncErrorKind::ServerTooOld,
+                        format!(
+                            "the sync server speaks sync API version {} and cannot store due \
+                             dates, priorities, projects, tags or attributes: {} operation(s) \
+                             using them stay queued until it is upgraded",
+                            self.server_api.get().max(1),
+                            held.len()
+                        ),
+                    ));
+                }
                 return Ok(());
             };
             // A push task that panicked (or was cancelled) says nothing about the server nor
@@ -346,13 +420,17 @@ impl Round<'_> {
             // answer before it takes the next batch (which may retake unsent rows).
             let next = async {
                 if stopped {
-                    Ok(None)
+                    Ok(Launched::default())
                 } else {
                     self.launch(force, &done, limit).await
                 }
             };
             let (landed, next) = tokio::join!(biased; land, next);
             landed?;
+            let next = next?;
+            done.extend(next.held.iter().map(|row| row.seq));
+            held.extend(next.held);
+            let next = Ok::<_, StoreError>(next.flight);
             if answered != (0, 0) {
                 self.progress(SyncProgress::BatchAnswered {
                     synced_items: answered.0,
@@ -383,28 +461,35 @@ impl Round<'_> {
         Ok(())
     }
 
-    /// Picks the next batch, marks it in flight and sends it; `None` when nothing is eligible.
+    /// Picks the next batch, marks it in flight and sends it; no flight when nothing is
+    /// eligible. Rows the server's API cannot store are held back, unsent.
     async fn launch(
         &self,
         force: bool,
         done: &HashSet<i64>,
         limit: usize,
-    ) -> Result<Option<Flight>, StoreError> {
+    ) -> Result<Launched, StoreError> {
+        let mut launched = Launched::default();
         loop {
-            let exclude = lock(self.in_flight).union(done).copied().collect();
+            let exclude = lock(self.in_flight)
+                .union(done)
+                .copied()
+                .chain(launched.held.iter().map(|row| row.seq))
+                .collect();
             let longest_wait = self.settings.retry.max;
             let rows = self
                 .store
                 .take_batch(limit, longest_wait, force, exclude)
                 .await?;
             if rows.is_empty() {
-                return Ok(None);
+                return Ok(launched);
             }
             lock(self.in_flight).extend(rows.iter().map(|row| row.seq));
-            let (items, corrupt) = self.items_for(&rows);
-            if !corrupt.is_empty() {
-                self.land(&corrupt);
-                self.finish_batch(corrupt).await?;
+            let (items, mut set_aside) = self.items_for(&rows);
+            let items = self.fit_to_server(items, &mut set_aside, &mut launched.held);
+            if !set_aside.is_empty() {
+                self.land(&set_aside);
+                self.finish_batch(set_aside).await?;
             }
             if items.is_empty() {
                 continue;
@@ -423,8 +508,33 @@ impl Round<'_> {
                 check_batch_answer(&request, &mut response)?;
                 Ok(response)
             });
-            return Ok(Some(Flight { items, answer }));
+            launched.flight = Some(Flight { items, answer });
+            return Ok(launched);
         }
+    }
+
+    /// The items a server of the known API version can store, as it expects them; the rest
+    /// are set aside unsent (no attempt counts) and listed in `held`.
+    fn fit_to_server(
+        &self,
+        items: Vec<Outgoing>,
+        set_aside: &mut Vec<(QueueRef, ItemOutcome)>,
+        held: &mut Vec<QueueRef>,
+    ) -> Vec<Outgoing> {
+        if self.server_api.get() >= SYNC_API_VERSION {
+            return items;
+        }
+        let mut fit = Vec::with_capacity(items.len());
+        for mut outgoing in items {
+            if fits_api_1(&outgoing.item) {
+                outgoing.item = for_api_1(outgoing.item);
+                fit.push(outgoing);
+            } else {
+                set_aside.push((outgoing.row, ItemOutcome::Unsent));
+                held.push(outgoing.row);
+            }
+        }
+        fit
     }
 
     /// What the server's answer (or its absence) means for each row of a batch.
@@ -900,8 +1010,8 @@ mod tests {
             "http://panics.invalid"
         }
 
-        fn health(&self, _: Duration) -> BoxFuture<'_, Result<(), SyncError>> {
-            Box::pin(async { Ok(()) })
+        fn health(&self, _: Duration) -> BoxFuture<'_, Result<u32, SyncError>> {
+            Box::pin(async { Ok(tasksync_proto::wire::SYNC_API_VERSION) })
         }
 
         fn push<'a>(
@@ -947,6 +1057,7 @@ mod tests {
             in_flight: &InFlight::default(),
             transport: &transport,
             settings: &settings,
+            server_api: &ServerApi::current(),
         }
         .run(Mode {
             force: true,
@@ -983,8 +1094,8 @@ mod tests {
             "http://hangs.invalid"
         }
 
-        fn health(&self, _: Duration) -> BoxFuture<'_, Result<(), SyncError>> {
-            Box::pin(async { Ok(()) })
+        fn health(&self, _: Duration) -> BoxFuture<'_, Result<u32, SyncError>> {
+            Box::pin(async { Ok(tasksync_proto::wire::SYNC_API_VERSION) })
         }
 
         fn push<'a>(
@@ -1032,6 +1143,7 @@ mod tests {
             in_flight: &in_flight,
             transport: &transport,
             settings: &settings,
+            server_api: &ServerApi::current(),
         };
         let mode = Mode {
             force: true,

@@ -21,8 +21,8 @@ pub(crate) trait Transport: Send + Sync + 'static {
     /// The server's base URL (what status shows, and what the pull cursor is kept under).
     fn base(&self) -> &str;
 
-    /// `GET /api/health`, answered within `timeout`.
-    fn health(&self, timeout: Duration) -> BoxFuture<'_, Result<(), SyncError>>;
+    /// `GET /api/health`, answered within `timeout`: the server's sync API version.
+    fn health(&self, timeout: Duration) -> BoxFuture<'_, Result<u32, SyncError>>;
 
     /// `POST /api/batch`.
     fn push<'a>(
@@ -44,7 +44,7 @@ impl Transport for SyncClient {
         SyncClient::base(self)
     }
 
-    fn health(&self, timeout: Duration) -> BoxFuture<'_, Result<(), SyncError>> {
+    fn health(&self, timeout: Duration) -> BoxFuture<'_, Result<u32, SyncError>> {
         Box::pin(SyncClient::health(self, timeout))
     }
 

@@ -214,13 +214,15 @@ impl Transport for SimLink {
         self.link.base()
     }
 
-    fn health(&self, timeout: Duration) -> BoxFuture<'_, Result<(), SyncError>> {
+    fn health(&self, timeout: Duration) -> BoxFuture<'_, Result<u32, SyncError>> {
         Box::pin(async move {
             SimLink::latency().await;
             let answer = self.link.health(timeout).await;
             self.note(format!(
                 "health -> {}",
-                answer.as_ref().map_or_else(kind, |()| "ok".into())
+                answer
+                    .as_ref()
+                    .map_or_else(kind, |version| format!("ok, api {version}"))
             ));
             answer
         })
