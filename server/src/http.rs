@@ -213,6 +213,7 @@ async fn health(state: &AppState) -> Result<HttpResponse, ApiError> {
                 status: "ok",
                 timestamp: Timestamp::now(),
                 storage: state.storage.backend(),
+                api_version: wire::SYNC_API_VERSION,
             },
         )),
         Ok(Err(error)) => Err(unavailable("storage", &error)),
@@ -223,12 +224,14 @@ async fn health(state: &AppState) -> Result<HttpResponse, ApiError> {
     }
 }
 
-/// The health body: `{status, timestamp}` plus the storage backend (docs/SYNC-PROTOCOL.md, section 3).
+/// The health body: `{status, timestamp, api_version}` plus the storage backend (docs/SYNC-PROTOCOL.md, section 3).
 #[derive(serde::Serialize)]
 struct Health {
     status: &'static str,
     timestamp: Timestamp,
     storage: &'static str,
+    /// The sync API version this server speaks (docs/SYNC-PROTOCOL.md, section 10).
+    api_version: u32,
 }
 
 /// `POST /api/batch`. The caller may come from the token cache: the batch's transaction

@@ -276,6 +276,104 @@ async fn health_answers_ok() {
         .unwrap()
         .parse::<Timestamp>()
         .is_ok());
+    assert_eq!(body["api_version"], 2);
+}
+
+/// A daemon of sync API 1 sends batches without the fields of API 2, naming four fields:
+/// they apply unchanged, keep the fields of API 2 a newer device set, and the answers and
+/// pulled tasks it gets back parse for it (plain tasks have the API-1 shape).
+#[tokio::test]
+async fn a_daemon_of_api_1_is_served_unchanged() {
+    let server = Server::start();
+    let task = Uuid::now_v7();
+    let (old, new) = (Uuid::from_u128(0xA), Uuid::from_u128(0xB));
+    let body = serde_json::json!({
+        "device_id": old, "client_timestamp": ts(0),
+        "items": [{"id": Uuid::now_v7(), "task_id": task, "operation": "create",
+                   "changed_fields": ["title", "description", "completed", "is_deleted"],
+                   "data": {"id": task, "title": "old", "description": null, "completed": false,
+                            "created_at": ts(0), "updated_at": ts(0), "is_deleted": false,
+                            "device_id": old},
+                   "created_at": ts(0), "retry_count": 0}]});
+    let reply = server.push_raw(&serde_json::to_vec(&body).unwrap()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.json()["processed_items"][0]["status"], "success");
+    let plain = server.get("/api/tasks").await.json();
+    let keys: Vec<&String> = plain[0].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "completed",
+            "created_at",
+            "description",
+            "device_id",
+            "id",
+            "is_deleted",
+            "title",
+            "updated_at"
+        ],
+        "a plain task keeps the shape of API 1"
+    );
+
+    // A newer device tags it; the old one renames it later: the tag stays.
+    let tag = op(
+        task,
+        Operation::Update,
+        &[Field::Tag("shop".into())],
+        1_000,
+        |t| {
+            t.tags = ["shop".to_string()].into();
+        },
+    );
+    assert_eq!(server.push(new, vec![tag]).await[0]["status"], "success");
+    let mut rename = body.clone();
+    rename["items"][0]["id"] = serde_json::json!(Uuid::now_v7());
+    rename["items"][0]["operation"] = "update".into();
+    rename["items"][0]["changed_fields"] = serde_json::json!(["title"]);
+    rename["items"][0]["data"]["title"] = "renamed".into();
+    rename["items"][0]["data"]["updated_at"] = serde_json::json!(ts(2_000));
+    let reply = server.push_raw(&serde_json::to_vec(&rename).unwrap()).await;
+    assert_eq!(reply.json()["processed_items"][0]["status"], "success");
+    let stored = server.task(task).await;
+    assert_eq!(stored.title, "renamed");
+    assert!(stored.tags.contains("shop"));
+}
+
+/// An item whose fields of API 2 break their rules is refused alone, naming the field.
+#[tokio::test]
+async fn bad_fields_of_api_2_are_refused_naming_them() {
+    let server = Server::start();
+    let cases: Vec<(&str, Box<dyn Fn(&mut WireTask)>)> = vec![
+        (
+            "data.tags",
+            Box::new(|t| t.tags = ["two words".to_string()].into()),
+        ),
+        (
+            "data.tags",
+            Box::new(|t| t.tags = (0..65).map(|i| format!("t{i}")).collect()),
+        ),
+        ("data.project", Box::new(|t| t.project = Some("a b".into()))),
+        (
+            "data.attributes",
+            Box::new(|t| drop(t.attributes.insert("Bad".into(), "v".into()))),
+        ),
+        (
+            "data.attributes",
+            Box::new(|t| drop(t.attributes.insert("k".into(), "v".repeat(4_097)))),
+        ),
+    ];
+    for (field, edit) in cases {
+        let item = op(Uuid::now_v7(), Operation::Create, &Field::ALL, 0, |t| {
+            edit(t)
+        });
+        let answer = &server.push(Uuid::now_v7(), vec![item]).await[0];
+        assert_eq!(answer["status"], "error", "{field}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(field),
+            "{field}: {answer}"
+        );
+    }
+    assert!(server.tasks().await.is_empty());
 }
 
 #[tokio::test]
