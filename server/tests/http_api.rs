@@ -343,7 +343,8 @@ async fn a_daemon_of_api_1_is_served_unchanged() {
 #[tokio::test]
 async fn bad_fields_of_api_2_are_refused_naming_them() {
     let server = Server::start();
-    let cases: Vec<(&str, Box<dyn Fn(&mut WireTask)>)> = vec![
+    type Edit = Box<dyn Fn(&mut WireTask)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "data.tags",
             Box::new(|t| t.tags = ["two words".to_string()].into()),
