@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::procs::{create_tasks, Binaries, DaemonProc, Error};
+use crate::procs::{create_tasks_with, rich_task, Binaries, DaemonProc, Error};
 
 /// Tasks in the full database.
 pub const FULL: usize = 10_000;
@@ -79,9 +79,21 @@ impl Taskwarrior {
             if i > 0 {
                 json.push(',');
             }
-            // Version 4 UUIDs made from the index: unique, and no RNG crate needed.
+            // Version 4 UUIDs made from the index: unique, and no RNG crate needed. Half of
+            // them have the tags, due date and project `procs::rich_task` gives taskctl's.
+            let extra = if i.is_multiple_of(2) {
+                let due = 1_796_083_200 + i as i64 * 3_600;
+                let due = time_basic(due);
+                format!(
+                    r#","due":"{due}","project":"home.room{}","tags":["tag{}","bench"]"#,
+                    i % 7,
+                    i % 13
+                )
+            } else {
+                String::new()
+            };
             json.push_str(&format!(
-                r#"{{"uuid":"{:08x}-0000-4000-8000-{:012x}","description":"bench task {i}","status":"pending","entry":"20261201T000000Z"}}"#,
+                r#"{{"uuid":"{:08x}-0000-4000-8000-{:012x}","description":"bench task {i}","status":"pending","entry":"20261201T000000Z"{extra}}}"#,
                 i, i
             ));
         }
@@ -96,6 +108,20 @@ impl Taskwarrior {
         }
         Ok(())
     }
+}
+
+/// Seconds since the epoch in Taskwarrior's date form, `20261224T170000Z`.
+fn time_basic(seconds: i64) -> String {
+    let text = tasksync_proto::Timestamp::from_millis(seconds * 1_000)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    // 2026-12-24T17:00:00.000Z -> 20261224T170000Z
+    let digits: String = text
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    format!("{digits}Z")
 }
 
 /// The installed Taskwarrior's version, or why it cannot be used.
@@ -136,7 +162,7 @@ pub async fn run(bins: &Binaries, dir: &Path, runs: usize) -> Result<Results, Er
     let add_empty = both(&["add", "Buy", "bread"])?;
 
     // Both hold the warm-up add and `runs` adds now: fill up to exactly FULL.
-    create_tasks(&daemon, FULL - runs - 1, 8).await?;
+    create_tasks_with(&daemon, FULL - runs - 1, 8, |i| rich_task(i, 2)).await?;
     tw.fill(&dir, FULL - runs - 1)?;
     let list_full = both(&["list"])?;
     let add_full = both(&["add", "Buy", "bread"])?;

@@ -226,9 +226,10 @@ async fn run(args: &Args) -> Result<(), Error> {
         );
     }
     if wanted(Part::Sync) {
+        use sync_bench::Load;
         let ops = args.sync_ops;
         for batch in [50, 500] {
-            let rate = sync_bench::flush_rate(&bins, dir, ops, batch).await?;
+            let rate = sync_bench::flush_rate(&bins, dir, ops, batch, Load::Plain).await?;
             report.result(
                 &format!("flush {ops} queued ops, batch {batch}"),
                 format!("{rate:.0} ops/s"),
@@ -236,13 +237,42 @@ async fn run(args: &Args) -> Result<(), Error> {
                 if batch == 50 { "≥ 50,000 ops/s" } else { "" },
             );
         }
-        let rate = sync_bench::pull_rate(&bins, dir, ops).await?;
+        let plain_pull = sync_bench::pull_rate(&bins, dir, ops, Load::Plain).await?;
         report.result(
             &format!("pull {ops} changes into a fresh daemon"),
-            format!("{rate:.0} changes/s"),
+            format!("{plain_pull:.0} changes/s"),
             "".into(),
             "",
         );
+        // Issue 19: operations that carry the fields of API 2 cost little more. Plain and
+        // rich runs alternate, twice each, and each ratio is of one pair of neighbours.
+        for round in 1..=2 {
+            let plain = sync_bench::flush_rate(&bins, dir, ops, 50, Load::Plain).await?;
+            let rich = sync_bench::flush_rate(&bins, dir, ops, 50, Load::RichThird).await?;
+            report.result(
+                &format!(
+                    "flush {ops} ops, batch 50, {} (pair {round})",
+                    Load::RichThird.label()
+                ),
+                format!("{rich:.0} ops/s"),
+                format!("{:.2} x plain ({plain:.0} ops/s, same run)", rich / plain),
+                &verdict("≥ 0.8 x plain", rich / plain >= 0.8),
+            );
+            let plain = sync_bench::pull_rate(&bins, dir, ops, Load::Plain).await?;
+            let rich = sync_bench::pull_rate(&bins, dir, ops, Load::RichThird).await?;
+            report.result(
+                &format!(
+                    "pull {ops} changes, {} (pair {round})",
+                    Load::RichThird.label()
+                ),
+                format!("{rich:.0} changes/s"),
+                format!(
+                    "{:.2} x plain ({plain:.0} changes/s, same run)",
+                    rich / plain
+                ),
+                &verdict("≥ 0.8 x plain", rich / plain >= 0.8),
+            );
+        }
     }
     if wanted(Part::Live) {
         let live = live_bench::propagation(&bins, dir, 200).await?;

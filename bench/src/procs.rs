@@ -145,18 +145,44 @@ impl Drop for ServerProc {
 
 /// Creates `count` tasks over `clients` concurrent connections.
 pub async fn create_tasks(daemon: &DaemonProc, count: usize, clients: usize) -> Result<(), Error> {
+    create_tasks_with(daemon, count, clients, plain_task).await
+}
+
+/// Task `i` of a plain run: a title only.
+pub fn plain_task(i: usize) -> tasksync_proto::NewTask {
+    tasksync_proto::NewTask {
+        title: format!("bench task {i}"),
+        ..Default::default()
+    }
+}
+
+/// Task `i` of a rich run: every `every`-th task has two tags, a due date `i` hours from
+/// 2026-12-01, a project and an attribute; the others are plain.
+pub fn rich_task(i: usize, every: usize) -> tasksync_proto::NewTask {
+    let mut task = plain_task(i);
+    if i.is_multiple_of(every) {
+        let hours = i64::try_from(i).unwrap_or(0) * 3_600_000;
+        task.due = tasksync_proto::Timestamp::from_millis(1_796_083_200_000 + hours);
+        task.project = Some(format!("home.room{}", i % 7));
+        task.tags = [format!("tag{}", i % 13), "bench".to_string()].into();
+        task.attributes = [("bench.n".to_string(), i.to_string())].into();
+    }
+    task
+}
+
+/// Creates `count` tasks made by `make` over `clients` connections at once.
+pub async fn create_tasks_with(
+    daemon: &DaemonProc,
+    count: usize,
+    clients: usize,
+    make: fn(usize) -> tasksync_proto::NewTask,
+) -> Result<(), Error> {
     let mut handles = Vec::new();
     for worker in 0..clients {
         let mut client = daemon.connect().await?;
         handles.push(tokio::spawn(async move {
             for i in (worker..count).step_by(clients) {
-                let new = tasksync_proto::NewTask {
-                    title: format!("bench task {i}"),
-                    description: None,
-                    id: None,
-                    ..Default::default()
-                };
-                client.create_task(new).await?;
+                client.create_task(make(i)).await?;
             }
             Ok::<(), tasksync_proto::ClientError>(())
         }));

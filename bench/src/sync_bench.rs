@@ -6,7 +6,34 @@ use std::time::{Duration, Instant};
 
 use tasksync_proto::events::{Event, SyncProgress};
 
-use crate::procs::{create_tasks, Binaries, DaemonProc, Error, ServerProc};
+use crate::procs::{
+    create_tasks, create_tasks_with, plain_task, rich_task, Binaries, DaemonProc, Error, ServerProc,
+};
+
+/// What the operations of a flush or pull carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// A title only.
+    Plain,
+    /// A third of them carry two tags, a due date, a project and an attribute.
+    RichThird,
+}
+
+impl Load {
+    fn make(self) -> fn(usize) -> tasksync_proto::NewTask {
+        match self {
+            Load::Plain => plain_task,
+            Load::RichThird => |i| rich_task(i, 3),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Load::Plain => "plain",
+            Load::RichThird => "a third with tags, due, project, attribute",
+        }
+    }
+}
 
 /// Operations per second of one `taskctl sync` that flushes `ops` queued creates.
 pub async fn flush_rate(
@@ -14,8 +41,9 @@ pub async fn flush_rate(
     dir: &Path,
     ops: usize,
     batch: usize,
+    load: Load,
 ) -> Result<f64, Error> {
-    let name = format!("flush-{batch}");
+    let name = format!("flush-{batch}-{load:?}");
     let server = ServerProc::start(bins, dir, &format!("{name}-server"), "127.0.0.1:0")?;
     let batch = batch.to_string();
     let daemon = DaemonProc::start(
@@ -31,7 +59,7 @@ pub async fn flush_rate(
         ],
     )
     .await?;
-    create_tasks(&daemon, ops, 32).await?;
+    create_tasks_with(&daemon, ops, 32, load.make()).await?;
     let mut client = daemon.connect().await?;
     // Count answered operations from the event stream rather than polling the queue.
     let mut events = daemon.connect().await?.subscribe().await?;
@@ -57,12 +85,12 @@ pub async fn flush_rate(
 }
 
 /// Changes per second a fresh daemon pulls from a server holding `ops` tasks.
-pub async fn pull_rate(bins: &Binaries, dir: &Path, ops: usize) -> Result<f64, Error> {
-    let server = ServerProc::start(bins, dir, "pull-server", "127.0.0.1:0")?;
+pub async fn pull_rate(bins: &Binaries, dir: &Path, ops: usize, load: Load) -> Result<f64, Error> {
+    let server = ServerProc::start(bins, dir, &format!("pull-server-{load:?}"), "127.0.0.1:0")?;
     let writer = DaemonProc::start(
         bins,
         dir,
-        "pull-writer",
+        &format!("pull-writer-{load:?}"),
         &[
             "--server",
             &server.url(),
@@ -72,7 +100,7 @@ pub async fn pull_rate(bins: &Binaries, dir: &Path, ops: usize) -> Result<f64, E
         ],
     )
     .await?;
-    create_tasks(&writer, ops, 32).await?;
+    create_tasks_with(&writer, ops, 32, load.make()).await?;
     let seeded = writer.connect().await?.sync().await?;
     if !seeded.success {
         return Err(format!("seeding the server failed: {seeded:?}").into());
@@ -80,7 +108,7 @@ pub async fn pull_rate(bins: &Binaries, dir: &Path, ops: usize) -> Result<f64, E
     let reader = DaemonProc::start(
         bins,
         dir,
-        "pull-reader",
+        &format!("pull-reader-{load:?}"),
         &["--server", &server.url(), "--manual-sync"],
     )
     .await?;
