@@ -90,12 +90,20 @@ pub enum Cmd {
     /// Create a task; prints its number and id (--json: the task)
     #[command(after_help = "Examples:
   taskctl add Buy bread
+  taskctl add Buy milk +shop project:home due:tomorrow pri:H
   taskctl add 'Call the plumber' -d 'about the kitchen tap'
-  taskctl add -d 'from the manual' -- Fix --the bug   (words after `--` may start with '-')")]
+  taskctl add -d 'from the manual' -- Fix --the bug +x   (words after `--` are only title)
+
+Dates (due:): 2026-12-24, 2026-12-24T17:00, today, tomorrow, yesterday, monday..sunday
+(the next one), eod, eow, eom, 3d, 2w (from now); local time zone.")]
     Add {
-        /// The title; several words need no quotes. Words that start with '-' go after `--`
-        #[arg(required = true, num_args = 1.., value_name = "TITLE")]
+        /// The title; several words need no quotes. Words +tag, project:P, due:WHEN and
+        /// priority:H (or pri:H; H, M or L) set those fields instead
+        #[arg(required_unless_present = "literal", num_args = 1.., value_name = "TITLE")]
         title: Vec<String>,
+        /// Words after `--` are title words as they are, even +x or -x
+        #[arg(last = true, value_name = "TITLE")]
+        literal: Vec<String>,
         /// A longer description (newlines and tabs allowed)
         #[arg(short, long, value_name = "TEXT")]
         description: Option<String>,
@@ -104,25 +112,32 @@ pub enum Cmd {
         #[arg(long, value_name = "UUID")]
         id: Option<uuid::Uuid>,
     },
-    /// List tasks, newest first: numbers, age, done, sync state, title
+    /// List open tasks by due date, then priority, then number: number, age, done, sync
+    /// state, due, priority, project, tags, title (columns without a value are left out)
     #[command(
         alias = "ls",
         after_help = "Examples:
   taskctl list
-  taskctl list --open --search milk
+  taskctl list +shop -later project:home due.before:eow
+  taskctl list --search milk
   taskctl list --all --sync-status failed
 
 Open tasks are those not done (and not deleted): the numbered working set. \"pending\" is
 only ever a sync state: changes waiting to be sent (--sync-status pending)."
     )]
     List {
-        /// Include deleted tasks
+        /// Filter words: +tag, -tag (has not), project:P (P or below it), pri:H,
+        /// due.before:WHEN, due.after:WHEN
+        #[arg(value_name = "FILTER", allow_hyphen_values = true)]
+        filter: Vec<String>,
+        /// Include completed and deleted tasks
         #[arg(long)]
         all: bool,
         /// Only completed tasks
         #[arg(long, conflicts_with = "open")]
         done: bool,
-        /// Only open tasks: not done, not deleted (the numbered working set)
+        /// Only open tasks: not done, not deleted (the numbered working set; the default
+        /// without --all or --done)
         #[arg(long, alias = "pending")]
         open: bool,
         /// Only tasks whose title or description contains TEXT (ignoring case)
@@ -172,6 +187,19 @@ only ever a sync state: changes waiting to be sent (--sync-status pending)."
         /// The entry's number, as `taskctl log` shows it
         #[arg(value_name = "ENTRY")]
         entry: i64,
+    },
+    /// Change a task with words: +tag, -tag, project:P, due:WHEN, pri:H (an empty value
+    /// clears: due:, project:, pri:); other words make a new title
+    #[command(after_help = "Examples:
+  taskctl modify 3 +urgent -later due:fri
+  taskctl modify 3 due: project:
+  taskctl modify 3 Buy oat milk pri:M")]
+    Modify {
+        #[arg(help = TASK_ARG_HELP, value_name = "TASK")]
+        id: String,
+        /// The change words (see above)
+        #[arg(value_name = "WORDS", allow_hyphen_values = true)]
+        words: Vec<String>,
     },
     /// Change a task's title, description or completion
     #[command(after_help = "Examples:
