@@ -305,6 +305,19 @@ only ever a sync state: changes waiting to be sent (--sync-status pending)."
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print completion candidates for the words of a command line (the completion scripts
+    /// call this; it asks the daemon briefly and prints nothing when it does not answer)
+    #[command(
+        name = "__complete",
+        hide = true,
+        after_help = "Example:
+  taskctl __complete -- taskctl show ''"
+    )]
+    Complete {
+        /// The command line's words up to the cursor, the word being completed last
+        #[arg(raw = true, value_name = "WORDS")]
+        words: Vec<String>,
+    },
     /// Print taskctl's man page (roff), or write one page per command into a folder
     #[command(after_help = "Examples:
   taskctl man | man -l -

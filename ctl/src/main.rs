@@ -5,6 +5,7 @@
 //! usage, 3 the daemon cannot be reached, 4 `sync` could not reach the sync server.
 
 mod cli;
+mod complete;
 mod dates;
 mod display;
 mod listing;
@@ -36,11 +37,15 @@ fn main() -> ExitCode {
     // Commands that need no daemon.
     match &args.command {
         Cmd::Completions { shell } => {
-            let mut command = Args::command();
-            clap_complete::generate(*shell, &mut command, "taskctl", &mut std::io::stdout());
+            // A reader that went away (`| head`) is no failure.
+            let _ = complete::script(*shell, &mut std::io::stdout().lock());
             return ExitCode::SUCCESS;
         }
         Cmd::Man { out_dir } => return man(out_dir.as_deref()),
+        Cmd::Complete { words } => {
+            complete::candidates(words, &args.socket_path());
+            return ExitCode::SUCCESS;
+        }
         _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -245,7 +250,7 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
             let filter = events.clone().unwrap_or_default();
             return watch(client, &socket, &out, &filter).await;
         }
-        Cmd::Completions { .. } | Cmd::Man { .. } => {}
+        Cmd::Completions { .. } | Cmd::Man { .. } | Cmd::Complete { .. } => {}
     }
     Ok(Outcome::Done)
 }
