@@ -60,6 +60,7 @@ impl Args {
                 default.display()
             ))
         });
+        let args = hoist_options(&mut command, args);
         let parsed = command
             .try_get_matches_from_mut(&args)
             .and_then(|mut matches| Args::from_arg_matches_mut(&mut matches));
@@ -88,14 +89,25 @@ impl Args {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Create a task; prints its number and id (--json: the task)
-    #[command(after_help = "Examples:
+    #[command(
+        override_usage = "taskctl add [OPTIONS] <TITLE>...",
+        after_help = "Examples:
   taskctl add Buy bread
+  taskctl add Buy milk +shop project:home due:tomorrow pri:H
   taskctl add 'Call the plumber' -d 'about the kitchen tap'
-  taskctl add -d 'from the manual' -- Fix --the bug   (words after `--` may start with '-')")]
+  taskctl add -d 'from the manual' -- Fix --the bug +x   (words after `--` are only title)
+
+Dates (due:): 2026-12-24, 2026-12-24T17:00, today, tomorrow, yesterday, monday..sunday
+(the next one), eod, eow, eom, 3d, 2w (from now); local time zone."
+    )]
     Add {
-        /// The title; several words need no quotes. Words that start with '-' go after `--`
-        #[arg(required = true, num_args = 1.., value_name = "TITLE")]
+        /// The title; several words need no quotes. Words +tag, project:P, due:WHEN and
+        /// priority:H (or pri:H; H, M or L) set those fields instead
+        #[arg(required_unless_present = "literal", num_args = 1.., value_name = "TITLE")]
         title: Vec<String>,
+        /// Words after `--` are title words as they are, even +x or -x
+        #[arg(last = true, value_name = "TITLE")]
+        literal: Vec<String>,
         /// A longer description (newlines and tabs allowed)
         #[arg(short, long, value_name = "TEXT")]
         description: Option<String>,
@@ -104,25 +116,32 @@ pub enum Cmd {
         #[arg(long, value_name = "UUID")]
         id: Option<uuid::Uuid>,
     },
-    /// List tasks, newest first: numbers, age, done, sync state, title
+    /// List open tasks by due date, then priority, then number: number, age, done, sync
+    /// state, due, priority, project, tags, title (columns without a value are left out)
     #[command(
         alias = "ls",
         after_help = "Examples:
   taskctl list
-  taskctl list --open --search milk
+  taskctl list +shop -later project:home due.before:eow
+  taskctl list --search milk
   taskctl list --all --sync-status failed
 
 Open tasks are those not done (and not deleted): the numbered working set. \"pending\" is
 only ever a sync state: changes waiting to be sent (--sync-status pending)."
     )]
     List {
-        /// Include deleted tasks
+        /// Filter words: +tag, -tag (has not), project:P (P or below it), pri:H,
+        /// due.before:WHEN, due.after:WHEN
+        #[arg(value_name = "FILTER")]
+        filter: Vec<String>,
+        /// Include completed and deleted tasks
         #[arg(long)]
         all: bool,
         /// Only completed tasks
         #[arg(long, conflicts_with = "open")]
         done: bool,
-        /// Only open tasks: not done, not deleted (the numbered working set)
+        /// Only open tasks: not done, not deleted (the numbered working set; the default
+        /// without --all or --done)
         #[arg(long, alias = "pending")]
         open: bool,
         /// Only tasks whose title or description contains TEXT (ignoring case)
@@ -172,6 +191,19 @@ only ever a sync state: changes waiting to be sent (--sync-status pending)."
         /// The entry's number, as `taskctl log` shows it
         #[arg(value_name = "ENTRY")]
         entry: i64,
+    },
+    /// Change a task with words: +tag, -tag, project:P, due:WHEN, pri:H (an empty value
+    /// clears: due:, project:, pri:); other words make a new title
+    #[command(after_help = "Examples:
+  taskctl modify 3 +urgent -later due:fri
+  taskctl modify 3 due: project:
+  taskctl modify 3 Buy oat milk pri:M")]
+    Modify {
+        #[arg(help = TASK_ARG_HELP, value_name = "TASK")]
+        id: String,
+        /// The change words (see above)
+        #[arg(value_name = "WORDS")]
+        words: Vec<String>,
     },
     /// Change a task's title, description or completion
     #[command(after_help = "Examples:
@@ -277,6 +309,19 @@ only ever a sync state: changes waiting to be sent (--sync-status pending)."
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print completion candidates for the words of a command line (the completion scripts
+    /// call this; it asks the daemon briefly and prints nothing when it does not answer)
+    #[command(
+        name = "__complete",
+        hide = true,
+        after_help = "Example:
+  taskctl __complete -- taskctl show ''"
+    )]
+    Complete {
+        /// The command line's words up to the cursor, the word being completed last
+        #[arg(raw = true, value_name = "WORDS")]
+        words: Vec<String>,
+    },
     /// Print taskctl's man page (roff), or write one page per command into a folder
     #[command(after_help = "Examples:
   taskctl man | man -l -
@@ -286,6 +331,64 @@ only ever a sync state: changes waiting to be sent (--sync-status pending)."
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+}
+
+/// `list` and `modify` take words such as `-later` (not that tag), which clap would read as
+/// options: their options (words starting with `--`, with a value if they take one, and `-h`)
+/// are moved before the words, which follow a `--`, so `taskctl list -later --all` and
+/// `taskctl modify 3 -later +now` mean what they say. Other command lines stay as they are.
+pub fn hoist_options(command: &mut Command, args: Vec<OsString>) -> Vec<OsString> {
+    command.build();
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // The subcommand is the first word that is no global option (or the socket's path).
+    let mut at = 1;
+    while at < words.len() && words[at].starts_with('-') {
+        at += if words[at] == "--socket" { 2 } else { 1 };
+    }
+    let Some(sub) = words
+        .get(at)
+        .filter(|w| ["list", "ls", "modify"].contains(&w.as_str()))
+        .and_then(|w| command.find_subcommand(w))
+    else {
+        return args;
+    };
+    let takes_value = |word: &str| {
+        let long = word.trim_start_matches('-');
+        !word.contains('=')
+            && sub
+                .get_arguments()
+                .any(|a| a.get_long() == Some(long) && a.get_action().takes_values())
+    };
+    let mut options: Vec<OsString> = Vec::new();
+    let mut rest: Vec<OsString> = Vec::new();
+    let mut i = at + 1;
+    while i < args.len() {
+        let word = &words[i];
+        if word == "--" {
+            rest.extend(args[i + 1..].iter().cloned());
+            break;
+        }
+        if word.starts_with("--") || word == "-h" {
+            options.push(args[i].clone());
+            if takes_value(word) && i + 1 < args.len() {
+                i += 1;
+                options.push(args[i].clone());
+            }
+        } else {
+            rest.push(args[i].clone());
+        }
+        i += 1;
+    }
+    let mut hoisted: Vec<OsString> = args[..=at].to_vec();
+    hoisted.extend(options);
+    if !rest.is_empty() {
+        hoisted.push("--".into());
+        hoisted.extend(rest);
+    }
+    hoisted
 }
 
 /// The message for an unknown argument of `add` (a title word such as `--the`): clap's own
@@ -450,6 +553,43 @@ mod tests {
                 words.push("x".into());
             }
             assert!(Args::try_parse_from(&words).is_ok(), "{words:?}");
+        }
+    }
+
+    fn hoisted(line: &str) -> Vec<String> {
+        let args: Vec<OsString> = line.split(' ').map(OsString::from).collect();
+        hoist_options(&mut Args::command(), args)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn options_of_list_and_modify_go_before_their_words() {
+        assert_eq!(
+            hoisted("taskctl list +a -b --all --search x -c"),
+            ["taskctl", "list", "--all", "--search", "x", "--", "+a", "-b", "-c"]
+        );
+        assert_eq!(
+            hoisted("taskctl --json modify 3 -b --json +a"),
+            ["taskctl", "--json", "modify", "--json", "--", "3", "-b", "+a"]
+        );
+        assert_eq!(hoisted("taskctl list"), ["taskctl", "list"]);
+        assert_eq!(
+            hoisted("taskctl add -x list"),
+            ["taskctl", "add", "-x", "list"]
+        );
+        assert_eq!(
+            hoisted("taskctl --socket list list --opne"),
+            ["taskctl", "--socket", "list", "list", "--opne"]
+        );
+        let parsed = Args::try_parse_from(hoisted("taskctl list -later --all pri:H")).unwrap();
+        match parsed.command {
+            Cmd::List { filter, all, .. } => {
+                assert_eq!(filter, ["-later", "pri:H"]);
+                assert!(all);
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -4,9 +4,6 @@
 //! Every word is read against a `now` in the user's time zone, so "tomorrow" and "eod" follow
 //! the local calendar and its daylight saving time changes (a day can last 23 or 25 hours).
 //! Results are instants in milliseconds since the Unix epoch, the way tasks store them.
-// Nothing calls this module yet: the `list` and `add` commands will use it, and this allowance
-// goes when they do.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use jiff::civil::{Date, DateTime, Weekday};
 use jiff::tz::TimeZone;
@@ -162,6 +159,14 @@ pub(crate) fn relative(due_ms: i64, now_ms: i64) -> String {
 /// `/etc/localtime` (or the system's setting), else UTC.
 pub(crate) fn local_now() -> ZonedDateTime {
     ZonedDateTime::now()
+}
+
+/// `due_ms` as a local date and time for `show`: `2026-12-24 17:00 (CET)`, in `now`'s time
+/// zone; `None` when the instant is out of jiff's range.
+pub(crate) fn local_time(due_ms: i64, now: &ZonedDateTime) -> Option<String> {
+    let instant = Timestamp::from_millisecond(due_ms).ok()?;
+    let local = instant.to_zoned_datetime(now.time_zone().clone());
+    Some(local.strftime("%Y-%m-%d %H:%M (%Z)").to_string())
 }
 
 /// The first instant of `date` in `tz` (00:00, or the end of a DST gap that swallows
@@ -757,5 +762,15 @@ mod tests {
         let now = local_now().timestamp().as_millisecond();
         let after = Timestamp::now().as_millisecond();
         assert!(before <= now && now <= after);
+    }
+
+    #[test]
+    fn dates_local_time_in_the_zone_of_now() {
+        let now = at(berlin(), 2026, 12, 3, 10, 0);
+        let due = ms("2026-12-24T16:00:00Z");
+        assert_eq!(
+            local_time(due, &now).as_deref(),
+            Some("2026-12-24 17:00 (CET)")
+        );
     }
 }

@@ -5,11 +5,14 @@
 //! usage, 3 the daemon cannot be reached, 4 `sync` could not reach the sync server.
 
 mod cli;
+mod complete;
 mod dates;
 mod display;
+mod listing;
 mod output;
 mod table;
 mod taskwarrior;
+mod words;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -34,11 +37,15 @@ fn main() -> ExitCode {
     // Commands that need no daemon.
     match &args.command {
         Cmd::Completions { shell } => {
-            let mut command = Args::command();
-            clap_complete::generate(*shell, &mut command, "taskctl", &mut std::io::stdout());
+            // A reader that went away (`| head`) is no failure.
+            let _ = complete::script(*shell, &mut std::io::stdout().lock());
             return ExitCode::SUCCESS;
         }
         Cmd::Man { out_dir } => return man(out_dir.as_deref()),
+        Cmd::Complete { words } => {
+            complete::candidates(words, &args.socket_path());
+            return ExitCode::SUCCESS;
+        }
         _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -95,35 +102,50 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
             cli::edit_needs_a_change(),
         )));
     }
+    // Words are read before connecting: a bad one changes nothing, daemon or not.
+    let now = dates::local_now();
+    let read = Words::read(&args.command, &now).map_err(|e| refused(e.to_string()))?;
     let socket = args.socket_path();
     let mut client =
         Client::connect(&socket, concat!("taskctl ", env!("CARGO_PKG_VERSION"))).await?;
     let out = output::Output {
         json: args.json,
         terminal: display::Terminal::detect(),
+        now,
     };
     match &args.command {
         Cmd::Add {
-            title,
-            description,
-            id,
+            description, id, ..
         } => {
+            let Words::New(new) = read else {
+                return Err(refused("add: no words read".into()));
+            };
             let new = tasksync_proto::NewTask {
-                title: title.join(" "),
                 description: description.clone(),
                 id: *id,
-                ..Default::default()
+                ..new
             };
             let task = client.create_task(new).await?;
             out.created(&task);
         }
+        Cmd::Modify { id, .. } => {
+            let Words::Patch(patch) = read else {
+                return Err(refused("modify: no words read".into()));
+            };
+            let task = live_task(&mut client, id).await?;
+            out.task(&client.update_task(&task.id.to_string(), patch).await?);
+        }
         Cmd::List {
+            filter: _,
             all,
             done,
             open,
             search,
             sync_status,
         } => {
+            let Words::Filter(filter) = read else {
+                return Err(refused("list: no words read".into()));
+            };
             // Filters apply here, over every task the listing could name, so that the short
             // ids computed below are unique among all tasks a reference resolves against.
             let tasks = client.list_tasks(*all, None).await?;
@@ -131,15 +153,18 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
             let short: HashMap<uuid::Uuid, String> =
                 ids.iter().copied().zip(output::short_ids(&ids)).collect();
             let needle = search.as_deref().map(str::to_lowercase);
-            let shown: Vec<&Task> = tasks
+            let open_only = *open || !(*all || *done);
+            let mut shown: Vec<&Task> = tasks
                 .iter()
                 .filter(|t| !*done || t.completed)
-                .filter(|t| !*open || (!t.completed && !t.is_deleted))
+                .filter(|t| !open_only || (!t.completed && !t.is_deleted))
                 .filter(|t| sync_status.is_none_or(|s| t.sync_status == s))
                 .filter(|t| needle.as_deref().is_none_or(|n| matches_search(t, n)))
+                .filter(|t| filter.matches(t))
                 .collect();
+            listing::sort(&mut shown);
             out.tasks(&shown, &short);
-            if !*done && search.is_none() && sync_status.is_none() {
+            if !*done && search.is_none() && sync_status.is_none() && filter.is_empty() {
                 // The whole working set was shown: numbers freed before it may be reused.
                 let numbers = tasks.iter().filter_map(|t| t.number).collect();
                 // Only bookkeeping: a daemon that cannot do it now does it after the next list.
@@ -225,9 +250,33 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
             let filter = events.clone().unwrap_or_default();
             return watch(client, &socket, &out, &filter).await;
         }
-        Cmd::Completions { .. } | Cmd::Man { .. } => {}
+        Cmd::Completions { .. } | Cmd::Man { .. } | Cmd::Complete { .. } => {}
     }
     Ok(Outcome::Done)
+}
+
+/// The words of `add`, `modify` or `list`, read.
+enum Words {
+    None,
+    New(tasksync_proto::NewTask),
+    Patch(TaskPatch),
+    Filter(words::Filter),
+}
+
+impl Words {
+    fn read(command: &Cmd, now: &jiff::ZonedDateTime) -> Result<Words, words::WordError> {
+        Ok(match command {
+            Cmd::Add { title, literal, .. } => Words::New(words::new_task(title, literal, now)?),
+            Cmd::Modify { words, .. } => Words::Patch(words::patch(words, now)?),
+            Cmd::List { filter, .. } => Words::Filter(words::filter(filter, now)?),
+            _ => Words::None,
+        })
+    }
+}
+
+/// Input refused by taskctl itself, reported (and exiting) as the daemon's refusals are.
+fn refused(message: String) -> ClientError {
+    ClientError::Daemon(IpcError::new(ErrorCode::InvalidInput, message))
 }
 
 /// Whether `needle` (lowercase) occurs in the task's title or description, ignoring case.

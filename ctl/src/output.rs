@@ -18,10 +18,13 @@ use uuid::Uuid;
 
 use crate::display::{self, escape, escape_keeping_lines, Terminal};
 use crate::table::{paint, Cell, Table};
+use crate::{dates, listing};
 
 pub struct Output {
     pub json: bool,
     pub terminal: Terminal,
+    /// The local now: relative and local due dates are told against it.
+    pub now: jiff::ZonedDateTime,
 }
 
 impl Output {
@@ -88,6 +91,45 @@ impl Output {
             Some(text) => escape_keeping_lines(text).replace('\n', "\n              "),
         };
         rows.push(("description", description));
+        let now_ms = self.now.timestamp().as_millisecond();
+        let due = task.due.map_or("-".to_string(), |due| {
+            let ms = due.as_millis();
+            let local = dates::local_time(ms, &self.now).unwrap_or_else(|| due.to_string());
+            format!("{local}, {}", dates::relative(ms, now_ms))
+        });
+        rows.push(("due", due));
+        rows.push((
+            "priority",
+            task.priority.map_or("-", |p| p.as_str()).to_string(),
+        ));
+        rows.push((
+            "project",
+            task.project
+                .as_deref()
+                .map_or("-".to_string(), |p| escape(p).into_owned()),
+        ));
+        let tags: Vec<String> = task.tags.iter().map(|t| escape(t).into_owned()).collect();
+        rows.push((
+            "tags",
+            if tags.is_empty() {
+                "-".to_string()
+            } else {
+                tags.join(" ")
+            },
+        ));
+        let attributes: Vec<String> = task
+            .attributes
+            .iter()
+            .map(|(key, value)| format!("{}={}", escape(key), escape(value)))
+            .collect();
+        rows.push((
+            "attributes",
+            if attributes.is_empty() {
+                "-".to_string()
+            } else {
+                attributes.join("\n              ")
+            },
+        ));
         let state = match (task.is_deleted, task.completed) {
             (true, true) => "deleted (was done)",
             (true, false) => "deleted",
@@ -110,6 +152,7 @@ impl Output {
             let style = match name.trim_end() {
                 "sync" => sync_style(task.sync_status),
                 "number" if task.number.is_some() => number_style(),
+                "due" if is_overdue(task, now.as_millis()) => overdue_style(),
                 _ => Style::new(),
             };
             paint(&mut out, &value, style, self.terminal.color);
@@ -130,7 +173,20 @@ impl Output {
             return;
         }
         let now = Timestamp::now().as_millis();
-        let mut table = Table::new(&["ID", ">AGE", "DONE", "SYNC", "TITLE"]);
+        let columns = listing::columns(shown);
+        let mut headers = vec!["ID", ">AGE", "DONE", "SYNC"];
+        for (wanted, header) in [
+            (columns.due, "DUE"),
+            (columns.priority, "PRI"),
+            (columns.project, "PROJECT"),
+            (columns.tags, "TAGS"),
+        ] {
+            if wanted {
+                headers.push(header);
+            }
+        }
+        headers.push("TITLE");
+        let mut table = Table::new(&headers);
         let dim = Style::new().dimmed();
         for task in shown {
             let finished = task.completed || task.is_deleted;
@@ -150,13 +206,42 @@ impl Output {
             } else {
                 escape(&task.title).into_owned()
             };
-            table.push(vec![
+            let mut row = vec![
                 id,
                 Cell::styled(display::age(now - task.created_at.as_millis()), row_style),
                 Cell::styled(if task.completed { "[x]" } else { "[ ]" }, row_style),
                 Cell::styled(task.sync_status.as_str(), sync_style(task.sync_status)),
-                Cell::styled(title, row_style),
-            ]);
+            ];
+            if columns.due {
+                let due = task
+                    .due
+                    .map_or(String::new(), |d| dates::relative(d.as_millis(), now));
+                let style = if is_overdue(task, now) {
+                    overdue_style()
+                } else {
+                    row_style
+                };
+                row.push(Cell::styled(due, style));
+            }
+            if columns.priority {
+                row.push(Cell::styled(
+                    task.priority.map_or("", |p| p.as_str()),
+                    row_style,
+                ));
+            }
+            if columns.project {
+                let project = task.project.as_deref().map_or(String::new(), |p| {
+                    display::cut(&escape(p), MAX_NAME_COLUMNS).into_owned()
+                });
+                row.push(Cell::styled(project, row_style));
+            }
+            if columns.tags {
+                let tags: Vec<String> = task.tags.iter().map(|t| escape(t).into_owned()).collect();
+                let tags = display::cut(&tags.join(" "), MAX_NAME_COLUMNS).into_owned();
+                row.push(Cell::styled(tags, row_style));
+            }
+            row.push(Cell::styled(title, row_style));
+            table.push(row);
         }
         let done = shown
             .iter()
@@ -493,6 +578,18 @@ pub fn label(task: &Task) -> String {
 
 fn plural(count: usize, one: &str, many: &str) -> String {
     format!("{count} {}", if count == 1 { one } else { many })
+}
+
+/// The widest a project or the tags take in `list`: the title, last, keeps some room.
+const MAX_NAME_COLUMNS: usize = 24;
+
+/// Whether `task` is open and its due date has passed.
+fn is_overdue(task: &Task, now_ms: i64) -> bool {
+    !task.completed && !task.is_deleted && task.due.is_some_and(|d| d.as_millis() < now_ms)
+}
+
+fn overdue_style() -> Style {
+    Style::new().fg_color(Some(AnsiColor::Red.into()))
 }
 
 fn number_style() -> Style {

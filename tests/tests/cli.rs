@@ -40,7 +40,11 @@ fn the_crud_flow_works_end_to_end_with_json_output() {
         .iter()
         .map(|t| t["title"].as_str().unwrap())
         .collect();
-    assert_eq!(titles, ["Bake bread", "Buy milk"], "newest first");
+    assert_eq!(
+        titles,
+        ["Buy milk", "Bake bread"],
+        "no due dates or priorities: by number"
+    );
 
     let shown = daemon.show(&milk_id);
     assert_eq!(shown["description"], "two litres");
@@ -477,4 +481,246 @@ fn permission_denied_says_the_daemon_refuses_this_user() {
     assert_eq!(error["error"]["code"], "permission_denied", "{error}");
     // The daemon is unharmed and serves its own user.
     assert_eq!(daemon.status()["tasks"], 0);
+}
+
+/// `taskctl ARGS` with `TZ=UTC`, so that date words read the same everywhere.
+fn utc(daemon: &Daemon, args: &[&str]) -> tasksync_e2e::Ctl {
+    daemon.ctl_env(args, &[("TZ", "UTC")])
+}
+
+#[test]
+fn words_set_and_clear_the_fields_of_add_and_modify() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    let add = utc(
+        &daemon,
+        &[
+            "add",
+            "Buy",
+            "milk",
+            "+shop",
+            "project:home",
+            "due:2026-12-24T17:00",
+            "pri:h",
+            "+dairy",
+        ],
+    );
+    assert_eq!(add.code(), 0, "{}", add.stderr());
+    let task = daemon.show("1");
+    assert_eq!(task["title"], "Buy milk");
+    assert_eq!(task["tags"], serde_json::json!(["dairy", "shop"]));
+    assert_eq!(task["project"], "home");
+    assert_eq!(task["due"], "2026-12-24T17:00:00.000Z");
+    assert_eq!(task["priority"], "H");
+    assert_eq!(task["attributes"], serde_json::json!({}));
+
+    // After `--` every word is title.
+    let literal = daemon
+        .ctl(&["--json", "add", "Fix", "--", "+x", "pri:H"])
+        .json();
+    assert_eq!(literal["title"], "Fix +x pri:H");
+    assert_eq!(literal["tags"], serde_json::json!([]));
+    assert_eq!(literal["priority"], Value::Null);
+
+    let modified = utc(
+        &daemon,
+        &["--json", "modify", "1", "+urgent", "-shop", "due:", "pri:"],
+    );
+    assert_eq!(modified.code(), 0, "{}", modified.stderr());
+    let task = modified.json();
+    assert_eq!(task["tags"], serde_json::json!(["dairy", "urgent"]));
+    assert_eq!(task["due"], Value::Null);
+    assert_eq!(task["priority"], Value::Null);
+    assert_eq!(task["project"], "home", "not named, not changed");
+    assert_eq!(task["title"], "Buy milk", "no text words, same title");
+
+    let renamed = daemon
+        .ctl(&["--json", "modify", "1", "Buy", "oat", "milk", "project:"])
+        .json();
+    assert_eq!(renamed["title"], "Buy oat milk");
+    assert_eq!(renamed["project"], Value::Null);
+    assert_eq!(renamed["tags"], serde_json::json!(["dairy", "urgent"]));
+
+    let shown = utc(&daemon, &["modify", "2", "due:2030-01-02", "project:a.b"]);
+    assert_eq!(shown.code(), 0, "{}", shown.stderr());
+    let stdout = shown.stdout();
+    assert!(
+        stdout.contains("\ndue           2030-01-02 00:00 (UTC), in "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nproject       a.b\n"), "{stdout}");
+    assert!(stdout.contains("\ntags          -\n"), "{stdout}");
+}
+
+#[test]
+fn list_filters_with_words_and_orders_by_due_priority_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    for words in [
+        &["plain"][..],
+        &["low", "pri:L"],
+        &["later", "due:2099-01-02", "+shop"],
+        &["soon", "due:2099-01-01", "pri:L", "project:home.garden"],
+        &[
+            "soon high",
+            "due:2099-01-01",
+            "pri:H",
+            "+shop",
+            "project:home",
+        ],
+        &["high", "pri:H", "project:homework"],
+    ] {
+        let mut args = vec!["add"];
+        args.extend(words);
+        let run = utc(&daemon, &args);
+        assert_eq!(run.code(), 0, "{words:?}: {}", run.stderr());
+    }
+    daemon.add("finished");
+    assert_eq!(daemon.ctl(&["done", "7"]).code(), 0);
+    let titles = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["--json", "list"];
+        all.extend(args);
+        let run = utc(&daemon, &all);
+        assert_eq!(run.code(), 0, "{args:?}: {}", run.stderr());
+        run.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        titles(&[]),
+        ["soon high", "soon", "later", "high", "low", "plain"],
+        "due first, then priority, then number; done tasks left out"
+    );
+    assert_eq!(
+        titles(&["--all"]),
+        [
+            "soon high",
+            "soon",
+            "later",
+            "high",
+            "low",
+            "plain",
+            "finished"
+        ]
+    );
+    assert_eq!(titles(&["+shop"]), ["soon high", "later"]);
+    assert_eq!(titles(&["+shop", "-later"]), ["soon high", "later"]);
+    assert_eq!(
+        titles(&["-shop"]),
+        ["soon", "high", "low", "plain"],
+        "-tag: has not"
+    );
+    assert_eq!(titles(&["project:home"]), ["soon high", "soon"]);
+    assert_eq!(titles(&["pri:H"]), ["soon high", "high"]);
+    assert_eq!(titles(&["due.before:2099-01-02"]), ["soon high", "soon"]);
+    assert_eq!(titles(&["due.after:2099-01-01"]), ["later"]);
+    assert_eq!(titles(&["+shop", "pri:h"]), ["soon high"]);
+
+    // The table shows the new columns, relative due dates, and leaves empty ones out.
+    let table = utc(&daemon, &["list"]).stdout();
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.contains("DUE") && header.contains("PRI") && header.contains("PROJECT"),
+        "{table}"
+    );
+    assert!(table.contains("home.garden"), "{table}");
+    assert!(table.lines().nth(1).unwrap().contains("in "), "{table}");
+    let plain = utc(&daemon, &["list", "pri:L", "-shop", "due.after:2000-01-01"]).stdout();
+    let header = plain.lines().next().unwrap();
+    assert!(
+        header.contains("DUE") && !header.contains("TAGS"),
+        "{plain}"
+    );
+}
+
+#[test]
+fn bad_words_are_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    daemon.add("keep me");
+    for (args, named) in [
+        (&["add", "x", "due:someday"][..], "due:someday"),
+        (&["add", "x", "pri:X"], "pri:X"),
+        (&["add", "x", "+"], "\"+\""),
+        (&["add", "x", "project:"], "project:"),
+        (&["modify", "1", "due:never"], "due:never"),
+        (&["modify", "1", "+a b"], "+a b"),
+        (&["list", "milk"], "milk"),
+        (&["list", "due.before:soon"], "due.before:soon"),
+    ] {
+        let run = daemon.ctl(args);
+        assert_eq!(run.code(), 1, "{args:?}: {}", run.stderr());
+        assert!(run.stderr().contains(named), "{args:?}: {}", run.stderr());
+        assert_eq!(run.stdout(), "", "{args:?}");
+        let mut json = vec!["--json"];
+        json.extend(args);
+        daemon.ctl(&json).assert_json_error("invalid_input", named);
+    }
+    daemon
+        .ctl(&["--json", "modify", "1"])
+        .assert_json_error("invalid_input", "nothing to change");
+    assert_eq!(
+        daemon.status()["pending"],
+        1,
+        "only the first add was queued"
+    );
+    let task = daemon.show("1");
+    assert_eq!(task["title"], "keep me");
+    assert_eq!(task["due"], Value::Null);
+}
+
+#[test]
+fn completion_offers_numbers_tags_and_projects_from_a_running_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path());
+    daemon.ctl(&["add", "a", "+shop", "project:home.garden"]);
+    daemon.ctl(&["add", "b", "+work"]);
+    daemon.ctl(&["add", "c"]);
+    daemon.ctl(&["done", "3"]);
+    let complete = |line: &[&str]| -> Vec<String> {
+        let mut args = vec!["__complete", "--", "taskctl"];
+        args.extend(line);
+        let run = daemon.ctl(&args);
+        assert_eq!(run.code(), 0, "{line:?}: {}", run.stderr());
+        run.stdout().lines().map(String::from).collect()
+    };
+    assert_eq!(complete(&["show", ""]), ["1", "2"], "open tasks' numbers");
+    assert_eq!(complete(&["modify", "1"]), ["1"]);
+    assert_eq!(complete(&["add", "x", "+"]), ["+shop", "+work"]);
+    assert_eq!(complete(&["modify", "2", "-s"]), ["-shop"]);
+    assert_eq!(complete(&["list", "proj"]), ["project:home.garden"]);
+    assert!(complete(&["status", ""]).is_empty());
+
+    // No daemon: nothing, quickly, and success.
+    let gone = dir.path().join("nobody.sock");
+    let started = std::time::Instant::now();
+    let run = ctl_at(&gone, &["__complete", "--", "taskctl", "show", ""]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.stdout(), "");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+
+    // The bash script is valid bash and registers the hook.
+    if let Ok(script) = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("source /dev/stdin && complete -p taskctl")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    {
+        let mut child = script;
+        let text = ctl_at(&gone, &["completions", "bash"]).stdout();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        assert!(String::from_utf8_lossy(&output.stdout).contains("_taskctl_with_tasks"));
+    }
 }

@@ -62,11 +62,11 @@ fn numbers_stay_put_and_freed_ones_wait_for_the_next_list() {
         numbers,
         [
             ("e".to_string(), Some(1)),
-            ("d".into(), Some(4)),
             ("b".into(), Some(2)),
+            ("d".into(), Some(4)),
             ("a".into(), Some(5)),
         ],
-        "newest first; c is deleted"
+        "by number (no due dates or priorities); c is deleted"
     );
 
     // Numbers survive a restart: they are stored, not computed per listing.
@@ -106,7 +106,8 @@ fn tasks_arriving_by_sync_get_the_next_free_number() {
     assert_eq!(laptop.ctl(&["sync"]).code(), 0);
     assert_eq!(phone.ctl(&["sync"]).code(), 0);
 
-    let listed = phone.ctl(&["--json", "list"]).json();
+    // --all: the done task too (plain `list` shows open tasks only).
+    let listed = phone.ctl(&["--json", "list", "--all"]).json();
     let mut numbers: Vec<(String, Option<u64>)> = listed
         .as_array()
         .unwrap()

@@ -106,21 +106,23 @@ fn tables_fit_the_width_with_an_ellipsis_and_count_their_rows() {
     daemon.ctl(&["add", "Buy", "bread"]);
     daemon.ctl(&["done", "2"]);
 
-    let list = daemon.ctl_env(&["list"], &[("COLUMNS", "50")]);
+    // --all: done tasks too (plain `list` shows the open ones).
+    let list = daemon.ctl_env(&["list", "--all"], &[("COLUMNS", "50")]);
     let stdout = list.stdout();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
     assert!(lines.iter().all(|l| l.chars().count() <= 50), "{stdout}");
     assert!(lines[0].starts_with("ID ") && lines[0].ends_with("AGE  DONE  SYNC     TITLE"));
+    // Numbered (open) tasks first, then the others.
     assert!(
-        lines[1].contains("[x]") && lines[1].ends_with("Buy bread"),
+        lines[1].starts_with("1 ") && lines[1].ends_with('…'),
         "{stdout}"
     );
+    assert_eq!(lines[1].chars().count(), 50);
     assert!(
-        lines[2].starts_with("1 ") && lines[2].ends_with('…'),
+        lines[2].contains("[x]") && lines[2].ends_with("Buy bread"),
         "{stdout}"
     );
-    assert_eq!(lines[2].chars().count(), 50);
     assert_eq!(lines[3], "2 tasks (1 open, 1 done)");
     // Not a terminal and no NO_COLOR: still no colour, since stdout is no terminal.
     assert!(!stdout.contains('\u{1b}'));
