@@ -20,8 +20,8 @@ use tokio::io::BufReader;
 use crate::codec::{self, FrameError};
 use crate::events::TimedEvent;
 use crate::ipc::{
-    ClientMessage, Command, IpcError, PageCursor, QueueEntry, QueuePage, Reply, RetryTarget,
-    ServerMessage, StatusInfo, SyncReport, TaskHistory, TaskPage, MAX_LIST_PAGE_TASKS,
+    ClientMessage, Command, ImportSummary, IpcError, PageCursor, QueueEntry, QueuePage, Reply,
+    RetryTarget, ServerMessage, StatusInfo, SyncReport, TaskHistory, TaskPage, MAX_LIST_PAGE_TASKS,
     MAX_PAGE_TASKS, PROTOCOL_VERSION,
 };
 use crate::task::{NewTask, SyncStatus, Task, TaskPatch};
@@ -350,6 +350,16 @@ impl Client {
     pub async fn status(&mut self) -> Result<StatusInfo, ClientError> {
         match self.call(Command::Status).await? {
             Reply::Status(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Imports whole tasks in one transaction (see [`Command::ImportTasks`]): all or
+    /// nothing; answers how many were created, updated and left unchanged. The request must
+    /// fit in one frame (1 MiB), some thousands of tasks.
+    pub async fn import_tasks(&mut self, tasks: Vec<Task>) -> Result<ImportSummary, ClientError> {
+        match self.call(Command::ImportTasks { tasks }).await? {
+            Reply::Imported(summary) => Ok(summary),
             other => Err(unexpected(other)),
         }
     }

@@ -24,7 +24,8 @@ use crate::wire::{Field, Operation};
 /// 7: the `Conflict` event; `TaskSync` as `{task_ids, sync_status}`; `TaskHistory` and its
 /// `Reply::History`; `RestoreEntry`; `Undo`.
 /// 8: tasks, creates and patches carry `due`, `priority`, `project`, `tags` and `attributes`
-/// (patches: `add_tags`, `remove_tags`); `Field` names a tag or an attribute key too.
+/// (patches: `add_tags`, `remove_tags`); `Field` names a tag or an attribute key too;
+/// `ImportTasks` and its `Reply::Imported`.
 pub const PROTOCOL_VERSION: u32 = 8;
 
 /// What a client sends.
@@ -130,6 +131,15 @@ pub enum Command {
     Undo {
         id: Option<String>,
     },
+    /// Imports whole tasks (a Taskwarrior export, for one) in one transaction: a task with
+    /// an unknown id is created as given (its own `created_at`, `updated_at`, `completed` and
+    /// `is_deleted`), one whose content equals the stored task's is left alone, and one whose
+    /// content differs becomes one local update of the fields that differ. All or nothing:
+    /// one invalid task refuses the whole import. `number`, `sync_status` and
+    /// `last_synced_at` are ignored. Answered with [`Reply::Imported`].
+    ImportTasks {
+        tasks: Vec<Task>,
+    },
 }
 
 /// Which dead-lettered operations `Retry` revives.
@@ -156,6 +166,17 @@ pub enum Reply {
     /// How many freed working-set numbers became free to reuse.
     Released(u64),
     History(TaskHistory),
+    /// What an import did.
+    Imported(ImportSummary),
+}
+
+/// What [`Command::ImportTasks`] did: how many tasks it created, changed, and left alone
+/// because they were stored with the same content.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSummary {
+    pub created: u32,
+    pub updated: u32,
+    pub unchanged: u32,
 }
 
 /// A task's local history: what changed, newest first.
@@ -721,6 +742,9 @@ mod round_trip {
                 entry: 42,
             },
             Command::Undo { id: None },
+            Command::ImportTasks {
+                tasks: vec![sample_task()],
+            },
         ];
         let mut messages = vec![ClientMessage::Hello {
             protocol: PROTOCOL_VERSION,
@@ -817,6 +841,11 @@ mod round_trip {
                     origin: HistoryOrigin::Remote,
                     conflict: true,
                 }],
+            })),
+            Ok(Reply::Imported(ImportSummary {
+                created: 3,
+                updated: 1,
+                unchanged: 2,
             })),
         ];
         messages.extend(
