@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tasksync_proto::events::{ChangeOrigin, Connectivity, Event};
-use tasksync_proto::ipc::{QueueEntry, QueueState, StatusInfo};
+use tasksync_proto::ipc::{ImportSummary, QueueEntry, QueueState, StatusInfo};
 use tasksync_proto::{NewTask, Task, TaskPatch};
 use uuid::Uuid;
 
@@ -84,6 +84,16 @@ impl App {
         let task = self.store.delete_if(id, if_match).await?;
         self.changed_here(&task);
         Ok(task)
+    }
+
+    /// Imports whole tasks (see [`Store::import_tasks`]) and announces each one it created or
+    /// changed.
+    pub(crate) async fn import_tasks(&self, tasks: Vec<Task>) -> Result<ImportSummary, StoreError> {
+        let imported = self.store.import_tasks(tasks).await?;
+        for task in &imported.changed {
+            self.changed_here(task);
+        }
+        Ok(imported.summary)
     }
 
     /// Sends dead-lettered rows again (see [`Store::retry`]) and wakes the sync engine as a

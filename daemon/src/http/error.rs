@@ -10,7 +10,9 @@ use crate::store::StoreError;
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let status = match &error {
-            StoreError::Invalid(_) | StoreError::CannotRestore(_) => StatusCode::BAD_REQUEST,
+            StoreError::Invalid(_)
+            | StoreError::InvalidImport(_)
+            | StoreError::CannotRestore(_) => StatusCode::BAD_REQUEST,
             StoreError::Ambiguous { .. } => {
                 return ApiError::new(StatusCode::BAD_REQUEST, error.to_string())
                     .with_code(ErrorCode::Ambiguous)

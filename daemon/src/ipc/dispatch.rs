@@ -63,6 +63,7 @@ pub(crate) async fn dispatch(app: &Arc<App>, command: Command) -> Result<Reply, 
         Command::RestoreEntry { id, entry } => {
             Reply::Task(app.restore(resolve(app, &id)?, entry).await?)
         }
+        Command::ImportTasks { tasks } => Reply::Imported(app.import_tasks(tasks).await?),
         Command::ReleaseNumbers { shown } => {
             Reply::Released(app.store.release_numbers(shown).await?)
         }
@@ -124,7 +125,9 @@ fn resolve(app: &App, reference: &str) -> Result<Uuid, IpcError> {
 impl From<StoreError> for IpcError {
     fn from(error: StoreError) -> Self {
         let code = match &error {
-            StoreError::Invalid(_) | StoreError::CannotRestore(_) => ErrorCode::InvalidInput,
+            StoreError::Invalid(_)
+            | StoreError::InvalidImport(_)
+            | StoreError::CannotRestore(_) => ErrorCode::InvalidInput,
             StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::Ambiguous { .. } => ErrorCode::Ambiguous,
             StoreError::Conflict(_) => ErrorCode::Conflict,

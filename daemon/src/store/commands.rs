@@ -288,7 +288,7 @@ pub(crate) fn claim_number(tx: &Transaction<'_>, number: Option<u32>) -> rusqlit
     Ok(())
 }
 
-fn number_of(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<u32>> {
+pub(crate) fn number_of(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<u32>> {
     tx.prepare_cached("SELECT number FROM tasks WHERE id = ?1")?
         .query_row([id.to_string()], |row| row.get(0))
 }
@@ -306,7 +306,7 @@ fn load_live(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Task>> {
 }
 
 /// Appends the full task after an operation to the sync queue.
-fn enqueue(
+pub(crate) fn enqueue(
     tx: &Transaction<'_>,
     task: &Task,
     operation: Operation,

@@ -10,6 +10,7 @@ pub(crate) mod clock;
 pub(crate) mod commands;
 pub(crate) mod filter;
 pub(crate) mod history;
+pub(crate) mod import;
 pub(crate) mod reads;
 pub(crate) mod rows;
 pub(crate) mod schema;
@@ -28,6 +29,8 @@ use uuid::Uuid;
 use self::clock::{HybridClock, WallClock};
 use self::commands::{CreateTask, DeleteTask, ReleaseNumbers, UpdateTask};
 pub(crate) use self::filter::TaskFilter;
+use self::import::ImportTasks;
+pub(crate) use self::import::Imported;
 pub(crate) use self::reads::Counts;
 use self::reads::ReadPool;
 pub(crate) use self::rows::QueuedOp;
@@ -89,6 +92,9 @@ pub(crate) enum StoreError {
     /// A history entry whose earlier value cannot be put back (the message says why).
     #[error("{0}")]
     CannotRestore(String),
+    /// An import refused as a whole; the message names the task and the field.
+    #[error("{0}")]
+    InvalidImport(String),
     /// The task no longer has the entity tag the request was made against.
     #[error("task {id} changed since you read it (its ETag is now {current}); read it again")]
     PreconditionFailed { id: Uuid, current: String },
@@ -263,6 +269,13 @@ impl Store {
         if_match: Option<String>,
     ) -> Result<Task, StoreError> {
         self.writer.submit(DeleteTask { id, if_match }).await
+    }
+
+    /// Imports whole tasks in one transaction (see `import.rs`): all or nothing. Answers the
+    /// counts and every task created or changed.
+    pub(crate) async fn import_tasks(&self, tasks: Vec<Task>) -> Result<Imported, StoreError> {
+        import::check(&tasks)?;
+        self.writer.submit(ImportTasks(tasks)).await
     }
 
     /// A listing just showed the whole working set with the numbers `shown`: numbers freed
