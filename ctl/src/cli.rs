@@ -246,6 +246,23 @@ only ever a sync state: changes waiting to be sent (--sync-status pending)."
         #[arg(help = TASK_ARG_HELP, value_name = "TASK")]
         id: String,
     },
+    /// Import Taskwarrior's `task export` JSON: new tasks are created, changed ones updated,
+    /// the same ones left alone; all or nothing
+    #[command(after_help = "Examples:
+  task export > tasks.json && taskctl import tasks.json
+  task export | taskctl import
+
+Every task keeps its uuid as its id, so importing the same file again changes nothing. A file
+that cannot be read as a whole is refused with the line or element at fault.")]
+    Import {
+        /// The export to read; stdin when `-` or not given
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Print every task (completed and deleted ones too) as a JSON array `task import` reads
+    #[command(after_help = "Example:
+  taskctl export > tasks.json && task import tasks.json")]
+    Export,
     /// Show the daemon's state: connectivity, queue, device, version
     #[command(after_help = "Example:
   taskctl status")]

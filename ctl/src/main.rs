@@ -8,6 +8,7 @@ mod cli;
 mod complete;
 mod dates;
 mod display;
+mod interop;
 mod listing;
 mod output;
 mod table;
@@ -226,6 +227,8 @@ async fn run(args: &Args) -> Result<Outcome, ClientError> {
                 out.changed(&task, "deleted", &label);
             }
         }
+        Cmd::Import { file } => interop::import(&mut client, &out, file.as_deref()).await?,
+        Cmd::Export => interop::export(&mut client).await?,
         Cmd::Status => out.status(&client.status().await?, &socket),
         Cmd::Sync => {
             let report = client.sync().await?;

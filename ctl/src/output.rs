@@ -635,7 +635,7 @@ pub fn short_ids(ids: &[Uuid]) -> Vec<String> {
         .collect()
 }
 
-fn print_json<T: serde::Serialize + ?Sized>(value: &T) {
+pub(crate) fn print_json<T: serde::Serialize + ?Sized>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => write_stdout(&format!("{}\n", json_for_terminal(&text))),
         Err(e) => eprintln!("taskctl: cannot print JSON: {e}"),

@@ -1,6 +1,4 @@
 //! Taskwarrior interop: `task export` JSON (Taskwarrior 2.6 and 3.x) to tasksync tasks and back.
-// Nothing calls this module yet (the `import` and `export` commands come next); its tests do.
-#![cfg_attr(not(test), allow(dead_code))]
 //
 // The mapping (docs: `taskctl import` / `taskctl export`):
 //
