@@ -1,4 +1,4 @@
-//! Importing whole tasks (`taskctl import`, IPC `ImportTasks`) as one writer request, in one transaction.
+//! Importing whole tasks (`taskctl import`, IPC `ImportTasks`): one writer request, one transaction.
 //!
 //! Each task is created as given when its id is new here, left alone when the stored task has
 //! the same content, and otherwise changed by one local update of the fields that differ
