@@ -58,7 +58,9 @@ CREATE TABLE meta (
 /// Version 4: the fields of section 3a of the task (docs/LOCAL-API.md, "A task"). Existing
 /// tasks have none of them: no due date, priority or project, no tags or attributes. `due` is
 /// RFC 3339 text like every timestamp here, so it sorts in time order; tags and attributes
-/// are JSON (an array, sorted; an object).
+/// are JSON (an array, sorted; an object). The history's `field` takes their names too
+/// (`tag:<tag>`, `attribute:<key>`): its table is rebuilt with the wider check, keeping every
+/// entry and its number.
 const FIELDS: &str = r#"
 ALTER TABLE tasks ADD COLUMN due TEXT;
 ALTER TABLE tasks ADD COLUMN priority TEXT CHECK (priority IN ('H', 'M', 'L'));
@@ -66,6 +68,25 @@ ALTER TABLE tasks ADD COLUMN project TEXT;
 ALTER TABLE tasks ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE tasks ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}';
 CREATE INDEX tasks_by_due ON tasks (due) WHERE due IS NOT NULL;
+CREATE TABLE history_v4 (
+    id       INTEGER PRIMARY KEY,
+    task_id  TEXT NOT NULL,
+    field    TEXT NOT NULL CHECK (
+                 field IN ('title', 'description', 'completed', 'is_deleted', 'due', 'priority',
+                           'project')
+                 OR field LIKE 'tag:_%' OR field LIKE 'attribute:_%'),
+    old      TEXT NOT NULL,
+    new      TEXT NOT NULL,
+    origin   TEXT NOT NULL CHECK (origin IN ('local', 'remote')),
+    at       TEXT NOT NULL,
+    conflict INTEGER NOT NULL DEFAULT 0 CHECK (conflict IN (0, 1))
+);
+INSERT INTO history_v4 (id, task_id, field, old, new, origin, at, conflict)
+    SELECT id, task_id, field, old, new, origin, at, conflict FROM history;
+DROP TABLE history;
+ALTER TABLE history_v4 RENAME TO history;
+CREATE INDEX history_by_task ON history (task_id, at, id);
+CREATE INDEX history_by_at ON history (at);
 "#;
 
 /// Version 3: the local history of each task (see `history.rs`): one row per changed field
@@ -372,6 +393,54 @@ mod tests {
             )
             .unwrap();
         assert_eq!((queued, history), (1, 0));
+    }
+
+    #[test]
+    fn the_fields_migration_keeps_tasks_queue_and_history_and_widens_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut conn = at_version(&path, 3);
+        insert(&conn, "a", "2026-01-01T00:00:00.000Z", false, false);
+        let id: String = conn
+            .query_row("SELECT id FROM tasks", [], |r| r.get(0))
+            .unwrap();
+        conn.execute(
+            "INSERT INTO history (task_id, field, old, new, origin, at)
+             VALUES (?1, 'title', 'null', '\"a\"', 'local', '2026-01-01T00:00:00.000Z')",
+            [&id],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let (title, tags, attributes, due): (String, String, String, Option<String>) = conn
+            .query_row("SELECT title, tags, attributes, due FROM tasks", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap();
+        assert_eq!(
+            (title.as_str(), tags.as_str(), attributes.as_str(), due),
+            ("a", "[]", "{}", None)
+        );
+        let (entries, first): (u32, i64) = conn
+            .query_row("SELECT count(*), min(id) FROM history", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((entries, first), (1, 1));
+        for field in ["tag:shop", "attribute:app.x", "due"] {
+            conn.execute(
+                "INSERT INTO history (task_id, field, old, new, origin, at)
+                 VALUES (?1, ?2, 'null', 'true', 'local', '2026-01-02T00:00:00.000Z')",
+                [&id, field],
+            )
+            .unwrap();
+        }
+        assert!(conn
+            .execute(
+                "INSERT INTO history (task_id, field, old, new, origin, at)
+                 VALUES (?1, 'colour', 'null', 'true', 'local', '2026-01-02T00:00:00.000Z')",
+                [&id],
+            )
+            .is_err());
     }
 
     #[test]
