@@ -171,9 +171,19 @@ fn batches_hold_at_most_sync_batch_size_items_in_order() {
         assert_eq!(batch["device_id"], daemon.status()["device_id"]);
         for item in batch["items"].as_array().unwrap() {
             assert_eq!(item["operation"], "create");
+            // A create writes every field of the task (section 3a's too), and each tag
+            // and attribute key it starts with (none here).
             assert_eq!(
                 item["changed_fields"],
-                json!(["title", "description", "completed", "is_deleted"])
+                json!([
+                    "title",
+                    "description",
+                    "completed",
+                    "is_deleted",
+                    "due",
+                    "priority",
+                    "project"
+                ])
             );
             assert_eq!(item["data"]["id"], item["task_id"]);
         }

@@ -9,14 +9,17 @@
 //! selects). Each run journals its ordered events (`link::Journal`); the digest of the
 //! journal is the run's trace, the same on every run and machine.
 //!
-//! Each seed plays random creates, edits and deletes, forced syncs, partitions, server
-//! outages, 503 storms, 500s, refusals, lost answers, lying and hostile servers (the same
-//! page again, cursors that go back or alternate, endless pages), refused tokens, crashes
-//! and restarts from the database, and clocks that jump; then every fault heals. Checks:
+//! Each seed plays random creates, edits (title, description, completed, due, priority,
+//! project, tags added and removed from a small alphabet, attributes set and removed) and
+//! deletes, forced syncs, partitions, server outages, 503 storms, 500s, refusals, lost
+//! answers, lying and hostile servers (the same page again, cursors that go back or
+//! alternate, endless pages), refused tokens, crashes and restarts from the database, and
+//! clocks that jump; then every fault heals. Checks:
 //! - no operation is dead-lettered (or counts an attempt) without the server refusing it;
 //! - no device pulls in a loop, whatever the server does (bounded pulls per 10 s);
 //! - the queues drain and every replica equals the server;
-//! - nothing acknowledged is lost: each field holds its latest acknowledged write;
+//! - nothing acknowledged is lost: each field, each tag and each attribute key holds its
+//!   latest acknowledged write;
 //! - the server's core applied every acknowledged operation exactly once.
 //!
 //! `TASKSYNC_SIM_SEED=N` runs seed N alone and prints `simulation seed N trace <hex>`;
@@ -38,6 +41,10 @@ const SHARES: u64 = 8;
 pub(super) struct Coverage {
     pub(super) creates: u64,
     pub(super) edits: u64,
+    /// Edits of a tag while another device held an unsent edit of the same tag of the task.
+    pub(super) concurrent_same_tag: u64,
+    /// Edits of a tag while another device held an unsent edit of another tag of the task.
+    pub(super) concurrent_different_tags: u64,
     pub(super) deletes: u64,
     pub(super) forced_syncs: u64,
     pub(super) crashes: u64,
@@ -70,6 +77,8 @@ impl Coverage {
     fn add(&mut self, other: &Coverage) {
         self.creates += other.creates;
         self.edits += other.edits;
+        self.concurrent_same_tag += other.concurrent_same_tag;
+        self.concurrent_different_tags += other.concurrent_different_tags;
         self.deletes += other.deletes;
         self.forced_syncs += other.forced_syncs;
         self.crashes += other.crashes;
@@ -83,11 +92,18 @@ impl Coverage {
         self.max_pulls_per_10_s = self.max_pulls_per_10_s.max(other.max_pulls_per_10_s);
     }
 
-    /// What every 100 seeds must at least do (about a third of what they do).
+    /// What every 100 seeds must at least do (about a third of what they do; concurrent tag
+    /// edits, counted conservatively, run at about 5 of one tag and 10 of different tags).
     fn check_floors(&self, seeds: u64) -> Result<(), String> {
         let floors = [
             ("creates", self.creates, 500),
             ("edits", self.edits, 400),
+            ("concurrent edits of one tag", self.concurrent_same_tag, 1),
+            (
+                "concurrent edits of different tags",
+                self.concurrent_different_tags,
+                3,
+            ),
             ("deletes", self.deletes, 60),
             ("forced syncs", self.forced_syncs, 100),
             ("crashes", self.crashes, 100),
@@ -213,6 +229,10 @@ fn run_share(share: u64) {
         seeds.len()
     );
     if seeds.len() >= 100 {
+        println!(
+            "simulation share {share}: {} seeds, {coverage:?}",
+            seeds.len()
+        );
         if let Err(e) = coverage.check_floors(seeds.len() as u64) {
             panic!("{e}\n{coverage:?}");
         }

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tasksync_proto::lww::{same_value, FieldClock};
+use tasksync_proto::task::Priority;
+use tasksync_proto::timestamp::Timestamp;
 use tasksync_proto::wire::{Field, Operation, WireTask};
 use tasksync_proto::{NewTask, Task, TaskPatch};
 use tokio::time::Instant;
@@ -42,6 +44,14 @@ const DRAIN: Duration = Duration::from_secs(180);
 /// A restart starts every pause over. The runs stay near 600 at worst (bursts after restarts
 /// and news); a loop sends a request per round trip, 1 to 5 ms here: 3,000 in 10 s.
 pub(super) const MAX_PULLS_PER_10_S: usize = 1000;
+/// The tags users add and remove: few, so that two devices often touch the same tag.
+const TAGS: [&str; 4] = ["home", "shop", "work", "next"];
+/// The attribute keys apps set and remove, and their values.
+const KEYS: [&str; 3] = ["app.colour", "app.size", "sim.note"];
+const VALUES: [&str; 3] = ["red", "blue", "large"];
+const PROJECTS: [&str; 3] = ["home", "home.garden", "work"];
+/// Due dates fall on one of these days after this instant (2026-01-01).
+const DUE_BASE_MS: i64 = 1_767_225_600_000;
 
 /// The driver's choices, a stream of their own (ids and jitter draw from `crate::entropy`).
 struct Rng(SplitMix64);
@@ -61,6 +71,56 @@ impl Rng {
 
     fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
         (!items.is_empty()).then(|| items[self.below(items.len() as u64) as usize])
+    }
+
+    fn tag(&mut self) -> String {
+        TAGS[self.below(TAGS.len() as u64) as usize].to_string()
+    }
+
+    /// A few tags of the alphabet (possibly none).
+    fn tags(&mut self) -> std::collections::BTreeSet<String> {
+        TAGS.iter()
+            .filter(|_| self.chance(30))
+            .map(|tag| tag.to_string())
+            .collect()
+    }
+
+    fn attribute(&mut self) -> (String, String) {
+        let key = KEYS[self.below(KEYS.len() as u64) as usize].to_string();
+        let value = VALUES[self.below(VALUES.len() as u64) as usize].to_string();
+        (key, value)
+    }
+
+    fn due(&mut self) -> Timestamp {
+        Timestamp::from_millis(DUE_BASE_MS + self.below(30) as i64 * 86_400_000)
+            .expect("a due date in range")
+    }
+
+    fn priority(&mut self) -> Priority {
+        [Priority::H, Priority::M, Priority::L][self.below(3) as usize]
+    }
+
+    fn project(&mut self) -> String {
+        PROJECTS[self.below(PROJECTS.len() as u64) as usize].to_string()
+    }
+
+    /// A change of the tags of a task that has `current`: add one, remove one (mostly one it
+    /// has), or (rarely) replace the whole set.
+    fn tag_change(&mut self, current: &std::collections::BTreeSet<String>, patch: &mut TaskPatch) {
+        match self.below(10) {
+            0..=4 => {
+                patch.add_tags.insert(self.tag());
+            }
+            5..=8 => {
+                let has: Vec<&String> = current.iter().collect();
+                let tag = match self.pick(&has) {
+                    Some(tag) if self.chance(80) => tag.clone(),
+                    _ => self.tag(),
+                };
+                patch.remove_tags.insert(tag);
+            }
+            _ => patch.tags = Some(self.tags()),
+        }
     }
 }
 
@@ -266,41 +326,78 @@ impl World {
     async fn user_write(&mut self, r: usize) -> Result<(), String> {
         let running = self.replicas[r].running();
         let (store, events) = (running.store.clone(), running.events.clone());
-        let live: Vec<Uuid> = store
+        let live: Vec<Task> = store
             .list(false, None)
-            .map_err(|e| format!("r{r} cannot list: {e}"))?
-            .into_iter()
-            .map(|t| t.id)
-            .collect();
+            .map_err(|e| format!("r{r} cannot list: {e}"))?;
         let choice = self.rng.below(100);
-        let target = self.rng.pick(&live);
+        let target = self
+            .rng
+            .pick(&(0..live.len()).collect::<Vec<_>>())
+            .map(|i| &live[i]);
         let (task, operation, fields) = match (choice, target) {
             (0..=34, _) | (_, None) => {
                 let title = format!("task {}", self.rng.below(1000));
                 let description = self.rng.chance(50).then(|| "d".to_string());
-                let new = NewTask {
+                let mut new = NewTask {
                     title,
                     description,
                     id: None,
                     ..Default::default()
                 };
+                if self.rng.chance(40) {
+                    new.tags = self.rng.tags();
+                }
+                if self.rng.chance(20) {
+                    let (key, value) = self.rng.attribute();
+                    new.attributes.insert(key, value);
+                }
+                if self.rng.chance(20) {
+                    new.due = Some(self.rng.due());
+                }
+                if self.rng.chance(20) {
+                    new.priority = Some(self.rng.priority());
+                }
+                if self.rng.chance(20) {
+                    new.project = Some(self.rng.project());
+                }
                 let task = store
                     .create(new)
                     .await
                     .map_err(|e| format!("r{r}: a create failed: {e}"))?;
                 self.coverage.creates += 1;
-                (task, Operation::Create, Field::ALL.to_vec())
+                // What the store queues for a create: every field, every tag and attribute.
+                let fields = Field::all_of(&WireTask::from_task(&task, Uuid::nil()));
+                (task, Operation::Create, fields)
             }
-            (35..=79, Some(id)) => {
+            (35..=79, Some(target)) => {
+                let id = target.id;
                 let mut patch = TaskPatch::default();
-                if self.rng.chance(60) {
+                if self.rng.chance(35) {
                     patch.title = Some(format!("title {}", self.rng.below(1000)));
                 }
-                if self.rng.chance(40) {
+                if self.rng.chance(25) {
                     let text = format!("desc {}", self.rng.below(1000));
                     patch.description = Some(self.rng.chance(50).then_some(text));
                 }
-                if patch.title.is_none() && patch.description.is_none() || self.rng.chance(40) {
+                if self.rng.chance(50) {
+                    self.rng.tag_change(&target.tags, &mut patch);
+                }
+                if self.rng.chance(30) {
+                    let (key, value) = self.rng.attribute();
+                    patch
+                        .attributes
+                        .insert(key, self.rng.chance(70).then_some(value));
+                }
+                if self.rng.chance(12) {
+                    patch.due = Some(self.rng.chance(75).then(|| self.rng.due()));
+                }
+                if self.rng.chance(12) {
+                    patch.priority = Some(self.rng.chance(75).then(|| self.rng.priority()));
+                }
+                if self.rng.chance(10) {
+                    patch.project = Some(self.rng.chance(75).then(|| self.rng.project()));
+                }
+                if patch.is_empty() || self.rng.chance(25) {
                     patch.completed = Some(self.rng.chance(50));
                 }
                 let (task, fields) = store
@@ -313,9 +410,11 @@ impl World {
                     return Ok(());
                 }
                 self.coverage.edits += 1;
+                self.count_concurrent_tags(r, id, &fields)?;
                 (task, Operation::Update, fields)
             }
-            (_, Some(id)) => {
+            (_, Some(target)) => {
+                let id = target.id;
                 let task = store
                     .delete(id)
                     .await
@@ -326,8 +425,14 @@ impl World {
         };
         events.local_change();
         self.note(format!(
-            "{operation} {} on r{r} at {}",
-            task.id, task.updated_at
+            "{operation} {} on r{r} at {}: {}",
+            task.id,
+            task.updated_at,
+            fields
+                .iter()
+                .map(Field::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         ));
         let device = self.replicas[r].device;
         self.acks.push(Ack {
@@ -335,6 +440,54 @@ impl World {
             fields,
             clock: FieldClock::new(task.updated_at, operation, device),
         });
+        Ok(())
+    }
+
+    /// Counts a tag edit on replica `r` made while another device holds an edit of a tag of
+    /// the same task that the server has not applied: neither device can have seen the
+    /// other's, so the server merges them as concurrent edits (of the same tag, or of
+    /// different tags).
+    fn count_concurrent_tags(
+        &mut self,
+        r: usize,
+        task_id: Uuid,
+        fields: &[Field],
+    ) -> Result<(), String> {
+        let mine: Vec<&Field> = fields
+            .iter()
+            .filter(|f| matches!(f, Field::Tag(_)))
+            .collect();
+        if mine.is_empty() {
+            return Ok(());
+        }
+        let applied = self.server.merges();
+        let (mut same, mut different) = (false, false);
+        for (s, replica) in self.replicas.iter().enumerate() {
+            if s == r {
+                continue;
+            }
+            let rows = replica
+                .running()
+                .store
+                .queue(false)
+                .map_err(|e| e.to_string())?;
+            for row in rows
+                .iter()
+                .filter(|row| row.entry.task_id == task_id && !applied.contains_key(&row.entry.id))
+            {
+                for field in &row.entry.changed_fields {
+                    if let Field::Tag(_) = field {
+                        if mine.contains(&field) {
+                            same = true;
+                        } else {
+                            different = true;
+                        }
+                    }
+                }
+            }
+        }
+        self.coverage.concurrent_same_tag += u64::from(same);
+        self.coverage.concurrent_different_tags += u64::from(different);
         Ok(())
     }
 
