@@ -19,6 +19,13 @@ pub enum Load {
     RichThird,
 }
 
+/// A fresh name for each run's server and daemons: runs of one load repeat in a bench.
+fn run_name(what: &str, load: Load) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    format!("{what}-{load:?}-{}", RUNS.fetch_add(1, Ordering::Relaxed))
+}
+
 impl Load {
     fn make(self) -> fn(usize) -> tasksync_proto::NewTask {
         match self {
@@ -43,7 +50,7 @@ pub async fn flush_rate(
     batch: usize,
     load: Load,
 ) -> Result<f64, Error> {
-    let name = format!("flush-{batch}-{load:?}");
+    let name = run_name(&format!("flush-{batch}"), load);
     let server = ServerProc::start(bins, dir, &format!("{name}-server"), "127.0.0.1:0")?;
     let batch = batch.to_string();
     let daemon = DaemonProc::start(
@@ -86,11 +93,12 @@ pub async fn flush_rate(
 
 /// Changes per second a fresh daemon pulls from a server holding `ops` tasks.
 pub async fn pull_rate(bins: &Binaries, dir: &Path, ops: usize, load: Load) -> Result<f64, Error> {
-    let server = ServerProc::start(bins, dir, &format!("pull-server-{load:?}"), "127.0.0.1:0")?;
+    let name = run_name("pull", load);
+    let server = ServerProc::start(bins, dir, &format!("{name}-server"), "127.0.0.1:0")?;
     let writer = DaemonProc::start(
         bins,
         dir,
-        &format!("pull-writer-{load:?}"),
+        &format!("{name}-writer"),
         &[
             "--server",
             &server.url(),
@@ -108,7 +116,7 @@ pub async fn pull_rate(bins: &Binaries, dir: &Path, ops: usize, load: Load) -> R
     let reader = DaemonProc::start(
         bins,
         dir,
-        &format!("pull-reader-{load:?}"),
+        &format!("{name}-reader"),
         &["--server", &server.url(), "--manual-sync"],
     )
     .await?;

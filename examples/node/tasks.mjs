@@ -161,13 +161,24 @@ async function main() {
   console.log(`daemon is ${opening.data.state}, ${opening.data.pending} change(s) to sync`);
 
   const taskId = randomUUID();
-  const fresh = { title: "Written by the Node example", id: taskId };
-  const created = await call("POST", "/api/tasks", fresh);
+  // Due tomorrow at this time, tagged; RFC 3339 in UTC, as every timestamp of the API.
+  const due = new Date(Date.now() + 86_400_000).toISOString();
+  const fresh = { title: "Written by the Node example", id: taskId, due, tags: ["example"], priority: "M" };
+  let created = await call("POST", "/api/tasks", fresh);
   if (created.status !== 201) throw new Error(`create answered ${created.status}: ${JSON.stringify(created.body)}`);
+  if (created.body.due !== due || created.body.tags.join() !== "example") throw new Error(`created ${JSON.stringify(created.body)}`);
   // The same request again (say, after a timeout) is safe: same task, nothing new queued.
   const again = await call("POST", "/api/tasks", fresh);
   if (again.status !== 200 || again.body.id !== taskId) throw new Error(`retry answered ${again.status}`);
   console.log(`created ${taskId}`);
+  // Another tag, leaving the others alone (two apps adding tags at once both keep theirs).
+  const tagged = await call("PUT", `/api/tasks/${taskId}`, { add_tags: ["node"] });
+  if (tagged.status !== 200 || tagged.body.tags.join() !== "example,node") throw new Error(`tagging answered ${tagged.status}`);
+  // Tasks due before the day after tomorrow, with both tags.
+  const soon = new Date(Date.now() + 2 * 86_400_000).toISOString();
+  const found = await call("GET", `/api/tasks?due_before=${soon}&tag=example&tag=node`);
+  if (found.status !== 200 || found.body.length !== 1 || found.body[0].id !== taskId) throw new Error(`filter found ${JSON.stringify(found.body)}`);
+  created = tagged;
 
   // Edit only if nobody changed the task since we read it.
   const taskPath = `/api/tasks/${taskId}`;

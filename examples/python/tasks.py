@@ -15,6 +15,7 @@ Last-Event-ID, gets `reset` (the new run cannot replay the old one's events) and
 SOCKET defaults to $TASKSYNC_SOCKET, else the daemon's own default (docs/LOCAL-API.md).
 """
 
+import datetime
 import http.client
 import json
 import os
@@ -148,13 +149,26 @@ def main():
     print(f"daemon is {opening['data']['state']}, {opening['data']['pending']} change(s) to sync")
 
     task_id = str(uuid.uuid4())
-    new = {"title": "Written by the Python example", "id": task_id}
+    # Due tomorrow at this time, tagged; RFC 3339 in UTC, as every timestamp of the API.
+    due = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1))
+    due = due.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    new = {"title": "Written by the Python example", "id": task_id, "due": due,
+           "tags": ["example"], "priority": "M"}
     status, _, task = call(sock, "POST", "/api/tasks", new)
     assert status == 201, (status, task)
+    assert task["tags"] == ["example"] and task["due"] == due, task
     # The same request again (say, after a timeout) is safe: same task, nothing new queued.
     status, _, again = call(sock, "POST", "/api/tasks", new)
     assert status == 200 and again["id"] == task_id, (status, again)
     print(f"created {task_id}")
+    # Another tag, leaving the others alone (two apps adding tags at once both keep theirs).
+    status, _, task = call(sock, "PUT", f"/api/tasks/{task_id}", {"add_tags": ["python"]})
+    assert status == 200 and task["tags"] == ["example", "python"], (status, task)
+    # Tasks due before the day after tomorrow, with both tags.
+    soon = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2))
+    filters = "due_before=" + soon.strftime("%Y-%m-%dT%H:%M:%S.000Z") + "&tag=example&tag=python"
+    status, _, found = call(sock, "GET", "/api/tasks?" + filters)
+    assert status == 200 and [t["id"] for t in found] == [task_id], (status, found)
 
     # Edit only if nobody changed the task since we read it.
     path = f"/api/tasks/{task_id}"
