@@ -107,34 +107,7 @@ impl WriteRequest for CreateTask {
             tags: new.tags.clone(),
             attributes: new.attributes.clone(),
         };
-        let extras = ExtraColumns::of(&task)?;
-        // The hot path numbers the task in the insert itself, as the schema's insert trigger
-        // would (same view, same cap, the number leaves `freed_numbers`): the row is written
-        // once, and the trigger, which numbers only tasks inserted without one, stays idle.
-        task.number = tx
-            .prepare_cached(
-                "INSERT OR FAIL INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, number, due, priority, project, tags, attributes)
-                 VALUES (?1, ?2, ?3, 0, ?4, ?4, 0, ?5,
-                         (SELECT number FROM next_task_number WHERE number <= 999999),
-                         ?6, ?7, ?8, ?9, ?10)
-                 RETURNING number",
-            )?
-            .query_row(
-                params![
-                    task.id.to_string(),
-                    task.title,
-                    task.description,
-                    now.to_string(),
-                    SyncStatus::Pending,
-                    extras.due,
-                    extras.priority,
-                    extras.project,
-                    extras.tags,
-                    extras.attributes,
-                ],
-                |row| row.get(0),
-            )?;
-        claim_number(tx, task.number)?;
+        task.number = insert_numbered(tx, &task)?;
         let fields = Field::all_of(&WireTask::from_task(&task, Uuid::nil()));
         enqueue(tx, &task, Operation::Create, &fields)?;
         history::record_diff(tx, None, &task, HistoryOrigin::Local, &[])?;
@@ -247,6 +220,45 @@ impl WriteRequest for ReleaseNumbers {
             .execute([shown])?;
         Ok(Ok(released as u64))
     }
+}
+
+/// Inserts a task this device did not have, numbering it in the INSERT itself when it is
+/// neither completed nor deleted, as the schema's insert trigger would (same view, same cap,
+/// and the number leaves `freed_numbers`): the row is written once, and the trigger, which
+/// numbers only tasks inserted without one, stays idle. Every path that adds a task (a local
+/// create, a pulled task, an imported one) inserts through here. Answers the number.
+pub(crate) fn insert_numbered(tx: &Transaction<'_>, task: &Task) -> rusqlite::Result<Option<u32>> {
+    let extras = ExtraColumns::of(task)?;
+    let number: Option<u32> = tx
+        .prepare_cached(
+            "INSERT OR FAIL INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at, number, due, priority, project, tags, attributes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+                     CASE WHEN ?4 = 0 AND ?7 = 0
+                          THEN (SELECT number FROM next_task_number WHERE number <= 999999) END,
+                     ?10, ?11, ?12, ?13, ?14)
+             RETURNING number",
+        )?
+        .query_row(
+            params![
+                task.id.to_string(),
+                task.title,
+                task.description,
+                task.completed,
+                task.created_at.to_string(),
+                task.updated_at.to_string(),
+                task.is_deleted,
+                task.sync_status,
+                task.last_synced_at.map(|t| t.to_string()),
+                extras.due,
+                extras.priority,
+                extras.project,
+                extras.tags,
+                extras.attributes,
+            ],
+            |row| row.get(0),
+        )?;
+    claim_number(tx, number)?;
+    Ok(number)
 }
 
 /// Writes a task's content, clock and sync state over its stored row (the triggers renumber it

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{params, Transaction};
+use rusqlite::Transaction;
 use tasksync_proto::ipc::{HistoryOrigin, ImportSummary};
 use tasksync_proto::lww;
 use tasksync_proto::wire::{Field, Operation, WireTask};
@@ -16,9 +16,8 @@ use tasksync_proto::{SyncStatus, Task};
 use uuid::Uuid;
 
 use super::clock::{HybridClock, MAX_CLOCK_SKEW};
-use super::commands::{claim_number, enqueue, load, number_of, write_content};
+use super::commands::{enqueue, insert_numbered, load, number_of, write_content};
 use super::history;
-use super::rows::ExtraColumns;
 use super::writer::{Executed, WriteRequest};
 use super::StoreError;
 
@@ -165,35 +164,7 @@ fn create(tx: &Transaction<'_>, imported: &Task) -> rusqlite::Result<Task> {
         last_synced_at: None,
         ..imported.clone()
     };
-    let extras = ExtraColumns::of(&task)?;
-    task.number = tx
-        .prepare_cached(
-            "INSERT OR FAIL INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, number, due, priority, project, tags, attributes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
-                     CASE WHEN ?4 = 0 AND ?7 = 0
-                          THEN (SELECT number FROM next_task_number WHERE number <= 999999) END,
-                     ?9, ?10, ?11, ?12, ?13)
-             RETURNING number",
-        )?
-        .query_row(
-            params![
-                task.id.to_string(),
-                task.title,
-                task.description,
-                task.completed,
-                task.created_at.to_string(),
-                task.updated_at.to_string(),
-                task.is_deleted,
-                SyncStatus::Pending,
-                extras.due,
-                extras.priority,
-                extras.project,
-                extras.tags,
-                extras.attributes,
-            ],
-            |row| row.get(0),
-        )?;
-    claim_number(tx, task.number)?;
+    task.number = insert_numbered(tx, &task)?;
     let fields = Field::all_of(&WireTask::from_task(&task, Uuid::nil()));
     enqueue(tx, &task, Operation::Create, &fields)?;
     history::record_diff(tx, None, &task, HistoryOrigin::Local, &[])?;

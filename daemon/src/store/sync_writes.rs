@@ -16,9 +16,9 @@ use tasksync_proto::{SyncStatus, Task, Timestamp};
 use uuid::Uuid;
 
 use super::clock::HybridClock;
-use super::commands::{claim_number, load, write_content};
+use super::commands::{insert_numbered, load, write_content};
 use super::history;
-use super::rows::{fields_from_json, select_next_batch, ExtraColumns, QueuedOp};
+use super::rows::{fields_from_json, select_next_batch, QueuedOp};
 use super::writer::{Executed, WriteRequest};
 
 /// Takes the next batch to send (see [`select_next_batch`]), leaving out the `exclude` rows
@@ -313,7 +313,7 @@ fn adopt(
         // (every queue row is written with its task). Numbered in the insert itself, as a
         // local create is, so the row is written once and the insert trigger stays idle.
         let task = merge_remote(None, remote, &BTreeSet::new());
-        insert_pulled(tx, &task)?;
+        insert_numbered(tx, &task)?;
         history::record_diff(tx, None, &task, HistoryOrigin::Remote, &[])?;
         return Ok(Adoption::Changed);
     };
@@ -325,42 +325,6 @@ fn adopt(
     write_content(tx, &task)?;
     history::record_diff(tx, Some(&local), &task, HistoryOrigin::Remote, pushed)?;
     Ok(Adoption::Changed)
-}
-
-/// Inserts a pulled task this device did not have, numbering it (when it is neither
-/// completed nor deleted) as the schema's insert trigger would: same view, same cap, and the
-/// number leaves `freed_numbers`.
-fn insert_pulled(tx: &Transaction<'_>, task: &Task) -> rusqlite::Result<()> {
-    let extras = ExtraColumns::of(task)?;
-    let number: Option<u32> = tx
-        .prepare_cached(
-            "INSERT INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at, number, due, priority, project, tags, attributes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
-                     CASE WHEN ?4 = 0 AND ?7 = 0
-                          THEN (SELECT number FROM next_task_number WHERE number <= 999999) END,
-                     ?10, ?11, ?12, ?13, ?14)
-             RETURNING number",
-        )?
-        .query_row(
-            params![
-                task.id.to_string(),
-                task.title,
-                task.description,
-                task.completed,
-                task.created_at.to_string(),
-                task.updated_at.to_string(),
-                task.is_deleted,
-                task.sync_status,
-                task.last_synced_at.map(|t| t.to_string()),
-                extras.due,
-                extras.priority,
-                extras.project,
-                extras.tags,
-                extras.attributes,
-            ],
-            |row| row.get(0),
-        )?;
-    claim_number(tx, number)
 }
 
 /// Whether two versions of a task hold the same user-visible content and clock.
