@@ -101,7 +101,8 @@ fn run_example(interpreter: &str, script: &str) {
         Some("resumed after a restart: reset, listed 5 task(s)"),
         "{stdout}"
     );
-    // What reached the store: the retried create and the refused edit added nothing.
+    // What reached the store: the retried create and the refused edit added nothing; the
+    // second tag is an update of that tag alone.
     let queue = daemon.ctl(&["--json", "queue"]).json();
     let ops: Vec<&str> = queue
         .as_array()
@@ -110,10 +111,28 @@ fn run_example(interpreter: &str, script: &str) {
         .filter(|op| op["task_id"] == id)
         .map(|op| op["operation"].as_str().unwrap())
         .collect();
-    assert_eq!(ops, ["create", "update", "update", "delete"], "{queue}");
+    assert_eq!(
+        ops,
+        ["create", "update", "update", "update", "delete"],
+        "{queue}"
+    );
+    let tag_update = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|op| op["task_id"] == id && op["operation"] == "update")
+        .unwrap();
+    assert_eq!(
+        tag_update["changed_fields"].as_array().unwrap().len(),
+        1,
+        "{tag_update}"
+    );
     let task = daemon.ctl(&["--json", "show", id]).json();
     assert_eq!(task["description"], "not stale");
     assert_eq!(task["is_deleted"], true);
+    assert_eq!(task["priority"], "M");
+    assert_eq!(task["tags"].as_array().unwrap().len(), 2, "{task}");
+    assert!(task["due"].is_string(), "{task}");
 }
 
 #[test]
