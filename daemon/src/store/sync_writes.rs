@@ -319,7 +319,8 @@ fn adopt(
     };
     let protected = protected_fields(tx, remote.id)?;
     let task = merge_remote(Some(&local), remote, &protected);
-    if same_content(&local, &task) {
+    // The merged task keeps the local-only fields, so equality is equal content and clock.
+    if task == local {
         return Ok(Adoption::Unchanged);
     }
     write_content(tx, &task)?;
@@ -327,12 +328,8 @@ fn adopt(
     Ok(Adoption::Changed)
 }
 
-/// Whether two versions of a task hold the same user-visible content and clock.
-fn same_content(a: &Task, b: &Task) -> bool {
-    WireTask::from_task(a, Uuid::nil()) == WireTask::from_task(b, Uuid::nil())
-}
-
-/// The server's task, except that `protected` fields keep their local values.
+/// The server's task, except that `protected` fields keep their local values; the local-only
+/// fields (number, sync state) stay the local task's.
 pub(crate) fn merge_remote(
     local: Option<&Task>,
     remote: &WireTask,
@@ -341,15 +338,19 @@ pub(crate) fn merge_remote(
     let Some(local) = local else {
         return remote.to_task(SyncStatus::Synced, None);
     };
-    let mut merged = remote.clone();
-    if !protected.is_empty() {
+    let mut task = if protected.is_empty() {
+        remote.to_task(local.sync_status, local.last_synced_at)
+    } else {
+        let mut merged = remote.clone();
         let mine = WireTask::from_task(local, remote.device_id);
         for field in protected {
             lww::copy_value(&mut merged, &mine, field);
         }
         merged.updated_at = merged.updated_at.max(local.updated_at);
-    }
-    merged.to_task(local.sync_status, local.last_synced_at)
+        merged.to_task(local.sync_status, local.last_synced_at)
+    };
+    task.number = local.number;
+    task
 }
 
 /// Sets a task's `sync_status` from the rows it still has queued: none -> `synced` (and
