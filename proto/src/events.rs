@@ -93,11 +93,6 @@ impl FieldValue {
         }
     }
 
-    /// The value of `field` in a stored task.
-    pub fn of_task(task: &Task, field: &Field) -> FieldValue {
-        FieldValue::of(&WireTask::from_task(task, Uuid::nil()), field)
-    }
-
     /// The value as JSON: a string, null or a boolean, as the task's own field is.
     pub fn json(&self) -> serde_json::Value {
         match self {
