@@ -35,8 +35,8 @@ pub(crate) struct Imported {
 enum Step {
     Create,
     Unchanged,
-    /// The stored task, to be changed into the imported one.
-    Update(Task),
+    /// The stored task, to be changed into the imported one, and the fields that differ.
+    Update(Box<Task>, Vec<Field>),
 }
 
 /// The checks that need no database: each task passes the task rules, its `updated_at` is not
@@ -67,17 +67,12 @@ fn refused(id: Uuid, why: impl std::fmt::Display) -> StoreError {
     StoreError::InvalidImport(format!("task {id}: {why}; nothing was imported"))
 }
 
-/// Whether two tasks hold the same content: every field a user or another device can change.
-fn same_content(a: &Task, b: &Task) -> bool {
-    a.title == b.title
-        && a.description == b.description
-        && a.completed == b.completed
-        && a.is_deleted == b.is_deleted
-        && a.due == b.due
-        && a.priority == b.priority
-        && a.project == b.project
-        && a.tags == b.tags
-        && a.attributes == b.attributes
+/// The fields whose content differs between two versions of a task (their clocks aside).
+fn content_diff(a: &Task, b: &Task) -> Vec<Field> {
+    lww::diff(
+        &WireTask::from_task(a, Uuid::nil()),
+        &WireTask::from_task(b, Uuid::nil()),
+    )
 }
 
 impl WriteRequest for ImportTasks {
@@ -103,8 +98,14 @@ impl WriteRequest for ImportTasks {
         for task in &self.0 {
             steps.push(match load(tx, task.id)? {
                 None => Step::Create,
-                Some(stored) if same_content(&stored, task) => Step::Unchanged,
-                Some(stored) => Step::Update(stored),
+                Some(stored) => {
+                    let fields = content_diff(&stored, task);
+                    if fields.is_empty() {
+                        Step::Unchanged
+                    } else {
+                        Step::Update(Box::new(stored), fields)
+                    }
+                }
             });
         }
         for task in &self.0 {
@@ -142,12 +143,12 @@ fn apply(
                 changed.push(create(tx, task)?);
                 summary.created += 1;
             }
-            Step::Update(stored) => {
+            Step::Update(stored, fields) => {
                 let updated_at = match clock.tick() {
                     Ok(now) => now,
                     Err(e) => return Ok(Err(e.into())),
                 };
-                changed.push(update(tx, stored, task, updated_at)?);
+                changed.push(update(tx, *stored, task, &fields, updated_at)?);
                 summary.updated += 1;
             }
         }
@@ -172,11 +173,12 @@ fn create(tx: &Transaction<'_>, imported: &Task) -> rusqlite::Result<Task> {
 }
 
 /// Gives the stored task the imported content as one local edit at `updated_at`, and queues
-/// an `update` naming the fields that differ.
+/// an `update` naming `fields`, those that differ.
 fn update(
     tx: &Transaction<'_>,
     stored: Task,
     imported: &Task,
+    fields: &[Field],
     updated_at: tasksync_proto::Timestamp,
 ) -> rusqlite::Result<Task> {
     let mut task = Task {
@@ -193,13 +195,9 @@ fn update(
         sync_status: SyncStatus::Pending,
         ..stored.clone()
     };
-    let fields = lww::diff(
-        &WireTask::from_task(&stored, Uuid::nil()),
-        &WireTask::from_task(&task, Uuid::nil()),
-    );
     write_content(tx, &task)?;
     task.number = number_of(tx, task.id)?;
-    enqueue(tx, &task, Operation::Update, &fields)?;
+    enqueue(tx, &task, Operation::Update, fields)?;
     history::record_diff(tx, Some(&stored), &task, HistoryOrigin::Local, &[])?;
     Ok(task)
 }
@@ -281,7 +279,7 @@ mod tests {
         let stored = store.get(open_task.id).unwrap();
         assert_eq!(stored.number, Some(1), "numbered as a new task");
         assert_eq!(stored.sync_status, SyncStatus::Pending);
-        assert!(same_content(&stored, &open_task));
+        assert!(content_diff(&stored, &open_task).is_empty());
         assert_eq!(stored.created_at, open_task.created_at, "its own times");
         assert_eq!(stored.updated_at, open_task.updated_at);
         assert_eq!(store.get(done.id).unwrap().number, None);
@@ -370,7 +368,7 @@ mod tests {
         );
         let now = store.get(task.id).unwrap();
         assert_eq!(imported.changed, std::slice::from_ref(&now));
-        assert!(same_content(&now, &changed));
+        assert!(content_diff(&now, &changed).is_empty());
         assert_eq!(now.created_at, stored.created_at);
         assert!(now.updated_at > stored.updated_at);
         assert!(
