@@ -106,6 +106,7 @@ fn batch_body(device: Uuid) -> Result<Vec<u8>, Error> {
                 },
                 created_at: now,
                 retry_count: 0,
+                base: Default::default(),
             }
         })
         .collect();

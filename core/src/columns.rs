@@ -5,13 +5,15 @@
 //! clocks of those fields ([`FieldClocks::others`], NULL when none was written). Both SQL
 //! backends read and write them through these functions, so a row means the same in each, and
 //! a database of the previous schema gains them as two NULL columns.
+//!
+//! A conflict of the change feed is kept as its JSON in one text column (`conflicts.body`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use tasksync_proto::lww::FieldClocks;
 use tasksync_proto::task::Priority;
-use tasksync_proto::wire::WireTask;
+use tasksync_proto::wire::{WireConflict, WireTask};
 use tasksync_proto::Timestamp;
 
 use crate::answer::CorruptAnswer;
@@ -29,6 +31,17 @@ struct Extras {
     tags: BTreeSet<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     attributes: BTreeMap<String, String>,
+}
+
+/// The `conflicts.body` column of `conflict`.
+pub fn conflict_column(conflict: &WireConflict) -> String {
+    // A struct of strings, ids, booleans and plain JSON values always encodes.
+    serde_json::to_string(conflict).unwrap_or_default()
+}
+
+/// Reads a `conflicts.body` column written by [`conflict_column`].
+pub fn read_conflict(column: &str) -> Result<WireConflict, CorruptAnswer> {
+    serde_json::from_str(column).map_err(|e| CorruptAnswer::column("conflicts.body", e))
 }
 
 /// The `extras` column of `task`.

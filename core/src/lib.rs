@@ -27,6 +27,6 @@ pub use answer::{CorruptAnswer, RecordedAnswer};
 pub use memory::MemoryStore;
 pub use protocol::{
     apply_batch, block_on, changes, BatchInput, BatchOutcome, BatchTransaction, Change, ChangeFeed,
-    ChangedTask, ChangesPage, Loaded, Writes,
+    ChangedTask, ChangesPage, FeedConflict, Loaded, Writes,
 };
 pub use validate::ClockLimit;

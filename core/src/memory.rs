@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::answer::RecordedAnswer;
 use crate::protocol::{
-    self, BatchInput, BatchOutcome, BatchTransaction, Change, ChangeFeed, ChangesPage, Loaded,
-    Writes,
+    self, BatchInput, BatchOutcome, BatchTransaction, Change, ChangeFeed, ChangesPage,
+    FeedConflict, Loaded, Writes,
 };
 
 /// One user's tasks, recorded answers and change feed.
@@ -28,6 +28,8 @@ pub struct MemoryStore {
     answers: HashMap<Uuid, RecordedAnswer>,
     /// How often each op id's answer was recorded.
     recorded: HashMap<Uuid, u32>,
+    /// The feed's conflicts, by change number.
+    conflicts: BTreeMap<i64, FeedConflict>,
     last_change: i64,
 }
 
@@ -68,6 +70,11 @@ impl MemoryStore {
     pub fn last_change(&self) -> i64 {
         self.last_change
     }
+
+    /// Every conflict the feed holds, in order.
+    pub fn conflicts(&self) -> impl Iterator<Item = &FeedConflict> {
+        self.conflicts.values()
+    }
 }
 
 impl BatchTransaction for MemoryStore {
@@ -102,6 +109,9 @@ impl BatchTransaction for MemoryStore {
             *self.recorded.entry(answer.op_id).or_default() += 1;
             self.answers.insert(answer.op_id, answer.clone());
         }
+        for conflict in writes.conflicts {
+            self.conflicts.insert(conflict.number, conflict);
+        }
         if let Some(last) = writes.last_change {
             self.last_change = last;
         }
@@ -123,6 +133,19 @@ impl ChangeFeed for MemoryStore {
                     task: v.task.clone(),
                 })
             })
+            .collect())
+    }
+
+    async fn conflicts_after(
+        &self,
+        since: i64,
+        count: usize,
+    ) -> Result<Vec<FeedConflict>, Infallible> {
+        Ok(self
+            .conflicts
+            .range(since.saturating_add(1)..)
+            .take(count)
+            .map(|(_, conflict)| conflict.clone())
             .collect())
     }
 
@@ -162,6 +185,7 @@ mod tests {
             },
             created_at: at,
             retry_count: 0,
+            base: Default::default(),
         }
     }
 
@@ -253,5 +277,41 @@ mod tests {
         let resent = store.apply_batch(&batch(vec![titled(&item, 3, "older", 2_000)]));
         assert_eq!(resent.response.processed_items[0], answers[0]);
         assert_eq!(store.tasks()[0].device_id, Uuid::from_u128(0xD));
+    }
+
+    #[test]
+    fn a_conflict_takes_a_feed_number_even_when_no_task_changed() {
+        let mut store = MemoryStore::new();
+        let item = create(1, 1, "t");
+        store.apply_batch(&batch(vec![item.clone()]));
+        // Another device, having seen "t", sets "newer"; then this device's older edit,
+        // also based on "t", loses: the task stays as it is, and the conflict is recorded.
+        let mut newer = titled(&item, 2, "newer", 3_000);
+        newer.base = [(Field::Title, serde_json::json!("t"))].into();
+        let mut other = batch(vec![newer]);
+        other.device_id = Uuid::from_u128(0xE);
+        store.apply_batch(&other);
+        let mut older = titled(&item, 3, "older", 2_000);
+        older.base = [(Field::Title, serde_json::json!("t"))].into();
+        let outcome = store.apply_batch(&batch(vec![older]));
+        assert!(outcome.changed, "a conflict wakes live pulls");
+        assert_eq!(store.last_change(), 3);
+        let page = store.changes(2, 10);
+        assert!(page.changes.is_empty());
+        assert_eq!(page.cursor, 3);
+        let [conflict] = &page.conflicts[..] else {
+            panic!("{page:?}")
+        };
+        assert_eq!(conflict.lost, serde_json::json!("older"));
+        assert_eq!(conflict.kept, serde_json::json!("newer"));
+        // Pages of one entry walk tasks and conflicts in number order.
+        let first = store.changes(0, 1);
+        assert_eq!(
+            (first.cursor, first.changes.len(), first.has_more),
+            (2, 1, true)
+        );
+        let second = store.changes(first.cursor, 1);
+        assert_eq!((second.cursor, second.conflicts.len()), (3, 1));
+        assert!(!second.has_more);
     }
 }

@@ -2,15 +2,19 @@
 //!
 //! For each item, in order: an op id seen before gets its recorded answer again (nothing is
 //! applied twice); an item that fails its checks gets `error`; otherwise it is merged into the
-//! task with field-wise LWW ([`tasksync_proto::lww::merge`]). The plan lists the answers, the
-//! answers to record with their op ids, and the tasks to write (each once, in the order of its
-//! last change). [`crate::protocol::apply_batch`] loads the inputs and writes the plan through
+//! task with field-wise LWW ([`tasksync_proto::lww::merge`]). A changed field whose stored
+//! value is neither the value the item replaced (its `base`) nor one its own device wrote was
+//! edited concurrently by another device: when the two values differ, the plan records a
+//! conflict, whichever of them LWW keeps. The plan lists the answers, the answers to record
+//! with their op ids, the tasks to write (each once, in the order of its last change) and the
+//! conflicts. [`crate::protocol::apply_batch`] loads the inputs and writes the plan through
 //! a backend's transaction.
 
 use std::collections::HashMap;
 
-use tasksync_proto::lww::{self, Incoming, Versioned};
-use tasksync_proto::wire::{BatchItem, ItemStatus, ProcessedItem};
+use tasksync_proto::events::FieldValue;
+use tasksync_proto::lww::{self, Incoming, Merged, Versioned};
+use tasksync_proto::wire::{BatchItem, Field, ItemStatus, ProcessedItem, WireConflict, WireTask};
 use uuid::Uuid;
 
 use crate::answer::RecordedAnswer;
@@ -25,6 +29,8 @@ pub(crate) struct Plan {
     pub(crate) record: Vec<RecordedAnswer>,
     /// Tasks to write, each once, in the order of their last change in the batch.
     pub(crate) save: Vec<Versioned>,
+    /// Concurrent edits met by the batch, in order.
+    pub(crate) conflicts: Vec<WireConflict>,
 }
 
 /// Plans the batch `items` pushed by `device_id`.
@@ -44,6 +50,7 @@ pub(crate) fn plan(
     let mut this_batch: HashMap<Uuid, RecordedAnswer> = HashMap::new();
     // Task id -> index of its last change in the batch.
     let mut changed_at: HashMap<Uuid, usize> = HashMap::new();
+    let mut conflicts = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let error = |message: String| ProcessedItem {
             client_id: item.id,
@@ -71,6 +78,9 @@ pub(crate) fn plan(
             }
         };
         let before = stored.get(&item.task_id);
+        let concurrent = before.map_or_else(Vec::new, |before| {
+            concurrent_fields(item, &checked.data, before, device_id)
+        });
         let merged = lww::merge(
             before,
             Incoming {
@@ -78,6 +88,14 @@ pub(crate) fn plan(
                 operation: checked.operation,
                 changed_fields: checked.changed_fields.as_deref(),
             },
+        );
+        conflicts.extend(
+            concurrent
+                .into_iter()
+                .map(|(field, stored_value, stored_device)| {
+                    let stored = (field, stored_value, stored_device);
+                    record_conflict(item, device_id, &merged, stored, clock.now())
+                }),
         );
         let conflict = merged.is_conflict();
         let changed = before.is_none() || !merged.applied.is_empty();
@@ -110,6 +128,66 @@ pub(crate) fn plan(
         answers,
         record,
         save,
+        conflicts,
+    }
+}
+
+/// The changed fields of `item` that another device changed since the value the item
+/// replaced, to a value other than the item's: each with its stored value and writer. An
+/// item without a base says nothing of what it replaced, and meets no conflict.
+fn concurrent_fields(
+    item: &BatchItem,
+    data: &WireTask,
+    stored: &Versioned,
+    device_id: Uuid,
+) -> Vec<(Field, serde_json::Value, Uuid)> {
+    item.base
+        .iter()
+        .filter(|(field, _)| {
+            item.changed_fields
+                .as_ref()
+                .is_none_or(|fields| fields.contains(field))
+        })
+        .filter_map(|(field, base)| {
+            let writer = stored.clock(field).device_id;
+            let stored_value = FieldValue::of(&stored.task, field).json();
+            let concurrent = &stored_value != base
+                && writer != device_id
+                && !writer.is_nil()
+                && !lww::same_value(&stored.task, data, field);
+            concurrent.then(|| (field.clone(), stored_value, writer))
+        })
+        .collect()
+}
+
+/// The conflict on `field` between `item` and the stored value, as the merge resolved it.
+fn record_conflict(
+    item: &BatchItem,
+    pushed_by: Uuid,
+    merged: &Merged,
+    (field, stored_value, stored_device): (Field, serde_json::Value, Uuid),
+    at: tasksync_proto::Timestamp,
+) -> WireConflict {
+    let kept = FieldValue::of(&merged.task, &field).json();
+    let (kept_device, lost, lost_device) = if merged.applied.contains(&field) {
+        (pushed_by, stored_value, stored_device)
+    } else {
+        (
+            stored_device,
+            FieldValue::of(&item.data, &field).json(),
+            pushed_by,
+        )
+    };
+    WireConflict {
+        task_id: item.task_id,
+        field,
+        kept,
+        kept_device,
+        lost,
+        lost_device,
+        op_id: item.id,
+        pushed_by,
+        at,
     }
 }
 
@@ -179,6 +257,7 @@ mod tests {
             data,
             created_at: Timestamp::from_millis(at).unwrap(),
             retry_count: 0,
+            base: Default::default(),
         }
     }
 
@@ -334,5 +413,92 @@ mod tests {
         assert_eq!(again.answers[0].status, ItemStatus::Conflict);
         assert!(again.answers[0].resolved_data.as_ref().unwrap().completed);
         assert!(again.record.is_empty() && again.save.is_empty());
+    }
+
+    /// The stored state after `device` created the task at `at` ms (title "t1").
+    fn created(device: Uuid, at: i64) -> HashMap<Uuid, Versioned> {
+        let create = plan(
+            device,
+            &[item(1, Operation::Create, &Field::ALL, at)],
+            clock(),
+            &HashMap::new(),
+            HashMap::new(),
+        );
+        [(TASK, create.save[0].clone())].into()
+    }
+
+    /// `edit` as `device` made it, having seen the title `base`.
+    fn based(mut edit: BatchItem, base: &str) -> BatchItem {
+        edit.base = [(Field::Title, serde_json::json!(base))].into();
+        edit
+    }
+
+    #[test]
+    fn concurrent_edits_of_one_field_are_recorded_whichever_pushes_first() {
+        let phone = Uuid::from_u128(0xB);
+        for laptop_first in [true, false] {
+            let mut stored = created(LAPTOP, 1_000);
+            // Both saw "t1"; the laptop edits at 2 s, the phone at 3 s (the phone wins).
+            let laptop = based(item(2, Operation::Update, &[Field::Title], 2_000), "t1");
+            let phone_edit = based(item(3, Operation::Update, &[Field::Title], 3_000), "t1");
+            let order = if laptop_first {
+                [(LAPTOP, laptop), (phone, phone_edit)]
+            } else {
+                [(phone, phone_edit), (LAPTOP, laptop)]
+            };
+            let mut met = Vec::new();
+            for (device, edit) in order {
+                let p = plan(device, &[edit], clock(), &HashMap::new(), stored.clone());
+                if let Some(saved) = p.save.first() {
+                    stored.insert(TASK, saved.clone());
+                }
+                met.push(p.conflicts);
+            }
+            assert!(met[0].is_empty(), "the first push meets nothing");
+            let [conflict] = &met[1][..] else {
+                panic!("one conflict expected, got {:?}", met[1]);
+            };
+            assert_eq!(conflict.field, Field::Title);
+            assert_eq!(
+                (&conflict.kept, conflict.kept_device),
+                (&serde_json::json!("t3"), phone)
+            );
+            assert_eq!(
+                (&conflict.lost, conflict.lost_device),
+                (&serde_json::json!("t2"), LAPTOP)
+            );
+            assert_eq!(
+                conflict.pushed_by,
+                if laptop_first { phone } else { LAPTOP }
+            );
+            assert_eq!(stored[&TASK].task.title, "t3");
+        }
+    }
+
+    #[test]
+    fn an_edit_made_after_seeing_the_other_is_no_conflict_nor_is_an_own_or_equal_one() {
+        let phone = Uuid::from_u128(0xB);
+        let first = plan(
+            phone,
+            &[based(
+                item(2, Operation::Update, &[Field::Title], 2_000),
+                "t1",
+            )],
+            clock(),
+            &HashMap::new(),
+            created(LAPTOP, 1_000),
+        );
+        let stored: HashMap<_, _> = [(TASK, first.save[0].clone())].into();
+        // The laptop saw the phone's "t2" before its edit: a later edit, not a concurrent one.
+        let seen = based(item(3, Operation::Update, &[Field::Title], 3_000), "t2");
+        // The phone's own next edit, based on its own value.
+        let own = based(item(4, Operation::Update, &[Field::Title], 4_000), "t1");
+        // The laptop sets the value the phone set: nothing is lost.
+        let mut same = based(item(5, Operation::Update, &[Field::Title], 5_000), "t1");
+        same.data.title = "t2".into();
+        for (device, edit) in [(LAPTOP, seen), (phone, own), (LAPTOP, same)] {
+            let p = plan(device, &[edit], clock(), &HashMap::new(), stored.clone());
+            assert!(p.conflicts.is_empty(), "{:?}", p.conflicts);
+        }
     }
 }

@@ -9,7 +9,10 @@
 //! change counter, in the order of its last change in the batch, and only its latest change
 //! stays in the feed (a task changed again moves to the end). A page lists the changes after
 //! its cursor in number order; its cursor is the number of the last change it returns, or the
-//! cursor it was asked from when it returns none; `has_more` says whether a change follows. A
+//! cursor it was asked from when it returns none; `has_more` says whether a change follows.
+//! A conflict a batch meets (see the `plan` module) also takes a number of the counter, after
+//! the batch's tasks, and stays in the feed: a page carries the conflicts among its numbers,
+//! and they count towards its size. A
 //! cursor beyond the latest change was never issued by this feed: the page says so
 //! (`cursor_unknown`), and the client starts again from the beginning.
 
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use tasksync_proto::lww::Versioned;
-use tasksync_proto::wire::{BatchItem, BatchResponse, WireTask};
+use tasksync_proto::wire::{BatchItem, BatchResponse, WireConflict, WireTask};
 use uuid::Uuid;
 
 use crate::answer::RecordedAnswer;
@@ -73,8 +76,17 @@ pub struct Writes<'a> {
     pub tasks: Vec<ChangedTask<'a>>,
     /// Answers to record under their op ids (all new).
     pub record: &'a [RecordedAnswer],
-    /// The user's new change counter, when the batch changed a task.
+    /// Conflicts to add to the feed, with their change numbers.
+    pub conflicts: Vec<FeedConflict>,
+    /// The user's new change counter, when the batch changed a task or met a conflict.
     pub last_change: Option<i64>,
+}
+
+/// A conflict in the change feed, under its change number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedConflict {
+    pub number: i64,
+    pub conflict: WireConflict,
 }
 
 /// One transaction of a backend, for one user's batch: everything [`apply_batch`] reads and
@@ -118,6 +130,13 @@ pub trait ChangeFeed {
         count: usize,
     ) -> impl Future<Output = Result<Vec<Change>, Self::Error>>;
 
+    /// The first `count` conflicts numbered above `since`, in number order.
+    fn conflicts_after(
+        &self,
+        since: i64,
+        count: usize,
+    ) -> impl Future<Output = Result<Vec<FeedConflict>, Self::Error>>;
+
     /// The number of the user's latest change (0 before any).
     fn last_change(&self) -> impl Future<Output = Result<i64, Self::Error>>;
 }
@@ -126,6 +145,8 @@ pub trait ChangeFeed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangesPage {
     pub changes: Vec<WireTask>,
+    /// The conflicts among the page's numbers.
+    pub conflicts: Vec<WireConflict>,
     /// The change number of the last change returned, or the requested cursor when none.
     pub cursor: i64,
     pub has_more: bool,
@@ -178,13 +199,21 @@ pub async fn apply_batch<T: BatchTransaction>(
         .zip(&plan.save)
         .map(|(change, task)| ChangedTask { change, task })
         .collect();
-    let changed = !tasks.is_empty();
-    let last_change = tasks.last().map(|t| t.change);
+    let conflicts: Vec<FeedConflict> = (loaded.last_change + 1 + tasks.len() as i64..)
+        .zip(plan.conflicts)
+        .map(|(number, conflict)| FeedConflict { number, conflict })
+        .collect();
+    let changed = !tasks.is_empty() || !conflicts.is_empty();
+    let last_change = conflicts
+        .last()
+        .map(|c| c.number)
+        .or(tasks.last().map(|t| t.change));
     if changed || !plan.record.is_empty() {
         tx.write(Writes {
             device_id: batch.device_id,
             tasks,
             record: &plan.record,
+            conflicts,
             last_change,
         })
         .await?;
@@ -203,15 +232,26 @@ pub async fn changes<F: ChangeFeed>(
     since: i64,
     limit: usize,
 ) -> Result<ChangesPage, F::Error> {
-    // One more than the page holds tells whether another change follows.
+    // One more than the page holds tells whether another change follows. Tasks and conflicts
+    // are read apart; each list holds every entry of its kind up to the page's last number.
     let mut rows = feed.after(since, limit.saturating_add(1)).await?;
-    let has_more = rows.len() > limit;
-    rows.truncate(limit);
-    let cursor = rows.last().map_or(since, |change| change.number);
+    let mut conflicts = feed.conflicts_after(since, limit.saturating_add(1)).await?;
+    let mut numbers: Vec<i64> = rows
+        .iter()
+        .map(|change| change.number)
+        .chain(conflicts.iter().map(|c| c.number))
+        .collect();
+    numbers.sort_unstable();
+    let has_more = numbers.len() > limit;
+    numbers.truncate(limit);
+    let cursor = numbers.last().copied().unwrap_or(since);
+    rows.retain(|change| change.number <= cursor);
+    conflicts.retain(|c| c.number <= cursor);
     // Only an empty page can be past the end; the counter is read only then.
-    let cursor_unknown = rows.is_empty() && since > 0 && since > feed.last_change().await?;
+    let cursor_unknown = numbers.is_empty() && since > 0 && since > feed.last_change().await?;
     Ok(ChangesPage {
         changes: rows.into_iter().map(|change| change.task).collect(),
+        conflicts: conflicts.into_iter().map(|c| c.conflict).collect(),
         cursor,
         has_more,
         cursor_unknown,

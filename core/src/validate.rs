@@ -38,6 +38,18 @@ impl ClockLimit {
     }
 }
 
+impl ClockLimit {
+    /// The server's clock this limit was made from.
+    pub fn now(&self) -> Timestamp {
+        Timestamp::from_millis(
+            self.latest
+                .as_millis()
+                .saturating_sub(i64::from(self.max_skew_secs) * 1_000),
+        )
+        .unwrap_or(self.latest)
+    }
+}
+
 /// Checks item number `index` of a batch pushed by `device_id`.
 ///
 /// The writer of an operation is the device that pushes it, so `data.device_id` is taken from
@@ -103,6 +115,17 @@ pub(crate) fn check_item(
             return Err(at("changed_fields", &"a delete must include is_deleted"));
         }
     }
+    for (field, value) in &item.base {
+        if !matches!(
+            value,
+            serde_json::Value::String(_) | serde_json::Value::Bool(_) | serde_json::Value::Null
+        ) {
+            return Err(at(
+                &format!("base.{field}"),
+                &"must be the replaced value: a string, null or a boolean",
+            ));
+        }
+    }
     if item.operation == Operation::Delete && !data.is_deleted {
         return Err(at(
             "data.is_deleted",
@@ -146,6 +169,7 @@ mod tests {
             },
             created_at: at,
             retry_count: 0,
+            base: Default::default(),
         }
     }
 

@@ -161,8 +161,8 @@ only ever a sync state: changes waiting to be sent (--sync-status pending)."
     },
     /// Show a task's local history: every change of each field, newest first, with its old
     /// and new value, whether it was made here (local) or came from the server (remote), and
-    /// `! lost` where this device's value lost a conflict to another device's (it is the old
-    /// value of that line)
+    /// `! lost` where a value lost a conflict between two devices, this one's or the other's
+    /// (it is the old value of that line)
     #[command(after_help = "Examples:
   taskctl log 3
   taskctl --json log 0193a4f2")]

@@ -345,8 +345,8 @@ impl Output {
     }
 
     /// `log`: the task's history, newest first: when, which field, where the change came
-    /// from, a red `! lost` where this device's value lost a conflict (it is the old value of
-    /// that line), and old -> new. `--json` prints the JSON of `GET /api/tasks/:id/history`.
+    /// from, a red `! lost` where a value lost a conflict (it is the old value of that line),
+    /// and old -> new. `--json` prints the JSON of `GET /api/tasks/:id/history`.
     pub fn history(&self, history: &TaskHistory) {
         if self.json {
             return print_json(&TaskHistoryJson::from(history));
@@ -382,7 +382,7 @@ impl Output {
         );
         if conflicts > 0 {
             count.push_str(&format!(
-                "; {conflicts} marked \"! lost\": this device's value (the old one) lost a conflict; `taskctl restore TASK ENTRY` puts it back"
+                "; {conflicts} marked \"! lost\": the old value lost a conflict; `taskctl restore TASK ENTRY` puts it back"
             ));
         }
         write_stdout(&table.render(self.terminal, Some(&count)));

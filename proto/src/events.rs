@@ -58,7 +58,7 @@ pub const TASK_SYNC_MAX_IDS: usize = 1000;
 pub struct FieldConflict {
     pub task_id: Uuid,
     pub field: Field,
-    /// The value the task keeps, and the device that last wrote the task on the server.
+    /// The value the task keeps, and the device that wrote it.
     pub kept: FieldValue,
     pub kept_device: Uuid,
     /// The value that lost, and the device that wrote it.
@@ -90,6 +90,35 @@ impl FieldValue {
             Field::Project => FieldValue::OptionalText(task.project.clone()),
             Field::Tag(tag) => FieldValue::Flag(task.tags.contains(tag)),
             Field::Attribute(key) => FieldValue::OptionalText(task.attributes.get(key).cloned()),
+        }
+    }
+
+    /// The value of `field` from its JSON (as [`FieldValue::json`] writes it), or `None` when
+    /// the JSON is not of the field's kind.
+    pub fn from_json(field: &Field, json: &serde_json::Value) -> Option<FieldValue> {
+        use serde_json::Value;
+        match (field, json) {
+            (Field::Title, Value::String(text)) => Some(FieldValue::Text(text.clone())),
+            (Field::Completed | Field::IsDeleted | Field::Tag(_), Value::Bool(flag)) => {
+                Some(FieldValue::Flag(*flag))
+            }
+            (
+                Field::Description
+                | Field::Due
+                | Field::Priority
+                | Field::Project
+                | Field::Attribute(_),
+                Value::String(text),
+            ) => Some(FieldValue::OptionalText(Some(text.clone()))),
+            (
+                Field::Description
+                | Field::Due
+                | Field::Priority
+                | Field::Project
+                | Field::Attribute(_),
+                Value::Null,
+            ) => Some(FieldValue::OptionalText(None)),
+            _ => None,
         }
     }
 

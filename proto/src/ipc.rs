@@ -201,7 +201,8 @@ pub struct HistoryEntry {
     /// The value after, as JSON text.
     pub new: String,
     pub origin: HistoryOrigin,
-    /// This device's value lost Last-Write-Wins: `old` holds the value that lost.
+    /// A value lost Last-Write-Wins to a concurrent edit (this device's or the other
+    /// device's): `old` holds the value that lost, `new` the one kept.
     pub conflict: bool,
 }
 

@@ -296,6 +296,31 @@ pub struct BatchItem {
     pub created_at: Timestamp,
     #[serde(default)]
     pub retry_count: u32,
+    /// Per changed field, the value the operation replaced (its base): the server tells a
+    /// concurrent edit from a later one by it (section 5a of the protocol). Empty for a
+    /// create and for a client that does not say; then no conflict is recorded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub base: BTreeMap<Field, serde_json::Value>,
+}
+
+/// Two devices changed the same field of a task, neither having seen the other's value, and
+/// Last-Write-Wins kept one of them (section 5a of the protocol). The server keeps it in the
+/// user's change feed, so that both devices learn of it, whichever pushed first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireConflict {
+    pub task_id: TaskId,
+    pub field: Field,
+    /// The value the task keeps (JSON, as the task's own field is), and the device that wrote it.
+    pub kept: serde_json::Value,
+    pub kept_device: Uuid,
+    /// The value that lost, and the device that wrote it.
+    pub lost: serde_json::Value,
+    pub lost_device: Uuid,
+    /// The operation whose push met the conflict, and its device.
+    pub op_id: Uuid,
+    pub pushed_by: Uuid,
+    /// When the server resolved it.
+    pub at: Timestamp,
 }
 
 /// Body of `POST /api/batch`.
@@ -353,6 +378,9 @@ pub struct ChangesResponse {
     pub cursor: String,
     /// More changes wait beyond this page.
     pub has_more: bool,
+    /// The conflicts recorded in the feed within this page, in feed order (API version 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<WireConflict>,
 }
 
 /// Body of `GET /api/health`.
@@ -368,7 +396,11 @@ pub struct HealthResponse {
 
 /// The sync API version of this build. 2 added the fields of section 3a (due, priority,
 /// project, tags, attributes) and their field names; a server of version 1 cannot store them.
-pub const SYNC_API_VERSION: u32 = 2;
+/// 3 added an operation's `base` and the conflicts of the change feed (section 5a).
+pub const SYNC_API_VERSION: u32 = 3;
+
+/// The first sync API version that stores the fields of section 3a.
+pub const FIELDS_API_VERSION: u32 = 2;
 
 fn api_version_1() -> u32 {
     1
@@ -502,6 +534,7 @@ mod tests {
             data: task(),
             created_at: Timestamp::from_millis(2_000).unwrap(),
             retry_count: 0,
+            base: Default::default(),
         };
         let json = serde_json::to_value(&item).unwrap();
         assert_eq!(json["operation"], "update");

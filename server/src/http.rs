@@ -355,7 +355,7 @@ async fn pull(
         let Some((subscription, deadline, stopping, credentials)) = live.as_mut() else {
             break page;
         };
-        if !page.changes.is_empty() || *stopping.borrow() {
+        if !page.changes.is_empty() || !page.conflicts.is_empty() || *stopping.borrow() {
             break page;
         }
         waited = true;
@@ -372,6 +372,7 @@ async fn pull(
             changes: page.changes,
             cursor: page.cursor.to_string(),
             has_more: page.has_more,
+            conflicts: page.conflicts,
         },
     ))
 }
@@ -699,6 +700,7 @@ mod tests {
                     },
                     created_at: at,
                     retry_count: 0,
+                    base: Default::default(),
                 }],
             };
             let outcome = state.storage.apply_batch(user, request).await.unwrap();

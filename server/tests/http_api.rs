@@ -247,6 +247,7 @@ fn op(
         data,
         created_at: ts(at),
         retry_count: 0,
+        base: Default::default(),
     }
 }
 
@@ -276,7 +277,7 @@ async fn health_answers_ok() {
         .unwrap()
         .parse::<Timestamp>()
         .is_ok());
-    assert_eq!(body["api_version"], 2);
+    assert_eq!(body["api_version"], 3);
 }
 
 /// A daemon of sync API 1 sends batches without the fields of API 2, naming four fields:

@@ -81,6 +81,7 @@ conformance!(
     concurrent_batches_of_one_user_never_skip_a_change,
     a_batch_checks_its_token_in_its_own_transaction,
     tags_and_attributes_merge_per_key_and_survive_storage,
+    concurrent_edits_are_kept_in_the_feed_beside_the_tasks,
 );
 
 fn at(ms: i64) -> Timestamp {
@@ -110,6 +111,7 @@ fn op(task: Uuid, operation: Operation, fields: &[Field], ms: i64, title: &str) 
         },
         created_at: at(ms),
         retry_count: 0,
+        base: Default::default(),
     }
 }
 
@@ -330,6 +332,66 @@ async fn field_wise_lww_conflicts_like_one_server(storage: Arc<dyn Storage>) {
     assert_eq!(resolved.updated_at, at(3_000));
     let stored = &s.all_tasks(u).await.unwrap()[0];
     assert_eq!(stored, resolved);
+}
+
+/// Two devices edit one title offline from the same value: the second push records the
+/// conflict in the feed under its own number, even when the task does not change, and pages
+/// carry it in number order beside the tasks.
+async fn concurrent_edits_are_kept_in_the_feed_beside_the_tasks(storage: Arc<dyn Storage>) {
+    let s = storage.as_ref();
+    let u = user(s, "u").await;
+    let (laptop, phone) = (Uuid::from_u128(0xA), Uuid::from_u128(0xB));
+    let task = Uuid::now_v7();
+    s.apply_batch(u, input(laptop, vec![create(task, "t")]))
+        .await
+        .unwrap();
+    let based = |ms: i64, title: &str| {
+        let mut edit = op(task, Operation::Update, &[Field::Title], ms, title);
+        edit.base = [(Field::Title, serde_json::json!("t"))].into();
+        edit
+    };
+    s.apply_batch(u, input(phone, vec![based(3_000, "phone")]))
+        .await
+        .unwrap();
+    let outcome = s
+        .apply_batch(u, input(laptop, vec![based(2_000, "laptop")]))
+        .await
+        .unwrap();
+    assert!(outcome.changed, "the conflict is news for live pulls");
+    assert_eq!(
+        outcome.response.processed_items[0].status,
+        ItemStatus::Conflict
+    );
+    let page = s.changes(u, 0, 10).await.unwrap();
+    assert_eq!(
+        (page.changes.len(), page.cursor, page.has_more),
+        (1, 3, false)
+    );
+    let [conflict] = &page.conflicts[..] else {
+        panic!("{page:?}")
+    };
+    assert_eq!((conflict.task_id, &conflict.field), (task, &Field::Title));
+    assert_eq!(
+        (&conflict.kept, conflict.kept_device),
+        (&serde_json::json!("phone"), phone)
+    );
+    assert_eq!(
+        (&conflict.lost, conflict.lost_device),
+        (&serde_json::json!("laptop"), laptop)
+    );
+    assert_eq!(conflict.pushed_by, laptop);
+    // A page of one: the task (number 2), then the conflict alone (number 3).
+    let first = s.changes(u, 0, 1).await.unwrap();
+    assert_eq!(
+        (first.changes.len(), first.conflicts.len(), first.has_more),
+        (1, 0, true)
+    );
+    let second = s.changes(u, first.cursor, 1).await.unwrap();
+    assert_eq!(
+        (second.changes.len(), second.conflicts.len(), second.cursor),
+        (0, 1, 3)
+    );
+    assert!(!second.has_more);
 }
 
 /// Two devices add different tags and attributes to one task offline: both survive, on every
@@ -574,9 +636,10 @@ async fn a_batch_checks_its_token_in_its_own_transaction(storage: Arc<dyn Storag
 }
 
 /// A PostgreSQL database of schema version 1 (a B-tree on `applied_ops.applied_at`) is
-/// migrated to version 2 (a BRIN index) on open, keeping its rows; pruning still works.
+/// migrated to version 2 (a BRIN index) and on to today's schema on open, keeping its rows;
+/// pruning and the conflicts of the feed work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_schema_1_migrates_to_a_brin_index_and_the_columns_of_version_3() {
+async fn postgres_schema_1_migrates_to_a_brin_index_and_the_tables_of_today() {
     let Some(db) = TestDatabase::create() else {
         return;
     };
@@ -602,6 +665,7 @@ async fn postgres_schema_1_migrates_to_a_brin_index_and_the_columns_of_version_3
              CREATE INDEX applied_ops_by_time ON applied_ops (applied_at);
              ALTER TABLE tasks DROP COLUMN extras;
              ALTER TABLE tasks DROP COLUMN other_clocks;
+             DROP TABLE conflicts;
              UPDATE tasksync_schema SET version = 1;",
         )
         .await
@@ -620,14 +684,15 @@ async fn postgres_schema_1_migrates_to_a_brin_index_and_the_columns_of_version_3
         .unwrap()
         .get(0);
     assert_eq!(
-        version, 3,
-        "and on to version 3, which adds the columns of the new fields"
+        version, 4,
+        "and on to version 3, which adds the columns of the new fields, and 4 (conflicts)"
     );
     let tasks = s.all_tasks(u).await.unwrap();
     assert_eq!(tasks.len(), 1);
     assert!(!tasks[0].has_v2_fields());
     let future = Timestamp::from_millis(Timestamp::now().as_millis() + 60_000).unwrap();
     assert_eq!(s.prune_applied_ops(future).await.unwrap(), 1);
+    assert!(s.changes(u, 0, 10).await.unwrap().conflicts.is_empty());
 }
 
 /// Batches cancelled while they wait (a client that hung up) leave no connection inside a

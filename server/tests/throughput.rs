@@ -55,6 +55,7 @@ async fn push_throughput() {
                             },
                             created_at: now,
                             retry_count: 0,
+                            base: Default::default(),
                         }
                     })
                     .collect();

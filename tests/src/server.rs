@@ -259,6 +259,7 @@ pub fn push_task(addr: &str, token: &str, title: &str) -> u16 {
             data: task,
             created_at: now,
             retry_count: 0,
+            base: Default::default(),
         }],
     };
     let body = serde_json::to_vec(&batch).expect("batch JSON");

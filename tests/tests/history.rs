@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 use tasksync_e2e::http::{request, Answer};
-use tasksync_e2e::{subdir, Daemon, Server};
+use tasksync_e2e::watch::Watch;
+use tasksync_e2e::{subdir, wait_until, Daemon, Server};
 
 /// `GET path` on the daemon's HTTP API, with its token.
 fn get(daemon: &Daemon, path: &str) -> Answer {
@@ -150,6 +151,92 @@ fn the_device_whose_title_lost_keeps_its_value_as_a_conflict_entry() {
     let text = laptop.ctl(&["log", &id]).stdout();
     assert!(text.contains("! lost"), "{text}");
     assert!(text.contains("Buy oat milk (A)"), "{text}");
+}
+
+/// Both retitle the task offline, the phone last (its title wins). Whichever pushes first,
+/// both devices report the conflict: `sync --json` counts it and names the field, `watch`
+/// shows a `conflict` event with both values and both devices, and `log` holds the lost value
+/// as a conflict entry that `restore` puts back.
+#[test]
+fn both_devices_report_a_concurrent_edit_whichever_pushes_first() {
+    for laptop_first in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_server, laptop, phone, id) = two_devices_share_a_task(&dir);
+        let watches = [Watch::start(&laptop), Watch::start(&phone)];
+        laptop.ctl(&["edit", &id, "--title", "Buy oat milk (A)"]);
+        phone.ctl(&["edit", &id, "--title", "Buy oat milk (B)"]);
+        let (first, second) = if laptop_first {
+            (&laptop, &phone)
+        } else {
+            (&phone, &laptop)
+        };
+        let (code, report) = first.sync();
+        assert_eq!(
+            (code, &report["conflicts"]),
+            (0, &Value::from(0)),
+            "{report}"
+        );
+        let (code, second_report) = second.sync();
+        assert_eq!(code, 0, "{second_report}");
+        let (code, first_report) = first.sync();
+        assert_eq!(code, 0, "{first_report}");
+        for (which, report) in [("second", &second_report), ("first", &first_report)] {
+            assert_eq!(
+                report["conflicts"], 1,
+                "laptop_first={laptop_first}: the device that pushed {which}: {report}"
+            );
+            assert_eq!(report["resolved"][0]["task_id"], id.as_str(), "{report}");
+            assert_eq!(
+                report["resolved"][0]["fields"][0]["field"], "title",
+                "{report}"
+            );
+        }
+        let device_ids = [&laptop, &phone].map(|d| d.status()["device_id"].clone());
+        for (name, device, watch) in [
+            ("laptop", &laptop, &watches[0]),
+            ("phone", &phone, &watches[1]),
+        ] {
+            assert_eq!(device.show(&id)["title"], "Buy oat milk (B)");
+            wait_until(&format!("a conflict event on the {name}"), || {
+                watch.events("conflict") > 0
+            });
+            let event = &watch.matching(|e| e["event"] == "conflict")[0];
+            assert_eq!(event["task_id"], id.as_str(), "{event}");
+            assert_eq!(event["field"], "title", "{event}");
+            assert_eq!(event["kept"], "Buy oat milk (B)", "{event}");
+            assert_eq!(event["lost"], "Buy oat milk (A)", "{event}");
+            assert_eq!(event["kept_device"], device_ids[1], "{event}");
+            assert_eq!(event["lost_device"], device_ids[0], "{event}");
+            let history = device.ctl(&["--json", "log", &id]).json();
+            let lost: Vec<_> = entries(&history).into_iter().filter(|c| c.4).collect();
+            assert_eq!(
+                lost.len(),
+                1,
+                "laptop_first={laptop_first}, {name}: {history}"
+            );
+            assert_eq!(
+                (&lost[0].0, &lost[0].1, &lost[0].2),
+                (
+                    &"title".to_string(),
+                    &Value::from("Buy oat milk (A)"),
+                    &Value::from("Buy oat milk (B)")
+                ),
+                "{name}: {history}"
+            );
+        }
+        // The phone, whose value won, can still put the laptop's back.
+        let history = phone.ctl(&["--json", "log", &id]).json();
+        let entry = history["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["conflict"] == true)
+            .and_then(|e| e["entry"].as_i64())
+            .expect("a conflict entry")
+            .to_string();
+        let restored = phone.ctl(&["--json", "restore", &id, &entry]).json();
+        assert_eq!(restored["title"], "Buy oat milk (A)", "{restored}");
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! the task's history (see `history.rs`), all in the same transaction.
 
 use rusqlite::{params, OptionalExtension, Transaction};
+use tasksync_proto::events::FieldValue;
 use tasksync_proto::ipc::HistoryOrigin;
 use tasksync_proto::lww;
 use tasksync_proto::wire::{Field, Operation, WireTask};
@@ -109,7 +110,7 @@ impl WriteRequest for CreateTask {
         };
         task.number = insert_numbered(tx, &task)?;
         let fields = Field::all_of(&WireTask::from_task(&task, Uuid::nil()));
-        enqueue(tx, &task, Operation::Create, &fields)?;
+        enqueue(tx, &task, Operation::Create, &fields, None)?;
         history::record_diff(tx, None, &task, HistoryOrigin::Local, &[])?;
         Ok(Ok((task, true)))
     }
@@ -152,7 +153,7 @@ impl WriteRequest for UpdateTask {
         task.sync_status = SyncStatus::Pending;
         write_content(tx, &task)?;
         task.number = number_of(tx, task.id)?;
-        enqueue(tx, &task, Operation::Update, &changed)?;
+        enqueue(tx, &task, Operation::Update, &changed, Some(&before))?;
         history::record_diff(tx, Some(&before), &task, HistoryOrigin::Local, &[])?;
         Ok(Ok((task, changed)))
     }
@@ -169,6 +170,7 @@ impl WriteRequest for DeleteTask {
         if let Err(e) = precondition(&task, self.if_match.as_deref()) {
             return Ok(Err(e));
         }
+        let before = task.clone();
         task.is_deleted = true;
         task.updated_at = match clock.tick() {
             Ok(now) => now,
@@ -184,7 +186,13 @@ impl WriteRequest for DeleteTask {
             SyncStatus::Pending
         ])?;
         task.number = None;
-        enqueue(tx, &task, Operation::Delete, &[Field::IsDeleted])?;
+        enqueue(
+            tx,
+            &task,
+            Operation::Delete,
+            &[Field::IsDeleted],
+            Some(&before),
+        )?;
         history::record(
             tx,
             &history::Change {
@@ -317,19 +325,32 @@ fn load_live(tx: &Transaction<'_>, id: Uuid) -> rusqlite::Result<Option<Task>> {
     Ok(load(tx, id)?.filter(|t| !t.is_deleted))
 }
 
-/// Appends the full task after an operation to the sync queue.
+/// Appends the full task after an operation to the sync queue, with the values of the
+/// changed fields in `before` (the task it replaced; none for a create) as its base.
 pub(crate) fn enqueue(
     tx: &Transaction<'_>,
     task: &Task,
     operation: Operation,
     changed_fields: &[Field],
+    before: Option<&Task>,
 ) -> rusqlite::Result<()> {
     let data = serde_json::to_string(task)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     let fields = fields_to_json(changed_fields)?;
+    let base = before
+        .map(|before| {
+            let before = WireTask::from_task(before, Uuid::nil());
+            let values: serde_json::Map<String, serde_json::Value> = changed_fields
+                .iter()
+                .map(|field| (field.to_string(), FieldValue::of(&before, field).json()))
+                .collect();
+            serde_json::to_string(&values)
+        })
+        .transpose()
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     tx.prepare_cached(
-        "INSERT OR FAIL INTO sync_queue (op_id, task_id, operation, data, changed_fields, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR FAIL INTO sync_queue (op_id, task_id, operation, data, changed_fields, created_at, base)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         crate::entropy::new_id().to_string(),
@@ -337,7 +358,8 @@ pub(crate) fn enqueue(
         operation,
         data,
         fields,
-        task.updated_at.to_string()
+        task.updated_at.to_string(),
+        base
     ])?;
     Ok(())
 }

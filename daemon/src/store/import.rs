@@ -167,7 +167,7 @@ fn create(tx: &Transaction<'_>, imported: &Task) -> rusqlite::Result<Task> {
     };
     task.number = insert_numbered(tx, &task)?;
     let fields = Field::all_of(&WireTask::from_task(&task, Uuid::nil()));
-    enqueue(tx, &task, Operation::Create, &fields)?;
+    enqueue(tx, &task, Operation::Create, &fields, None)?;
     history::record_diff(tx, None, &task, HistoryOrigin::Local, &[])?;
     Ok(task)
 }
@@ -197,7 +197,7 @@ fn update(
     };
     write_content(tx, &task)?;
     task.number = number_of(tx, task.id)?;
-    enqueue(tx, &task, Operation::Update, fields)?;
+    enqueue(tx, &task, Operation::Update, fields, Some(&stored))?;
     history::record_diff(tx, Some(&stored), &task, HistoryOrigin::Local, &[])?;
     Ok(task)
 }

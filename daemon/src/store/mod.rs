@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tasksync_proto::ipc::{PageCursor, TaskHistory, TaskPage, TaskRef};
-use tasksync_proto::wire::{Field, WireTask};
+use tasksync_proto::wire::{ChangesResponse, Field};
 use tasksync_proto::{NewTask, SyncStatus, Task, TaskPatch, Timestamp, ValidationError};
 use uuid::Uuid;
 
@@ -35,7 +35,7 @@ pub(crate) use self::reads::Counts;
 use self::reads::ReadPool;
 pub(crate) use self::rows::QueuedOp;
 use self::sync_writes::{FinishBatch, RecordSync, ReviveFailed, StorePulled, TakeBatch};
-pub(crate) use self::sync_writes::{ItemOutcome, QueueRef};
+pub(crate) use self::sync_writes::{ItemOutcome, Pulled, QueueRef};
 use self::writer::Writer;
 
 /// How many bytes of task text a listing page carries at most, well inside a 1 MiB frame.
@@ -322,19 +322,21 @@ impl Store {
         self.writer.submit(FinishBatch { outcomes }).await
     }
 
-    /// Stores a page of pulled changes and the cursor after it (kept under `cursor_key`);
-    /// returns the tasks whose stored row changed.
+    /// Stores a page of pulled changes, its conflicts and the cursor after it (kept under
+    /// `cursor_key`); answers the tasks whose stored row changed and the conflicts this device
+    /// learns of.
     pub(crate) async fn store_pulled(
         &self,
-        changes: Vec<WireTask>,
+        page: ChangesResponse,
         cursor_key: String,
-        cursor: String,
-    ) -> Result<Vec<Uuid>, StoreError> {
+    ) -> Result<Pulled, StoreError> {
         self.writer
             .submit(StorePulled {
-                changes,
+                changes: page.changes,
+                conflicts: page.conflicts,
+                device_id: self.device_id,
                 cursor_key,
-                cursor,
+                cursor: page.cursor,
             })
             .await
     }

@@ -21,11 +21,14 @@ pub(crate) struct QueuedOp {
     pub(crate) seq: i64,
     /// The full task after the operation, as JSON.
     pub(crate) data: String,
+    /// Per changed field, the value the operation replaced, as a JSON object (none for a
+    /// create, and for operations queued before schema version 5).
+    pub(crate) base: Option<String>,
     pub(crate) entry: QueueEntry,
 }
 
 pub(crate) const QUEUE_COLUMNS: &str =
-    "id, op_id, task_id, operation, data, changed_fields, created_at, retry_count, error_message, state, next_attempt_at";
+    "id, op_id, task_id, operation, data, changed_fields, created_at, retry_count, error_message, state, next_attempt_at, base";
 
 fn corrupt(column: usize, what: impl std::fmt::Display) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -118,6 +121,7 @@ pub(crate) fn queued_op_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedOp> {
     Ok(QueuedOp {
         seq: row.get(0)?,
         data: row.get(4)?,
+        base: row.get(11)?,
         entry: QueueEntry {
             id: uuid_at(row, 1)?,
             task_id: uuid_at(row, 2)?,

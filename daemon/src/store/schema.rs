@@ -53,7 +53,15 @@ CREATE TABLE meta (
     NUMBERS,
     HISTORY,
     FIELDS,
+    BASES,
 ];
+
+/// Version 5: each queued operation keeps, per changed field, the value it replaced (its
+/// `base`, a JSON object), which the server needs to tell a concurrent edit from a later one.
+/// Operations queued before have none, and meet no conflict on the server.
+const BASES: &str = r#"
+ALTER TABLE sync_queue ADD COLUMN base TEXT;
+"#;
 
 /// Version 4: the fields of section 3a of the task (docs/LOCAL-API.md, "A task"). Existing
 /// tasks have none of them: no due date, priority or project, no tags or attributes. `due` is

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashSet};
 use rusqlite::{params, Transaction};
 use tasksync_proto::ipc::{HistoryOrigin, QueueState};
 use tasksync_proto::lww;
-use tasksync_proto::wire::{Field, WireTask};
+use tasksync_proto::wire::{Field, WireConflict, WireTask};
 use tasksync_proto::{SyncStatus, Task, Timestamp};
 use uuid::Uuid;
 
@@ -38,10 +38,13 @@ pub(crate) struct FinishBatch {
     pub(crate) outcomes: Vec<(QueueRef, ItemOutcome)>,
 }
 
-/// One page of pulled changes and the cursor after it. Answers the tasks whose stored row
-/// changed.
+/// One page of pulled changes, its conflicts and the cursor after it. Answers what changed
+/// ([`Pulled`]).
 pub(crate) struct StorePulled {
     pub(crate) changes: Vec<WireTask>,
+    pub(crate) conflicts: Vec<WireConflict>,
+    /// This device: the conflicts it took part in are its to report.
+    pub(crate) device_id: Uuid,
     /// The `meta` key the cursor is kept under (one per server).
     pub(crate) cursor_key: String,
     pub(crate) cursor: String,
@@ -159,21 +162,81 @@ impl WriteRequest for FinishBatch {
     }
 }
 
-impl WriteRequest for StorePulled {
-    type Output = Vec<Uuid>;
+/// What a stored page changed.
+#[derive(Debug, Default)]
+pub(crate) struct Pulled {
+    /// The tasks whose stored row changed.
+    pub(crate) adopted: Vec<Uuid>,
+    /// The conflicts this device took part in and learns of now, each in its task's history.
+    pub(crate) conflicts: Vec<WireConflict>,
+}
 
-    fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<Vec<Uuid>> {
+impl WriteRequest for StorePulled {
+    type Output = Pulled;
+
+    fn execute(&self, tx: &Transaction<'_>, clock: &mut HybridClock) -> Executed<Pulled> {
         let now = clock.now();
-        let mut adopted = Vec::new();
+        let mut pulled = Pulled::default();
         for remote in &self.changes {
             if adopt(tx, clock, remote, &[])? == Adoption::Changed {
-                adopted.push(remote.id);
+                pulled.adopted.push(remote.id);
             }
             refresh_status(tx, remote.id, now)?;
         }
+        for conflict in &self.conflicts {
+            if learns_of(conflict, self.device_id) && record_conflict(tx, conflict)? {
+                pulled.conflicts.push(conflict.clone());
+            }
+        }
         set_meta(tx, &self.cursor_key, &self.cursor)?;
-        Ok(Ok(adopted))
+        Ok(Ok(pulled))
     }
+}
+
+/// Whether `device` learns of `conflict` from the change feed: it wrote one of the two values.
+/// (The device that pushed the losing value learned of a loss from the answer already, and
+/// has it in its history unless a later local edit of the field kept the answer from showing:
+/// [`record_conflict`] records what the history does not have yet.)
+fn learns_of(conflict: &WireConflict, device: Uuid) -> bool {
+    conflict.kept_device == device || conflict.lost_device == device
+}
+
+/// Records a conflict in its task's history as the lost value (`old`) and the kept one
+/// (`new`), unless the history has that loss already (the answer to this device's own push
+/// recorded it, or a pull that started again from the beginning brings it twice) or the task
+/// is unknown here. Answers whether it was recorded.
+fn record_conflict(tx: &Transaction<'_>, conflict: &WireConflict) -> rusqlite::Result<bool> {
+    use rusqlite::OptionalExtension;
+    let (old, new) = (conflict.lost.to_string(), conflict.kept.to_string());
+    let (task_id, field) = (conflict.task_id.to_string(), conflict.field.to_string());
+    let known = tx
+        .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?
+        .query_row([&task_id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    let recorded = tx
+        .prepare_cached(
+            "SELECT 1 FROM history WHERE task_id = ?1 AND field = ?2 AND old = ?3 AND conflict = 1",
+        )?
+        .query_row(params![task_id, field, old], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !known || recorded {
+        return Ok(false);
+    }
+    history::record(
+        tx,
+        &history::Change {
+            task_id: conflict.task_id,
+            field: conflict.field.clone(),
+            old: &old,
+            new: &new,
+            origin: HistoryOrigin::Remote,
+            at: conflict.at,
+            conflict: true,
+        },
+    )?;
+    Ok(true)
 }
 
 impl WriteRequest for ReviveFailed {

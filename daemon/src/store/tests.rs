@@ -492,7 +492,7 @@ async fn an_edit_made_after_pulling_a_newer_version_wins_even_with_a_slow_clock(
         ..tasksync_proto::wire::WireTask::from_task(&task, Uuid::now_v7())
     };
     store
-        .store_pulled(vec![pulled], "pull_cursor test".into(), "1".into())
+        .store_pulled(page(vec![pulled], "1"), "pull_cursor test".into())
         .await
         .unwrap();
     let edited = store
@@ -558,10 +558,10 @@ async fn a_pulled_timestamp_far_in_the_future_is_skipped_and_leaves_the_clock_al
         });
     }
     let applied = store
-        .store_pulled(poisoned, "pull_cursor test".into(), "2".into())
+        .store_pulled(page(poisoned, "2"), "pull_cursor test".into())
         .await
         .unwrap();
-    assert!(applied.is_empty(), "nothing was adopted");
+    assert!(applied.adopted.is_empty(), "nothing was adopted");
     assert_eq!(store.get(task.id).unwrap().title, "mine");
     let edited = store
         .update(
@@ -592,10 +592,10 @@ async fn our_own_version_coming_back_is_no_change() {
     let task = store.create(new_task("mine")).await.unwrap();
     let echo = tasksync_proto::wire::WireTask::from_task(&task, store.device_id());
     let applied = store
-        .store_pulled(vec![echo], "pull_cursor test".into(), "1".into())
+        .store_pulled(page(vec![echo], "1"), "pull_cursor test".into())
         .await
         .unwrap();
-    assert!(applied.is_empty());
+    assert!(applied.adopted.is_empty());
 }
 
 /// States are bound as parameters, not written into the SQL; SQLite still sees the bound
@@ -821,7 +821,7 @@ async fn pulled_changes_record_only_fields_whose_stored_value_changed() {
         attributes: Default::default(),
     };
     store
-        .store_pulled(vec![theirs.clone()], "pull_cursor test".into(), "1".into())
+        .store_pulled(page(vec![theirs.clone()], "1"), "pull_cursor test".into())
         .await
         .unwrap();
     let pulled = changes(&store, theirs.id);
@@ -834,7 +834,7 @@ async fn pulled_changes_record_only_fields_whose_stored_value_changed() {
     theirs.completed = true;
     theirs.updated_at = Timestamp::from_millis(theirs.updated_at.as_millis() + 10).unwrap();
     store
-        .store_pulled(vec![theirs.clone()], "pull_cursor test".into(), "2".into())
+        .store_pulled(page(vec![theirs.clone()], "2"), "pull_cursor test".into())
         .await
         .unwrap();
     let after = changes(&store, theirs.id);
@@ -850,7 +850,7 @@ async fn pulled_changes_record_only_fields_whose_stored_value_changed() {
 
     // The same version again changes nothing and records nothing.
     store
-        .store_pulled(vec![theirs.clone()], "pull_cursor test".into(), "3".into())
+        .store_pulled(page(vec![theirs.clone()], "3"), "pull_cursor test".into())
         .await
         .unwrap();
     assert_eq!(changes(&store, theirs.id).len(), 5);
@@ -1037,4 +1037,50 @@ async fn undo_reverts_the_last_local_change_and_an_add_by_deleting() {
     assert!(gone.is_deleted, "undoing an add deletes the task");
     let refused = store.undo(Some(other.id)).await.unwrap_err();
     assert!(matches!(refused, StoreError::CannotRestore(_)), "{refused}");
+}
+
+/// A page of pulled changes without conflicts, ending at `cursor`.
+fn page(
+    changes: Vec<tasksync_proto::wire::WireTask>,
+    cursor: &str,
+) -> tasksync_proto::wire::ChangesResponse {
+    tasksync_proto::wire::ChangesResponse {
+        changes,
+        cursor: cursor.into(),
+        has_more: false,
+        conflicts: Vec::new(),
+    }
+}
+
+/// Each queued operation keeps the values its changed fields had before it (its base, which
+/// the server needs to tell a concurrent edit from a later one); a create has none.
+#[tokio::test]
+async fn operations_queue_the_values_they_replaced() {
+    let (_dir, store) = open();
+    let task = store.create(new_task("Buy milk")).await.unwrap();
+    let patch = TaskPatch {
+        title: Some("Buy oat milk".into()),
+        add_tags: ["shop".to_string()].into(),
+        ..Default::default()
+    };
+    store.update(task.id, patch).await.unwrap();
+    store.delete(task.id).await.unwrap();
+    let bases: Vec<Option<serde_json::Value>> = store
+        .queue(false)
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.base
+                .as_deref()
+                .map(|base| serde_json::from_str(base).unwrap())
+        })
+        .collect();
+    assert_eq!(
+        bases,
+        [
+            None,
+            Some(serde_json::json!({"title": "Buy milk", "tag:shop": false})),
+            Some(serde_json::json!({"is_deleted": false})),
+        ]
+    );
 }

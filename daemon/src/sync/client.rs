@@ -308,11 +308,13 @@ struct RawChanges {
     changes: Vec<Box<serde_json::value::RawValue>>,
     cursor: String,
     has_more: bool,
+    #[serde(default)]
+    conflicts: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// Parses a page of changes entry by entry: an entry that is not a task (a non-UUID id, a
-/// missing field) is logged and skipped, and the rest of the page and its cursor still count,
-/// so one bad row on the server cannot stop every later pull.
+/// missing field), or a conflict that is not one, is logged and skipped, and the rest of the
+/// page and its cursor still count, so one bad row on the server cannot stop every later pull.
 fn parse_changes(bytes: &[u8]) -> Result<ChangesResponse, SyncError> {
     // The common case in one pass; the entry-by-entry parse only for a page that has a bad
     // entry (parsing every page twice cost a tenth of the pull rate).
@@ -320,26 +322,33 @@ fn parse_changes(bytes: &[u8]) -> Result<ChangesResponse, SyncError> {
         return Ok(page);
     }
     let raw: RawChanges = parse(bytes)?;
-    let changes = raw
-        .changes
+    Ok(ChangesResponse {
+        changes: parse_each(&raw.changes, "an entry that is not a task"),
+        cursor: raw.cursor,
+        has_more: raw.has_more,
+        conflicts: parse_each(&raw.conflicts, "a conflict that makes no sense"),
+    })
+}
+
+/// The entries that parse as `T`; each other one is logged as `what` and skipped.
+fn parse_each<T: DeserializeOwned>(
+    entries: &[Box<serde_json::value::RawValue>],
+    what: &str,
+) -> Vec<T> {
+    entries
         .iter()
         .filter_map(|entry| match serde_json::from_str(entry.get()) {
-            Ok(task) => Some(task),
+            Ok(value) => Some(value),
             Err(e) => {
                 tracing::warn!(
-                    "skipping a pulled entry that is not a task ({}): {}",
+                    "skipping a pulled {what} ({}): {}",
                     server_text(&e.to_string()),
                     server_text(entry.get())
                 );
                 None
             }
         })
-        .collect();
-    Ok(ChangesResponse {
-        changes,
-        cursor: raw.cursor,
-        has_more: raw.has_more,
-    })
+        .collect()
 }
 
 /// Most characters of a server's text (an error body, an item error) the daemon keeps.
@@ -472,6 +481,35 @@ mod tests {
             parse_changes(b"{\"changes\": 5}"),
             Err(SyncError::BadAnswer(_))
         ));
+    }
+
+    #[test]
+    fn a_conflict_that_makes_no_sense_is_skipped_and_a_page_of_conflicts_alone_is_fine() {
+        let conflict = serde_json::json!({
+            "task_id": "0193a4f2-0000-7000-8000-000000000001", "field": "title",
+            "kept": "B", "kept_device": "0193a4f2-0000-7000-8000-00000000000b",
+            "lost": "A", "lost_device": "0193a4f2-0000-7000-8000-00000000000a",
+            "op_id": "0193a4f2-0000-7000-8000-000000000003",
+            "pushed_by": "0193a4f2-0000-7000-8000-00000000000a",
+            "at": "2026-01-01T00:00:00.000Z"
+        });
+        let mut unknown_field = conflict.clone();
+        unknown_field["field"] = "colour".into();
+        let mut wrong_kind = conflict.clone();
+        wrong_kind["kept"] = true.into();
+        let body = serde_json::json!({
+            "changes": [], "cursor": "9", "has_more": true,
+            "conflicts": [unknown_field, conflict, wrong_kind]
+        });
+        let mut page = parse_changes(&serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!(page.conflicts.len(), 2, "the unknown field is skipped");
+        super::super::transport::check_changes("5", &mut page).unwrap();
+        assert_eq!(
+            page.conflicts.len(),
+            1,
+            "a title that is a boolean is skipped"
+        );
+        assert_eq!(page.conflicts[0].lost, "A");
     }
 
     #[test]

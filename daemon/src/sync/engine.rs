@@ -580,7 +580,8 @@ impl Engine {
                 let news = movement(&live.since, &page.cursor) == Movement::Forward;
                 let has_more = page.has_more;
                 match store_page(&self.store, &self.events, transport.base(), page).await {
-                    Ok(changed) => {
+                    Ok(stored) => {
+                        let changed = stored.changed;
                         self.metrics.live_pull(changed);
                         if changed > 0 {
                             tracing::debug!("live pull: {changed} task(s) changed");

@@ -66,6 +66,14 @@ impl FakeServer {
         self.lock().tasks()
     }
 
+    /// Every conflict of the change feed, in order.
+    pub(crate) fn conflicts(&self) -> Vec<tasksync_proto::wire::WireConflict> {
+        self.lock()
+            .conflicts()
+            .map(|feed| feed.conflict.clone())
+            .collect()
+    }
+
     /// How often the core applied each op id (recorded its answer).
     pub(crate) fn merges(&self) -> HashMap<Uuid, u32> {
         self.lock().applied().clone()
@@ -124,6 +132,7 @@ impl FakeServer {
             changes: page.changes,
             cursor: page.cursor.to_string(),
             has_more: page.has_more,
+            conflicts: page.conflicts,
         })
     }
 
@@ -327,6 +336,7 @@ impl Transport for FakeLink {
                     changes: Vec::new(),
                     cursor: since.to_string(),
                     has_more: true,
+                    conflicts: Vec::new(),
                 }),
                 Fault::SamePage | Fault::BackwardsCursor => {
                     let first = self.server().page("", limit)?;
@@ -340,6 +350,7 @@ impl Transport for FakeLink {
                         changes: first.changes,
                         cursor,
                         has_more: false,
+                        conflicts: Vec::new(),
                     })
                 }
                 Fault::EndlessPages | Fault::EmptyEndlessPages => Ok(ChangesResponse {
@@ -359,11 +370,13 @@ impl Transport for FakeLink {
                             + 1
                     ),
                     has_more: true,
+                    conflicts: Vec::new(),
                 }),
                 Fault::AlternatingCursors => Ok(ChangesResponse {
                     changes: self.server().page("", limit)?.changes,
                     cursor: if since == "a" { "b" } else { "a" }.into(),
                     has_more: true,
+                    conflicts: Vec::new(),
                 }),
                 Fault::None | Fault::Fail | Fault::Reject | Fault::LoseNextAnswer => {
                     self.server().changes(since, limit, wait).await

@@ -98,8 +98,14 @@ async fn online_engine(device: &Device) -> (SyncHandle, ShutdownTrigger) {
 }
 
 async fn push(device: &Device) {
+    let outcome = round(device, false).await;
+    assert!(outcome.succeeded(), "{:?}", outcome.errors);
+}
+
+/// One forced round of `device`: push, and pull too when `pull`.
+async fn round(device: &Device, pull: bool) -> super::round::Outcome {
     let transport: Arc<dyn Transport> = device.link.clone();
-    let outcome = Round {
+    Round {
         store: &device.store,
         events: &device.events,
         in_flight: &InFlight::default(),
@@ -107,12 +113,8 @@ async fn push(device: &Device) {
         settings: &settings(),
         server_api: &ServerApi::current(),
     }
-    .run(Mode {
-        force: true,
-        pull: false,
-    })
-    .await;
-    assert!(outcome.succeeded(), "{:?}", outcome.errors);
+    .run(Mode { force: true, pull })
+    .await
 }
 
 async fn until(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) {
@@ -582,4 +584,69 @@ async fn a_server_restored_from_an_older_backup_is_pulled_again_from_the_start()
         b.store.get(later.id).is_ok()
     })
     .await;
+}
+
+/// Two devices retitle one task offline from the same title. Whichever pushes first, both
+/// report the conflict (the second from its own push and pull, the first from its next
+/// pull), with the field and which side kept its value, and both histories hold the lost
+/// value as a conflict entry, so it can be restored.
+#[tokio::test(start_paused = true)]
+async fn concurrent_edits_are_reported_on_both_devices_whichever_pushes_first() {
+    for a_first in [true, false] {
+        let server = FakeServer::new(clock());
+        let (a, b) = (device(&server), device(&server));
+        let task = a.create("Buy oat milk").await;
+        assert!(round(&a, true).await.succeeded());
+        assert!(round(&b, true).await.succeeded());
+        for (device, title) in [(&a, "Buy oat milk (A)"), (&b, "Buy oat milk (B)")] {
+            let patch = tasksync_proto::TaskPatch {
+                title: Some(title.into()),
+                ..Default::default()
+            };
+            device.store.update(task.id, patch).await.unwrap();
+            tokio::time::advance(Duration::from_millis(5)).await;
+        }
+        let (first, second) = if a_first { (&a, &b) } else { (&b, &a) };
+        let pushed_first = round(first, true).await;
+        assert!(pushed_first.resolved.is_empty(), "a_first={a_first}");
+        let pushed_second = round(second, true).await;
+        let pulled_later = round(first, true).await;
+        // B edited last, so B's title is kept on both.
+        let kept = "Buy oat milk (B)";
+        for (name, device, outcome) in [
+            ("second", second, &pushed_second),
+            ("first", first, &pulled_later),
+        ] {
+            assert_eq!(
+                outcome.resolved.len(),
+                1,
+                "a_first={a_first}: the device that pushed {name} reports one conflict: {:?}",
+                outcome.resolved
+            );
+            let conflict = &outcome.resolved[0];
+            assert_eq!(conflict.task_id, task.id);
+            assert_eq!(conflict.fields[0].field, tasksync_proto::wire::Field::Title);
+            let expected = if std::ptr::eq(device, &b) {
+                tasksync_proto::ipc::Kept::Local
+            } else {
+                tasksync_proto::ipc::Kept::Remote
+            };
+            assert_eq!(
+                conflict.fields[0].kept, expected,
+                "a_first={a_first}, {name}"
+            );
+            assert_eq!(device.store.get(task.id).unwrap().title, kept);
+            let history = device.store.history(task.id).unwrap();
+            assert!(
+                history.entries.iter().any(|entry| entry.conflict
+                    && entry.old == "\"Buy oat milk (A)\""
+                    && entry.new == format!("{kept:?}")),
+                "a_first={a_first}, {name}: the lost value is in the history: {:?}",
+                history.entries
+            );
+        }
+        // Nothing more to report: the conflict was learned once on each side.
+        assert!(round(first, true).await.resolved.is_empty());
+        assert!(round(second, true).await.resolved.is_empty());
+    }
 }

@@ -23,7 +23,7 @@ use tasksync_proto::ipc::{
 use tasksync_proto::lww::same_value;
 use tasksync_proto::wire::{
     BatchItem, BatchRequest, BatchResponse, ChangesResponse, Field, ItemStatus, Operation,
-    ProcessedItem, WireTask, SYNC_API_VERSION,
+    ProcessedItem, WireConflict, WireTask, FIELDS_API_VERSION,
 };
 use tasksync_proto::{Task, Timestamp};
 use tokio::task::JoinHandle;
@@ -226,7 +226,7 @@ impl ServerApi {
     /// A server known to speak this build's API.
     #[cfg(test)]
     pub(crate) fn current() -> ServerApi {
-        ServerApi(AtomicU32::new(SYNC_API_VERSION))
+        ServerApi(AtomicU32::new(tasksync_proto::wire::SYNC_API_VERSION))
     }
 
     pub(crate) fn learn(&self, version: u32) {
@@ -265,7 +265,7 @@ impl Round<'_> {
         // never sent (its round failed) must become eligible again.
         lock(self.in_flight).clear();
         let mut outcome = Outcome::default();
-        if self.server_api.get() < SYNC_API_VERSION {
+        if self.server_api.get() < FIELDS_API_VERSION {
             // Not known, or an older server that may have been upgraded since: ask (only
             // then, so a current server costs no request).
             if let Ok(version) = self.transport.health(self.settings.request_timeout).await {
@@ -288,6 +288,7 @@ impl Round<'_> {
                 Ok(slice) => {
                     outcome.reached = true;
                     outcome.pulled += slice.changed;
+                    outcome.resolved.extend(slice.conflicts);
                     outcome.cursor_restarted |= slice.restarted;
                     if slice.finished {
                         break;
@@ -521,7 +522,7 @@ impl Round<'_> {
         set_aside: &mut Vec<(QueueRef, ItemOutcome)>,
         held: &mut Vec<QueueRef>,
     ) -> Vec<Outgoing> {
-        if self.server_api.get() >= SYNC_API_VERSION {
+        if self.server_api.get() >= FIELDS_API_VERSION {
             return items;
         }
         let mut fit = Vec::with_capacity(items.len());
@@ -739,6 +740,7 @@ impl Round<'_> {
                         changes: Vec::new(),
                         cursor: String::new(),
                         has_more: true,
+                        conflicts: Vec::new(),
                     };
                     store_page(self.store, self.events, self.transport.base(), restart).await?;
                     *cursors = CursorCheck::default();
@@ -753,8 +755,9 @@ impl Round<'_> {
             cursor = page.cursor.clone();
             let has_more = page.has_more;
             slice.received += page.changes.len() as u64;
-            slice.changed +=
-                store_page(self.store, self.events, self.transport.base(), page).await?;
+            let stored = store_page(self.store, self.events, self.transport.base(), page).await?;
+            slice.changed += stored.changed;
+            slice.conflicts.extend(stored.conflicts);
             if !has_more {
                 slice.finished = true;
                 return Ok(slice);
@@ -768,10 +771,12 @@ impl Round<'_> {
 }
 
 /// What one pull slice did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Slice {
     /// Stored tasks that changed.
     pub(crate) changed: u64,
+    /// The conflicts of the feed this device learned of.
+    pub(crate) conflicts: Vec<ResolvedConflict>,
     /// Changes the server sent (our own coming back included).
     pub(crate) received: u64,
     /// The server said there is no more.
@@ -788,19 +793,28 @@ pub(crate) fn read_cursor(store: &Store, base: &str) -> Result<String, SyncError
         .unwrap_or_default())
 }
 
-/// Stores one checked page of changes and its cursor; returns how many stored tasks changed.
+/// What storing one page did.
+pub(crate) struct StoredPage {
+    /// Stored tasks that changed.
+    pub(crate) changed: u64,
+    /// The conflicts of the page this device took part in and learned of now.
+    pub(crate) conflicts: Vec<ResolvedConflict>,
+}
+
+/// Stores one checked page of changes, its conflicts and its cursor, and publishes what
+/// changed and each conflict learned.
 pub(crate) async fn store_page(
     store: &Store,
     events: &Events,
     base: &str,
     page: ChangesResponse,
-) -> Result<u64, SyncError> {
-    let adopted = store
-        .store_pulled(page.changes, cursor_key(base), page.cursor)
+) -> Result<StoredPage, SyncError> {
+    let pulled = store
+        .store_pulled(page, cursor_key(base))
         .await
         .map_err(store_error)?;
-    publish_adopted(store, events, &adopted);
-    let changed = adopted.len() as u64;
+    publish_adopted(store, events, &pulled.adopted);
+    let changed = pulled.adopted.len() as u64;
     if changed > 0 {
         events.publish(|| {
             Event::Sync(SyncProgress::Pulled {
@@ -808,7 +822,57 @@ pub(crate) async fn store_page(
             })
         });
     }
-    Ok(changed)
+    let conflicts = pulled
+        .conflicts
+        .iter()
+        .map(|conflict| learned_conflict(store, events, conflict))
+        .collect();
+    Ok(StoredPage { changed, conflicts })
+}
+
+/// Logs and publishes a conflict of the feed this device took part in; answers it as a
+/// round reports it.
+fn learned_conflict(store: &Store, events: &Events, conflict: &WireConflict) -> ResolvedConflict {
+    let me = store.device_id();
+    let kept = if conflict.kept_device == me {
+        Kept::Local
+    } else {
+        Kept::Remote
+    };
+    tracing::info!(
+        "conflict on task {}: {} was edited here and on another device; the {kept} value {} was kept, {} lost (see taskctl log)",
+        conflict.task_id,
+        conflict.field,
+        server_text(&conflict.kept.to_string()),
+        server_text(&conflict.lost.to_string()),
+    );
+    let values = (
+        FieldValue::from_json(&conflict.field, &conflict.kept),
+        FieldValue::from_json(&conflict.field, &conflict.lost),
+    );
+    if let (Some(kept), Some(lost)) = values {
+        events.publish(|| {
+            Event::Conflict(FieldConflict {
+                task_id: conflict.task_id,
+                field: conflict.field.clone(),
+                kept,
+                kept_device: conflict.kept_device,
+                lost,
+                lost_device: conflict.lost_device,
+            })
+        });
+    }
+    ResolvedConflict {
+        task_id: conflict.task_id,
+        title: store
+            .get(conflict.task_id)
+            .map(|task| task.title)
+            .unwrap_or_default(),
+        fields: vec![ResolvedField {
+            field: conflict.field.clone(),
+            kept,
+        }],
+    }
 }
 
 /// Reports tasks whose stored row took the server's version (pulled, or merged after a
@@ -898,6 +962,12 @@ fn item_from_row(row: &QueuedOp, device_id: uuid::Uuid) -> Result<BatchItem, Str
         data: WireTask::from_task(&task, device_id),
         created_at: row.entry.created_at,
         retry_count: row.entry.retry_count,
+        base: match &row.base {
+            Some(base) => {
+                serde_json::from_str(base).map_err(|e| format!("unreadable base: {e}"))?
+            }
+            None => Default::default(),
+        },
     })
 }
 

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use tasksync_proto::events::FieldValue;
 use tasksync_proto::wire::{BatchRequest, BatchResponse, ChangesResponse, ItemStatus};
 
 use super::client::{SyncClient, SyncError};
@@ -121,12 +122,24 @@ pub(crate) fn check_changes(since: &str, page: &mut ChangesResponse) -> Result<(
             false
         }
     });
+    page.conflicts.retain(|conflict| {
+        let sense = FieldValue::from_json(&conflict.field, &conflict.kept).is_some()
+            && FieldValue::from_json(&conflict.field, &conflict.lost).is_some();
+        if !sense {
+            tracing::warn!(
+                "skipping a pulled conflict on task {} whose values are not {} values",
+                conflict.task_id,
+                conflict.field
+            );
+        }
+        sense
+    });
     if page.has_more && page.cursor == since {
         return Err(SyncError::BadAnswer(
             "has_more with a cursor that did not move".into(),
         ));
     }
-    if page.has_more && sent == 0 {
+    if page.has_more && sent == 0 && page.conflicts.is_empty() {
         // A page holds up to the limit asked for; an empty one with more to come is paging
         // that goes nowhere.
         return Err(SyncError::BadAnswer("has_more with an empty page".into()));

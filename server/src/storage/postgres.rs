@@ -16,7 +16,8 @@
 //! are retried; a lost connection or a full disk is [`StorageError::Unavailable`] (503).
 //!
 //! Round trips: a batch costs two, pipelined on its connection (`BEGIN`, the lock and both
-//! reads; then the writes, one statement, and `COMMIT`); see `Postgres::try_apply`.
+//! reads; then the writes, one statement, and `COMMIT`; a batch that met a conflict adds its
+//! insert to that second trip); see `Postgres::try_apply`.
 //!
 //! Live pulls across processes: after a batch commits, a task of its process sends
 //! `pg_notify('tasksync_changes', user_id)` (outside the batch's transaction and off the
@@ -31,7 +32,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tasksync_core::{
-    BatchTransaction, Change, ChangeFeed, ChangedTask, Loaded, RecordedAnswer, Writes,
+    BatchTransaction, Change, ChangeFeed, ChangedTask, FeedConflict, Loaded, RecordedAnswer, Writes,
 };
 use tasksync_proto::lww::{FieldClock, FieldClocks, Versioned};
 use tasksync_proto::wire::WireTask;
@@ -47,7 +48,7 @@ use super::{
 use crate::notify::Notifier;
 
 /// The schema version this server writes.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 /// Connections per process.
 pub const POOL_SIZE: usize = 16;
 /// The `NOTIFY` channel of committed changes; the payload is the user id, or
@@ -112,6 +113,14 @@ CREATE INDEX applied_ops_by_time ON applied_ops USING brin (applied_at);
 const SCHEMA_V3: &str = "
 ALTER TABLE tasks ADD COLUMN IF NOT EXISTS extras TEXT;
 ALTER TABLE tasks ADD COLUMN IF NOT EXISTS other_clocks TEXT;
+";
+
+/// The conflicts of the change feed (sync API version 3), numbered with the user's changes.
+const SCHEMA_V4: &str = "
+CREATE TABLE IF NOT EXISTS conflicts (
+    user_id BIGINT NOT NULL, seq BIGINT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (user_id, seq)
+);
 ";
 
 const TASK_COLUMNS: &str = "id, title, description, completed, is_deleted, created_at, \
@@ -246,6 +255,9 @@ impl Postgres {
         }
         if version < 3 {
             tx.batch_execute(SCHEMA_V3).await?;
+        }
+        if version < 4 {
+            tx.batch_execute(SCHEMA_V4).await?;
         }
         tx.execute(
             "INSERT INTO tasksync_schema (id, version) VALUES (1, $1) \
@@ -485,11 +497,33 @@ impl BatchTransaction for Batch<'_> {
         // the transaction is aborted and PostgreSQL answers the `COMMIT` with a rollback;
         // the writes' error is the one returned.
         self.commit_sent = true;
-        tokio::try_join!(
-            biased;
-            client.execute(&self.statements.write, &params),
-            client.batch_execute("COMMIT"),
-        )?;
+        if writes.conflicts.is_empty() {
+            tokio::try_join!(
+                biased;
+                client.execute(&self.statements.write, &params),
+                client.batch_execute("COMMIT"),
+            )?;
+        } else {
+            // Conflicts are rare: their insert joins the same round trip only when there are.
+            let numbers: Vec<i64> = writes.conflicts.iter().map(|c| c.number).collect();
+            let bodies: Vec<String> = writes
+                .conflicts
+                .iter()
+                .map(|c| tasksync_core::columns::conflict_column(&c.conflict))
+                .collect();
+            let conflict_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+                [user, &numbers, &bodies];
+            tokio::try_join!(
+                biased;
+                client.execute(
+                    "INSERT INTO conflicts (user_id, seq, body) \
+                     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[])",
+                    &conflict_params,
+                ),
+                client.execute(&self.statements.write, &params),
+                client.batch_execute("COMMIT"),
+            )?;
+        }
         Ok(())
     }
 }
@@ -521,6 +555,29 @@ impl ChangeFeed for Feed<'_> {
                 Ok(Change {
                     number: row.get(22),
                     task: task_from_row(row)?.task,
+                })
+            })
+            .collect()
+    }
+
+    async fn conflicts_after(&self, since: i64, count: usize) -> Result<Vec<FeedConflict>> {
+        let stmt = self
+            .client
+            .prepare_cached(
+                "SELECT seq, body FROM conflicts WHERE user_id = $1 AND seq > $2 \
+                 ORDER BY seq LIMIT $3",
+            )
+            .await?;
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        let rows = self
+            .client
+            .query(&stmt, &[&self.user, &since, &count])
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(FeedConflict {
+                    number: row.get(0),
+                    conflict: tasksync_core::columns::read_conflict(row.get(1))?,
                 })
             })
             .collect()

@@ -1,6 +1,6 @@
 //! The SQLite backend: one file, one writer connection, a few read-only connections.
 //!
-//! Tables (`PRAGMA user_version` 3):
+//! Tables (`PRAGMA user_version` 4):
 //! - `users`: id, name, SHA-256 of the token (none for the tokenless `default` user of open
 //!   mode), `change_seq` (the user's change counter), created_at.
 //! - `tasks` (primary key `user_id, id`): the merged state of each task, the LWW clock of each
@@ -8,6 +8,8 @@
 //!   `other_clocks` (version 3) hold due, priority, project, tags, attributes and their clocks
 //!   (`tasksync_core::columns`).
 //! - `applied_ops` (primary key `user_id, op_id`): every op id applied, with its answer.
+//! - `conflicts` (primary key `user_id, seq`, version 4): the conflicts of the change feed,
+//!   each as its JSON, under the user's change number it took.
 //! - `settings`: `closed` once a user was added (the server is never open again).
 //!
 //! Version 1 (before users) is migrated into the user `default`, keeping cursors valid.
@@ -19,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
-use tasksync_core::{BatchTransaction, Change, ChangeFeed, Loaded, RecordedAnswer, Writes};
+use tasksync_core::{
+    BatchTransaction, Change, ChangeFeed, FeedConflict, Loaded, RecordedAnswer, Writes,
+};
 use tasksync_proto::lww::{FieldClock, FieldClocks, Versioned};
 use tasksync_proto::wire::WireTask;
 use tasksync_proto::Timestamp;
@@ -34,7 +38,7 @@ use super::{
 use crate::notify::Notifier;
 
 /// The schema version this server writes.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 /// Store reads allowed on the blocking pool at once.
 pub const MAX_CONCURRENT_READS: usize = 8;
 
@@ -108,6 +112,14 @@ DROP TABLE applied_ops_v1;
 const SCHEMA_V3: &str = "
 ALTER TABLE tasks ADD COLUMN extras TEXT;
 ALTER TABLE tasks ADD COLUMN other_clocks TEXT;
+";
+
+/// The conflicts of the change feed (sync API version 3), numbered with the user's changes.
+const SCHEMA_V4: &str = "
+CREATE TABLE conflicts (
+    user_id INTEGER NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (user_id, seq)
+) WITHOUT ROWID;
 ";
 
 const TASK_COLUMNS: &str = "id, title, description, completed, is_deleted, created_at, \
@@ -587,6 +599,18 @@ impl BatchTransaction for Batch<'_> {
                 now,
             ])?;
         }
+        if !writes.conflicts.is_empty() {
+            let mut conflict_put = self
+                .tx
+                .prepare_cached("INSERT INTO conflicts (user_id, seq, body) VALUES (?1, ?2, ?3)")?;
+            for conflict in &writes.conflicts {
+                conflict_put.execute(rusqlite::params![
+                    user,
+                    conflict.number,
+                    tasksync_core::columns::conflict_column(&conflict.conflict),
+                ])?;
+            }
+        }
         if let Some(last_change) = writes.last_change {
             self.tx
                 .prepare_cached("UPDATE users SET change_seq = ?2 WHERE id = ?1")?
@@ -620,6 +644,22 @@ impl ChangeFeed for Feed<'_> {
             });
         }
         Ok(changes)
+    }
+
+    async fn conflicts_after(&self, since: i64, count: usize) -> Result<Vec<FeedConflict>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, body FROM conflicts WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(rusqlite::params![self.user, since, count])?;
+        let mut conflicts = Vec::new();
+        while let Some(row) = rows.next()? {
+            conflicts.push(FeedConflict {
+                number: row.get(0)?,
+                conflict: tasksync_core::columns::read_conflict(&row.get::<_, String>(1)?)?,
+            });
+        }
+        Ok(conflicts)
     }
 
     async fn last_change(&self) -> Result<i64> {
@@ -670,6 +710,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     if version < 3 {
         tx.execute_batch(SCHEMA_V3)?;
+    }
+    if version < 4 {
+        tx.execute_batch(SCHEMA_V4)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

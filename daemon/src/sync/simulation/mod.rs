@@ -53,6 +53,8 @@ pub(super) struct Coverage {
     pub(super) refusals: u64,
     pub(super) hostile: u64,
     pub(super) conflicts: u64,
+    /// Concurrent edits of one field the server recorded (each reported on both sides).
+    pub(super) concurrent_edits: u64,
     pub(super) dead_letters: u64,
     pub(super) live_news: u64,
     pub(super) max_pulls_per_10_s: usize,
@@ -87,6 +89,7 @@ impl Coverage {
         self.refusals += other.refusals;
         self.hostile += other.hostile;
         self.conflicts += other.conflicts;
+        self.concurrent_edits += other.concurrent_edits;
         self.dead_letters += other.dead_letters;
         self.live_news += other.live_news;
         self.max_pulls_per_10_s = self.max_pulls_per_10_s.max(other.max_pulls_per_10_s);
@@ -112,6 +115,11 @@ impl Coverage {
             ("refusals", self.refusals, 30),
             ("hostile servers", self.hostile, 60),
             ("conflicts resolved", self.conflicts, 20),
+            (
+                "concurrent edits reported on both sides",
+                self.concurrent_edits,
+                10,
+            ),
             ("dead letters", self.dead_letters, 3),
             ("live pulls with news", self.live_news, 100),
         ];

@@ -266,6 +266,7 @@ impl World {
         }
         self.check_dead_letters()?;
         self.drain().await?;
+        self.coverage.concurrent_edits += self.server.conflicts().len() as u64;
         self.check_pulls()?;
         self.check_converged()
     }
@@ -589,13 +590,17 @@ impl World {
                 }
                 queued += running.store.queue(false).map_err(|e| e.to_string())?.len();
             }
-            if queued == 0 && self.differences()?.is_empty() {
+            if queued == 0
+                && self.differences()?.is_empty()
+                && self.unreported_conflicts()?.is_empty()
+            {
                 self.note("drained".into());
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let mut left = self.differences()?;
+        left.extend(self.unreported_conflicts()?);
         for replica in &self.replicas {
             for row in replica
                 .running()
@@ -653,6 +658,39 @@ impl World {
             }
         }
         Ok(found)
+    }
+
+    /// The conflicts of the server's feed that a device which wrote one of the two values
+    /// does not have in its history as a conflict entry holding the lost value (empty once
+    /// both sides of every conflict reported it).
+    fn unreported_conflicts(&self) -> Result<Vec<String>, String> {
+        let mut missing = Vec::new();
+        for conflict in self.server.conflicts() {
+            for device in [conflict.kept_device, conflict.lost_device] {
+                let Some((r, replica)) = self
+                    .replicas
+                    .iter()
+                    .enumerate()
+                    .find(|(_, replica)| replica.device == device)
+                else {
+                    missing.push(format!("a conflict names an unknown device: {conflict:?}"));
+                    continue;
+                };
+                let history = replica
+                    .running()
+                    .store
+                    .history(conflict.task_id)
+                    .map_err(|e| e.to_string())?;
+                let lost = conflict.lost.to_string();
+                let reported = history.entries.iter().any(|entry| {
+                    entry.conflict && entry.field == conflict.field && entry.old == lost
+                });
+                if !reported {
+                    missing.push(format!("r{r} never reported the conflict {conflict:?}"));
+                }
+            }
+        }
+        Ok(missing)
     }
 
     /// No device pulled in a loop: at most [`MAX_PULLS_PER_10_S`] pulls of its own in any
