@@ -191,7 +191,8 @@ END;
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-/// Opens the read-write connection: WAL, `synchronous=FULL`, foreign keys on.
+/// Opens the read-write connection: WAL, `synchronous=FULL`, foreign keys on, statement
+/// journals in memory, a 16 MiB page cache.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| StoreError::open(path, e))?;
     conn.busy_timeout(Duration::from_secs(5))?;
@@ -202,7 +203,14 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
             mode,
         });
     }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    // A statement that may fail halfway (several rows, triggers) journals the pages it
+    // touches; in memory rather than in a temporary file, and a page cache that holds a pull
+    // page's working set, so a large transaction neither writes pages twice nor reads back
+    // the ones it spilled (both showed as the largest costs of a pull in a profile).
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4000;",
+    )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

@@ -124,7 +124,7 @@ impl WriteRequest for FinishBatch {
                     tx.prepare_cached("DELETE FROM sync_queue WHERE id = ?1")?
                         .execute([seq])?;
                     if let Some(remote) = resolved {
-                        if adopt(tx, clock, remote, &pushed)? == Adoption::Changed {
+                        if adopt(tx, clock, remote, &pushed)?.changed() {
                             adopted.push(remote.id);
                         }
                     }
@@ -178,10 +178,15 @@ impl WriteRequest for StorePulled {
         let now = clock.now();
         let mut pulled = Pulled::default();
         for remote in &self.changes {
-            if adopt(tx, clock, remote, &[])? == Adoption::Changed {
-                pulled.adopted.push(remote.id);
+            match adopt(tx, clock, remote, &[])? {
+                // New here: synced as of now, and nothing of it can be queued.
+                Adoption::Added => pulled.adopted.push(remote.id),
+                Adoption::Changed => {
+                    pulled.adopted.push(remote.id);
+                    refresh_status(tx, remote.id, now)?;
+                }
+                Adoption::Unchanged | Adoption::Refused => refresh_status(tx, remote.id, now)?,
             }
-            refresh_status(tx, remote.id, now)?;
         }
         for conflict in &self.conflicts {
             if learns_of(conflict, self.device_id) && record_conflict(tx, conflict)? {
@@ -341,12 +346,20 @@ fn protected_fields(tx: &Transaction<'_>, task_id: Uuid) -> rusqlite::Result<BTr
 /// What adopting the server's version of a task did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Adoption {
+    /// A task this device did not have was added, synced as of now.
+    Added,
     /// The stored row changed.
     Changed,
     /// The stored row already said exactly this (typically our own push coming back).
     Unchanged,
     /// A timestamp lies too far ahead of our clock: the task was left as it was.
     Refused,
+}
+
+impl Adoption {
+    fn changed(self) -> bool {
+        matches!(self, Adoption::Added | Adoption::Changed)
+    }
 }
 
 /// Writes the server's version of a task, keeping protected local fields, and records each
@@ -375,10 +388,11 @@ fn adopt(
         // A task this device never had: no local operation can protect any of its fields
         // (every queue row is written with its task). Numbered in the insert itself, as a
         // local create is, so the row is written once and the insert trigger stays idle.
-        let task = merge_remote(None, remote, &BTreeSet::new());
+        let mut task = merge_remote(None, remote, &BTreeSet::new());
+        task.last_synced_at = Some(clock.now());
         insert_numbered(tx, &task)?;
         history::record_diff(tx, None, &task, HistoryOrigin::Remote, &[])?;
-        return Ok(Adoption::Changed);
+        return Ok(Adoption::Added);
     };
     let protected = protected_fields(tx, remote.id)?;
     let task = merge_remote(Some(&local), remote, &protected);
