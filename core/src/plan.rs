@@ -92,10 +92,7 @@ pub(crate) fn plan(
         conflicts.extend(
             concurrent
                 .into_iter()
-                .map(|(field, stored_value, stored_device)| {
-                    let stored = (field, stored_value, stored_device);
-                    record_conflict(item, device_id, &merged, stored, clock.now())
-                }),
+                .map(|stored| record_conflict(item, device_id, &merged, stored, clock.now())),
         );
         let conflict = merged.is_conflict();
         let changed = before.is_none() || !merged.applied.is_empty();
