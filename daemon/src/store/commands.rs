@@ -233,38 +233,41 @@ impl WriteRequest for ReleaseNumbers {
 /// Inserts a task this device did not have, numbering it in the INSERT itself when it is
 /// neither completed nor deleted, as the schema's insert trigger would (same view, same cap,
 /// and the number leaves `freed_numbers`): the row is written once, and the trigger, which
-/// numbers only tasks inserted without one, stays idle. Every path that adds a task (a local
-/// create, a pulled task, an imported one) inserts through here. Answers the number.
+/// numbers only tasks inserted without one, stays idle. The number is read first rather than
+/// taken through `RETURNING`, which costs SQLite a temporary table on every insert. Every
+/// path that adds a task (a local create, a pulled task, an imported one) inserts through
+/// here. Answers the number.
 pub(crate) fn insert_numbered(tx: &Transaction<'_>, task: &Task) -> rusqlite::Result<Option<u32>> {
+    use rusqlite::OptionalExtension;
     let extras = ExtraColumns::of(task)?;
-    let number: Option<u32> = tx
-        .prepare_cached(
-            "INSERT OR FAIL INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at, number, due, priority, project, tags, attributes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
-                     CASE WHEN ?4 = 0 AND ?7 = 0
-                          THEN (SELECT number FROM next_task_number WHERE number <= 999999) END,
-                     ?10, ?11, ?12, ?13, ?14)
-             RETURNING number",
-        )?
-        .query_row(
-            params![
-                task.id.to_string(),
-                task.title,
-                task.description,
-                task.completed,
-                task.created_at.to_string(),
-                task.updated_at.to_string(),
-                task.is_deleted,
-                task.sync_status,
-                task.last_synced_at.map(|t| t.to_string()),
-                extras.due,
-                extras.priority,
-                extras.project,
-                extras.tags,
-                extras.attributes,
-            ],
-            |row| row.get(0),
-        )?;
+    let number: Option<u32> = if task.completed || task.is_deleted {
+        None
+    } else {
+        tx.prepare_cached("SELECT number FROM next_task_number WHERE number <= 999999")?
+            .query_row([], |row| row.get(0))
+            .optional()?
+    };
+    tx.prepare_cached(
+        "INSERT OR FAIL INTO tasks (id, title, description, completed, created_at, updated_at, is_deleted, sync_status, last_synced_at, number, due, priority, project, tags, attributes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        task.id.to_string(),
+        task.title,
+        task.description,
+        task.completed,
+        task.created_at.to_string(),
+        task.updated_at.to_string(),
+        task.is_deleted,
+        task.sync_status,
+        task.last_synced_at.map(|t| t.to_string()),
+        number,
+        extras.due,
+        extras.priority,
+        extras.project,
+        extras.tags,
+        extras.attributes,
+    ])?;
     claim_number(tx, number)?;
     Ok(number)
 }

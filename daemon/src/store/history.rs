@@ -52,8 +52,9 @@ pub(crate) fn record(tx: &Transaction<'_>, change: &Change<'_>) -> rusqlite::Res
 }
 
 /// Records every field of `after` that differs from `before` (when there was no `before`: the
-/// first four fields and those that are set, with `old` = `null`); fields in `lost` are
-/// recorded as conflicts.
+/// title and each other field that is set, with `old` = `null`; a field left blank, such as
+/// no description or not completed, is no change); fields in `lost` are recorded as
+/// conflicts.
 pub(crate) fn record_diff(
     tx: &Transaction<'_>,
     before: Option<&Task>,
@@ -69,12 +70,15 @@ pub(crate) fn record_diff(
         }
         None => {
             let mut blank = after_wire.clone();
+            blank.description = None;
+            blank.completed = false;
+            blank.is_deleted = false;
             blank.due = None;
             blank.priority = None;
             blank.project = None;
             blank.tags.clear();
             blank.attributes.clear();
-            let mut fields = Field::V1.to_vec();
+            let mut fields = vec![Field::Title];
             fields.extend(lww::diff(&blank, &after_wire));
             (fields, None)
         }
@@ -105,8 +109,8 @@ pub(crate) fn record_diff(
     record_all(tx, &changes)
 }
 
-/// Appends entries, four in one statement while four remain (a creation records at least
-/// the four fields of API 1): one statement instead of four on every create and pulled task.
+/// Appends entries, four in one statement while four remain: fewer statements for a task
+/// created with several fields set, or an edit of several fields.
 fn record_all(tx: &Transaction<'_>, changes: &[Change<'_>]) -> rusqlite::Result<()> {
     let mut fours = changes.chunks_exact(4);
     for four in &mut fours {
@@ -185,8 +189,9 @@ pub(crate) fn entry(
 /// One local change: its task and, per field it changed, the value before (JSON text).
 pub(crate) type LocalChange = (Uuid, Vec<(Field, String)>);
 
-/// This device's last local change (of `task`, or of any task). One command's change shares
-/// one `at`.
+/// This device's last local change (of `task`, or of any task): the one it recorded last,
+/// whatever time it says (an import keeps a file's times). One command's change shares one
+/// `at`. Found from the newest entry backwards: the table's own order, no index on `at`.
 pub(crate) fn last_local_change(
     conn: &Connection,
     task: Option<Uuid>,
@@ -196,7 +201,7 @@ pub(crate) fn last_local_change(
         Some(task) => conn
             .prepare_cached(
                 "SELECT task_id, at FROM history WHERE origin = ?1 AND task_id = ?2
-                 ORDER BY at DESC, id DESC LIMIT 1",
+                 ORDER BY id DESC LIMIT 1",
             )?
             .query_row(params![HistoryOrigin::Local, task.to_string()], |row| {
                 Ok((row.get(0)?, row.get(1)?))
@@ -204,8 +209,7 @@ pub(crate) fn last_local_change(
             .optional()?,
         None => conn
             .prepare_cached(
-                "SELECT task_id, at FROM history WHERE origin = ?1
-                 ORDER BY at DESC, id DESC LIMIT 1",
+                "SELECT task_id, at FROM history WHERE origin = ?1 ORDER BY id DESC LIMIT 1",
             )?
             .query_row(params![HistoryOrigin::Local], |row| {
                 Ok((row.get(0)?, row.get(1)?))

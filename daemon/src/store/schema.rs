@@ -9,6 +9,58 @@ use std::time::Duration;
 
 use super::StoreError;
 
+/// The body of the triggers that give a task entering the working set its number: the next
+/// free one (see `next_task_number`), taken out of `freed_numbers` if it came from there.
+macro_rules! give_number {
+    () => {
+        r#"BEGIN
+    UPDATE tasks SET number = (SELECT number FROM next_task_number)
+     WHERE id = NEW.id AND (SELECT number FROM next_task_number) <= 999999;
+    DELETE FROM freed_numbers WHERE number = (SELECT number FROM tasks WHERE id = NEW.id);
+END;
+"#
+    };
+}
+
+/// The view and the triggers of working-set numbers (see [`NUMBERS`]); made again whenever
+/// `tasks` is rebuilt.
+macro_rules! numbering {
+    () => {
+        concat!(
+            r#"
+CREATE VIEW next_task_number AS
+SELECT COALESCE(
+    (SELECT min(number) FROM freed_numbers WHERE reusable = 1),
+    max(COALESCE((SELECT max(number) FROM tasks WHERE number IS NOT NULL), 0),
+        COALESCE((SELECT max(number) FROM freed_numbers), 0)) + 1) AS number;
+
+CREATE TRIGGER tasks_number_on_insert AFTER INSERT ON tasks
+WHEN NEW.completed = 0 AND NEW.is_deleted = 0 AND NEW.number IS NULL
+"#,
+            give_number!(),
+            r#"
+CREATE TRIGGER tasks_number_on_return AFTER UPDATE OF completed, is_deleted ON tasks
+WHEN NEW.completed = 0 AND NEW.is_deleted = 0 AND NEW.number IS NULL
+"#,
+            give_number!(),
+            r#"
+CREATE TRIGGER tasks_number_on_leave AFTER UPDATE OF completed, is_deleted ON tasks
+WHEN NEW.number IS NOT NULL AND (NEW.completed = 1 OR NEW.is_deleted = 1)
+BEGIN
+    INSERT OR REPLACE INTO freed_numbers (number, reusable) VALUES (NEW.number, 0);
+    UPDATE tasks SET number = NULL WHERE id = NEW.id;
+END;
+
+CREATE TRIGGER tasks_number_on_delete AFTER DELETE ON tasks
+WHEN OLD.number IS NOT NULL
+BEGIN
+    INSERT OR REPLACE INTO freed_numbers (number, reusable) VALUES (OLD.number, 0);
+END;
+"#
+        )
+    };
+}
+
 /// Migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -54,7 +106,111 @@ CREATE TABLE meta (
     HISTORY,
     FIELDS,
     BASES,
+    LIGHTER_WRITES,
 ];
+
+/// Version 6: lighter writes, which every change pays for on its hot path (a pull of many
+/// new tasks most).
+///
+/// - The index on `history.at` served only the prune by age, which reads the whole table for
+///   the count per task anyway, and the search for the last local change, which now goes by
+///   the table's own order. The by-task index keeps the task id alone (a task's at most 1,000
+///   entries are sorted when read), a third smaller: random task ids spread a pull's new
+///   entries over most of its leaves in every transaction.
+/// - A CHECK of `x IN (three or more constants)` makes SQLite build a temporary table each
+///   time it runs: on every INSERT, and on every UPDATE of the column (a task's sync state
+///   changes with every batch). The same checks written as `=` comparisons cost nothing.
+///   `history`, `tasks` and `sync_queue` are rebuilt with them, keeping every row, its id and
+///   its number. The queue is set aside while `tasks` is rebuilt (nothing may refer to a
+///   table that is dropped while foreign keys are on), and the working-set numbering (view
+///   and triggers) is made again on the new table.
+const LIGHTER_WRITES: &str = concat!(
+    r#"
+CREATE TABLE history_v6 (
+    id       INTEGER PRIMARY KEY,
+    task_id  TEXT NOT NULL,
+    field    TEXT NOT NULL CHECK (
+                 field = 'title' OR field = 'description' OR field = 'completed'
+                 OR field = 'is_deleted' OR field = 'due' OR field = 'priority'
+                 OR field = 'project' OR field LIKE 'tag:_%' OR field LIKE 'attribute:_%'),
+    old      TEXT NOT NULL,
+    new      TEXT NOT NULL,
+    origin   TEXT NOT NULL CHECK (origin IN ('local', 'remote')),
+    at       TEXT NOT NULL,
+    conflict INTEGER NOT NULL DEFAULT 0 CHECK (conflict IN (0, 1))
+);
+INSERT INTO history_v6 (id, task_id, field, old, new, origin, at, conflict)
+    SELECT id, task_id, field, old, new, origin, at, conflict FROM history;
+DROP TABLE history;
+ALTER TABLE history_v6 RENAME TO history;
+CREATE INDEX history_by_task ON history (task_id);
+
+CREATE TABLE queue_set_aside AS SELECT * FROM sync_queue;
+DROP TABLE sync_queue;
+DROP VIEW next_task_number;
+
+CREATE TABLE tasks_v6 (
+    id             TEXT PRIMARY KEY NOT NULL,
+    title          TEXT NOT NULL,
+    description    TEXT,
+    completed      INTEGER NOT NULL DEFAULT 0 CHECK (completed IN (0, 1)),
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL,
+    is_deleted     INTEGER NOT NULL DEFAULT 0 CHECK (is_deleted IN (0, 1)),
+    sync_status    TEXT NOT NULL DEFAULT 'pending'
+                   CHECK (sync_status = 'pending' OR sync_status = 'in-progress'
+                          OR sync_status = 'synced' OR sync_status = 'error'
+                          OR sync_status = 'failed'),
+    last_synced_at TEXT,
+    number         INTEGER,
+    due            TEXT,
+    priority       TEXT CHECK (priority = 'H' OR priority = 'M' OR priority = 'L'),
+    project        TEXT,
+    tags           TEXT NOT NULL DEFAULT '[]',
+    attributes     TEXT NOT NULL DEFAULT '{}'
+) WITHOUT ROWID;
+INSERT INTO tasks_v6 (id, title, description, completed, created_at, updated_at, is_deleted,
+                      sync_status, last_synced_at, number, due, priority, project, tags,
+                      attributes)
+    SELECT id, title, description, completed, created_at, updated_at, is_deleted, sync_status,
+           last_synced_at, number, due, priority, project, tags, attributes
+      FROM tasks;
+DROP TABLE tasks;
+ALTER TABLE tasks_v6 RENAME TO tasks;
+CREATE INDEX tasks_by_created_at ON tasks (created_at);
+CREATE UNIQUE INDEX tasks_by_number ON tasks (number) WHERE number IS NOT NULL;
+CREATE INDEX tasks_by_due ON tasks (due) WHERE due IS NOT NULL;
+"#,
+    numbering!(),
+    r#"
+CREATE TABLE sync_queue (
+    id              INTEGER PRIMARY KEY,
+    op_id           TEXT NOT NULL UNIQUE,
+    task_id         TEXT NOT NULL REFERENCES tasks (id),
+    operation       TEXT NOT NULL
+                    CHECK (operation = 'create' OR operation = 'update' OR operation = 'delete'),
+    data            TEXT NOT NULL,
+    changed_fields  TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    retry_count     INTEGER NOT NULL DEFAULT 0,
+    error_message   TEXT,
+    next_attempt_at TEXT,
+    last_attempt_at TEXT,
+    state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'failed')),
+    base            TEXT
+);
+INSERT INTO sync_queue (id, op_id, task_id, operation, data, changed_fields, created_at,
+                        retry_count, error_message, next_attempt_at, last_attempt_at, state,
+                        base)
+    SELECT id, op_id, task_id, operation, data, changed_fields, created_at, retry_count,
+           error_message, next_attempt_at, last_attempt_at, state, base
+      FROM queue_set_aside;
+DROP TABLE queue_set_aside;
+CREATE INDEX sync_queue_by_task ON sync_queue (task_id, id);
+CREATE INDEX sync_queue_by_next_attempt ON sync_queue (next_attempt_at)
+    WHERE state = 'pending' AND next_attempt_at IS NOT NULL;
+"#
+);
 
 /// Version 5: each queued operation keeps, per changed field, the value it replaced (its
 /// `base`, a JSON object), which the server needs to tell a concurrent edit from a later one.
@@ -116,19 +272,6 @@ CREATE INDEX history_by_task ON history (task_id, at, id);
 CREATE INDEX history_by_at ON history (at);
 "#;
 
-/// The body of the triggers that give a task entering the working set its number: the next
-/// free one (see `next_task_number`), taken out of `freed_numbers` if it came from there.
-macro_rules! give_number {
-    () => {
-        r#"BEGIN
-    UPDATE tasks SET number = (SELECT number FROM next_task_number)
-     WHERE id = NEW.id AND (SELECT number FROM next_task_number) <= 999999;
-    DELETE FROM freed_numbers WHERE number = (SELECT number FROM tasks WHERE id = NEW.id);
-END;
-"#
-    };
-}
-
 /// Version 2: working-set numbers (README, "Naming tasks"), kept by triggers so that every
 /// path that writes `tasks` (commands, the HTTP API, pulled and merged tasks) keeps them
 /// right without knowing about them. A local create numbers its task in its INSERT through
@@ -157,35 +300,8 @@ WITH ranked AS (
 )
 UPDATE tasks SET number = ranked.n FROM ranked WHERE ranked.id = tasks.id AND ranked.n <= 999999;
 
-CREATE VIEW next_task_number AS
-SELECT COALESCE(
-    (SELECT min(number) FROM freed_numbers WHERE reusable = 1),
-    max(COALESCE((SELECT max(number) FROM tasks WHERE number IS NOT NULL), 0),
-        COALESCE((SELECT max(number) FROM freed_numbers), 0)) + 1) AS number;
-
-CREATE TRIGGER tasks_number_on_insert AFTER INSERT ON tasks
-WHEN NEW.completed = 0 AND NEW.is_deleted = 0 AND NEW.number IS NULL
 "#,
-    give_number!(),
-    r#"
-CREATE TRIGGER tasks_number_on_return AFTER UPDATE OF completed, is_deleted ON tasks
-WHEN NEW.completed = 0 AND NEW.is_deleted = 0 AND NEW.number IS NULL
-"#,
-    give_number!(),
-    r#"
-CREATE TRIGGER tasks_number_on_leave AFTER UPDATE OF completed, is_deleted ON tasks
-WHEN NEW.number IS NOT NULL AND (NEW.completed = 1 OR NEW.is_deleted = 1)
-BEGIN
-    INSERT OR REPLACE INTO freed_numbers (number, reusable) VALUES (NEW.number, 0);
-    UPDATE tasks SET number = NULL WHERE id = NEW.id;
-END;
-
-CREATE TRIGGER tasks_number_on_delete AFTER DELETE ON tasks
-WHEN OLD.number IS NOT NULL
-BEGIN
-    INSERT OR REPLACE INTO freed_numbers (number, reusable) VALUES (OLD.number, 0);
-END;
-"#
+    numbering!()
 );
 
 /// The schema version this build writes.
@@ -457,6 +573,185 @@ mod tests {
                 [&id],
             )
             .is_err());
+    }
+
+    /// How many temporary tables SQLite builds to run `sql` (each a cost on every run).
+    fn temporary_tables(conn: &Connection, sql: &str) -> usize {
+        let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+        let opcodes: Vec<String> = stmt
+            .query_map([], |r| r.get(1))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        opcodes.iter().filter(|op| *op == "OpenEphemeral").count()
+    }
+
+    #[test]
+    fn the_lighter_writes_migration_keeps_every_row_its_id_and_its_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut conn = at_version(&path, 5);
+        let t = "2026-01-01T00:00:00.000Z";
+        insert(&conn, "a", t, false, false);
+        insert(&conn, "b", t, false, false);
+        insert(&conn, "done", t, false, false);
+        conn.execute(
+            "UPDATE tasks SET completed = 1, priority = 'H', tags = '[\"x\"]' WHERE title = 'done'",
+            [],
+        )
+        .unwrap();
+        let id: String = conn
+            .query_row("SELECT id FROM tasks WHERE title = 'a'", [], |r| r.get(0))
+            .unwrap();
+        let numbered = numbers(&conn);
+        type Row = (String, String, bool, Option<String>, String, Option<u32>);
+        let rows = |conn: &Connection| -> Vec<Row> {
+            conn.prepare(
+                "SELECT id, title, completed, priority, tags, number FROM tasks ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+        };
+        let tasks_before = rows(&conn);
+        conn.execute(
+            "INSERT INTO history (id, task_id, field, old, new, origin, at, conflict)
+             VALUES (7, ?1, 'tag:x', 'false', 'true', 'remote', '2026-01-01T00:00:00.000Z', 1)",
+            [&id],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO sync_queue (id, op_id, task_id, operation, data, changed_fields,
+                                     created_at, retry_count, state, base)
+             VALUES (9, 'op', ?1, 'update', '{}', '[\"title\"]', '2026-01-01T00:00:00.000Z', 2,
+                     'failed', '{\"title\":\"a\"}')",
+            [&id],
+        )
+        .unwrap();
+        let history_insert = "INSERT INTO history (task_id, field, old, new, origin, at, conflict)
+                              VALUES ('t', 'title', 'null', '\"a\"', 'local', 'now', 0)";
+        let queue_insert = "INSERT INTO sync_queue (op_id, task_id, operation, data,
+                                                    changed_fields, created_at)
+                            VALUES ('o', 't', 'create', '{}', '[]', 'now')";
+        let task_insert = "INSERT INTO tasks (id, title, created_at, updated_at, sync_status,
+                                              priority)
+                           VALUES ('t', 'x', 'now', 'now', 'synced', 'H')";
+        let status_update = "UPDATE tasks SET sync_status = 'synced' WHERE id = 't'";
+        assert_eq!(temporary_tables(&conn, history_insert), 1);
+        assert_eq!(temporary_tables(&conn, queue_insert), 1);
+        assert_eq!(temporary_tables(&conn, task_insert), 2);
+        assert_eq!(temporary_tables(&conn, status_update), 1);
+        migrate(&mut conn).unwrap();
+        assert_eq!(rows(&conn), tasks_before);
+        assert_eq!(numbers(&conn), numbered);
+        for sql in [history_insert, queue_insert, task_insert, status_update] {
+            assert_eq!(temporary_tables(&conn, sql), 0, "{sql}");
+        }
+        // The numbering triggers live on: a task that leaves the set frees its number, one
+        // that arrives takes the next.
+        conn.execute("UPDATE tasks SET is_deleted = 1 WHERE title = 'b'", [])
+            .unwrap();
+        insert(&conn, "c", t, false, false);
+        let after: Vec<_> = numbers(&conn)
+            .into_iter()
+            .filter(|(_, n)| n.is_some())
+            .collect();
+        assert_eq!(
+            after,
+            [("a".to_string(), Some(1)), ("c".to_string(), Some(4))]
+        );
+        let entry: (i64, String, String, bool) = conn
+            .query_row(
+                "SELECT id, task_id, field, conflict FROM history",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(entry, (7, id.clone(), "tag:x".into(), true));
+        let queued: (i64, String, u32, String, Option<String>) = conn
+            .query_row(
+                "SELECT id, task_id, retry_count, state, base FROM sync_queue",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            queued,
+            (
+                9,
+                id.clone(),
+                2,
+                "failed".into(),
+                Some("{\"title\":\"a\"}".into())
+            )
+        );
+        assert_eq!(temporary_tables(&conn, history_insert), 0);
+        assert_eq!(temporary_tables(&conn, queue_insert), 0);
+        // The checks still hold, and the queue still refers to its tasks.
+        for bad in [
+            "INSERT INTO history (task_id, field, old, new, origin, at)
+             VALUES ('t', 'colour', 'null', 'true', 'local', 'now')",
+            "INSERT INTO sync_queue (op_id, task_id, operation, data, changed_fields, created_at)
+             VALUES ('o2', 'no such task', 'create', '{}', '[]', 'now')",
+        ] {
+            assert!(conn.execute(bad, []).is_err(), "{bad}");
+        }
+        let bad_operation = conn.execute(
+            "INSERT INTO sync_queue (op_id, task_id, operation, data, changed_fields, created_at)
+             VALUES ('o3', ?1, 'merge', '{}', '[]', 'now')",
+            [&id],
+        );
+        assert!(bad_operation.is_err());
+        let bad_status = conn.execute("UPDATE tasks SET sync_status = 'lost' WHERE id = ?1", [&id]);
+        assert!(bad_status.is_err());
+        let bad_priority = conn.execute("UPDATE tasks SET priority = 'X' WHERE id = ?1", [&id]);
+        assert!(bad_priority.is_err());
+        let leftovers: u32 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name LIKE '%v6' OR name = 'queue_set_aside'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(leftovers, 0);
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema
+                 WHERE type IN ('index', 'trigger', 'view') AND sql IS NOT NULL
+                 ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "history_by_task",
+                "next_task_number",
+                "sync_queue_by_next_attempt",
+                "sync_queue_by_task",
+                "tasks_by_created_at",
+                "tasks_by_due",
+                "tasks_by_number",
+                "tasks_number_on_delete",
+                "tasks_number_on_insert",
+                "tasks_number_on_leave",
+                "tasks_number_on_return",
+            ]
+        );
     }
 
     #[test]

@@ -688,7 +688,8 @@ async fn create_update_and_delete_record_each_changed_field() {
     let (_dir, store) = open();
     let task = store.create(new_task("Buy milk")).await.unwrap();
     let created = changes(&store, task.id);
-    // Created: every field, from null.
+    // Created: the title and each field it sets, from null (not completed and not deleted are
+    // no change).
     let mut expected = vec![
         entry(Field::Title, "null", "\"Buy milk\"", Local, false),
         entry(
@@ -698,8 +699,6 @@ async fn create_update_and_delete_record_each_changed_field() {
             Local,
             false,
         ),
-        entry(Field::Completed, "null", "false", Local, false),
-        entry(Field::IsDeleted, "null", "false", Local, false),
     ];
     expected.reverse();
     assert_eq!(created, expected);
@@ -719,7 +718,7 @@ async fn create_update_and_delete_record_each_changed_field() {
         .await
         .unwrap();
     let after_update = changes(&store, task.id);
-    assert_eq!(after_update.len(), 6, "only the two fields that changed");
+    assert_eq!(after_update.len(), 4, "only the two fields that changed");
     assert_eq!(
         after_update[..2],
         [
@@ -746,7 +745,7 @@ async fn create_update_and_delete_record_each_changed_field() {
 
     let deleted = store.delete(task.id).await.unwrap();
     let history = store.history(task.id).unwrap();
-    assert_eq!(history.entries.len(), 7, "a deleted task keeps its history");
+    assert_eq!(history.entries.len(), 5, "a deleted task keeps its history");
     assert_eq!(history.entries[0].at, deleted.updated_at);
     assert_eq!(
         changes(&store, task.id)[0],
@@ -771,7 +770,7 @@ async fn an_update_that_changes_nothing_records_nothing() {
         .await
         .unwrap();
     assert!(changed.is_empty());
-    assert_eq!(store.history(task.id).unwrap().entries.len(), 4);
+    assert_eq!(store.history(task.id).unwrap().entries.len(), 2);
 }
 
 #[tokio::test]
@@ -804,7 +803,7 @@ async fn pulled_changes_record_only_fields_whose_stored_value_changed() {
     use HistoryOrigin::Remote;
     let (_dir, store) = open();
     let device = Uuid::now_v7();
-    // A task this device never had: all fields, from null.
+    // A task this device never had: the fields it sets (here the title alone), from null.
     let mut theirs = WireTask {
         id: Uuid::now_v7(),
         title: "Theirs".into(),
@@ -825,7 +824,8 @@ async fn pulled_changes_record_only_fields_whose_stored_value_changed() {
         .await
         .unwrap();
     let pulled = changes(&store, theirs.id);
-    assert_eq!(pulled.len(), 4);
+    assert_eq!(pulled.len(), 1);
+    assert_eq!(pulled[0].0, Field::Title);
     assert!(pulled
         .iter()
         .all(|c| c.1 == "null" && c.3 == Remote && !c.4));
@@ -838,7 +838,7 @@ async fn pulled_changes_record_only_fields_whose_stored_value_changed() {
         .await
         .unwrap();
     let after = changes(&store, theirs.id);
-    assert_eq!(after.len(), 5);
+    assert_eq!(after.len(), 2);
     assert_eq!(
         after[0],
         entry(Field::Completed, "false", "true", Remote, false)
@@ -853,7 +853,7 @@ async fn pulled_changes_record_only_fields_whose_stored_value_changed() {
         .store_pulled(page(vec![theirs.clone()], "3"), "pull_cursor test".into())
         .await
         .unwrap();
-    assert_eq!(changes(&store, theirs.id).len(), 5);
+    assert_eq!(changes(&store, theirs.id).len(), 2);
 }
 
 #[tokio::test]
@@ -946,15 +946,15 @@ async fn history_is_pruned_by_age_and_by_count_and_survives_a_restart() {
         (old, busy)
     };
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.history(old.id).unwrap().entries.len(), 4);
-    assert_eq!(store.history(busy.id).unwrap().entries.len(), 14);
+    assert_eq!(store.history(old.id).unwrap().entries.len(), 2);
+    assert_eq!(store.history(busy.id).unwrap().entries.len(), 12);
     let pruned = store.prune_history(90).await.unwrap();
-    assert_eq!(pruned, 4, "only the old task's entries were too old");
+    assert_eq!(pruned, 2, "only the old task's entries were too old");
     assert!(store.history(old.id).unwrap().entries.is_empty());
     let newest = store.history(busy.id).unwrap().entries;
 
     let cutoff = Timestamp::from_millis(0).unwrap();
-    assert_eq!(store.prune_history_before(cutoff, 5).await.unwrap(), 9);
+    assert_eq!(store.prune_history_before(cutoff, 5).await.unwrap(), 7);
     let kept = store.history(busy.id).unwrap().entries;
     assert_eq!(kept, newest[..5], "the newest five are kept");
     assert_eq!(kept[0].new, "\"busy 9\"");
