@@ -189,6 +189,9 @@ pub(crate) enum Fault {
     EmptyEndlessPages,
     /// Pulls answer at once with `has_more` and cursors that alternate between two values.
     AlternatingCursors,
+    /// Pushes go through, and pulls until this many were seen on the link; then nothing
+    /// answers them (the connection breaks in the middle of a long pull).
+    PullsBreakAfter(u64),
 }
 
 /// One device's way to the server.
@@ -312,7 +315,8 @@ impl Transport for FakeLink {
                 | Fault::BackwardsCursor
                 | Fault::EndlessPages
                 | Fault::EmptyEndlessPages
-                | Fault::AlternatingCursors => self.server().accept(batch),
+                | Fault::AlternatingCursors
+                | Fault::PullsBreakAfter(_) => self.server().accept(batch),
             }
         })
     }
@@ -324,11 +328,13 @@ impl Transport for FakeLink {
         wait: Option<Duration>,
     ) -> BoxFuture<'a, Result<ChangesResponse, SyncError>> {
         Box::pin(async move {
-            self.pulls
+            let seen = 1 + self
+                .pulls
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             FakeLink::round_trip().await;
             match self.fault() {
                 Fault::Offline => Err(FakeLink::offline()),
+                Fault::PullsBreakAfter(pulls) if seen > pulls => Err(FakeLink::offline()),
                 Fault::Busy => Err(FakeLink::busy()),
                 Fault::Unauthorized => Err(SyncError::Unauthorized(401)),
                 Fault::NoWait => self.server().changes(since, limit, None).await,
@@ -378,9 +384,11 @@ impl Transport for FakeLink {
                     has_more: true,
                     conflicts: Vec::new(),
                 }),
-                Fault::None | Fault::Fail | Fault::Reject | Fault::LoseNextAnswer => {
-                    self.server().changes(since, limit, wait).await
-                }
+                Fault::None
+                | Fault::Fail
+                | Fault::Reject
+                | Fault::LoseNextAnswer
+                | Fault::PullsBreakAfter(_) => self.server().changes(since, limit, wait).await,
             }
         })
     }

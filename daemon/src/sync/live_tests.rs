@@ -395,6 +395,38 @@ async fn a_live_cursor_that_goes_backwards_is_a_bad_answer_and_not_hammered() {
     );
 }
 
+/// A long pull whose connection breaks keeps what it fetched before the break: the pages
+/// are stored (several in one transaction) before the error is answered, and the next round
+/// goes on from there.
+#[tokio::test(start_paused = true)]
+async fn pages_fetched_before_a_pull_breaks_are_kept_and_the_next_round_goes_on() {
+    let server = FakeServer::new(clock());
+    let a = device(&server);
+    for i in 0..1_700 {
+        a.create(&format!("task {i}")).await;
+    }
+    push(&a).await;
+    let b = device(&server);
+    b.link.set_fault(Fault::PullsBreakAfter(3));
+    let broken = round(&b, true).await;
+    assert!(!broken.succeeded(), "the fourth page never came");
+    assert_eq!(
+        b.store.counts().unwrap().tasks,
+        1_500,
+        "three pages of 500 kept"
+    );
+    b.link.set_fault(Fault::None);
+    let pulls = b.link.pulls();
+    let healed = round(&b, true).await;
+    assert!(healed.succeeded(), "{:?}", healed.errors);
+    assert_eq!(b.store.counts().unwrap().tasks, 1_700);
+    assert_eq!(
+        b.link.pulls() - pulls,
+        1,
+        "only the last page was asked again"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_server_that_pages_forever_neither_hangs_sync_nor_starves_pushes() {
     let (server, b, sync, _stop) = hostile(Fault::EndlessPages).await;

@@ -44,6 +44,9 @@ const PIPELINE_DEPTH: usize = 4;
 
 /// Most pages one pull slice takes (10,000 changes).
 pub(crate) const SLICE_PAGES: usize = 20;
+/// Most pages stored in one local transaction (2,000 changes): larger transactions write
+/// fewer index pages per change, but hold the writer, and every local command, longer.
+const STORE_PAGES: usize = 4;
 /// Longest a pull slice runs before local changes get their turn.
 pub(crate) const SLICE_TIME: Duration = Duration::from_secs(2);
 
@@ -724,14 +727,45 @@ impl Round<'_> {
         (items, corrupt)
     }
 
-    /// Pulls from the stored cursor, one local transaction per page, until the server has no
-    /// more, [`SLICE_PAGES`] pages were stored, or [`SLICE_TIME`] passed.
+    /// Pulls from the stored cursor until the server has no more, [`SLICE_PAGES`] pages were
+    /// stored, or [`SLICE_TIME`] passed. Pages are fetched and checked in groups of up to
+    /// [`STORE_PAGES`], and a group is stored in one local transaction: a pull writes each
+    /// index page it touches once per transaction, and random task ids spread every page of
+    /// changes over most of the index. While a group is stored the next one is fetched, so
+    /// the server's reads and the local writes overlap. Groups are stored in order; a group
+    /// fetched ahead of a store that fails is dropped (the stored cursor did not move past
+    /// it), and the pages fetched before a fetch fails are stored before the error is
+    /// answered.
     pub(crate) async fn pull_slice(&self, cursors: &mut CursorCheck) -> Result<Slice, SyncError> {
         let started = Instant::now();
         let mut cursor = read_cursor(self.store, self.transport.base())?;
         let mut slice = Slice::default();
-        for _ in 0..SLICE_PAGES {
-            let mut page = match self.transport.changes(&cursor, PULL_PAGE, None).await {
+        let mut pages_left = SLICE_PAGES;
+        let (mut group, mut fetch) = self
+            .fetch_group(&mut cursor, cursors, pages_left.min(STORE_PAGES))
+            .await;
+        loop {
+            pages_left = pages_left.saturating_sub(group.len());
+            slice.received += group
+                .iter()
+                .map(|page| page.changes.len() as u64)
+                .sum::<u64>();
+            let has_more = group.last().is_none_or(|page| page.has_more);
+            if fetch.is_ok() && has_more && pages_left > 0 && started.elapsed() < SLICE_TIME {
+                let (stored, next) = tokio::join!(
+                    self.store_pages(&mut slice, group),
+                    self.fetch_group(&mut cursor, cursors, pages_left.min(STORE_PAGES))
+                );
+                stored?;
+                (group, fetch) = next;
+                continue;
+            }
+            self.store_pages(&mut slice, group).await?;
+            match fetch {
+                Ok(()) => {
+                    slice.finished = !has_more;
+                    return Ok(slice);
+                }
                 Err(SyncError::CursorUnknown(reason)) if !cursor.is_empty() => {
                     tracing::warn!(
                         "the sync server does not know our pull cursor {cursor:?} ({reason}); pulling everything again"
@@ -746,28 +780,71 @@ impl Round<'_> {
                     *cursors = CursorCheck::default();
                     cursor.clear();
                     slice.restarted = true;
-                    continue;
+                    (group, fetch) = self
+                        .fetch_group(&mut cursor, cursors, pages_left.clamp(1, STORE_PAGES))
+                        .await;
                 }
-                answer => answer?,
-            };
-            check_changes(&cursor, &mut page)?;
-            cursors.step(&cursor, &page.cursor)?;
-            cursor = page.cursor.clone();
-            let has_more = page.has_more;
-            slice.received += page.changes.len() as u64;
-            let stored = store_page(self.store, self.events, self.transport.base(), page).await?;
-            slice.changed += stored.changed;
-            slice.conflicts.extend(stored.conflicts);
-            if !has_more {
-                slice.finished = true;
-                return Ok(slice);
+                Err(error) => return Err(error),
             }
-            if started.elapsed() >= SLICE_TIME {
+        }
+    }
+
+    /// Fetches and checks pages from `cursor` (moving it past each) until `max_pages`, the
+    /// server has no more, or a fetch or check fails: answers the pages and how it ended.
+    async fn fetch_group(
+        &self,
+        cursor: &mut String,
+        cursors: &mut CursorCheck,
+        max_pages: usize,
+    ) -> (Vec<ChangesResponse>, Result<(), SyncError>) {
+        let mut group = Vec::new();
+        while group.len() < max_pages {
+            let mut page = match self.transport.changes(cursor, PULL_PAGE, None).await {
+                Ok(page) => page,
+                Err(error) => return (group, Err(error)),
+            };
+            let checked =
+                check_changes(cursor, &mut page).and_then(|()| cursors.step(cursor, &page.cursor));
+            if let Err(error) = checked {
+                return (group, Err(error));
+            }
+            cursor.clone_from(&page.cursor);
+            let has_more = page.has_more;
+            group.push(page);
+            if !has_more {
                 break;
             }
         }
-        Ok(slice)
+        (group, Ok(()))
     }
+
+    /// Stores checked pages, in order, in one local transaction, and counts what they did.
+    async fn store_pages(
+        &self,
+        slice: &mut Slice,
+        pages: Vec<ChangesResponse>,
+    ) -> Result<(), SyncError> {
+        let Some(merged) = merge_pages(pages) else {
+            return Ok(());
+        };
+        let stored = store_page(self.store, self.events, self.transport.base(), merged).await?;
+        slice.changed += stored.changed;
+        slice.conflicts.extend(stored.conflicts);
+        Ok(())
+    }
+}
+
+/// Consecutive pages as one: their changes and conflicts in order, the last one's cursor.
+fn merge_pages(pages: Vec<ChangesResponse>) -> Option<ChangesResponse> {
+    let mut pages = pages.into_iter();
+    let mut merged = pages.next()?;
+    for page in pages {
+        merged.changes.extend(page.changes);
+        merged.conflicts.extend(page.conflicts);
+        merged.cursor = page.cursor;
+        merged.has_more = page.has_more;
+    }
+    Some(merged)
 }
 
 /// What one pull slice did.

@@ -63,7 +63,7 @@ pub(super) struct Coverage {
 impl Coverage {
     fn fault(&mut self, fault: Fault) {
         match fault {
-            Fault::Offline => self.partitions += 1,
+            Fault::Offline | Fault::PullsBreakAfter(_) => self.partitions += 1,
             Fault::Busy => self.storms += 1,
             Fault::Fail | Fault::Reject | Fault::Lie => self.refusals += 1,
             Fault::NoWait
